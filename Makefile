@@ -1,0 +1,71 @@
+# pgfast developer and CI entry points. Every target sets up what it needs.
+#   make test    fresh venv + CPU torch + pgfast[test] + pytest (strict) + bench smoke run
+#   make demo    fresh venv + the short study (CartPole-v1, PPO vs VPG, 3 seeds) + plot
+#   make bench   benchmarks, saved for regression tracking (--benchmark-autosave)
+#   make bench-compare   latest saved run vs the previous one; fails on a >10% mean regression
+#   make inplace rebuild pgfast/_C*.so in the source tree (for development)
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH_CPU ?= torch==2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+EXTRAS ?= test,bench,mujoco,cli
+BENCH_REGRESSION ?= mean:10%
+RUNS ?= runs
+
+.PHONY: venv install test test-fast test-slow bench-smoke bench bench-compare demo inplace clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip >/dev/null
+
+venv: $(PY)
+
+# Torch: a CPU build is installed first where no torch is present, so the
+# `torch>=2.2` requirement is already met and pip never pulls a CUDA build.
+install: $(PY)
+	@$(PY) -c "import torch" 2>/dev/null || \
+	  $(PIP) install "$(TORCH_CPU)" || \
+	  $(PIP) install --index-url "$(TORCH_CPU_INDEX)" "torch>=2.2"
+	$(PIP) install ".[$(EXTRAS)]"
+
+# Tests import the installed wheel (import-mode=importlib keeps the source
+# tree off sys.path), so they exercise the built pgfast._C.
+test: install
+	cd tests && ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. .. $(PYTEST_ARGS)
+	$(MAKE) bench-smoke
+
+test-fast: install
+	cd tests && ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. .. -m "not slow" $(PYTEST_ARGS)
+
+bench-smoke: install
+	cd bench && ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. -o testpaths=bench \
+	  -o python_files='bench_*.py' -p no:cacheprovider --benchmark-disable -q ../bench
+
+bench: install
+	cd bench && ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. -o testpaths=bench \
+	  -o python_files='bench_*.py' -p no:cacheprovider --benchmark-autosave \
+	  --benchmark-storage=file://../.benchmarks --benchmark-columns=mean,stddev,rounds \
+	  -q ../bench $(BENCH_ARGS)
+
+bench-compare: install
+	cd bench && ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. -o testpaths=bench \
+	  -o python_files='bench_*.py' -p no:cacheprovider --benchmark-autosave \
+	  --benchmark-storage=file://../.benchmarks --benchmark-compare \
+	  --benchmark-compare-fail=$(BENCH_REGRESSION) -q ../bench $(BENCH_ARGS)
+
+demo: install
+	$(VENV)/bin/pgfast experiment ppo-vs-vpg --envs CartPole-v1 --seeds 0 1 2 \
+	  --total-timesteps 50000 --out $(RUNS)/demo
+
+inplace: $(PY)
+	@mkdir -p build/dev
+	flock build/dev.lock sh -c '\
+	  cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	    -Dpybind11_DIR=$$($(PY) -m pybind11 --cmakedir) -DPython_EXECUTABLE=$(abspath $(PY)) >/dev/null && \
+	  cmake --build build/dev && cp build/dev/_C*.so pgfast/'
+
+clean:
+	rm -rf build dist .benchmarks pgfast/_C*.so

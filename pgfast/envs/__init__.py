@@ -1,0 +1,78 @@
+"""Vectorised environments: ``make_vec`` and the native VectorEnv classes.
+
+``make_vec(env_id, num_envs, ...)`` returns a :class:`gymnasium.vector.VectorEnv`.
+Ids with a native implementation get it; any other registered id falls back to
+``gymnasium.make_vec``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional
+
+import gymnasium as gym
+
+__all__ = ["make_vec", "register_native", "native_ids"]
+
+# env_id -> factory(num_envs, seed, autoreset_mode, num_threads, **kwargs) -> VectorEnv
+_NATIVE: Dict[str, Callable[..., gym.vector.VectorEnv]] = {}
+
+_AUTORESET_MODES = ("next_step", "same_step")
+
+
+def register_native(env_id: str, factory: Callable[..., gym.vector.VectorEnv]) -> None:
+    """Register a native vectorised implementation for ``env_id``."""
+    _NATIVE[env_id] = factory
+
+
+def native_ids() -> list:
+    """Ids that have a native vectorised implementation."""
+    return sorted(_NATIVE)
+
+
+def make_vec(
+    env_id: str,
+    num_envs: int = 1,
+    seed: Optional[int] = None,
+    autoreset_mode: str = "next_step",
+    num_threads: int = 1,
+    backend: str = "auto",
+    vectorization_mode: str = "sync",
+    **kwargs: Any,
+) -> gym.vector.VectorEnv:
+    """Make ``num_envs`` copies of ``env_id`` stepped as one vector env.
+
+    Args:
+        env_id: a gymnasium id, e.g. ``"CartPole-v1"``.
+        num_envs: number of parallel copies (>= 1).
+        seed: if given, the env is reset once with this seed (env i gets a
+            stream derived deterministically from (seed, i)).
+        autoreset_mode: ``"next_step"`` (gymnasium's default) or ``"same_step"``.
+        num_threads: worker threads of a native env (results do not depend on it).
+        backend: ``"auto"`` (native where available), ``"native"`` (error if not
+            available) or ``"gymnasium"`` (always gymnasium's vector env).
+        vectorization_mode: for the gymnasium fallback, ``"sync"`` or ``"async"``.
+        **kwargs: passed to the env constructor.
+    """
+    if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+        raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+    if autoreset_mode not in _AUTORESET_MODES:
+        raise ValueError(f"autoreset_mode must be one of {_AUTORESET_MODES}, got {autoreset_mode!r}")
+    if not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"num_threads must be a positive int, got {num_threads!r}")
+    if backend not in ("auto", "native", "gymnasium"):
+        raise ValueError(f"backend must be 'auto', 'native' or 'gymnasium', got {backend!r}")
+    if backend != "gymnasium" and env_id in _NATIVE:
+        env = _NATIVE[env_id](num_envs=num_envs, seed=seed, autoreset_mode=autoreset_mode,
+                              num_threads=num_threads, **kwargs)
+        return env
+    if backend == "native":
+        raise ValueError(f"no native implementation of {env_id!r}; native ids: {native_ids()}")
+    if vectorization_mode not in ("sync", "async"):
+        raise ValueError(f"vectorization_mode must be 'sync' or 'async', got {vectorization_mode!r}")
+    mode = gym.vector.AutoresetMode.NEXT_STEP if autoreset_mode == "next_step" \
+        else gym.vector.AutoresetMode.SAME_STEP
+    env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=vectorization_mode,
+                       vector_kwargs={"autoreset_mode": mode}, **kwargs)
+    if seed is not None:
+        env.reset(seed=seed)
+    return env
