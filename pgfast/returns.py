@@ -25,6 +25,7 @@ copied.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
@@ -56,10 +57,11 @@ def _is_tensor(x: Any) -> bool:
 
 
 def _check_coeff(value: Any, name: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
+    if _is_tensor(value) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    v = float(value)
     if not math.isfinite(v) or v < 0.0 or v > 1.0:
         raise ValueError(f"{name} must be a finite number in [0, 1], got {value!r}")
     return v
