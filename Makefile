@@ -11,7 +11,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_CPU ?= torch==2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
-EXTRAS ?= test,bench,mujoco,cli
+EXTRAS ?= test,bench,mujoco,cli,ray
+STAMP := $(VENV)/.pgfast-installed
+SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc pgfast -type f \( -name '*.py' -o -name '*.pyi' -o -name '*.cpp' -o -name '*.hpp' -o -name '*.typed' \) 2>/dev/null)
+BENCH_PYTEST := cd bench && ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. -o testpaths=bench \
+	  -o python_files='bench_*.py' -p no:cacheprovider
 BENCH_REGRESSION ?= mean:10%
 RUNS ?= runs
 
@@ -19,40 +23,39 @@ RUNS ?= runs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --upgrade pip >/dev/null
 
 venv: $(PY)
 
 # Torch: a CPU build is installed first where no torch is present, so the
 # `torch>=2.2` requirement is already met and pip never pulls a CUDA build.
-install: $(PY)
+install: $(STAMP)
+
+$(STAMP): $(PY) $(SOURCES)
 	@$(PY) -c "import torch" 2>/dev/null || \
 	  $(PIP) install "$(TORCH_CPU)" || \
 	  $(PIP) install --index-url "$(TORCH_CPU_INDEX)" "torch>=2.2"
 	$(PIP) install ".[$(EXTRAS)]"
+	@touch $(STAMP)
 
 # Tests import the installed wheel (import-mode=importlib keeps the source
 # tree off sys.path), so they exercise the built pgfast._C.
 test: install
 	cd tests && ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. .. $(PYTEST_ARGS)
-	$(MAKE) bench-smoke
+	$(BENCH_PYTEST) --benchmark-disable -q ../bench
 
 test-fast: install
 	cd tests && ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. .. -m "not slow" $(PYTEST_ARGS)
 
 bench-smoke: install
-	cd bench && ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. -o testpaths=bench \
-	  -o python_files='bench_*.py' -p no:cacheprovider --benchmark-disable -q ../bench
+	$(BENCH_PYTEST) --benchmark-disable -q ../bench
 
 bench: install
-	cd bench && ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. -o testpaths=bench \
-	  -o python_files='bench_*.py' -p no:cacheprovider --benchmark-autosave \
+	$(BENCH_PYTEST) --benchmark-autosave \
 	  --benchmark-storage=file://../.benchmarks --benchmark-columns=mean,stddev,rounds \
 	  -q ../bench $(BENCH_ARGS)
 
 bench-compare: install
-	cd bench && ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. -o testpaths=bench \
-	  -o python_files='bench_*.py' -p no:cacheprovider --benchmark-autosave \
+	$(BENCH_PYTEST) --benchmark-autosave \
 	  --benchmark-storage=file://../.benchmarks --benchmark-compare \
 	  --benchmark-compare-fail=$(BENCH_REGRESSION) -q ../bench $(BENCH_ARGS)
 

@@ -1,0 +1,98 @@
+"""GAE throughput: pgfast.gae vs a NumPy loop over T (Stable-Baselines3's way) and a
+torch loop, float32, in the same run. Ratios go to extra_info.
+
+    make bench BENCH_ARGS="-k returns"
+
+Targets on the 2-core reference machine: >= 300x the NumPy loop at (2048, 1);
+>= 4x at (256, 1024); >= 50% of numpy.copyto bandwidth at (1000, 4096).
+Set PGFAST_BENCH_STRICT=1 to turn missed targets into failures.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import pgfast
+from _peers import best_time, gae_numpy_loop, gae_torch_loop
+
+SHAPES = [(2048, 1), (128, 64), (256, 1024), (1000, 4096)]
+TARGET_VS_NUMPY = {(2048, 1): 300.0, (256, 1024): 4.0}
+TARGET_BANDWIDTH = {(1000, 4096): 0.5}
+STRICT = os.environ.get("PGFAST_BENCH_STRICT") == "1"
+
+
+def _inputs(T, N, seed=0):
+    rng = np.random.default_rng(seed)
+    r, v, nv = (rng.normal(size=(T, N)).astype(np.float32) for _ in range(3))
+    te = rng.random((T, N)) < 0.01
+    tr = rng.random((T, N)) < 0.005
+    return r, v, nv, te, tr
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("T,N", SHAPES, ids=[f"{t}x{n}" for t, n in SHAPES])
+def test_gae_pgfast_vs_peers(benchmark, T, N):
+    r, v, nv, te, tr = _inputs(T, N)
+    args = (r, v, nv, te, tr, 0.99, 0.95)
+    adv, ret = benchmark(pgfast.gae, *args)
+
+    # Peers, timed in this same run, and checked to compute the same thing.
+    t_np = best_time(lambda: gae_numpy_loop(*args))
+    targs = tuple(torch.from_numpy(a) for a in (r, v, nv, te, tr)) + (0.99, 0.95)
+    t_torch = best_time(lambda: gae_torch_loop(*targs))
+    t_ours = best_time(lambda: pgfast.gae(*args))
+    np.testing.assert_allclose(gae_numpy_loop(*args)[0], adv, rtol=1e-4, atol=1e-4)
+
+    elems = T * N
+    info = benchmark.extra_info
+    info.update(
+        shape=f"{T}x{N}",
+        pgfast_elements_per_s=elems / t_ours,
+        numpy_loop_elements_per_s=elems / t_np,
+        torch_loop_elements_per_s=elems / t_torch,
+        speedup_vs_numpy_loop=t_np / t_ours,
+        speedup_vs_torch_loop=t_torch / t_ours,
+    )
+    if (T, N) in TARGET_BANDWIDTH:
+        # Bytes the kernel moves: reads r, v, nv (4 B each) and two bool flags,
+        # writes advantages and returns (4 B each) = 22 B per element.
+        src = np.ones(elems, np.float32)
+        dst = np.empty_like(src)
+        t_copy = best_time(lambda: np.copyto(dst, src))
+        copy_bps = 2 * src.nbytes / t_copy
+        kernel_bps = 22 * elems / t_ours
+        info.update(copy_bytes_per_s=copy_bps, kernel_bytes_per_s=kernel_bps,
+                    fraction_of_copy_bandwidth=kernel_bps / copy_bps)
+    target = TARGET_VS_NUMPY.get((T, N))
+    if target is not None:
+        info["target_vs_numpy_loop"] = target
+        if STRICT:
+            assert t_np / t_ours >= target
+    if STRICT and (T, N) in TARGET_BANDWIDTH:
+        assert info["fraction_of_copy_bandwidth"] >= TARGET_BANDWIDTH[(T, N)]
+    print(f"\n[gae {T}x{N}] pgfast {elems / t_ours:.3e} el/s; "
+          f"{t_np / t_ours:.1f}x numpy loop; {t_torch / t_ours:.1f}x torch loop"
+          + (f"; {info['fraction_of_copy_bandwidth']:.0%} of copy bandwidth"
+             if "fraction_of_copy_bandwidth" in info else ""))
+
+
+@pytest.mark.parametrize("impl", ["numpy_loop", "torch_loop"])
+def test_gae_peer_256x1024(benchmark, impl):
+    """The peers on their own, so saved runs track them too."""
+    r, v, nv, te, tr = _inputs(256, 1024)
+    if impl == "numpy_loop":
+        benchmark(gae_numpy_loop, r, v, nv, te, tr, 0.99, 0.95)
+    else:
+        t = [torch.from_numpy(a) for a in (r, v, nv, te, tr)]
+        benchmark(gae_torch_loop, *t, 0.99, 0.95)
