@@ -1,0 +1,231 @@
+"""The ``pgfast`` command: train, eval, experiment, plot.
+
+Examples::
+
+    pgfast train ppo CartPole-v1 --total-timesteps 100000 --seed 1 --set learning_rate=3e-4
+    pgfast train --resume runs/ppo-CartPole-v1-seed1/ckpt.pt --total-timesteps 200000
+    pgfast eval runs/ppo-CartPole-v1-seed1/ckpt.pt --episodes 20 --video videos/
+    pgfast experiment ppo-vs-vpg --envs CartPole-v1 --seeds 0 1 2 --total-timesteps 50000 --out runs/demo
+    pgfast plot runs/demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+__all__ = ["main", "build_parser"]
+
+
+class CLIError(Exception):
+    """A user error: printed as ``pgfast: error: ...`` with exit status 2."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(float(text)) if ("e" in text.lower() or "." in text) and float(text).is_integer() else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``pgfast`` command (all subcommands)."""
+    from pgfast import experiments
+
+    p = argparse.ArgumentParser(
+        prog="pgfast",
+        description="Fast policy-gradient RL (VPG, TRPO, PPO): train agents, evaluate them, run multi-seed studies.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    t = sub.add_parser("train", help="train one agent", description=(
+        "Train one agent with the env's preset hyperparameters (pgfast/presets.py), overridable with --set. "
+        "Writes progress.csv, TensorBoard logs (tb/) and periodic atomic checkpoints (ckpt.pt, ckpt.prev.pt) "
+        "to --out. Ctrl-C or SIGTERM saves a checkpoint before exiting; --resume continues from one."))
+    t.add_argument("algo", nargs="?", metavar="ALGO", help="vpg, trpo or ppo (not needed with --resume)")
+    t.add_argument("env_id", nargs="?", metavar="ENV_ID", help="environment id, e.g. CartPole-v1")
+    t.add_argument("--total-timesteps", type=_positive_int, default=None,
+                   help="env steps to train in total (default: the env's study budget; with --resume: the "
+                        "checkpoint's target)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="training device")
+    t.add_argument("--set", dest="overrides", action="append", nargs="+", default=[], metavar="FIELD=VALUE",
+                   help="override a Config field, e.g. --set learning_rate=3e-4 num_envs=16")
+    t.add_argument("--out", default=None, help="output directory (default runs/ALGO-ENV_ID-seedS; with --resume: "
+                                               "the checkpoint's directory)")
+    t.add_argument("--resume", default=None, metavar="CKPT", help="checkpoint file or run directory to continue")
+    t.add_argument("--checkpoint-interval", type=_nonneg_float, default=60.0,
+                   help="seconds between checkpoints (0: every iteration; default 60)")
+    t.add_argument("--eval-episodes", type=int, default=10, help="episodes of the final evaluation (0: none)")
+    t.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint", description=(
+        "Evaluate a saved agent for N episodes (deterministic actions by default) and print mean ± std; "
+        "optionally record videos of the episodes (gymnasium's RecordVideo; needs an env that renders rgb_array)."))
+    e.add_argument("ckpt", metavar="CKPT", help="checkpoint file or run directory")
+    e.add_argument("--episodes", type=_positive_int, default=20, help="episodes (default 20)")
+    e.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the mode")
+    e.add_argument("--video", default=None, metavar="DIR", help="record videos of the episodes into DIR")
+
+    x = sub.add_parser("experiment", help="run a multi-seed study", description=(
+        "Run a study: every (variant, env, seed) is an independent job under OUT/ENV_ID/VARIANT/seedS. A rerun "
+        "skips finished jobs and resumes interrupted ones. Writes OUT/summary.csv (final evaluation return per "
+        "variant and env: mean, std and 95%% CI over seeds) and one OUT/ENV_ID.png per env. Experiments: "
+        + "; ".join(f"{k}: {', '.join(v)}" for k, v in experiments.EXPERIMENTS.items())))
+    x.add_argument("name", metavar="NAME", choices=list(experiments.EXPERIMENTS), help=", ".join(experiments.EXPERIMENTS))
+    x.add_argument("--envs", nargs="+", default=list(experiments.DEFAULT_ENVS),
+                   help=f"environment ids (default: {' '.join(experiments.DEFAULT_ENVS)})")
+    x.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    x.add_argument("--total-timesteps", type=_positive_int, default=None,
+                   help="env steps per job (default: per-env study budget from pgfast/presets.py)")
+    x.add_argument("--workers", type=_positive_int, default=None, help="parallel jobs (default: number of CPUs)")
+    x.add_argument("--backend", default="local", choices=["local", "ray"], help="local process pool or Ray tasks")
+    x.add_argument("--address", default=None, help="Ray cluster address to join (default: start a local Ray)")
+    x.add_argument("--out", default=None, help="output directory (default runs/NAME)")
+    x.add_argument("--set", dest="overrides", action="append", nargs="+", default=[], metavar="[ALGO.]FIELD=VALUE",
+                   help="override a Config field for all variants (FIELD=VALUE) or one algorithm (ppo.FIELD=VALUE)")
+    x.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="training device (default cpu)")
+    x.add_argument("--eval-episodes", type=_positive_int, default=20, help="final evaluation episodes (default 20)")
+    x.add_argument("--checkpoint-interval", type=_nonneg_float, default=60.0,
+                   help="seconds between checkpoints of each job (default 60)")
+    x.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
+
+    pl = sub.add_parser("plot", help="redraw a study's plots and summary", description=(
+        "Redraw OUT/ENV_ID.png and OUT/summary.csv from the logs of a study directory."))
+    pl.add_argument("dir", metavar="DIR", help="study output directory")
+    return p
+
+
+def _flatten(groups: Sequence[Sequence[str]]) -> List[str]:
+    return [s for g in groups for s in g]
+
+
+def _cmd_train(a) -> int:
+    from pgfast import experiments, presets
+
+    if a.resume is None:
+        if a.algo is None or a.env_id is None:
+            raise CLIError("train: ALGO and ENV_ID are required (or --resume CKPT)")
+        algo = a.algo.lower()
+        if algo not in presets.ALGOS:
+            raise CLIError(f"train: ALGO must be one of {', '.join(presets.ALGOS)}, got {a.algo!r}")
+        cfg = presets.get_preset(algo, a.env_id)
+        cfg.update(presets.parse_overrides(_flatten(a.overrides), [algo])[algo])
+        total = a.total_timesteps or presets.study_timesteps(a.env_id)
+        out = Path(a.out or f"runs/{algo}-{a.env_id.replace('/', '_')}-seed{a.seed}")
+    else:
+        if a.algo is not None or a.env_id is not None:
+            raise CLIError("train: with --resume, ALGO and ENV_ID come from the checkpoint; drop them")
+        if _flatten(a.overrides):
+            raise CLIError("train: --set cannot change a run being resumed")
+        rp = Path(a.resume)
+        if not rp.exists():
+            raise CLIError(f"train: --resume: {rp} does not exist")
+        algo, cfg, total = None, {}, a.total_timesteps
+        out = Path(a.out) if a.out else (rp if rp.is_dir() else rp.parent)
+    sess = experiments.TrainSession(
+        out, algo=algo, env_id=a.env_id, total_timesteps=total, seed=a.seed, device=a.device, config=cfg,
+        resume=a.resume, checkpoint_interval=a.checkpoint_interval, tensorboard=not a.no_tensorboard,
+        progress_bar=not a.no_progress, log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
+    try:
+        run = sess.run_training()
+    except experiments.Interrupted as ex:
+        print(f"pgfast: {ex}; resume with: pgfast train --resume {out / experiments.CKPT_NAME}", file=sys.stderr)
+        return 130
+    except experiments.CheckpointError as ex:
+        raise CLIError(str(ex)) from None
+    print(f"checkpoint: {out / experiments.CKPT_NAME}")
+    print(f"log:        {out / experiments.PROGRESS_NAME}")
+    if a.eval_episodes > 0:
+        mean, std = experiments._TrainerAPI.evaluate(run, a.eval_episodes)
+        print(f"eval return over {a.eval_episodes} episodes: {mean:.2f} ± {std:.2f}")
+    return 0
+
+
+def _cmd_eval(a) -> int:
+    from pgfast import experiments
+
+    try:
+        run = experiments.load_checkpoint(a.ckpt, log=lambda m: print(m, file=sys.stderr))
+    except experiments.CheckpointError as ex:
+        raise CLIError(str(ex)) from None
+    if a.video is not None:
+        from pgfast import video
+
+        paths = video.record(run, a.video, episodes=a.episodes, deterministic=not a.stochastic)
+        for p in paths:
+            print(f"video: {p}")
+    mean, std = run.evaluate(episodes=a.episodes, deterministic=not a.stochastic)
+    print(f"eval return over {a.episodes} episodes: {mean:.2f} ± {std:.2f}")
+    return 0
+
+
+def _cmd_experiment(a) -> int:
+    from pgfast import experiments, presets
+
+    variants = experiments.EXPERIMENTS[a.name]
+    algos = sorted({experiments.VARIANTS[v].algo for v in variants})
+    per_algo = presets.parse_overrides(_flatten(a.overrides), algos)
+    out = Path(a.out or f"runs/{a.name}")
+    jobs = []
+    for v in variants:
+        algo = experiments.VARIANTS[v].algo
+        jobs += experiments.make_jobs(
+            [v], a.envs, a.seeds, out, total_timesteps=a.total_timesteps, overrides=per_algo[algo],
+            device=a.device, eval_episodes=a.eval_episodes, checkpoint_interval=a.checkpoint_interval,
+            tensorboard=not a.no_tensorboard,
+        )
+    print(f"experiment {a.name}: variants {', '.join(variants)}; envs {', '.join(a.envs)}; seeds "
+          f"{' '.join(map(str, a.seeds))}; out {out}", flush=True)
+    try:
+        experiments.run_experiment(jobs, workers=a.workers, backend=a.backend, address=a.address)
+    except experiments.Interrupted as ex:
+        print(f"pgfast: {ex}", file=sys.stderr)
+        print(f"rerun the same command to resume: finished jobs are skipped", file=sys.stderr)
+        return 130
+    experiments.redraw(out)
+    return 0
+
+
+def _cmd_plot(a) -> int:
+    from pgfast import experiments
+
+    try:
+        experiments.redraw(a.dir)
+    except (FileNotFoundError, ValueError) as ex:
+        raise CLIError(str(ex)) from None
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``pgfast`` console script; returns the exit status."""
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    handlers = {"train": _cmd_train, "eval": _cmd_eval, "experiment": _cmd_experiment, "plot": _cmd_plot}
+    try:
+        return handlers[a.command](a)
+    except (CLIError, ValueError) as ex:
+        print(f"pgfast {a.command}: error: {ex}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

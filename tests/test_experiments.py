@@ -1,0 +1,187 @@
+"""Tests of pgfast.experiments and pgfast.presets: job model, logs, summary
+statistics, plots, checkpoints and the local / Ray backends."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pgfast import experiments as ex
+from pgfast import presets
+
+
+# ---------------------------------------------------------------- helpers ---
+
+
+def _write_job_logs(root: Path, env_id: str, variant: str, seed: int, steps, returns, eval_mean=None):
+    """Write a job directory the way run_job does (CsvLog + result.json)."""
+    d = root / env_id / variant / f"seed{seed}"
+    d.mkdir(parents=True, exist_ok=True)
+    log = ex.CsvLog(d / ex.PROGRESS_NAME)
+    for s, r in zip(steps, returns):
+        log.append({"global_step": s, "episodic_return": r, "loss": 0.5, "sps": 1000.0})
+    if eval_mean is not None:
+        (d / ex.RESULT_NAME).write_text(json.dumps({
+            "key": f"{env_id}/{variant}/seed{seed}", "env_id": env_id, "variant": variant, "algo": "ppo",
+            "seed": seed, "global_step": int(steps[-1]), "total_timesteps": int(steps[-1]), "eval_episodes": 5,
+            "eval_mean": float(eval_mean), "eval_std": 0.0, "wall_s": 1.0, "status": "done"}))
+    return d
+
+
+# ------------------------------------------------------------- statistics ---
+
+
+def test_t_critical_matches_known_values():
+    assert ex.t_critical_975(1) == pytest.approx(12.706)
+    assert ex.t_critical_975(2) == pytest.approx(4.303)
+    assert ex.t_critical_975(30) == pytest.approx(2.042)
+    # beyond the table: close to the true values (t_{.975,60} = 2.000, t_{.975,120} = 1.980)
+    assert ex.t_critical_975(60) == pytest.approx(2.000, abs=0.002)
+    assert ex.t_critical_975(120) == pytest.approx(1.980, abs=0.002)
+    with pytest.raises(ValueError, match="df"):
+        ex.t_critical_975(0)
+
+
+def test_summarize_mean_std_ci(tmp_path):
+    results = []
+    for seed, v in zip([0, 1, 2], [100.0, 200.0, 300.0]):
+        results.append({"env_id": "CartPole-v1", "variant": "ppo", "seed": seed, "eval_mean": v,
+                        "global_step": 1000 + seed})
+    results.append({"env_id": "CartPole-v1", "variant": "vpg", "seed": 0, "eval_mean": 50.0, "global_step": 900})
+    rows = ex.summarize(results)
+    # variant order follows VARIANTS (vpg before ppo)
+    assert [r["variant"] for r in rows] == ["vpg", "ppo"]
+    ppo = rows[1]
+    assert ppo["n"] == 3
+    assert ppo["eval_mean"] == pytest.approx(200.0)
+    assert ppo["eval_std"] == pytest.approx(100.0)  # sample std (ddof=1)
+    half = 4.303 * 100.0 / math.sqrt(3)
+    assert ppo["ci95_low"] == pytest.approx(200.0 - half)
+    assert ppo["ci95_high"] == pytest.approx(200.0 + half)
+    assert ppo["total_timesteps"] == 1000
+    assert ppo["per_seed"] == "100.0 200.0 300.0"
+    one = rows[0]
+    assert one["n"] == 1 and one["eval_std"] == 0.0 and math.isnan(one["ci95_low"])
+    p = ex.write_summary(rows, tmp_path / "summary.csv")
+    with open(p, newline="") as f:
+        got = list(csv.DictReader(f))
+    assert got[1]["variant"] == "ppo" and float(got[1]["eval_mean"]) == 200.0 and got[1]["n"] == "3"
+    assert "ppo" in ex.format_summary(rows)
+
+
+# ------------------------------------------------------------------- logs ---
+
+
+def test_csvlog_roundtrip_and_resume_truncation(tmp_path):
+    p = tmp_path / "progress.csv"
+    log = ex.CsvLog(p)
+    log.append({"global_step": 64, "episodic_return": float("nan"), "loss": 1.5, "name": "skipped-non-scalar"})
+    log.append({"global_step": 128, "episodic_return": 20.0, "loss": np.float32(0.25)})
+    log.append({"global_step": 192, "episodic_return": 30.0, "loss": 0.125})
+    rows = ex.read_progress(p)
+    assert [r["global_step"] for r in rows] == [64, 128, 192]
+    assert math.isnan(rows[0]["episodic_return"]) and rows[1]["episodic_return"] == 20.0
+    assert rows[1]["loss"] == 0.25
+    assert "name" not in rows[0]
+    # resuming from a checkpoint at step 128 drops the rows after it
+    log2 = ex.CsvLog(p, resume_step=128)
+    assert [r["global_step"] for r in ex.read_progress(p)] == [64, 128]
+    log2.append({"global_step": 192, "episodic_return": 31.0, "loss": 0.1})
+    assert [r["episodic_return"] for r in ex.read_progress(p)][1:] == [20.0, 31.0]
+    # a fresh (non-resumed) log starts over
+    ex.CsvLog(p)
+    assert ex.read_progress(p) == []
+    assert ex.read_progress(tmp_path / "missing.csv") == []
+
+
+def test_aggregate_interpolates_to_common_grid():
+    c1 = (np.array([0.0, 10.0]), np.array([0.0, 10.0]))
+    c2 = (np.array([0.0, 5.0, 8.0]), np.array([2.0, 7.0, 10.0]))
+    grid, mean, std, n = ex.aggregate([c1, c2], points=5)
+    assert n == 2
+    assert grid[0] == 0.0 and grid[-1] == 8.0  # up to the shortest curve
+    np.testing.assert_allclose(mean[0], 1.0)
+    np.testing.assert_allclose(mean[-1], 9.0)
+    np.testing.assert_allclose(std[0], np.std([0.0, 2.0], ddof=1))
+    with pytest.raises(ValueError, match="curves"):
+        ex.aggregate([])
+
+
+# ------------------------------------------------------------------ plots ---
+
+
+def test_plot_one_line_per_variant_and_redraw(tmp_path):
+    steps = [100, 200, 300, 400]
+    for variant, base in [("vpg", 10.0), ("vpg-baseline", 20.0), ("ppo", 40.0)]:
+        for seed in (0, 1):
+            _write_job_logs(tmp_path, "CartPole-v1", variant, seed, steps,
+                            [base + seed, float("nan"), base * 2 + seed, base * 3], eval_mean=base * 3 + seed)
+    _write_job_logs(tmp_path, "Pendulum-v1", "ppo", 0, steps, [-1000, -800, -500, -300], eval_mean=-250.0)
+
+    fig = ex.plot_env(tmp_path / "CartPole-v1", tmp_path / "cp.png", env_id="CartPole-v1")
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == 3
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["VPG (no baseline) (n=2)", "VPG + baseline (n=2)", "PPO-clip (n=2)"]
+    assert ax.get_xlabel() == "environment steps" and "return" in ax.get_ylabel()
+    assert "CartPole-v1" in ax.get_title() and "2 seeds" in ax.get_title()
+    assert len(ax.collections) == 3  # one error band per variant
+    ppo = ax.get_lines()[2]
+    # mean over seeds of the non-NaN points, interpolated (step 100: 40, 41 -> 40.5)
+    assert ppo.get_ydata()[0] == pytest.approx(40.5)
+    assert ppo.get_xdata()[-1] == 400
+    assert (tmp_path / "cp.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    out = ex.redraw(tmp_path, log=lambda m: None)
+    assert sorted(p.name for p in out["plots"]) == ["CartPole-v1.png", "Pendulum-v1.png"]
+    for p in out["plots"]:
+        assert p.stat().st_size < 100_000
+    with open(out["summary"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["env_id"], r["variant"], r["n"]) for r in rows] == [
+        ("CartPole-v1", "vpg", "2"), ("CartPole-v1", "vpg-baseline", "2"), ("CartPole-v1", "ppo", "2"),
+        ("Pendulum-v1", "ppo", "1")]
+    assert float(rows[2]["eval_mean"]) == pytest.approx(120.5)
+
+
+def test_redraw_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="out"):
+        ex.redraw(tmp_path / "nope")
+    with pytest.raises(ValueError, match="no study logs"):
+        ex.redraw(tmp_path)
+
+
+# ---------------------------------------------------------------- presets ---
+
+
+def test_parse_value_types():
+    from typing import Optional, Tuple
+
+    assert presets.parse_value("true", bool) is True
+    assert presets.parse_value("No", bool) is False
+    assert presets.parse_value("1e5", int) == 100000
+    assert presets.parse_value("3e-4", float) == 3e-4
+    assert presets.parse_value("none", Optional[float]) is None
+    assert presets.parse_value("0.02", Optional[float]) == 0.02
+    assert presets.parse_value("64,64", Tuple[int, ...]) == (64, 64)
+    with pytest.raises(ValueError, match="lr"):
+        presets.parse_value("abc", float, name="lr")
+    with pytest.raises(ValueError, match="integer"):
+        presets.parse_value("1.5", int)
+    with pytest.raises(ValueError, match="boolean"):
+        presets.parse_value("maybe", bool)
+
+
+def test_study_budgets_and_unknown_env():
+    assert presets.study_timesteps("CartPole-v1") == 100_000
+    assert presets.study_timesteps("Pendulum-v1") == 300_000
+    assert presets.study_timesteps("HalfCheetah-v5") == 1_000_000
+    assert presets.get_preset("ppo", "NoSuchEnv-v0") == {}
+    with pytest.raises(ValueError, match="algo"):
+        presets.get_preset("a2c", "CartPole-v1")
