@@ -76,3 +76,7 @@ def make_vec(
     if seed is not None:
         env.reset(seed=seed)
     return env
+
+
+# Native batched MuJoCo ids (HalfCheetah-v5, ...); mujoco itself is imported lazily.
+from pgfast.envs import mujoco as _mujoco_envs  # noqa: E402,F401
