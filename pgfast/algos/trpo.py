@@ -1,0 +1,180 @@
+"""Trust region policy optimisation (Schulman et al. 2015).
+
+Per iteration, on the whole rollout (advantages from GAE, normalised if ``norm_adv``):
+
+1. ``g`` = gradient of the surrogate ``L(theta) = mean(exp(logp - logp_old) * A)``.
+2. Solve ``(F + cg_damping I) x = g`` by conjugate gradient (``cg_iters``), where
+   ``F v`` is the Fisher-vector product: the Hessian of the mean
+   KL(pi_old || pi_theta) times v, by double backprop.
+3. Scale to the trust region: ``step = sqrt(2 max_kl / (x^T F x)) x``.
+4. Backtracking line search on ``backtrack_coeff^k * step``, ``k < backtrack_iters``:
+   accept the first candidate with mean KL <= max_kl and a surrogate improvement;
+   if none qualifies the policy is left unchanged.
+5. Fit V separately by MSE (``update_epochs`` x ``num_minibatches`` Adam steps at
+   ``learning_rate``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Tuple
+
+import torch
+
+from pgfast.algos import AlgoBase, BaseConfig, flat_batch, make_adam
+
+__all__ = ["TRPOConfig", "TRPO", "conjugate_gradient", "line_search"]
+
+
+@dataclass
+class TRPOConfig(BaseConfig):
+    """TRPO hyperparameters."""
+
+    learning_rate: float = 1e-3
+    """Adam learning rate of the value function (the policy step is set by max_kl)"""
+    max_kl: float = 0.01
+    """trust region: largest mean KL(old || new) of an accepted step"""
+    cg_iters: int = 10
+    """conjugate-gradient iterations"""
+    cg_damping: float = 0.1
+    """damping added to the Fisher matrix (F + damping I)"""
+    backtrack_iters: int = 10
+    """line-search candidates"""
+    backtrack_coeff: float = 0.8
+    """step shrink factor of the line search"""
+    update_epochs: int = 10
+    """epochs of value-function regression per iteration"""
+    num_minibatches: int = 4
+    """minibatches per epoch of value-function regression"""
+    max_grad_norm: float = 0.0
+    """clip of the value-gradient norm (0 disables)"""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not (self.max_kl > 0):
+            raise ValueError(f"max_kl must be > 0, got {self.max_kl!r}")
+        for name in ("cg_iters", "backtrack_iters"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not (self.cg_damping >= 0):
+            raise ValueError(f"cg_damping must be >= 0, got {self.cg_damping!r}")
+        if not (0 < self.backtrack_coeff < 1):
+            raise ValueError(f"backtrack_coeff must be in (0, 1), got {self.backtrack_coeff!r}")
+
+
+def conjugate_gradient(Avp: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
+                       iters: int = 10, tol: float = 1e-10) -> torch.Tensor:
+    """Approximately solve ``A x = b`` for symmetric positive-definite A given only
+    the product ``Avp(v) = A v``; stops early when the residual norm^2 < tol."""
+    x = torch.zeros_like(b)
+    r = b.clone()
+    p = b.clone()
+    rr = r.dot(r)
+    for _ in range(iters):
+        if float(rr) < tol:
+            break
+        Ap = Avp(p)
+        alpha = rr / p.dot(Ap)
+        x += alpha * p
+        r -= alpha * Ap
+        rr_new = r.dot(r)
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x
+
+
+def line_search(evaluate: Callable[[torch.Tensor], Tuple[float, float]], x0: torch.Tensor,
+                full_step: torch.Tensor, surr0: float, max_kl: float, iters: int,
+                coeff: float) -> Tuple[bool, torch.Tensor, int]:
+    """Backtracking line search.
+
+    ``evaluate(x) -> (surrogate, mean_kl)`` at parameters x. Tries
+    ``x0 + coeff^k * full_step`` for k = 0..iters-1 and accepts the first with
+    ``mean_kl <= max_kl`` and ``surrogate > surr0``. Returns
+    ``(accepted, x, k)``; on rejection ``x`` is ``x0`` and ``k`` is ``iters``.
+    """
+    for k in range(iters):
+        x = x0 + (coeff ** k) * full_step
+        surr, kl = evaluate(x)
+        if kl <= max_kl and surr > surr0:
+            return True, x, k
+    return False, x0, iters
+
+
+class TRPO(AlgoBase):
+    """TRPO update: natural-gradient policy step in a KL trust region + value regression."""
+
+    name = "trpo"
+    Config = TRPOConfig
+
+    def __init__(self, policy, config: TRPOConfig, generator: torch.Generator):
+        super().__init__(policy, config, generator)
+        self.pi_params = policy.actor_params_for_grad()
+        self.v_params = policy.stacked_parameters()
+        self.optimizers["v"] = make_adam(self.v_params, config.learning_rate)
+        self.base_lrs["v"] = config.learning_rate
+
+    def fisher_vector_product_fn(self, obs: torch.Tensor, old_pi_out: torch.Tensor,
+                                 old_log_std):
+        """``v -> (F + cg_damping I) v`` with F the Hessian of the mean KL(old || theta)
+        at theta = current parameters (old = current, so it is the Fisher matrix)."""
+        pol, params = self.policy, self.pi_params
+        pi_out, _ = pol(obs)
+        kl = pol.kl(old_pi_out, old_log_std, pi_out).mean()
+        grads = torch.autograd.grad(kl, params, create_graph=True)
+        flat = pol.actor_flat(grads)
+        damping = self.cfg.cg_damping
+
+        def fvp(v: torch.Tensor) -> torch.Tensor:
+            hv = torch.autograd.grad(flat.dot(v), params, retain_graph=True)
+            return pol.actor_flat(hv) + damping * v
+
+        return fvp
+
+    def update(self, buf, adv: torch.Tensor, returns: torch.Tensor) -> Dict[str, float]:
+        """Policy step (CG + line search), then value regression."""
+        cfg, pol = self.cfg, self.policy
+        obs, act, logp_old, _ = flat_batch(buf)
+        B = obs.shape[0]
+        A = adv.reshape(B)
+        if cfg.norm_adv:
+            A = (A - A.mean()) / (A.std() + 1e-8)
+        with torch.no_grad():
+            old_pi_out = pol(obs)[0]
+            old_log_std = pol.log_std.detach().clone() if pol.continuous else None
+
+        def surrogate():
+            pi_out, _ = pol(obs)
+            logp, ent = pol.log_prob_entropy(pi_out, act)
+            s = ((logp - logp_old).exp() * A).mean()
+            return s + cfg.ent_coef * ent.mean() if cfg.ent_coef else s
+
+        surr = surrogate()
+        g = pol.actor_flat(torch.autograd.grad(surr, self.pi_params))
+        fvp = self.fisher_vector_product_fn(obs, old_pi_out, old_log_std)
+        x = conjugate_gradient(fvp, g, cfg.cg_iters)
+        shs = 0.5 * x.dot(fvp(x))
+        full_step = torch.sqrt(2.0 * cfg.max_kl / shs.clamp_min(1e-12)) * x
+        x0 = pol.actor_vector()
+        surr0 = float(surr.detach())
+
+        def evaluate(theta):
+            pol.set_actor_vector(theta)
+            with torch.no_grad():
+                s = surrogate()
+                kl = pol.kl(old_pi_out, old_log_std, pol(obs)[0]).mean()
+            return float(s), float(kl)
+
+        accepted, theta, k = line_search(evaluate, x0, full_step, surr0, cfg.max_kl,
+                                         cfg.backtrack_iters, cfg.backtrack_coeff)
+        pol.set_actor_vector(theta)
+        with torch.no_grad():
+            pi_out = pol(obs)[0]
+            kl = pol.kl(old_pi_out, old_log_std, pi_out).mean()
+            ent = pol.entropy(pi_out).mean()
+        v_loss = self.fit_value(obs, returns.reshape(B), self.optimizers["v"], self.v_params)
+        vals = torch.stack([kl, ent, v_loss]).tolist()
+        return {"policy_loss": -surr0, "value_loss": vals[2], "entropy": vals[1],
+                "approx_kl": vals[0], "line_search_accepted": float(accepted),
+                "backtracks": float(k)}

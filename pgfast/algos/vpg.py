@@ -1,0 +1,113 @@
+"""Vanilla policy gradient (REINFORCE), with or without a learned baseline.
+
+Policy loss on the whole rollout (one gradient step per iteration)::
+
+    loss = -mean(logp(a|s) * A) - ent_coef * entropy
+
+* ``baseline=False``: ``A`` = discounted rewards-to-go ``G_t`` (pure Monte Carlo:
+  an episode cut by the end of the rollout or by a time limit contributes only the
+  rewards seen, as Spinning Up's ``finish_path(0)``).
+* ``baseline=True``: ``A = G_t - V(s_t)`` with ``G_t`` bootstrapped from V at cuts
+  (``gae_lambda=1``), or GAE(lambda) for ``gae_lambda < 1``; V is refitted every
+  iteration by MSE on the latest returns (``update_epochs`` x ``num_minibatches``
+  Adam steps at ``vf_learning_rate``).
+* ``norm_adv`` normalises A over the rollout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict
+
+import torch
+
+from pgfast.algos import AlgoBase, BaseConfig, flat_batch, make_adam
+from pgfast.returns import reward_to_go
+
+__all__ = ["VPGConfig", "VPG", "vpg_loss"]
+
+
+@dataclass
+class VPGConfig(BaseConfig):
+    """VPG / REINFORCE hyperparameters."""
+
+    baseline: bool = True
+    """subtract a learned value baseline V(s) from the rewards-to-go"""
+    learning_rate: float = 1e-3
+    """Adam learning rate of the policy"""
+    vf_learning_rate: float = 1e-3
+    """Adam learning rate of the value function (baseline=True)"""
+    gae_lambda: float = 1.0
+    """GAE lambda with a baseline (1.0: rewards-to-go minus V)"""
+    update_epochs: int = 10
+    """epochs of value-function regression per iteration"""
+    num_minibatches: int = 1
+    """minibatches per epoch of value-function regression"""
+    max_grad_norm: float = 0.0
+    """clip of the global gradient norm (0 disables)"""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not (self.vf_learning_rate >= 0):
+            raise ValueError(f"vf_learning_rate must be >= 0, got {self.vf_learning_rate!r}")
+
+
+def vpg_loss(logp: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
+    """REINFORCE loss ``-mean(logp * A)`` for ``[B]`` tensors (A carries no gradient)."""
+    return -(logp * adv.detach()).mean()
+
+
+class VPG(AlgoBase):
+    """REINFORCE / VPG update."""
+
+    name = "vpg"
+    Config = VPGConfig
+
+    def __init__(self, policy, config: VPGConfig, generator: torch.Generator):
+        super().__init__(policy, config, generator)
+        self.pi_params = policy.actor_params_for_grad()
+        self.optimizers["pi"] = make_adam(self.pi_params, config.learning_rate)
+        self.base_lrs["pi"] = config.learning_rate
+        if config.baseline:
+            self.v_params = policy.stacked_parameters()
+            self.optimizers["v"] = make_adam(self.v_params, config.vf_learning_rate)
+            self.base_lrs["v"] = config.vf_learning_rate
+
+    def advantages(self, buf):
+        """Rewards-to-go (no baseline) or GAE with the learned V; ``[T, N]`` each."""
+        cfg = self.cfg
+        if cfg.baseline:
+            return super().advantages(buf)
+        g = reward_to_go(buf.rewards, buf.terminated, buf.truncated, cfg.gamma)
+        return g, g
+
+    def update(self, buf, adv: torch.Tensor, returns: torch.Tensor) -> Dict[str, float]:
+        """One policy-gradient step, then (baseline) the value regression."""
+        cfg, pol = self.cfg, self.policy
+        obs, act, logp_old, _ = flat_batch(buf)
+        B = obs.shape[0]
+        A = adv.reshape(B)
+        if cfg.norm_adv:
+            A = (A - A.mean()) / (A.std() + 1e-8)
+        opt = self.optimizers["pi"]
+        pi_out, _ = pol(obs)
+        logp, ent = pol.log_prob_entropy(pi_out, act)
+        ent = ent.mean()
+        pg_loss = vpg_loss(logp, A)
+        loss = pg_loss - cfg.ent_coef * ent if cfg.ent_coef else pg_loss
+        opt.zero_grad(set_to_none=False)
+        loss.backward()
+        self._clip(self.pi_params)
+        opt.step()
+        stats = [pg_loss.detach(), ent.detach()]
+        with torch.no_grad():
+            lr_ = pol.log_prob(pol(obs)[0], act) - logp_old
+            stats.append((lr_.exp() - 1 - lr_).mean())
+        if cfg.baseline:
+            stats.append(self.fit_value(obs, returns.reshape(B), self.optimizers["v"],
+                                        self.v_params))
+        vals = torch.stack(stats).tolist()
+        out = {"policy_loss": vals[0], "entropy": vals[1], "approx_kl": vals[2]}
+        if cfg.baseline:
+            out["value_loss"] = vals[3]
+        return out

@@ -1,0 +1,309 @@
+"""Rollout storage and the rollout collector.
+
+:class:`RolloutBuffer` holds one rollout of ``T = num_steps`` steps of ``N = num_envs``
+envs as time-major ``[T, N]`` tensors on the training device.
+:class:`Collector` fills it:
+
+* The env writes each step's observations, rewards and flags straight into the
+  buffer row (``env.step_into`` when the env offers it; otherwise ``env.step``
+  followed by one copy into the row). On CPU the buffer rows themselves are
+  handed to the env (no copies at all). On CUDA the env writes into pinned host
+  staging arrays: observations go host->device once per step, actions go
+  device->host once per step, and rewards/flags (kept in pinned ``[T, N]`` host
+  arrays) go to the device once per rollout.
+* The policy runs under ``torch.inference_mode``.
+* Envs run with ``autoreset_mode="same_step"``: an episode that ends at step t is
+  reset inside the same call, ``obs[t+1]`` is the first observation of the next
+  episode and ``info["final_obs"]`` holds the last observation of the ended one
+  (a dense ``[N, *obs_shape]`` array for native envs, gymnasium's object array
+  for the gymnasium fallback; rows valid where ``info["_final_obs"]`` is set).
+* Bootstrapping (Spinning Up's ``finish_path(last_val)``): ``next_values[t]`` is
+  V(obs[t+1]); where step t was truncated by a time limit it is replaced by
+  V(final obs of that episode), because obs[t+1] already belongs to the next
+  episode. Where step t terminated, next_values is ignored by the advantage
+  kernels (no bootstrap). The last row uses V(obs[T]), so a rollout that stops
+  mid-episode is bootstrapped.
+* Episode returns and lengths (of the raw, unscaled rewards) are tracked with
+  numpy ops on ``[N]`` arrays, no per-env Python loop.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Deque, Dict, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+__all__ = ["RolloutBuffer", "Collector", "RewardScaler"]
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    """numpy view of a CPU tensor (shares memory)."""
+    return t.numpy()
+
+
+class RolloutBuffer:
+    """One rollout: ``[T, N]`` tensors on ``device``.
+
+    Attributes (T = num_steps, N = num_envs):
+        obs: ``[T + 1, N, *obs_shape]`` float32; row t is the observation the
+            policy acted on at step t, row T the observation after the rollout
+            (row 0 of the next rollout).
+        actions: ``[T, N]`` int64 (Discrete) or ``[T, N, D]`` float32 (Box, unclipped).
+        logp, values, next_values: ``[T, N]`` float32.
+        rewards: ``[T, N]`` float32 (after reward scaling, if enabled).
+        terminated, truncated: ``[T, N]`` bool.
+        final_obs: ``[T, N, *obs_shape]`` float32; row (t, i) valid where
+            ``truncated[t, i]`` (last observation of the truncated episode).
+    """
+
+    def __init__(self, num_steps: int, num_envs: int, obs_shape, action_space,
+                 device="cpu"):
+        if not isinstance(num_steps, int) or num_steps < 1:
+            raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        self.device = torch.device(device)
+        T, N = num_steps, num_envs
+        self.num_steps, self.num_envs = T, N
+        self.obs_shape = tuple(obs_shape)
+        self.continuous = isinstance(action_space, gym.spaces.Box)
+        dev = self.device
+        f32 = torch.float32
+        self.obs = torch.zeros((T + 1, N) + self.obs_shape, dtype=f32, device=dev)
+        if self.continuous:
+            self.actions = torch.zeros((T, N) + tuple(action_space.shape), dtype=f32, device=dev)
+        else:
+            self.actions = torch.zeros((T, N), dtype=torch.int64, device=dev)
+        self.logp = torch.zeros((T, N), dtype=f32, device=dev)
+        self.values = torch.zeros((T, N), dtype=f32, device=dev)
+        self.next_values = torch.zeros((T, N), dtype=f32, device=dev)
+        self.final_obs = torch.zeros((T, N) + self.obs_shape, dtype=f32, device=dev)
+        if dev.type == "cpu":
+            self.rewards = torch.zeros((T, N), dtype=f32)
+            self.terminated = torch.zeros((T, N), dtype=torch.bool)
+            self.truncated = torch.zeros((T, N), dtype=torch.bool)
+            # host views the env writes into (same memory)
+            self.host_rewards, self.host_terminated, self.host_truncated = (
+                self.rewards, self.terminated, self.truncated)
+        else:
+            pin = dev.type == "cuda"
+            self.host_rewards = torch.zeros((T, N), dtype=f32, pin_memory=pin)
+            self.host_terminated = torch.zeros((T, N), dtype=torch.bool, pin_memory=pin)
+            self.host_truncated = torch.zeros((T, N), dtype=torch.bool, pin_memory=pin)
+            self.rewards = torch.zeros((T, N), dtype=f32, device=dev)
+            self.terminated = torch.zeros((T, N), dtype=torch.bool, device=dev)
+            self.truncated = torch.zeros((T, N), dtype=torch.bool, device=dev)
+
+    def sync_to_device(self) -> None:
+        """Copy the host-side rewards/flags to the device (once per rollout; no-op on CPU)."""
+        if self.device.type != "cpu":
+            self.rewards.copy_(self.host_rewards, non_blocking=True)
+            self.terminated.copy_(self.host_terminated, non_blocking=True)
+            self.truncated.copy_(self.host_truncated, non_blocking=True)
+
+
+class RewardScaler:
+    """Reward scaling as gymnasium's ``NormalizeReward`` (vectorised over N envs).
+
+    Keeps a per-env discounted return ``R <- gamma * R + r`` (reset where an episode
+    ended) and divides rewards by the running std of R; the result is clipped to
+    ``[-clip, clip]``. State is numpy float64 and saved in checkpoints.
+    """
+
+    def __init__(self, num_envs: int, gamma: float, clip: float = 10.0, eps: float = 1e-8):
+        self.gamma, self.clip, self.eps = float(gamma), float(clip), float(eps)
+        self.ret = np.zeros(num_envs, dtype=np.float64)
+        self.mean, self.var, self.count = 0.0, 1.0, 1e-4
+
+    def __call__(self, rewards: np.ndarray, done: np.ndarray) -> None:
+        """Scale ``rewards`` ``[N]`` in place; ``done`` ``[N]`` marks episodes that ended."""
+        self.ret *= self.gamma
+        self.ret += rewards
+        x = self.ret
+        b_mean, b_var, n = float(x.mean()), float(x.var()), x.shape[0]
+        delta = b_mean - self.mean
+        tot = self.count + n
+        self.mean += delta * n / tot
+        self.var = (self.var * self.count + b_var * n + delta * delta * self.count * n / tot) / tot
+        self.count = tot
+        np.multiply(rewards, 1.0 / np.sqrt(self.var + self.eps), out=rewards, casting="unsafe")
+        np.clip(rewards, -self.clip, self.clip, out=rewards)
+        self.ret[done] = 0.0
+
+    def state_dict(self) -> dict:
+        """State for checkpoints."""
+        return {"ret": self.ret.copy(), "mean": self.mean, "var": self.var, "count": self.count}
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore from :meth:`state_dict`."""
+        self.ret[:] = d["ret"]
+        self.mean, self.var, self.count = d["mean"], d["var"], d["count"]
+
+
+class Collector:
+    """Runs the policy in a vector env and fills a :class:`RolloutBuffer`.
+
+    Args:
+        env: a ``gymnasium.vector.VectorEnv`` in ``same_step`` autoreset mode.
+        policy: a :class:`pgfast.nn.ActorCritic`.
+        buffer: the buffer to fill (its device is the training device).
+        generator: torch generator for action sampling (on the buffer's device).
+        reward_scaler: optional :class:`RewardScaler`.
+        stats_window: number of recent finished episodes kept for statistics.
+    """
+
+    def __init__(self, env, policy, buffer: RolloutBuffer, generator: torch.Generator,
+                 reward_scaler: Optional[RewardScaler] = None, stats_window: int = 100):
+        mode = env.metadata.get("autoreset_mode")
+        if mode != gym.vector.AutoresetMode.SAME_STEP:
+            raise ValueError(f"env must use autoreset_mode='same_step', got {mode!r}")
+        if env.num_envs != buffer.num_envs:
+            raise ValueError(f"env has {env.num_envs} envs, buffer has {buffer.num_envs}")
+        self.env, self.policy, self.buf, self.gen = env, policy, buffer, generator
+        self.reward_scaler = reward_scaler
+        self.step_into = getattr(env, "step_into", None)
+        self.device = buffer.device
+        self.on_cpu = self.device.type == "cpu"
+        N = env.num_envs
+        space = env.single_action_space
+        self.continuous = isinstance(space, gym.spaces.Box)
+        if self.continuous:
+            self.low = np.asarray(space.low, dtype=np.float32)
+            self.high = np.asarray(space.high, dtype=np.float32)
+            self.env_actions = np.zeros((N,) + space.shape, dtype=space.dtype)
+        pin = self.device.type == "cuda"
+        if not self.on_cpu:
+            self.obs_stage = torch.zeros((N,) + buffer.obs_shape, dtype=torch.float32,
+                                         pin_memory=pin)
+            self.obs_stage_np = _np(self.obs_stage)
+        self.obs_np = _np(buffer.obs) if self.on_cpu else None
+        self.actions_np = _np(buffer.actions) if self.on_cpu else None
+        self.rew_np = _np(buffer.host_rewards)
+        self.term_np = _np(buffer.host_terminated)
+        self.trunc_np = _np(buffer.host_truncated)
+        self.ep_ret = np.zeros(N, dtype=np.float64)
+        self.ep_len = np.zeros(N, dtype=np.int64)
+        self.recent_returns: Deque[float] = collections.deque(maxlen=stats_window)
+        self.recent_lengths: Deque[int] = collections.deque(maxlen=stats_window)
+        self.episodes_finished = 0
+
+    # ---- start ----------------------------------------------------------------------
+    def reset(self, seed: Optional[int] = None) -> None:
+        """Reset the env (seeded) and put the first observations in ``buffer.obs[0]``."""
+        obs, _ = self.env.reset(seed=seed)
+        self.buf.obs[0].copy_(torch.as_tensor(np.asarray(obs, dtype=np.float32)))
+        self.ep_ret[:] = 0.0
+        self.ep_len[:] = 0
+
+    # ---- one rollout ------------------------------------------------------------------
+    def collect(self) -> None:
+        """Fill every row of the buffer (T env steps), then compute ``next_values``.
+
+        Row 0 of ``obs`` must hold the current observations (set by :meth:`reset`
+        or by the previous rollout, whose last row is copied to row 0 here first).
+        """
+        buf, pol, env = self.buf, self.policy, self.env
+        T = buf.num_steps
+        trunc_any = False
+        with torch.inference_mode():
+            for t in range(T):
+                pi_out, v = pol(buf.obs[t])
+                a = pol.sample(pi_out, False, self.gen)
+                buf.logp[t] = pol.log_prob(pi_out, a)
+                buf.values[t] = v
+                buf.actions[t] = a
+                if self.on_cpu:
+                    a_np = self.actions_np[t]
+                    obs_dst = self.obs_np[t + 1]
+                else:
+                    a_np = a.cpu().numpy()  # device -> host once per step
+                    obs_dst = self.obs_stage_np
+                if self.continuous:  # clip only at the env boundary
+                    np.clip(a_np, self.low, self.high, out=self.env_actions, casting="unsafe")
+                    a_np = self.env_actions
+                rew, term, trunc = self.rew_np[t], self.term_np[t], self.trunc_np[t]
+                if self.step_into is not None:
+                    info = self.step_into(a_np, obs_dst, rew, term, trunc)
+                else:
+                    o, r, te, tr, info = env.step(a_np)
+                    np.copyto(obs_dst, o, casting="unsafe")
+                    np.copyto(rew, r, casting="unsafe")
+                    np.copyto(term, te)
+                    np.copyto(trunc, tr)
+                if not self.on_cpu:
+                    buf.obs[t + 1].copy_(self.obs_stage, non_blocking=True)
+                done = term | trunc
+                self.ep_ret += rew
+                self.ep_len += 1
+                if done.any():
+                    self._finish_episodes(done)
+                    if trunc.any():
+                        trunc_any = True
+                        self._store_final_obs(t, trunc, info)
+                if self.reward_scaler is not None:
+                    self.reward_scaler(rew, done)
+            buf.sync_to_device()
+            # bootstrap values: V(obs[t+1]), and V(final obs) where truncated
+            nv = buf.next_values
+            nv[:-1] = buf.values[1:]
+            nv[-1] = pol.value(buf.obs[T])
+            if trunc_any:
+                m = buf.truncated
+                nv[m] = pol.value(buf.final_obs[m])
+        # next rollout starts from the last observation
+        buf.obs[0].copy_(buf.obs[T])
+
+    def _finish_episodes(self, done: np.ndarray) -> None:
+        self.recent_returns.extend(self.ep_ret[done].tolist())
+        self.recent_lengths.extend(self.ep_len[done].tolist())
+        self.episodes_finished += int(done.sum())
+        self.ep_ret[done] = 0.0
+        self.ep_len[done] = 0
+
+    def _store_final_obs(self, t: int, trunc: np.ndarray, info: dict) -> None:
+        mask = info.get("_final_obs")
+        if mask is None:
+            raise RuntimeError("env reported a truncation without info['final_obs'] "
+                               "(is it in same_step autoreset mode?)")
+        fo = info["final_obs"]
+        sel = np.asarray(mask, dtype=bool) & trunc
+        if fo.dtype == object:  # gymnasium fallback: object array of per-env observations
+            rows = np.stack([np.asarray(x, dtype=np.float32) for x in fo[sel]])
+        else:
+            rows = np.asarray(fo[sel], dtype=np.float32)
+        idx = torch.as_tensor(np.flatnonzero(sel), device=self.device)
+        self.buf.final_obs[t].index_copy_(0, idx, torch.as_tensor(rows).to(self.device))
+
+    # ---- statistics / state ------------------------------------------------------------
+    def mean_recent_return(self) -> float:
+        """Mean return of the recent finished episodes (NaN if none yet)."""
+        return float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
+
+    def mean_recent_length(self) -> float:
+        """Mean length of the recent finished episodes (NaN if none yet)."""
+        return float(np.mean(self.recent_lengths)) if self.recent_lengths else float("nan")
+
+    def state_dict(self) -> Dict:
+        """Episode trackers and reward-scaler state (for checkpoints)."""
+        d = {"ep_ret": self.ep_ret.copy(), "ep_len": self.ep_len.copy(),
+             "recent_returns": list(self.recent_returns),
+             "recent_lengths": list(self.recent_lengths),
+             "episodes_finished": self.episodes_finished}
+        if self.reward_scaler is not None:
+            d["reward_scaler"] = self.reward_scaler.state_dict()
+        return d
+
+    def load_state_dict(self, d: Dict) -> None:
+        """Restore from :meth:`state_dict`."""
+        self.ep_ret[:] = d["ep_ret"]
+        self.ep_len[:] = d["ep_len"]
+        self.recent_returns.clear()
+        self.recent_returns.extend(d["recent_returns"])
+        self.recent_lengths.clear()
+        self.recent_lengths.extend(d["recent_lengths"])
+        self.episodes_finished = d["episodes_finished"]
+        if self.reward_scaler is not None and "reward_scaler" in d:
+            self.reward_scaler.load_state_dict(d["reward_scaler"])

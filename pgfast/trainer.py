@@ -1,0 +1,453 @@
+"""The training loop shared by all algorithms, and the :class:`Run` object.
+
+::
+
+    run = pgfast.train("ppo", "CartPole-v1", total_timesteps=100_000, seed=0,
+                       device="cpu", num_envs=8)        # any Config field
+    run.history                      # one dict per iteration
+    run.evaluate(episodes=20)        # -> (mean, std) of episode returns
+    run.save("run.pt");  run = pgfast.load("run.pt");  run.learn(50_000)
+
+Each iteration: collect a rollout (:class:`pgfast.buffer.Collector`) -> advantages
+(one C++ call on CPU) -> the algorithm's update -> observation statistics ->
+a history row -> the optional callback.
+
+Reproducibility: the network is initialised from ``seed``; action sampling and
+minibatch shuffling use a dedicated ``torch.Generator`` seeded with ``seed``; the
+env is reset with ``seed``. On CPU the same seed gives a bit-identical history
+(apart from the wall-clock fields ``sps`` and ``time``).
+
+Checkpoints (:meth:`Run.save`) hold the config, weights, optimiser state,
+observation statistics, generator state, counters, history, episode trackers and
+the env state, written atomically (temporary file + ``os.replace``). The env
+state is captured as completely as the env allows: a picklable env (or a
+gymnasium ``SyncVectorEnv`` of picklable envs, e.g. the classic-control tasks) is
+pickled, so ``save -> load -> learn`` continues exactly like an uninterrupted run;
+an env offering only ``get_state()``/``set_state()`` gets its physics state back
+but its reset RNG is re-seeded, and an env offering neither (e.g. MuJoCo through
+the gymnasium fallback) is reset fresh on load, so the continued run is a valid
+but not identical continuation.
+
+Threads: small networks run fastest with one intra-op thread on CPU (op overhead
+dominates), so :meth:`Run.learn` sets ``torch.set_num_threads(torch_threads)``
+(default 1) for its duration and restores the previous value afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import tempfile
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from pgfast.algos import explained_variance, field_docs, get_algo
+from pgfast.buffer import Collector, RewardScaler, RolloutBuffer
+from pgfast.envs import make_vec
+from pgfast.nn import ActorCritic
+
+__all__ = ["train", "load", "Run", "TUNED"]
+
+_FORMAT = 1
+
+# Hyperparameters tuned per (algo, env_id); applied by train(tuned=True) under any
+# explicit keyword arguments.
+TUNED: Dict[Tuple[str, str], Dict[str, Any]] = {
+    # Stable-Baselines3 zoo's CartPole settings.
+    ("ppo", "CartPole-v1"): dict(num_envs=8, num_steps=32, num_minibatches=1, update_epochs=20,
+                                 gamma=0.98, gae_lambda=0.8, learning_rate=1e-3, anneal_lr=True,
+                                 ent_coef=0.0, clip_vloss=False),
+    ("trpo", "CartPole-v1"): dict(num_envs=8, num_steps=128, gamma=0.99, gae_lambda=0.95,
+                                  max_kl=0.02, learning_rate=1e-3, update_epochs=10,
+                                  num_minibatches=4),
+    ("vpg", "CartPole-v1"): dict(num_envs=8, num_steps=256, gamma=0.99, gae_lambda=0.95,
+                                 learning_rate=5e-3, vf_learning_rate=1e-3, update_epochs=20,
+                                 num_minibatches=4, baseline=True),
+}
+
+
+def _resolve_device(device) -> torch.device:
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise TypeError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} but CUDA is not available")
+        return torch.device(device)
+    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}")
+
+
+def _make_config(algo_cls, fields: Dict[str, Any]):
+    valid = algo_cls.Config.field_names()
+    unknown = sorted(set(fields) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown config field(s) {unknown} for {algo_cls.name}; "
+                         f"valid fields: {', '.join(valid)}")
+    return algo_cls.Config(**fields)
+
+
+# --------------------------------------------------------------------------- env state
+
+
+def _capture_env(env) -> Optional[Tuple[str, Any]]:
+    try:
+        return ("pickle", pickle.dumps(env))
+    except Exception:  # noqa: BLE001 - any pickling failure means "not picklable"
+        pass
+    if isinstance(env, gym.vector.SyncVectorEnv):
+        try:
+            return ("sync", pickle.dumps({"envs": env.envs,
+                                          "autoreset": np.array(env._autoreset_envs)}))
+        except Exception:  # noqa: BLE001
+            pass
+    if hasattr(env, "get_state"):
+        return ("state", np.array(env.get_state(), dtype=np.float64))
+    return None
+
+
+def _restore_env(env, captured):
+    """Apply a captured env state; returns the env to use (maybe a new object)."""
+    if captured is None:
+        return env
+    kind, data = captured
+    if kind == "pickle":
+        new = pickle.loads(data)
+        env.close()
+        return new
+    if kind == "sync":
+        d = pickle.loads(data)
+        for e in env.envs:
+            e.close()
+        env.envs = d["envs"]
+        env._autoreset_envs = d["autoreset"]
+        return env
+    if kind == "state":
+        env.set_state(data)
+        return env
+    raise ValueError(f"unknown env state kind {kind!r} in checkpoint")
+
+
+class _DeferInterrupt:
+    """Defer SIGINT until the end of an iteration (main thread only)."""
+
+    def __init__(self):
+        self.pending = False
+        self._old = None
+
+    def __enter__(self):
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        self.pending = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+# --------------------------------------------------------------------------- Run
+
+
+class Run:
+    """A training run: env, networks, algorithm state and history.
+
+    Create with :func:`train` (or :func:`load`). Attributes: ``algo`` (name),
+    ``env_id``, ``config`` (the algorithm's Config), ``seed``, ``device``,
+    ``policy`` (:class:`pgfast.nn.ActorCritic`), ``history`` (list of per-iteration
+    dicts), ``global_step``, ``iteration``.
+    """
+
+    def __init__(self, algo: str, env_id: str, config, seed: int = 0, device="auto",
+                 env_kwargs: Optional[Dict[str, Any]] = None, _checkpoint: Optional[dict] = None):
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        self.algo_cls = get_algo(algo)
+        self.algo = self.algo_cls.name
+        self.env_id = env_id
+        self.config = config
+        self.seed = int(seed)
+        self.device = _resolve_device(device)
+        self.env_kwargs = dict(env_kwargs or {})
+        cfg = config
+        self.env = make_vec(env_id, cfg.num_envs, seed=None, autoreset_mode="same_step",
+                            **self.env_kwargs)
+        obs_space = self.env.single_observation_space
+        if not isinstance(obs_space, gym.spaces.Box):
+            raise TypeError(f"observation space must be a Box, got {type(obs_space).__name__}")
+        obs_dim = int(np.prod(obs_space.shape))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.policy = ActorCritic(obs_dim, self.env.single_action_space, cfg.hidden_sizes,
+                                      cfg.activation, cfg.ortho_init, cfg.log_std_init,
+                                      cfg.norm_obs, cfg.clip_obs).to(self.device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(self.seed)
+        self.updater = self.algo_cls(self.policy, cfg, self.generator)
+        self.buffer = RolloutBuffer(cfg.num_steps, cfg.num_envs, obs_space.shape,
+                                    self.env.single_action_space, self.device)
+        scaler = RewardScaler(cfg.num_envs, cfg.gamma, cfg.clip_reward) if cfg.norm_reward else None
+        self.collector = Collector(self.env, self.policy, self.buffer, self.generator, scaler)
+        self.collector.reset(seed=self.seed)
+        self.global_step = 0
+        self.iteration = 0
+        self.history: List[Dict[str, Any]] = []
+        if _checkpoint is not None:
+            self._load_state(_checkpoint)
+
+    # ---- training -------------------------------------------------------------------
+    def learn(self, more_timesteps: Optional[int] = None,
+              callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
+              torch_threads: Optional[int] = 1) -> "Run":
+        """Train until ``config.total_timesteps`` (or for ``more_timesteps`` more env steps).
+
+        Args:
+            more_timesteps: if given, the run's total becomes ``global_step +
+                more_timesteps`` (the learning-rate schedule is stretched to it);
+                if None, train up to ``config.total_timesteps`` (continues an
+                interrupted or loaded run exactly where it stopped).
+            callback: called as ``callback(row)`` after every iteration with the new
+                history row; returning ``False`` stops training after that iteration.
+            torch_threads: intra-op threads during training (restored afterwards);
+                None leaves torch's setting alone.
+
+        A KeyboardInterrupt (SIGINT in the main thread) is deferred to the end of
+        the current iteration, so the run stays consistent (it can be saved and
+        continued); it then propagates.
+        """
+        cfg = self.config
+        if more_timesteps is not None:
+            if not isinstance(more_timesteps, (int, np.integer)) or more_timesteps < 1:
+                raise ValueError(f"more_timesteps must be a positive int, got {more_timesteps!r}")
+            cfg.total_timesteps = self.global_step + int(more_timesteps)
+        if callback is not None and not callable(callback):
+            raise TypeError("callback must be callable or None")
+        batch = cfg.batch_size
+        n_iter = (cfg.total_timesteps - self.global_step) // batch
+        if n_iter == 0 and self.global_step == 0:
+            n_iter = 1
+        old_threads = torch.get_num_threads()
+        if torch_threads is not None:
+            torch.set_num_threads(int(torch_threads))
+        try:
+            with _DeferInterrupt() as guard:
+                t0 = time.perf_counter()
+                steps0 = self.global_step
+                for _ in range(max(0, n_iter)):
+                    row = self._iterate()
+                    elapsed = time.perf_counter() - t0
+                    row["time"] = elapsed
+                    row["sps"] = (self.global_step - steps0) / max(elapsed, 1e-9)
+                    self.history.append(row)
+                    stop = callback(row) is False if callback is not None else False
+                    if guard.pending:
+                        raise KeyboardInterrupt
+                    if stop:
+                        break
+        finally:
+            if torch_threads is not None:
+                torch.set_num_threads(old_threads)
+        return self
+
+    def _iterate(self) -> Dict[str, Any]:
+        cfg, buf = self.config, self.buffer
+        frac = max(0.0, 1.0 - self.global_step / cfg.total_timesteps) if cfg.anneal_lr else 1.0
+        self.updater.set_lr_fraction(frac)
+        self.collector.collect()
+        adv, ret = self.updater.advantages(buf)
+        stats = self.updater.update(buf, adv, ret)
+        if self.policy.obs_rms is not None:
+            self.policy.obs_rms.update(buf.obs[1:])
+        self.iteration += 1
+        self.global_step += cfg.batch_size
+        row: Dict[str, Any] = {
+            "iteration": self.iteration,
+            "global_step": self.global_step,
+            "episodic_return": self.collector.mean_recent_return(),
+            "episodic_length": self.collector.mean_recent_length(),
+            "episodes": self.collector.episodes_finished,
+            "learning_rate": frac * cfg.learning_rate,
+            "explained_variance": explained_variance(buf.values, ret),
+        }
+        row.update(stats)
+        return row
+
+    # ---- evaluation -------------------------------------------------------------------
+    def evaluate(self, episodes: int = 20, deterministic: bool = True,
+                 seed: Optional[int] = None, num_envs: Optional[int] = None
+                 ) -> Tuple[float, float]:
+        """Mean and std of the returns of ``episodes`` full episodes in a fresh env.
+
+        Episodes are split evenly over ``num_envs`` (default min(episodes, 16))
+        envs and each env contributes only its first episodes (no bias towards
+        short episodes). ``deterministic`` takes the policy's mode (argmax /
+        mean); otherwise actions are sampled from a generator seeded with
+        ``seed``. Training state (generators, statistics) is not touched.
+        """
+        if not isinstance(episodes, (int, np.integer)) or episodes < 1:
+            raise ValueError(f"episodes must be a positive int, got {episodes!r}")
+        n = int(num_envs) if num_envs is not None else min(int(episodes), 16)
+        if n < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs!r}")
+        seed = self.seed + 1_000_003 if seed is None else int(seed)
+        env = make_vec(self.env_id, n, seed=None, autoreset_mode="same_step", **self.env_kwargs)
+        try:
+            quota = np.full(n, episodes // n, dtype=np.int64)
+            quota[: episodes % n] += 1
+            count = np.zeros(n, dtype=np.int64)
+            ep_ret = np.zeros(n, dtype=np.float64)
+            returns: List[float] = []
+            gen = torch.Generator(device=self.device)
+            gen.manual_seed(seed)
+            obs, _ = env.reset(seed=seed)
+            space = env.single_action_space
+            box = isinstance(space, gym.spaces.Box)
+            with torch.inference_mode():
+                while (count < quota).any():
+                    o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+                    pi_out, _ = self.policy(o)
+                    a = self.policy.sample(pi_out, deterministic, gen).cpu().numpy()
+                    if box:
+                        a = np.clip(a, space.low, space.high).astype(space.dtype)
+                    obs, r, term, trunc, _ = env.step(a)
+                    ep_ret += r
+                    done = term | trunc
+                    if done.any():
+                        keep = done & (count < quota)
+                        returns.extend(ep_ret[keep].tolist())
+                        count += done
+                        ep_ret[done] = 0.0
+        finally:
+            env.close()
+        arr = np.asarray(returns, dtype=np.float64)
+        return float(arr.mean()), float(arr.std())
+
+    # ---- checkpoints --------------------------------------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        """Everything needed to continue the run (see module docstring)."""
+        return {
+            "format": _FORMAT,
+            "algo": self.algo,
+            "env_id": self.env_id,
+            "env_kwargs": self.env_kwargs,
+            "seed": self.seed,
+            "device": str(self.device),
+            "config": self.config.to_dict(),
+            "policy": self.policy.state_dict(),
+            "updater": self.updater.state_dict(),
+            "generator": self.generator.get_state(),
+            "global_step": self.global_step,
+            "iteration": self.iteration,
+            "history": [dict(r) for r in self.history],
+            "collector": self.collector.state_dict(),
+            "obs0": self.buffer.obs[0].detach().cpu().clone(),
+            "env_state": _capture_env(self.env),
+        }
+
+    def save(self, path) -> None:
+        """Write a checkpoint atomically (temporary file in the same folder + os.replace)."""
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".pgfast-", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(self.state_dict(), f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def _load_state(self, ck: Dict[str, Any]) -> None:
+        self.policy.load_state_dict(ck["policy"])
+        self.updater.load_state_dict(ck["updater"])
+        self.generator.set_state(ck["generator"])
+        self.global_step = int(ck["global_step"])
+        self.iteration = int(ck["iteration"])
+        self.history = [dict(r) for r in ck["history"]]
+        self.collector.load_state_dict(ck["collector"])
+        self.buffer.obs[0].copy_(ck["obs0"].to(self.device))
+        self.env = _restore_env(self.env, ck["env_state"])
+        self.collector.env = self.env
+        self.collector.step_into = getattr(self.env, "step_into", None)
+
+    def close(self) -> None:
+        """Close the env."""
+        self.env.close()
+
+    def __repr__(self) -> str:
+        return (f"Run(algo={self.algo!r}, env_id={self.env_id!r}, seed={self.seed}, "
+                f"device={str(self.device)!r}, global_step={self.global_step})")
+
+
+# --------------------------------------------------------------------------- public functions
+
+
+def train(algo: str, env_id: str, total_timesteps: Optional[int] = None, seed: int = 0,
+          device="auto", tuned: bool = True, env_kwargs: Optional[Dict[str, Any]] = None,
+          callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
+          torch_threads: Optional[int] = 1, **config_fields) -> Run:
+    """Train ``algo`` ("ppo", "trpo" or "vpg") on ``env_id`` and return the :class:`Run`.
+
+    Args:
+        algo: algorithm name.
+        env_id: environment id for :func:`pgfast.make_vec` (native or gymnasium).
+        total_timesteps: env steps to train for (default: the Config's).
+        seed: seeds the network init, the action/minibatch generator and the env.
+        device: "auto" (CUDA if available), "cpu" or "cuda".
+        tuned: start from the tuned hyperparameters in ``TUNED`` for (algo, env_id)
+            when there are any; explicit ``config_fields`` override them.
+        env_kwargs: extra keyword arguments for the env constructor.
+        callback: ``callback(row)`` after every iteration (see :meth:`Run.learn`).
+        torch_threads: intra-op threads while training (see :meth:`Run.learn`).
+        **config_fields: any field of the algorithm's Config (e.g. ``num_envs=8``);
+            an unknown name raises ValueError listing the valid ones.
+    """
+    algo_cls = get_algo(algo)
+    fields: Dict[str, Any] = {}
+    if tuned:
+        fields.update(TUNED.get((algo_cls.name, env_id), {}))
+    fields.update(config_fields)
+    if total_timesteps is not None:
+        fields["total_timesteps"] = total_timesteps
+    cfg = _make_config(algo_cls, fields)
+    run = Run(algo_cls.name, env_id, cfg, seed=seed, device=device, env_kwargs=env_kwargs)
+    return run.learn(callback=callback, torch_threads=torch_threads)
+
+
+def load(path, device=None) -> Run:
+    """Load a checkpoint written by :meth:`Run.save` and return the :class:`Run`.
+
+    ``device`` overrides the saved device (a CUDA run loads on CPU with
+    ``device="cpu"``). Checkpoints are pickles: load only files you trust.
+    """
+    ck = torch.load(os.fspath(path), map_location="cpu", weights_only=False)
+    if not isinstance(ck, dict) or ck.get("format") != _FORMAT:
+        raise ValueError(f"{path!r} is not a pgfast checkpoint (format {_FORMAT})")
+    algo_cls = get_algo(ck["algo"])
+    cfg = algo_cls.Config(**ck["config"])
+    dev = ck["device"] if device is None else device
+    return Run(ck["algo"], ck["env_id"], cfg, seed=ck["seed"], device=dev,
+               env_kwargs=ck["env_kwargs"], _checkpoint=ck)
+
+
+def config_help(algo: str) -> Dict[str, str]:
+    """Field name -> one-line docstring for an algorithm's Config (for CLIs)."""
+    return field_docs(get_algo(algo).Config)
