@@ -294,6 +294,373 @@ PYBIND11_MODULE(_C, m) {
   bind_envs(m);
 }
 
+// ================================================================ envs
+// Native vectorised classic-control environments (csrc/envs/*.hpp). Every
+// array is checked here (type, dtype, shape, C-contiguity, writeability)
+// before a core sees its pointer; the GIL is released while stepping.
+#include "envs/acrobot.hpp"
+#include "envs/cartpole.hpp"
+#include "envs/mountain_car.hpp"
+#include "envs/pendulum.hpp"
+#include "envs/vec_env.hpp"
+
 namespace {
-void bind_envs(py::module_& /*m*/) {}
+
+namespace pe = pgfast::envs;
+
+// Per-env constructor parameters, passed from Python as a dict of floats.
+double param_or(const py::dict& d, const char* key, double dflt) {
+  if (!d.contains(key)) return dflt;
+  double v = py::cast<double>(d[key]);
+  if (!std::isfinite(v)) value_error(std::string(key) + " must be finite");
+  return v;
+}
+pe::CartPole::Params make_params(pe::CartPole*, const py::dict& d) {
+  pe::CartPole::Params p;
+  p.sutton_barto_reward = param_or(d, "sutton_barto_reward", 0.0) != 0.0;
+  return p;
+}
+pe::Pendulum::Params make_params(pe::Pendulum*, const py::dict& d) {
+  pe::Pendulum::Params p;
+  p.g = param_or(d, "g", pe::Pendulum::kDefaultGravity);
+  return p;
+}
+pe::MountainCar::Params make_params(pe::MountainCar*, const py::dict& d) {
+  pe::MountainCar::Params p;
+  p.goal_velocity = param_or(d, "goal_velocity", 0.0);
+  return p;
+}
+pe::MountainCarContinuous::Params make_params(pe::MountainCarContinuous*,
+                                              const py::dict& d) {
+  pe::MountainCarContinuous::Params p;
+  p.goal_velocity = param_or(d, "goal_velocity", 0.0);
+  return p;
+}
+pe::Acrobot::Params make_params(pe::Acrobot*, const py::dict&) { return {}; }
+
+bool dtype_is(const py::array& a, const py::dtype& d) { return a.dtype().equal(d); }
+
+std::string dtype_str(const py::array& a) { return std::string(py::str(a.dtype())); }
+
+// An output array: numpy, C-contiguous, writeable, exact shape.
+py::array checked_out(const py::handle& obj, const char* name,
+                      const std::vector<py::ssize_t>& shape) {
+  if (!py::isinstance<py::array>(obj)) {
+    type_error(std::string(name) + " must be a numpy array (or a CPU torch tensor)");
+  }
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  bool ok = a.ndim() == py::ssize_t(shape.size());
+  for (size_t k = 0; ok && k < shape.size(); ++k) ok = a.shape(py::ssize_t(k)) == shape[k];
+  if (!ok) {
+    std::string want = "(";
+    for (size_t k = 0; k < shape.size(); ++k) {
+      if (k) want += ", ";
+      want += std::to_string(shape[k]);
+    }
+    want += shape.size() == 1 ? ",)" : ")";
+    value_error(std::string(name) + " must have shape " + want + ", got " + shape_str(a));
+  }
+  if (!(a.flags() & py::array::c_style)) value_error(std::string(name) + " must be C-contiguous");
+  if (!a.writeable()) value_error(std::string(name) + " must be writeable");
+  return a;
+}
+
+enum class FKind { F32, F64 };
+
+FKind float_kind(const py::array& a, const char* name) {
+  if (dtype_is(a, py::dtype::of<float>())) return FKind::F32;
+  if (dtype_is(a, py::dtype::of<double>())) return FKind::F64;
+  value_error(std::string(name) + " must be float32 or float64, got " + dtype_str(a));
+}
+
+void require_bool(const py::array& a, const char* name) {
+  if (!dtype_is(a, py::dtype::of<bool>())) {
+    value_error(std::string(name) + " must have dtype bool, got " + dtype_str(a));
+  }
+}
+
+// Where one step writes.
+struct StepOut {
+  py::array obs, rew, term, trunc;
+  FKind obs_kind = FKind::F32, rew_kind = FKind::F64;
+};
+
+template <class Env>
+class PyVecEnv {
+ public:
+  using Core = pe::VecEnv<Env>;
+  static constexpr int kS = Env::kStateDim;
+  static constexpr int kO = Env::kObsDim;
+
+  PyVecEnv(int64_t num_envs, bool same_step, int num_threads, int64_t max_episode_steps,
+           const py::dict& params) {
+    if (num_envs < 1) value_error("num_envs must be >= 1, got " + std::to_string(num_envs));
+    if (num_threads < 1) value_error("num_threads must be >= 1");
+    if (max_episode_steps < 1) value_error("max_episode_steps must be >= 1");
+    core_.reset(new Core(num_envs, make_params(static_cast<Env*>(nullptr), params),
+                         max_episode_steps, same_step, num_threads));
+    n_ = num_envs;
+    const py::ssize_t n = py::ssize_t(n_);
+    own_.obs = py::array_t<float>({n, py::ssize_t(kO)});
+    own_.rew = py::array_t<double>(n);
+    own_.term = py::array_t<bool>(n);
+    own_.trunc = py::array_t<bool>(n);
+    final_obs_ = py::array_t<float>({n, py::ssize_t(kO)});
+    final_mask_ = py::array_t<bool>(n);
+    std::fill_n(static_cast<float*>(own_.obs.mutable_data()), n_ * kO, 0.0f);
+    std::fill_n(static_cast<double*>(own_.rew.mutable_data()), n_, 0.0);
+    std::fill_n(static_cast<bool*>(own_.term.mutable_data()), n_, false);
+    std::fill_n(static_cast<bool*>(own_.trunc.mutable_data()), n_, false);
+    std::fill_n(static_cast<float*>(final_obs_.mutable_data()), n_ * kO, 0.0f);
+    std::fill_n(static_cast<bool*>(final_mask_.mutable_data()), n_, false);
+  }
+
+  // Use caller-owned arrays as the outputs of step() (and final_obs buffers
+  // in same_step mode); they are kept alive by this object.
+  void bind_outputs(py::object obs, py::object rew, py::object term, py::object trunc,
+                    py::object final_obs, py::object final_mask) {
+    StepOut o = check_outputs(obs, rew, term, trunc);
+    py::array fo = own_final_obs_or(final_obs), fm = own_final_mask_or(final_mask);
+    own_ = std::move(o);
+    final_obs_ = std::move(fo);
+    final_mask_ = std::move(fm);
+  }
+
+  void step(py::handle actions) {
+    ensure_ready();
+    py::array a = check_actions(actions);
+    run_step(a, own_);
+  }
+
+  void step_into(py::handle actions, py::object obs, py::object rew, py::object term,
+                 py::object trunc) {
+    ensure_ready();
+    StepOut o = check_outputs(obs, rew, term, trunc);
+    py::array a = check_actions(actions);
+    run_step(a, o);
+  }
+
+  void reset(py::object seeds_, py::object mask_, double a, double b) {
+    if (!std::isfinite(a) || !std::isfinite(b)) value_error("reset bounds must be finite");
+    const uint64_t* seeds = nullptr;
+    const uint8_t* mask = nullptr;
+    py::array seeds_arr, mask_arr;
+    if (!seeds_.is_none()) {
+      seeds_arr = checked_in(seeds_, "seeds", {py::ssize_t(n_)});
+      if (!dtype_is(seeds_arr, py::dtype::of<uint64_t>())) value_error("seeds must be uint64");
+      seeds = static_cast<const uint64_t*>(seeds_arr.data());
+    }
+    if (!mask_.is_none()) {
+      mask_arr = checked_in(mask_, "reset_mask", {py::ssize_t(n_)});
+      require_bool(mask_arr, "reset_mask");
+      mask = static_cast<const uint8_t*>(mask_arr.data());
+    }
+    typename Env::Bounds bounds{a, b};
+    void* obs = own_.obs.mutable_data();
+    const bool f32 = own_.obs_kind == FKind::F32;
+    {
+      py::gil_scoped_release nogil;
+      if (f32) core_->reset(seeds, mask, bounds, static_cast<float*>(obs));
+      else core_->reset(seeds, mask, bounds, static_cast<double*>(obs));
+    }
+    ready_ = true;
+  }
+
+  py::array get_state() const {
+    py::array_t<double> out({py::ssize_t(n_), py::ssize_t(kS)});
+    core_->get_state(out.mutable_data());
+    return std::move(out);
+  }
+
+  void set_state(py::handle states) {
+    py::array s = checked_in(states, "states", {py::ssize_t(n_), py::ssize_t(kS)});
+    if (!dtype_is(s, py::dtype::of<double>())) {
+      value_error("states must be float64, got " + dtype_str(s));
+    }
+    const double* p = static_cast<const double*>(s.data());
+    for (int64_t k = 0; k < n_ * kS; ++k) {
+      if (!std::isfinite(p[k])) value_error("states must be finite");
+    }
+    core_->set_state(p);
+    ready_ = true;
+  }
+
+  int64_t num_envs() const { return n_; }
+  int threads_used() const { return core_->threads_used(); }
+  int64_t max_episode_steps() const { return core_->max_episode_steps(); }
+  py::array obs() const { return own_.obs; }
+  py::array rewards() const { return own_.rew; }
+  py::array terminated() const { return own_.term; }
+  py::array truncated() const { return own_.trunc; }
+  py::array final_obs() const { return final_obs_; }
+  py::array final_mask() const { return final_mask_; }
+
+ private:
+  void ensure_ready() const {
+    if (!ready_) throw std::runtime_error("step() called before reset(); call reset() first");
+  }
+
+  // An input array: numpy, C-contiguous, exact shape.
+  static py::array checked_in(const py::handle& obj, const char* name,
+                              const std::vector<py::ssize_t>& shape) {
+    if (!py::isinstance<py::array>(obj)) {
+      value_error(std::string(name) + " must be a numpy array");
+    }
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    bool ok = a.ndim() == py::ssize_t(shape.size());
+    for (size_t k = 0; ok && k < shape.size(); ++k) ok = a.shape(py::ssize_t(k)) == shape[k];
+    if (!ok) {
+      std::string want = "(";
+      for (size_t k = 0; k < shape.size(); ++k) {
+        if (k) want += ", ";
+        want += std::to_string(shape[k]);
+      }
+      want += shape.size() == 1 ? ",)" : ")";
+      value_error(std::string(name) + " must have shape " + want + ", got " + shape_str(a));
+    }
+    if (!(a.flags() & py::array::c_style)) value_error(std::string(name) + " must be C-contiguous");
+    return a;
+  }
+
+  py::array check_actions(py::handle actions) const {
+    if constexpr (Env::kDiscrete) {
+      py::array a = checked_in(actions, "actions", {py::ssize_t(n_)});
+      if (!dtype_is(a, py::dtype::of<int64_t>()) && !dtype_is(a, py::dtype::of<int32_t>())) {
+        value_error("actions must be an integer array (int64 or int32) of shape (" +
+                    std::to_string(n_) + ",), got dtype " + dtype_str(a));
+      }
+      return a;
+    } else {
+      py::array a = checked_in(actions, "actions", {py::ssize_t(n_), py::ssize_t(Env::kActDim)});
+      float_kind(a, "actions");
+      return a;
+    }
+  }
+
+  StepOut check_outputs(py::object obs, py::object rew, py::object term,
+                        py::object trunc) const {
+    StepOut o;
+    const py::ssize_t n = py::ssize_t(n_);
+    o.obs = checked_out(obs, "obs_out", {n, py::ssize_t(kO)});
+    o.obs_kind = float_kind(o.obs, "obs_out");
+    o.rew = checked_out(rew, "rew_out", {n});
+    o.rew_kind = float_kind(o.rew, "rew_out");
+    o.term = checked_out(term, "term_out", {n});
+    require_bool(o.term, "term_out");
+    o.trunc = checked_out(trunc, "trunc_out", {n});
+    require_bool(o.trunc, "trunc_out");
+    return o;
+  }
+
+  py::array own_final_obs_or(py::object fo) const {
+    if (fo.is_none()) return final_obs_;
+    py::array a = checked_out(fo, "final_obs", {py::ssize_t(n_), py::ssize_t(kO)});
+    if (!dtype_is(a, py::dtype::of<float>())) value_error("final_obs must be float32");
+    return a;
+  }
+  py::array own_final_mask_or(py::object fm) const {
+    if (fm.is_none()) return final_mask_;
+    py::array a = checked_out(fm, "final_mask", {py::ssize_t(n_)});
+    require_bool(a, "final_mask");
+    return a;
+  }
+  template <class A, class O, class R>
+  void run_typed(const py::array& a, StepOut& o) {
+    const A* act = static_cast<const A*>(a.data());
+    if constexpr (Env::kDiscrete) {
+      const int64_t bad = core_->first_invalid_discrete(act);
+      if (bad >= 0) {
+        value_error("actions[" + std::to_string(bad) + "] = " + std::to_string(int64_t(act[bad])) +
+                    " is outside the action space Discrete(" +
+                    std::to_string(Env::kNumActions) + ")");
+      }
+    } else {
+      const int64_t bad = core_->first_nonfinite(act);
+      if (bad >= 0) {
+        value_error("actions must be finite; entry " + std::to_string(bad) + " (env " +
+                    std::to_string(bad / Env::kActDim) + ") is " + std::to_string(double(act[bad])));
+      }
+    }
+    O* obs = static_cast<O*>(o.obs.mutable_data());
+    R* rew = static_cast<R*>(o.rew.mutable_data());
+    bool* term = static_cast<bool*>(o.term.mutable_data());
+    bool* trunc = static_cast<bool*>(o.trunc.mutable_data());
+    float* fo = static_cast<float*>(final_obs_.mutable_data());
+    bool* fm = static_cast<bool*>(final_mask_.mutable_data());
+    py::gil_scoped_release nogil;
+    core_->step(act, obs, rew, term, trunc, fo, fm);
+  }
+
+  template <class A>
+  void run_obs_rew(const py::array& a, StepOut& o) {
+    if (o.obs_kind == FKind::F32) {
+      if (o.rew_kind == FKind::F64) run_typed<A, float, double>(a, o);
+      else run_typed<A, float, float>(a, o);
+    } else {
+      if (o.rew_kind == FKind::F64) run_typed<A, double, double>(a, o);
+      else run_typed<A, double, float>(a, o);
+    }
+  }
+
+  void run_step(const py::array& a, StepOut& o) {
+    if constexpr (Env::kDiscrete) {
+      if (dtype_is(a, py::dtype::of<int64_t>())) run_obs_rew<int64_t>(a, o);
+      else run_obs_rew<int32_t>(a, o);
+    } else {
+      if (dtype_is(a, py::dtype::of<float>())) run_obs_rew<float>(a, o);
+      else run_obs_rew<double>(a, o);
+    }
+  }
+
+  std::unique_ptr<Core> core_;
+  int64_t n_ = 0;
+  bool ready_ = false;
+  StepOut own_;
+  py::array final_obs_, final_mask_;
+};
+
+template <class Env>
+void bind_one(py::module_& m, const char* name, const char* doc) {
+  using E = PyVecEnv<Env>;
+  py::class_<E>(m, name, doc)
+      .def(py::init<int64_t, bool, int, int64_t, py::dict>(), py::arg("num_envs"),
+           py::arg("same_step") = false, py::arg("num_threads") = 1,
+           py::arg("max_episode_steps") = Env::kMaxEpisodeSteps,
+           py::arg("params") = py::dict())
+      .def("bind_outputs", &E::bind_outputs, py::arg("obs"), py::arg("rew"), py::arg("term"),
+           py::arg("trunc"), py::arg("final_obs") = py::none(),
+           py::arg("final_mask") = py::none(),
+           "Use these arrays as step()'s outputs (checked once, kept alive).")
+      .def("step", &E::step, py::arg("actions"),
+           "Step all envs, writing into the bound output arrays.")
+      .def("step_into", &E::step_into, py::arg("actions"), py::arg("obs_out"),
+           py::arg("rew_out"), py::arg("term_out"), py::arg("trunc_out"),
+           "Step all envs, writing into the given arrays.")
+      .def("reset", &E::reset, py::arg("seeds"), py::arg("mask"), py::arg("a"), py::arg("b"),
+           "Reset (masked) envs with reset bounds (a, b); writes every env's obs.")
+      .def("get_state", &E::get_state, "Physics state, float64 [N, state_dim].")
+      .def("set_state", &E::set_state, py::arg("states"),
+           "Set the physics state from float64 [N, state_dim]; cancels pending autoresets.")
+      .def_property_readonly("num_envs", &E::num_envs)
+      .def_property_readonly("threads_used", &E::threads_used)
+      .def_property_readonly("max_episode_steps", &E::max_episode_steps)
+      .def_property_readonly("obs", &E::obs)
+      .def_property_readonly("rewards", &E::rewards)
+      .def_property_readonly("terminated", &E::terminated)
+      .def_property_readonly("truncated", &E::truncated)
+      .def_property_readonly("final_obs", &E::final_obs)
+      .def_property_readonly("final_mask", &E::final_mask)
+      .def_property_readonly_static("state_dim", [](py::object) { return Env::kStateDim; })
+      .def_property_readonly_static("obs_dim", [](py::object) { return Env::kObsDim; });
+}
+
+void bind_envs(py::module_& m) {
+  bind_one<pe::CartPole>(m, "CartPoleVec", "Native CartPole-v1 vector env core.");
+  bind_one<pe::Pendulum>(m, "PendulumVec", "Native Pendulum-v1 vector env core.");
+  bind_one<pe::MountainCar>(m, "MountainCarVec", "Native MountainCar-v0 vector env core.");
+  bind_one<pe::MountainCarContinuous>(m, "MountainCarContinuousVec",
+                                      "Native MountainCarContinuous-v0 vector env core.");
+  bind_one<pe::Acrobot>(m, "AcrobotVec", "Native Acrobot-v1 vector env core.");
+}
+
 }  // namespace

@@ -80,3 +80,10 @@ def make_vec(
 
 # Native batched MuJoCo ids (HalfCheetah-v5, ...); mujoco itself is imported lazily.
 from pgfast.envs import mujoco as _mujoco_envs  # noqa: E402,F401
+
+
+# Native classic-control envs (C++ cores in pgfast._C).
+from pgfast.envs.classic import CLASSIC_ENVS as _CLASSIC_ENVS  # noqa: E402
+
+for _id, _cls in _CLASSIC_ENVS.items():
+    register_native(_id, _cls)

@@ -56,6 +56,7 @@ step-before-reset and use-after-close errors (RuntimeError), and the info dict.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
@@ -121,6 +122,11 @@ class NativeVectorEnv(gym.vector.VectorEnv):
         env_id: Optional[str] = None,
         spec_kwargs: Optional[Dict[str, Any]] = None,
     ) -> None:
+        """Allocate the output buffers and set spaces and metadata.
+
+        ``spec_kwargs`` (may hold ``max_episode_steps``) update the copy of the
+        registered gymnasium spec of ``env_id`` stored as ``self.spec``.
+        """
         if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         mode = _AUTORESET_MODES.get(autoreset_mode)
@@ -136,9 +142,11 @@ class NativeVectorEnv(gym.vector.VectorEnv):
         self.render_mode = None
         self.spec = None
         if env_id is not None and env_id in gym.registry:
-            self.spec = gym.spec(env_id).copy()
-            if spec_kwargs:
-                self.spec.kwargs = {**self.spec.kwargs, **spec_kwargs}
+            spec = gym.spec(env_id)
+            extra = dict(spec_kwargs or {})
+            max_steps = extra.pop("max_episode_steps", spec.max_episode_steps)
+            self.spec = dataclasses.replace(spec, kwargs={**spec.kwargs, **extra},
+                                            max_episode_steps=max_steps)
         self._env_id = env_id
         self._same_step = mode == AutoresetMode.SAME_STEP
         n, shape = self.num_envs, tuple(single_observation_space.shape)

@@ -1,0 +1,87 @@
+// Pendulum-v1, mirroring gymnasium 1.x:
+// https://github.com/Farama-Foundation/Gymnasium/blob/main/gymnasium/envs/classic_control/pendulum.py
+//
+// State (float64, gymnasium's `unwrapped.state` order): theta, theta_dot.
+// Observation (float32): cos(theta), sin(theta), theta_dot. Action: Box(-2, 2,
+// (1,), float32), clipped to [-2, 2] before use (as gymnasium's step does).
+// Reward: -(angle_normalize(theta)^2 + 0.1 theta_dot^2 + 0.001 u^2), never
+// terminates, truncated after 200 steps. Reset: theta uniform in
+// [-x_init, x_init), theta_dot in [-y_init, y_init) (defaults pi and 1; reset
+// options "x_init"/"y_init").
+//
+// Precision follows gymnasium's numpy types: the state is float64, while the
+// action u is a float32 scalar, so u**2, 0.001 * u**2 and 3.0 * u are float32
+// operations (numpy promotes a Python float to the array's float32), and
+// `x ** 2` on numpy scalars is libm pow, not x * x.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "envs/vec_env.hpp"
+
+namespace pgfast {
+namespace envs {
+
+struct Pendulum {
+  static constexpr int kStateDim = 2;
+  static constexpr int kObsDim = 3;
+  static constexpr bool kDiscrete = false;
+  static constexpr int kNumActions = 0;
+  static constexpr int kActDim = 1;
+  static constexpr int64_t kMaxEpisodeSteps = 200;
+
+  static constexpr double kMaxSpeed = 8;
+  static constexpr double kMaxTorque = 2.0;
+  static constexpr double kDt = 0.05;
+  static constexpr double kDefaultGravity = 10.0;
+  static constexpr double kMass = 1.0;
+  static constexpr double kLength = 1.0;
+  static constexpr double kPi = 3.141592653589793;
+  static constexpr double kDefaultXInit = kPi;  // DEFAULT_X
+  static constexpr double kDefaultYInit = 1.0;  // DEFAULT_Y
+
+  struct Params {
+    double g = kDefaultGravity;
+  };
+  struct Bounds {
+    double x_init = kDefaultXInit;
+    double y_init = kDefaultYInit;
+  };
+
+  static double angle_normalize(double x) { return np_remainder(x + kPi, 2 * kPi) - kPi; }
+
+  static void reset(double* s, Rng& rng, const Bounds& b) {
+    s[0] = rng.uniform(-b.x_init, b.x_init);
+    s[1] = rng.uniform(-b.y_init, b.y_init);
+  }
+
+  static StepResult step(double* s, const float* action, const Params& p) {
+    const double th = s[0], thdot = s[1];
+    // np.clip(u, -2.0, 2.0) on a float32 array: the bounds become float32.
+    float u = action[0];
+    u = std::min(std::max(u, float(-kMaxTorque)), float(kMaxTorque));
+    const float u2 = np_powf(u, 2.0f);                 // u ** 2 (float32)
+    const float u2_scaled = float(0.001) * u2;         // 0.001 * (u ** 2) (float32)
+    const double costs = np_pow(angle_normalize(th), 2.0) + 0.1 * np_pow(thdot, 2.0) +
+                         double(u2_scaled);
+    const double a_coef = 3 * p.g / (2 * kLength);    // 3 * g / (2 * l)
+    const double b_coef = 3.0 / (kMass * np_pow(kLength, 2.0));
+    const float bu = float(b_coef) * u;                // 3.0 / (m l^2) * u (float32)
+    double newthdot = thdot + (a_coef * std::sin(th) + double(bu)) * kDt;
+    newthdot = std::min(std::max(newthdot, -kMaxSpeed), kMaxSpeed);
+    const double newth = th + newthdot * kDt;
+    s[0] = newth;
+    s[1] = newthdot;
+    return {-costs, false};
+  }
+
+  static void observe(const double* s, float* o) {
+    o[0] = float(std::cos(s[0]));
+    o[1] = float(std::sin(s[0]));
+    o[2] = float(s[1]);
+  }
+};
+
+}  // namespace envs
+}  // namespace pgfast
