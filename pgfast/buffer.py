@@ -189,12 +189,13 @@ class Collector:
         self.recent_returns: Deque[float] = collections.deque(maxlen=stats_window)
         self.recent_lengths: Deque[int] = collections.deque(maxlen=stats_window)
         self.episodes_finished = 0
+        self._carry = False  # True once obs[T] holds the current observations
 
     # ---- start ----------------------------------------------------------------------
     def reset(self, seed: Optional[int] = None) -> None:
         """Reset the env (seeded) and put the first observations in ``buffer.obs[0]``."""
         obs, _ = self.env.reset(seed=seed)
-        self.buf.obs[0].copy_(torch.as_tensor(np.asarray(obs, dtype=np.float32)))
+        self.set_current_obs(torch.as_tensor(np.asarray(obs, dtype=np.float32)))
         self.ep_ret[:] = 0.0
         self.ep_len[:] = 0
 
@@ -202,11 +203,15 @@ class Collector:
     def collect(self) -> None:
         """Fill every row of the buffer (T env steps), then compute ``next_values``.
 
-        Row 0 of ``obs`` must hold the current observations (set by :meth:`reset`
-        or by the previous rollout, whose last row is copied to row 0 here first).
+        The current observations (from :meth:`reset` or the previous rollout's last
+        row ``obs[T]``, copied to row 0 here) start the rollout; the buffer keeps
+        its rows unchanged after this call, for the update.
         """
         buf, pol, env = self.buf, self.policy, self.env
         T = buf.num_steps
+        if self._carry:
+            buf.obs[0].copy_(buf.obs[T])
+        self._carry = True
         trunc_any = False
         with torch.inference_mode():
             for t in range(T):
@@ -253,8 +258,15 @@ class Collector:
             if trunc_any:
                 m = buf.truncated
                 nv[m] = pol.value(buf.final_obs[m])
-        # next rollout starts from the last observation
-        buf.obs[0].copy_(buf.obs[T])
+
+    def current_obs(self) -> torch.Tensor:
+        """The observations ``[N, *obs_shape]`` the next rollout starts from (a view)."""
+        return self.buf.obs[self.buf.num_steps] if self._carry else self.buf.obs[0]
+
+    def set_current_obs(self, obs: torch.Tensor) -> None:
+        """Set the observations the next rollout starts from."""
+        self.buf.obs[0].copy_(obs)
+        self._carry = False
 
     def _finish_episodes(self, done: np.ndarray) -> None:
         self.recent_returns.extend(self.ep_ret[done].tolist())

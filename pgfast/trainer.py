@@ -354,7 +354,7 @@ class Run:
             "iteration": self.iteration,
             "history": [dict(r) for r in self.history],
             "collector": self.collector.state_dict(),
-            "obs0": self.buffer.obs[0].detach().cpu().clone(),
+            "obs0": self.collector.current_obs().detach().cpu().clone(),
             "env_state": _capture_env(self.env),
         }
 
@@ -383,7 +383,7 @@ class Run:
         self.iteration = int(ck["iteration"])
         self.history = [dict(r) for r in ck["history"]]
         self.collector.load_state_dict(ck["collector"])
-        self.buffer.obs[0].copy_(ck["obs0"].to(self.device))
+        self.collector.set_current_obs(ck["obs0"].to(self.device))
         self.env = _restore_env(self.env, ck["env_state"])
         self.collector.env = self.env
         self.collector.step_into = getattr(self.env, "step_into", None)

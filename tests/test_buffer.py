@@ -1,0 +1,230 @@
+"""Rollout buffer and collector: bootstrapping at time limits, terminations, both env paths."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from gymnasium.wrappers import TimeLimit
+
+from pgfast.algos.ppo import PPO, PPOConfig
+from pgfast.buffer import Collector, RewardScaler, RolloutBuffer
+
+
+class ScriptedEnv(gym.Env):
+    """Deterministic: obs = [steps taken in this episode, env tag], reward = step number
+    (1, 2, ...); terminates after ``term_at`` steps if given."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, tag=0.0, term_at=None):
+        self.observation_space = gym.spaces.Box(-1e6, 1e6, (2,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.tag, self.term_at, self.t = float(tag), term_at, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([0.0, self.tag], dtype=np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        term = self.term_at is not None and self.t >= self.term_at
+        return np.array([self.t, self.tag], dtype=np.float32), float(self.t), term, False, {}
+
+
+def _scripted_vec():
+    # env 0: cut by a time limit after 3 steps; env 1: terminates after 3 steps.
+    return SyncVectorEnv([lambda: TimeLimit(ScriptedEnv(0.0), 3),
+                          lambda: TimeLimit(ScriptedEnv(1.0, term_at=3), 100)],
+                         autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+class DenseStepInto(gym.vector.VectorEnv):
+    """Test double of a native env: same_step autoreset with a dense final_obs array and
+    step_into writing into caller arrays."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.num_envs = inner.num_envs
+        self.single_observation_space = inner.single_observation_space
+        self.single_action_space = inner.single_action_space
+        self.observation_space = inner.observation_space
+        self.action_space = inner.action_space
+        self.metadata = dict(inner.metadata)
+        self.calls = 0
+
+    def reset(self, *, seed=None, options=None):
+        return self.inner.reset(seed=seed, options=options)
+
+    def step_into(self, actions, obs_out, rew_out, term_out, trunc_out):
+        self.calls += 1
+        o, r, te, tr, info = self.inner.step(np.asarray(actions))
+        obs_out[...] = o
+        rew_out[...] = r
+        term_out[...] = te
+        trunc_out[...] = tr
+        dense = np.zeros((self.num_envs, 2), dtype=np.float32)
+        mask = info.get("_final_obs", np.zeros(self.num_envs, dtype=bool))
+        for i in np.flatnonzero(mask):
+            dense[i] = info["final_obs"][i]
+        return {"final_obs": dense, "_final_obs": mask}
+
+
+class StubPolicy:
+    """Always action 0, logp 0, V(s) = 10 * s[0] + 1."""
+
+    def __call__(self, obs):
+        return torch.zeros(obs.shape[0], 2), 10.0 * obs[:, 0] + 1.0
+
+    def sample(self, pi_out, deterministic=False, generator=None):
+        return torch.zeros(pi_out.shape[0], dtype=torch.int64)
+
+    def log_prob(self, pi_out, actions):
+        return torch.zeros(pi_out.shape[0])
+
+    def value(self, obs):
+        return self(obs)[1]
+
+
+def _collect(env, T=5):
+    space = env.single_action_space
+    buf = RolloutBuffer(T, env.num_envs, (2,), space, "cpu")
+    col = Collector(env, StubPolicy(), buf, torch.Generator())
+    col.reset(seed=0)
+    col.collect()
+    return buf, col
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_truncation_bootstraps_and_termination_does_not(native):
+    env = DenseStepInto(_scripted_vec()) if native else _scripted_vec()
+    buf, col = _collect(env)
+    if native:
+        assert env.calls == 5
+    # env 0: obs rows 0,1,2 | reset 0,1 ; truncated at t=2 (final obs [3, 0])
+    assert buf.obs[:, 0, 0].tolist() == [0, 1, 2, 0, 1, 2]
+    assert buf.truncated[:, 0].tolist() == [False, False, True, False, False]
+    assert buf.terminated[:, 1].tolist() == [False, False, True, False, False]
+    assert not buf.terminated[:, 0].any() and not buf.truncated[:, 1].any()
+    assert buf.rewards[:, 0].tolist() == [1, 2, 3, 1, 2]
+    assert torch.equal(buf.final_obs[2, 0], torch.tensor([3.0, 0.0]))
+    # next_values: V(obs[t+1]) except V(final obs) = 31 at the truncation
+    assert buf.next_values[:, 0].tolist() == [11, 21, 31, 11, 21]
+    assert buf.values[:, 0].tolist() == [1, 11, 21, 1, 11]
+    gamma = 0.5
+    ppo = PPO.__new__(PPO)
+    ppo.cfg = PPOConfig(gamma=gamma, gae_lambda=1.0, num_envs=2, num_steps=5, num_minibatches=1)
+    adv, ret = ppo.advantages(buf)
+    # value targets: truncated episode bootstraps from V(final obs); terminated does not
+    assert ret[2, 0].item() == pytest.approx(3 + gamma * 31)
+    assert ret[1, 0].item() == pytest.approx(2 + gamma * (3 + gamma * 31))
+    assert ret[2, 1].item() == pytest.approx(3.0)
+    assert ret[1, 1].item() == pytest.approx(2 + gamma * 3)
+    # the rollout's last row bootstraps from V(obs[T])
+    assert ret[4, 0].item() == pytest.approx(2 + gamma * 21)
+    assert torch.allclose(adv, ret - buf.values)
+    # episode statistics of finished episodes
+    assert sorted(col.recent_returns) == [6.0, 6.0]
+    assert list(col.recent_lengths) == [3, 3]
+    assert col.episodes_finished == 2
+    assert col.ep_len.tolist() == [2, 2]
+
+
+def test_both_env_paths_fill_identical_buffers():
+    b1, _ = _collect(_scripted_vec(), T=7)
+    b2, _ = _collect(DenseStepInto(_scripted_vec()), T=7)
+    for name in ("obs", "actions", "rewards", "terminated", "truncated", "values",
+                 "next_values", "final_obs"):
+        assert torch.equal(getattr(b1, name), getattr(b2, name)), name
+
+
+def test_rollouts_continue_from_last_observation():
+    env = _scripted_vec()
+    buf = RolloutBuffer(2, 2, (2,), env.single_action_space, "cpu")
+    col = Collector(env, StubPolicy(), buf, torch.Generator())
+    col.reset(seed=0)
+    col.collect()
+    assert buf.obs[:, 0, 0].tolist() == [0, 1, 2]
+    col.collect()
+    # truncation at the 3rd step: obs[1] is the reset obs, next_values[0] uses final obs
+    assert buf.obs[:, 0, 0].tolist() == [2, 0, 1]
+    assert buf.next_values[0, 0].item() == 31.0
+
+
+def test_collector_rejects_next_step_env_and_size_mismatch():
+    env = SyncVectorEnv([lambda: ScriptedEnv()], autoreset_mode=AutoresetMode.NEXT_STEP)
+    buf = RolloutBuffer(2, 1, (2,), env.single_action_space)
+    with pytest.raises(ValueError, match="same_step"):
+        Collector(env, StubPolicy(), buf, torch.Generator())
+    env2 = _scripted_vec()
+    with pytest.raises(ValueError, match="envs"):
+        Collector(env2, StubPolicy(), buf, torch.Generator())
+
+
+def test_buffer_bad_sizes():
+    with pytest.raises(ValueError, match="num_steps"):
+        RolloutBuffer(0, 2, (2,), gym.spaces.Discrete(2))
+    with pytest.raises(ValueError, match="num_envs"):
+        RolloutBuffer(2, -1, (2,), gym.spaces.Discrete(2))
+
+
+def test_box_actions_clipped_only_at_env_boundary():
+    class Recorder(ScriptedEnv):
+        def __init__(self):
+            super().__init__()
+            self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), dtype=np.float32)
+            self.seen = []
+
+        def step(self, action):
+            self.seen.append(np.array(action))
+            return super().step(0)
+
+    class BigPolicy(StubPolicy):
+        def __call__(self, obs):
+            return torch.zeros(obs.shape[0], 1), torch.zeros(obs.shape[0])
+
+        def sample(self, pi_out, deterministic=False, generator=None):
+            return torch.full((pi_out.shape[0], 1), 5.0)
+
+    rec = Recorder()
+    env = SyncVectorEnv([lambda: rec], autoreset_mode=AutoresetMode.SAME_STEP)
+    buf = RolloutBuffer(3, 1, (2,), env.single_action_space)
+    col = Collector(env, BigPolicy(), buf, torch.Generator())
+    col.reset(seed=0)
+    col.collect()
+    assert torch.all(buf.actions == 5.0)  # the buffer keeps the unclipped sample
+    assert all(float(a[0]) == 1.0 for a in rec.seen)
+
+
+def test_reward_scaler_matches_reference():
+    rng = np.random.default_rng(0)
+    rew = rng.normal(size=(50, 3))
+    done = rng.random((50, 3)) < 0.1
+    sc = RewardScaler(3, gamma=0.9, clip=10.0)
+    got = rew.copy()
+    for t in range(50):
+        sc(got[t], done[t])
+    # reference: plain loops
+    ret = np.zeros(3)
+    hist = []
+    out = np.zeros_like(rew)
+    for t in range(50):
+        ret = ret * 0.9 + rew[t]
+        hist.extend(ret.tolist())
+        allr = np.array(hist)
+        n = len(allr)
+        # running mean/var with the 1e-4 prior count (mean 0, var 1)
+        var = (1e-4 * 1.0 + ((allr - allr.mean()) ** 2).sum() + n * 1e-4 / (n + 1e-4)
+               * allr.mean() ** 2) / (n + 1e-4)
+        out[t] = np.clip(rew[t] / np.sqrt(var + 1e-8), -10, 10)
+        ret[done[t]] = 0.0
+    assert np.allclose(got, out, rtol=1e-6)
+    assert sc.mean == pytest.approx(np.array(hist).sum() / (len(hist) + 1e-4))
+    st = sc.state_dict()
+    sc2 = RewardScaler(3, gamma=0.9)
+    sc2.load_state_dict(st)
+    a, b = np.ones(3), np.ones(3)
+    sc(a, np.zeros(3, bool))
+    sc2(b, np.zeros(3, bool))
+    assert np.array_equal(a, b)

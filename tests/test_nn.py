@@ -1,0 +1,177 @@
+"""Networks and distributions: pgfast.nn against torch.distributions and plain MLPs."""
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Categorical, Normal
+
+from pgfast import nn as pnn
+
+
+def test_mlp_shapes_and_orthogonal_init():
+    torch.manual_seed(0)
+    net = pnn.mlp(5, (16, 8), 3, activation="relu", ortho_init=True, out_gain=0.5)
+    assert net(torch.randn(7, 5)).shape == (7, 3)
+    lins = [m for m in net if isinstance(m, torch.nn.Linear)]
+    assert [l.weight.shape for l in lins] == [(16, 5), (8, 16), (3, 8)]
+    w = lins[1].weight  # 8 x 16: orthonormal rows scaled by sqrt(2)
+    assert torch.allclose(w @ w.T, 2.0 * torch.eye(8), atol=1e-5)
+    w = lins[2].weight
+    assert torch.allclose(w @ w.T, 0.25 * torch.eye(3), atol=1e-5)
+    assert all(torch.all(l.bias == 0) for l in lins)
+    assert isinstance(net[1], torch.nn.ReLU)
+
+
+def test_mlp_bad_input():
+    with pytest.raises(ValueError, match="activation"):
+        pnn.mlp(3, (4,), 2, activation="sigmoidish")
+    with pytest.raises(ValueError, match="in_dim"):
+        pnn.mlp(0, (4,), 2)
+    with pytest.raises(ValueError, match="hidden_sizes"):
+        pnn.mlp(3, (4, -1), 2)
+
+
+def test_categorical_functions_match_torch_distributions():
+    torch.manual_seed(1)
+    logits = torch.randn(6, 4)
+    logits_q = torch.randn(6, 4)
+    a = torch.randint(0, 4, (6,))
+    ref = Categorical(logits=logits)
+    assert torch.allclose(pnn.categorical_log_prob(logits, a), ref.log_prob(a), atol=1e-6)
+    assert torch.allclose(pnn.categorical_entropy(logits), ref.entropy(), atol=1e-6)
+    kl_ref = torch.distributions.kl_divergence(ref, Categorical(logits=logits_q))
+    assert torch.allclose(pnn.categorical_kl(logits, logits_q), kl_ref, atol=1e-6)
+
+
+def test_categorical_sample_frequencies_and_generator():
+    logits = torch.log(torch.tensor([[0.1, 0.6, 0.3]])).expand(200_000, 3)
+    g = torch.Generator().manual_seed(3)
+    s = pnn.categorical_sample(logits, g)
+    assert s.dtype == torch.int64 and s.min() >= 0 and s.max() <= 2
+    freq = torch.bincount(s, minlength=3).double() / s.numel()
+    assert torch.allclose(freq, torch.tensor([0.1, 0.6, 0.3], dtype=torch.float64), atol=5e-3)
+    g2 = torch.Generator().manual_seed(3)
+    assert torch.equal(pnn.categorical_sample(logits, g2), s)
+    # a zero-probability action is never drawn
+    lg = torch.tensor([[0.0, -float("inf"), 0.0]]).expand(10_000, 3)
+    assert not (pnn.categorical_sample(lg, g) == 1).any()
+
+
+def test_gaussian_functions_match_torch_distributions():
+    torch.manual_seed(2)
+    mean, mean_q = torch.randn(5, 3), torch.randn(5, 3)
+    log_std, log_std_q = torch.randn(3) * 0.3, torch.randn(3) * 0.3
+    a = torch.randn(5, 3) * 2
+    ref = Normal(mean, log_std.exp())
+    assert torch.allclose(pnn.gaussian_log_prob(mean, log_std, a), ref.log_prob(a).sum(-1),
+                          atol=1e-5)
+    assert torch.allclose(pnn.gaussian_entropy(log_std, 5), ref.entropy().sum(-1), atol=1e-5)
+    kl_ref = torch.distributions.kl_divergence(ref, Normal(mean_q, log_std_q.exp())).sum(-1)
+    assert torch.allclose(pnn.gaussian_kl(mean, log_std, mean_q, log_std_q), kl_ref, atol=1e-5)
+    g = torch.Generator().manual_seed(0)
+    s = pnn.gaussian_sample(torch.zeros(50_000, 3), log_std, g)
+    assert torch.allclose(s.std(0), log_std.exp(), rtol=2e-2)
+
+
+def test_standalone_policies_and_value_net():
+    torch.manual_seed(0)
+    cat = pnn.CategoricalPolicy(4, 3, (8,))
+    obs = torch.randn(10, 4)
+    a = cat.sample(obs)
+    assert a.shape == (10,)
+    assert torch.equal(cat.sample(obs, deterministic=True), cat(obs).argmax(-1))
+    assert torch.allclose(cat.log_prob(obs, a), Categorical(logits=cat(obs)).log_prob(a))
+    gp = pnn.GaussianPolicy(4, 2, (8,), log_std_init=1.0)
+    assert torch.all(gp.log_std == 1.0)
+    acts = gp.sample(torch.zeros(2000, 4))
+    # samples are not clipped to any bound: with std e they leave [-1, 1]
+    assert (acts.abs() > 1).any()
+    assert torch.allclose(gp.entropy(obs), Normal(gp(obs), gp.log_std.exp()).entropy().sum(-1))
+    v = pnn.ValueNet(4, (8,))
+    assert v(obs).shape == (10,)
+
+
+def _reference_forward(ac, x, k):
+    """Slice k of the fused network as a plain MLP."""
+    h = x
+    for i in range(ac.num_layers):
+        h = h @ ac.weights[i][k] + ac.biases[i][k, 0]
+        if i < ac.num_layers - 1:
+            h = torch.tanh(h)
+    return h
+
+
+@pytest.mark.parametrize("space", [gym.spaces.Discrete(3),
+                                   gym.spaces.Box(-1, 1, (2,), dtype=np.float32)])
+def test_actor_critic_fused_equals_two_mlps(space):
+    torch.manual_seed(0)
+    ac = pnn.ActorCritic(4, space, (16, 16))
+    x = torch.randn(9, 4)
+    pi, v = ac(x)
+    assert torch.allclose(pi, _reference_forward(ac, x, 0), atol=1e-6)
+    assert torch.allclose(v, _reference_forward(ac, x, 1)[:, 0], atol=1e-6)
+    # an actor-only loss has exactly zero gradient on the critic slices and vice versa
+    pi.sum().backward()
+    for p in ac.stacked_parameters():
+        assert torch.all(p.grad[1] == 0) and p.grad[0].abs().sum() > 0
+    ac.zero_grad()
+    ac(x)[1].sum().backward()
+    for p in ac.stacked_parameters():
+        assert torch.all(p.grad[0] == 0) and p.grad[1].abs().sum() > 0
+    if space.__class__ is gym.spaces.Box:
+        assert ac.log_std.grad is None or torch.all(ac.log_std.grad == 0)
+
+
+def test_actor_critic_act_and_actor_vector_roundtrip():
+    torch.manual_seed(0)
+    ac = pnn.ActorCritic(3, gym.spaces.Box(-1, 1, (2,), dtype=np.float32), (8,))
+    a, logp, v = ac.act(torch.randn(5, 3), generator=torch.Generator().manual_seed(0))
+    assert a.shape == (5, 2) and logp.shape == (5,) and v.shape == (5,)
+    vec = ac.actor_vector()
+    n_actor = 3 * 8 + 8 * 2 + 8 + 2 + 2  # weights, biases, log_std
+    assert vec.numel() == n_actor
+    critic_before = [p[1].clone() for p in ac.stacked_parameters()]
+    ac.set_actor_vector(vec + 1.0)
+    assert torch.allclose(ac.actor_vector(), vec + 1.0)
+    assert all(torch.equal(p[1], c) for p, c in zip(ac.stacked_parameters(), critic_before))
+    with pytest.raises(ValueError, match="entries"):
+        ac.set_actor_vector(torch.zeros(n_actor + 1))
+
+
+def test_actor_critic_bad_spaces():
+    with pytest.raises(TypeError, match="action_space"):
+        pnn.ActorCritic(3, gym.spaces.MultiBinary(2))
+    with pytest.raises(ValueError, match="1-D"):
+        pnn.ActorCritic(3, gym.spaces.Box(-1, 1, (2, 2)))
+
+
+def test_running_mean_std_matches_numpy_and_state_dict():
+    rng = np.random.default_rng(0)
+    rms = pnn.RunningMeanStd((3,))
+    chunks = [rng.normal(2.0, 3.0, size=(n, 3)) for n in (5, 50, 17)]
+    for c in chunks:
+        rms.update(torch.as_tensor(c, dtype=torch.float32))
+    allx = np.concatenate(chunks).astype(np.float32).astype(np.float64)
+    assert np.allclose(rms.mean.numpy(), allx.mean(0), atol=1e-4)
+    assert np.allclose(rms.var.numpy(), allx.var(0), rtol=1e-3)
+    x = torch.randn(4, 3)
+    expect = ((x.double() - rms.mean) / torch.sqrt(rms.var + 1e-8)).clamp(-10, 10).float()
+    assert torch.allclose(rms.normalize(x), expect, atol=1e-5)
+    rms2 = pnn.RunningMeanStd((3,))
+    rms2.load_state_dict(rms.state_dict())
+    assert torch.equal(rms2.normalize(x), rms.normalize(x))
+
+
+def test_obs_normalisation_in_actor_critic_is_applied():
+    torch.manual_seed(0)
+    ac = pnn.ActorCritic(2, gym.spaces.Discrete(2), (4,), norm_obs=True)
+    ac.obs_rms.update(torch.tensor([[100.0, -50.0], [102.0, -52.0]]))
+    x = torch.tensor([[101.0, -51.0]])
+    plain = pnn.ActorCritic(2, gym.spaces.Discrete(2), (4,))
+    plain.load_state_dict({k: v for k, v in ac.state_dict().items() if "obs_rms" not in k})
+    assert torch.allclose(ac(x)[0], plain(ac.obs_rms.normalize(x))[0])
+    with torch.no_grad():
+        assert not math.isclose(float(ac(x)[1]), float(plain(x)[1]))
