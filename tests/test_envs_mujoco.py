@@ -386,3 +386,25 @@ def test_partial_reset_mask():
     ref.reset(seed=7 + 1)
     np.testing.assert_array_equal(after[1], np.concatenate([ref.data.qpos, ref.data.qvel]))
     assert np.all(env._elapsed[mask] == 0) and np.all(env._elapsed[~mask] == 3)
+
+
+def test_import_without_mujoco_and_clear_error():
+    """`import pgfast` works without mujoco; making a MuJoCo id then says what to install."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['mujoco'] = None\n"  # makes `import mujoco` raise ImportError
+        "import pgfast\n"
+        "assert 'HalfCheetah-v5' in pgfast.envs.native_ids()\n"
+        "try:\n"
+        "    pgfast.make_vec('HalfCheetah-v5', num_envs=2)\n"
+        "except ImportError as e:\n"
+        "    print('ERR', e)\n"
+    )
+    root = str(__import__("pathlib").Path(pgfast.__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "PYTHONPATH": root})
+    assert out.returncode == 0, out.stderr
+    assert "ERR HalfCheetah-v5 needs the 'mujoco' package" in out.stdout
+    assert "backend='gymnasium'" in out.stdout

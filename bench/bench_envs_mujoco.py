@@ -1,0 +1,117 @@
+"""HalfCheetah-v5 env-steps/s: pgfast's batched MuJoCo env vs gymnasium's sync vector
+env and EnvPool, random actions, in the same run. Ratios go to extra_info.
+
+    make bench BENCH_ARGS="-k mujoco"
+
+num_envs 1, 8, 64, 256 with 1 and 2 threads (gymnasium's sync vector env has no
+threads: it is timed once per num_envs; EnvPool gets the same num_threads and
+batch_size = num_envs).  Targets on the 2-core reference machine, at 64 envs with
+2 threads: >= 2x gymnasium sync and >= 1.1x EnvPool.  Set PGFAST_BENCH_STRICT=1 to
+turn missed targets into failures.  Under --benchmark-disable (CI smoke run) each
+case steps a few times and checks shapes only.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mujoco", reason="mujoco not installed: pip install 'pgfast[mujoco]'")
+
+import pgfast  # noqa: E402
+from _peers import best_time  # noqa: E402
+
+ENV_ID = "HalfCheetah-v5"
+NUM_ENVS = [1, 8, 64, 256]
+THREADS = [1, 2]
+TARGETS = {(64, 2): {"gymnasium_sync": 2.0, "envpool": 1.1}}
+STRICT = os.environ.get("PGFAST_BENCH_STRICT") == "1"
+MIN_TIME = 0.5  # seconds of timing per implementation and case
+_GYM_SPS = {}   # num_envs -> gymnasium sync steps/s (thread-independent, timed once)
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    # gymnasium's half_cheetah.xml makes MuJoCo's compiler write MUJOCO_LOG.TXT into the cwd
+    monkeypatch.chdir(tmp_path)
+
+
+def _steps_per_call(n):
+    return max(16, 2048 // n)
+
+
+def _actions(n, k, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (k, n, 6)).astype(np.float32)
+
+
+def _stepper(step, actions):
+    def run():
+        for a in actions:
+            step(a)
+    return run
+
+
+def _gymnasium_sps(n):
+    if n not in _GYM_SPS:
+        import gymnasium as gym
+
+        env = gym.make_vec(ENV_ID, num_envs=n, vectorization_mode="sync")
+        env.reset(seed=0)
+        actions = _actions(n, _steps_per_call(n))
+        _GYM_SPS[n] = n * len(actions) / best_time(_stepper(env.step, actions), MIN_TIME)
+        env.close()
+    return _GYM_SPS[n]
+
+
+def _envpool_sps(n, threads):
+    try:
+        import envpool
+    except ImportError as e:
+        return None, f"envpool not installed: {e}"
+    env = envpool.make(ENV_ID, env_type="gymnasium", num_envs=n, batch_size=n, num_threads=threads, seed=0)
+    env.reset()
+    actions = _actions(n, _steps_per_call(n))
+    sps = n * len(actions) / best_time(_stepper(env.step, actions), MIN_TIME)
+    env.close()
+    return sps, None
+
+
+@pytest.mark.parametrize("threads", THREADS, ids=[f"{t}thr" for t in THREADS])
+@pytest.mark.parametrize("n", NUM_ENVS, ids=[f"{n}envs" for n in NUM_ENVS])
+def test_halfcheetah_steps_per_s(benchmark, n, threads):
+    env = pgfast.make_vec(ENV_ID, num_envs=n, seed=0, num_threads=threads)
+    if benchmark.disabled:  # smoke run: a few steps, no peers
+        actions = _actions(n, 3)
+        benchmark(_stepper(env.step, actions))
+        obs, rew, term, trunc, _ = env.step(actions[0])
+        assert obs.shape == (n, 17) and rew.shape == (n,) and np.isfinite(obs).all()
+        env.close()
+        return
+    k = _steps_per_call(n)
+    actions = _actions(n, k)
+    run = _stepper(env.step, actions)
+    benchmark.pedantic(run, rounds=5, warmup_rounds=1)
+    ours = n * k / best_time(run, MIN_TIME)
+    env.close()
+
+    info = benchmark.extra_info
+    info.update(env_id=ENV_ID, num_envs=n, num_threads=threads, pgfast_steps_per_s=ours)
+    gym_sps = _gymnasium_sps(n)
+    info.update(gymnasium_sync_steps_per_s=gym_sps, speedup_vs_gymnasium_sync=ours / gym_sps)
+    pool_sps, why = _envpool_sps(n, threads)
+    if pool_sps is not None:
+        info.update(envpool_steps_per_s=pool_sps, speedup_vs_envpool=ours / pool_sps)
+    else:
+        info["envpool_skipped"] = why
+    target = TARGETS.get((n, threads))
+    if target is not None:
+        info.update({f"target_vs_{k}": v for k, v in target.items()})
+    print(f"\n[{ENV_ID} {n} envs {threads} thr] pgfast {ours:,.0f} steps/s; "
+          f"{ours / gym_sps:.2f}x gymnasium sync ({gym_sps:,.0f})"
+          + (f"; {ours / pool_sps:.2f}x envpool ({pool_sps:,.0f})" if pool_sps else f"; {why}"))
+    if STRICT and target is not None:
+        assert ours / gym_sps >= target["gymnasium_sync"]
+        if pool_sps is not None:
+            assert ours / pool_sps >= target["envpool"]
