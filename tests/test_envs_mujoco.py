@@ -48,6 +48,7 @@ def test_registered_and_make_vec_picks_native():
     assert set(IDS) == {"HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "InvertedPendulum-v5",
                         "InvertedDoublePendulum-v5"}
     assert set(IDS) <= set(pgfast.envs.native_ids())
+    assert mj_envs.mujoco_available()
     env = pgfast.make_vec("HalfCheetah-v5", num_envs=3, seed=0)
     assert isinstance(env, mj_envs.HalfCheetahVectorEnv)
     assert env.metadata["autoreset_mode"] is gym.vector.AutoresetMode.NEXT_STEP

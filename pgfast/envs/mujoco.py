@@ -79,8 +79,6 @@ __all__ = [
     "mujoco_available",
 ]
 
-_MIN_MUJOCO = (4, 0)
-
 
 def _import_mujoco(env_id: str = "a MuJoCo env"):
     """Import mujoco and mujoco.batch, or raise a clear ImportError."""
@@ -458,13 +456,7 @@ class HalfCheetahVectorEnv(MujocoVectorEnv):
         term[:] = False
 
 
-class _HealthyMixin:
-    def _healthy_terms(self, params):
-        self._healthy_reward = float(params["healthy_reward"])
-        self._terminate_when_unhealthy = bool(params["terminate_when_unhealthy"])
-
-
-class HopperVectorEnv(HalfCheetahVectorEnv, _HealthyMixin):
+class HopperVectorEnv(HalfCheetahVectorEnv):
     """Hopper-v5: obs = [qpos[1:], clip(qvel, -10, 10)] (11); healthy reward and termination."""
 
     ENV_ID = "Hopper-v5"
@@ -482,6 +474,10 @@ class HopperVectorEnv(HalfCheetahVectorEnv, _HealthyMixin):
         self._healthy_state_range = _range(params, "healthy_state_range")
         self._healthy_z_range = _range(params, "healthy_z_range")
         self._healthy_angle_range = _range(params, "healthy_angle_range")
+
+    def _healthy_terms(self, params):
+        self._healthy_reward = float(params["healthy_reward"])
+        self._terminate_when_unhealthy = bool(params["terminate_when_unhealthy"])
 
     def _write_qvel(self, out):
         np.clip(self._qvel, -10, 10, out=out)
