@@ -168,14 +168,83 @@ def _cmd_eval(a) -> int:
     except experiments.CheckpointError as ex:
         raise CLIError(str(ex)) from None
     if a.video is not None:
-        from pgfast import video
-
-        paths = video.record(run, a.video, episodes=a.episodes, deterministic=not a.stochastic)
+        paths = record_video(run, a.video, episodes=a.episodes, deterministic=not a.stochastic)
         for p in paths:
             print(f"video: {p}")
     mean, std = run.evaluate(episodes=a.episodes, deterministic=not a.stochastic)
     print(f"eval return over {a.episodes} episodes: {mean:.2f} ± {std:.2f}")
     return 0
+
+
+def record_video(run, video_dir, episodes: int = 1, deterministic: bool = True) -> List[Path]:
+    """Play ``episodes`` episodes of ``run``'s policy in one gymnasium env
+    rendering ``rgb_array`` frames and record them into ``video_dir``.
+
+    Uses gymnasium's ``RecordVideo`` (MP4, needs moviepy); without moviepy the
+    frames are written as GIFs with imageio. Raises CLIError when the env
+    cannot render (e.g. pygame or an OpenGL context missing). Returns the
+    paths written.
+    """
+    import gymnasium as gym
+    import numpy as np
+    import torch
+
+    vdir = Path(video_dir)
+    try:
+        env = gym.make(run.env_id, render_mode="rgb_array")
+    except Exception as ex:
+        raise CLIError(f"--video: cannot make {run.env_id} with render_mode='rgb_array' ({ex})") from None
+    if "rgb_array" not in (env.metadata.get("render_modes") or []):
+        env.close()
+        raise CLIError(f"--video: {run.env_id} does not render rgb_array frames")
+    fps = int(env.metadata.get("render_fps") or 30)
+    recorder = None
+    try:
+        env = gym.wrappers.RecordVideo(env, str(vdir), episode_trigger=lambda e: True,
+                                       name_prefix=f"{run.algo}-{run.env_id}", disable_logger=True)
+        recorder = "mp4"
+    except gym.error.DependencyNotInstalled:
+        recorder = "gif"  # moviepy missing: write GIFs with imageio
+    vdir.mkdir(parents=True, exist_ok=True)
+    space = env.action_space
+    box = isinstance(space, gym.spaces.Box)
+    gen = torch.Generator(device=run.device)
+    gen.manual_seed(run.seed + 7)
+    written: List[Path] = []
+    try:
+        for ep in range(episodes):
+            obs, _ = env.reset(seed=run.seed + 1_000_003 + ep)
+            frames = []
+            done = False
+            while not done:
+                if recorder == "gif":
+                    try:
+                        frames.append(np.asarray(env.render()))
+                    except Exception as ex:
+                        raise CLIError(f"--video: {run.env_id} cannot render ({type(ex).__name__}: {ex})") from None
+                with torch.inference_mode():
+                    o = torch.as_tensor(np.asarray(obs, dtype=np.float32)[None], device=run.device)
+                    pi_out, _ = run.policy(o)
+                    act = run.policy.sample(pi_out, deterministic, gen).cpu().numpy()[0]
+                if box:
+                    act = np.clip(act, space.low, space.high).astype(space.dtype)
+                obs, _, term, trunc, _ = env.step(act)
+                done = bool(term or trunc)
+            if recorder == "gif":
+                import imageio.v2 as imageio
+
+                path = vdir / f"{run.algo}-{run.env_id}-episode-{ep}.gif"
+                imageio.mimsave(path, frames[::2], duration=2000.0 / fps, loop=0)
+                written.append(path)
+    except CLIError:
+        raise
+    except Exception as ex:
+        raise CLIError(f"--video: {run.env_id} cannot render ({type(ex).__name__}: {ex})") from None
+    finally:
+        env.close()
+    if recorder == "mp4":
+        written = sorted(vdir.glob("*.mp4"))
+    return written
 
 
 def _cmd_experiment(a) -> int:

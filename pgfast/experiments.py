@@ -264,6 +264,24 @@ def _load_one(path: Path):
         raise CheckpointError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e})") from e
 
 
+def _load_checkpoint_path(path, log):
+    p = Path(path)
+    if p.is_dir():
+        p = p / CKPT_NAME
+    prev = p.with_name(PREV_CKPT_NAME) if p.name == CKPT_NAME else p.with_name(p.stem + ".prev" + p.suffix)
+    try:
+        return _load_one(p), p
+    except CheckpointError as e:
+        first = str(e)
+    if prev.exists():
+        log(f"warning: {first}; using the previous checkpoint {prev}")
+        try:
+            return _load_one(prev), prev
+        except CheckpointError as e2:
+            raise CheckpointError(f"{first}; and the previous one: {e2}") from None
+    raise CheckpointError(first)
+
+
 def load_checkpoint(path: str | os.PathLike, log: Callable[[str], None] = print):
     """Load a Run from ``path`` (a checkpoint file or a job directory).
 
@@ -271,21 +289,7 @@ def load_checkpoint(path: str | os.PathLike, log: Callable[[str], None] = print)
     back to the previous checkpoint next to it (``ckpt.prev.pt``). Raises
     :class:`CheckpointError` with both reasons when neither can be read.
     """
-    p = Path(path)
-    if p.is_dir():
-        p = p / CKPT_NAME
-    prev = p.with_name(PREV_CKPT_NAME) if p.name == CKPT_NAME else p.with_name(p.stem + ".prev" + p.suffix)
-    try:
-        return _load_one(p)
-    except CheckpointError as e:
-        first = str(e)
-    if prev.exists():
-        log(f"warning: {first}; using the previous checkpoint {prev}")
-        try:
-            return _load_one(prev)
-        except CheckpointError as e2:
-            raise CheckpointError(f"{first}; and the previous one: {e2}") from None
-    raise CheckpointError(first)
+    return _load_checkpoint_path(path, log)[0]
 
 
 def save_checkpoint(run, directory: str | os.PathLike) -> Path:
@@ -442,18 +446,28 @@ class _TBLog:
 
 
 class _TrainerAPI:
-    """Thin adapter over ``pgfast.train`` / ``Run`` used by the sessions."""
+    """Thin adapter over ``pgfast.Run`` used by the training sessions."""
 
     @staticmethod
-    def new_run(algo, env_id, total_timesteps, seed, device, config, callback):
+    def new_run(algo, env_id, total_timesteps, seed, device, config):
+        """An untrained Run (presets already merged into ``config``)."""
         import pgfast
+        from pgfast.algos import get_algo
 
-        return pgfast.train(algo, env_id, total_timesteps=int(total_timesteps), seed=int(seed), device=device,
-                            callback=callback, **dict(config))
+        fields = dict(config)
+        fields["total_timesteps"] = int(total_timesteps)
+        cfg = get_algo(algo).Config(**fields)
+        return pgfast.Run(algo, env_id, cfg, seed=int(seed), device=device)
 
     @staticmethod
-    def learn(run, steps, callback):
-        return run.learn(int(steps), callback=callback)
+    def learn(run, target_timesteps, callback):
+        """Train ``run`` up to ``target_timesteps`` env steps in total."""
+        more = int(target_timesteps) - int(run.global_step)
+        if more <= 0:
+            return run
+        if int(run.config.total_timesteps) == int(target_timesteps):
+            return run.learn(callback=callback)  # continue the original schedule exactly
+        return run.learn(more, callback=callback)
 
     @staticmethod
     def global_step(run) -> int:
@@ -561,8 +575,12 @@ class TrainSession:
 
     # -- helpers ----------------------------------------------------------
     def _save(self) -> None:
+        step = int(self.run.global_step)
+        if step == getattr(self, "_saved_step", None):
+            return  # ckpt.pt already holds this state; keep ckpt.prev.pt as the one before
         save_checkpoint(self.run, self.out_dir)
         self._last_save = time.monotonic()
+        self._saved_step = step
 
     def run_training(self):
         """Train to ``total_timesteps``; returns the Run. Raises
@@ -570,7 +588,13 @@ class TrainSession:
         api = _TrainerAPI
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.resume is not None:
-            self.run = load_checkpoint(self.resume, log=self.log)
+            self.run, loaded = _load_checkpoint_path(self.resume, self.log)
+            if loaded.name == PREV_CKPT_NAME and (loaded.parent / CKPT_NAME).exists():
+                # the newer file is unreadable: move it aside so that the next save
+                # does not rotate it into ckpt.prev.pt over the good one
+                bad = loaded.parent / (CKPT_NAME + ".corrupt")
+                os.replace(loaded.parent / CKPT_NAME, bad)
+                self.log(f"moved the unreadable checkpoint to {bad}")
             start_step = api.global_step(self.run)
             if self.total_timesteps is None:
                 self.total_timesteps = api.configured_timesteps(self.run)
@@ -586,11 +610,12 @@ class TrainSession:
 
             bar = tqdm(total=self.total_timesteps, initial=start_step, unit="step", dynamic_ncols=True, file=sys.stderr)
         self._last_save = time.monotonic()
+        self._saved_step = start_step if self.run is not None else None
         guard = _SignalGuard()
         state = {"step": start_step, "ret": float("nan")}
 
-        def callback(run, row):
-            self.run = run
+        def callback(row):
+            run = self.run
             step = int(row.get("global_step", state["step"]))
             csv_log.append(row)
             tb.append(row)
@@ -614,12 +639,9 @@ class TrainSession:
                 try:
                     if self.run is None:
                         self.run = api.new_run(
-                            self.algo, self.env_id, self.total_timesteps, self.seed, self.device, self.config, callback
+                            self.algo, self.env_id, self.total_timesteps, self.seed, self.device, self.config
                         )
-                    else:
-                        remaining = self.total_timesteps - api.global_step(self.run)
-                        if remaining > 0:
-                            api.learn(self.run, remaining, callback)
+                    api.learn(self.run, self.total_timesteps, callback)
                 except (_StopRequested, KeyboardInterrupt, Interrupted) as e:
                     if self.run is not None:
                         self._save()
@@ -1039,7 +1061,7 @@ def plot_env(env_dir: str | os.PathLike, path: Optional[str | os.PathLike] = Non
     names = [p.name for p in sorted(env_dir.iterdir()) if p.is_dir()] if variants is None else list(variants)
     order = {v: i for i, v in enumerate(VARIANTS)}
     names.sort(key=lambda v: (order.get(v, 99), v))
-    fig = Figure(figsize=(6.4, 4.2), dpi=100)
+    fig = Figure(figsize=(6.4, 4.2), dpi=80)
     ax = fig.add_subplot(1, 1, 1)
     nseeds = []
     for name in names:
@@ -1060,7 +1082,7 @@ def plot_env(env_dir: str | os.PathLike, path: Optional[str | os.PathLike] = Non
         ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(str(path), dpi=100)
+        fig.savefig(str(path), dpi=80, pil_kwargs={"optimize": True})
     return fig
 
 

@@ -1,0 +1,274 @@
+"""Smoke tests of the ``pgfast`` command: train / resume / eval / experiment /
+plot, signals, corrupt checkpoints and the Ray backend (tiny budgets)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pgfast import cli
+from pgfast import experiments as ex
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_PPO = ["num_envs=4", "num_steps=16", "update_epochs=1", "num_minibatches=1"]
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _train(tmp_path, *sets, steps=256, out="run"):
+    argv = ["train", "ppo", "CartPole-v1", "--total-timesteps", str(steps), "--seed", "3", "--device", "cpu",
+            "--set", *TINY_PPO, *sets, "--out", str(tmp_path / out), "--checkpoint-interval", "0",
+            "--eval-episodes", "2", "--no-progress"]
+    return cli.main(argv)
+
+
+# ------------------------------------------------------------------- help ---
+
+
+@pytest.mark.parametrize("sub", [[], ["train"], ["eval"], ["experiment"], ["plot"]])
+def test_help_everywhere(sub, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(sub + ["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: pgfast")
+    if sub == ["experiment"]:
+        assert "all-algos" in out and "--backend" in out
+
+
+def test_bad_set_field_and_value(tmp_path, capsys):
+    rc = cli.main(["train", "ppo", "CartPole-v1", "--set", "learning_rat=1e-3", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "unknown ppo Config field" in err and "learning_rat" in err and "did you mean learning_rate" in err
+    rc = cli.main(["train", "ppo", "CartPole-v1", "--set", "num_envs=four", "--out", str(tmp_path / "x")])
+    assert rc == 2 and "num_envs" in capsys.readouterr().err
+    rc = cli.main(["train", "ppo", "CartPole-v1", "--set", "seed=3"])
+    assert rc == 2 and "--seed" in capsys.readouterr().err
+    rc = cli.main(["train", "a2c", "CartPole-v1"])
+    assert rc == 2 and "ALGO" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_set_values_reach_the_run(tmp_path, capsys):
+    assert _train(tmp_path, "learning_rate=5e-4", "anneal_lr=false", steps=64) == 0
+    run = ex.load_checkpoint(tmp_path / "run")
+    assert run.config.learning_rate == 5e-4 and run.config.anneal_lr is False
+    assert run.config.num_envs == 4 and run.config.num_steps == 16
+
+
+# ------------------------------------------------- train / resume / eval ---
+
+
+def test_train_resume_eval(tmp_path, capsys):
+    assert _train(tmp_path) == 0
+    out = capsys.readouterr().out
+    d = tmp_path / "run"
+    assert "eval return over 2 episodes" in out
+    rows = ex.read_progress(d / "progress.csv")
+    assert [r["global_step"] for r in rows] == [64, 128, 192, 256]
+    assert {"episodic_return", "sps"} <= set(rows[0])
+    assert (d / "ckpt.pt").exists() and (d / "ckpt.prev.pt").exists()
+    assert any((d / "tb").iterdir())  # TensorBoard event file
+    assert ex.load_checkpoint(d).global_step == 256
+
+    # resume to 384 steps: the log continues where the checkpoint was
+    rc = cli.main(["train", "--resume", str(d / "ckpt.pt"), "--total-timesteps", "384", "--no-progress",
+                   "--eval-episodes", "0"])
+    assert rc == 0
+    assert "resuming from" in capsys.readouterr().err
+    rows = ex.read_progress(d / "progress.csv")
+    assert [r["global_step"] for r in rows] == [64, 128, 192, 256, 320, 384]
+    assert ex.load_checkpoint(d).global_step == 384
+
+    rc = cli.main(["eval", str(d / "ckpt.pt"), "--episodes", "3"])
+    assert rc == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("eval return over 3 episodes:")
+    mean = float(line.split(":")[1].split("±")[0])
+    assert 8.0 <= mean <= 500.0  # CartPole returns lie in [8, 500]
+
+
+def test_eval_video(tmp_path, capsys):
+    assert _train(tmp_path, steps=64) == 0
+    vdir = tmp_path / "videos"
+    capsys.readouterr()
+    rc = cli.main(["eval", str(tmp_path / "run"), "--episodes", "1", "--video", str(vdir)])
+    captured = capsys.readouterr()
+    try:
+        import pygame  # noqa: F401  (classic-control rendering)
+    except ImportError:
+        # no renderer here: a clear error naming the missing piece, not a traceback
+        assert rc == 2
+        assert "--video" in captured.err and "CartPole-v1" in captured.err and "pygame" in captured.err
+        return
+    assert rc == 0, captured.err
+    files = [p for p in vdir.iterdir() if p.suffix in (".mp4", ".gif")]
+    assert len(files) == 1 and files[0].stat().st_size > 1000
+    assert f"video: {files[0]}" in captured.out
+
+
+def test_corrupt_checkpoint_uses_previous(tmp_path, capsys):
+    assert _train(tmp_path) == 0
+    d = tmp_path / "run"
+    good_prev = ex.load_checkpoint(d / "ckpt.prev.pt").global_step
+    data = (d / "ckpt.pt").read_bytes()
+    (d / "ckpt.pt").write_bytes(data[: len(data) // 2])  # truncated write
+    capsys.readouterr()
+    msgs = []
+    run = ex.load_checkpoint(d, log=msgs.append)
+    assert run.global_step == good_prev == 192
+    assert len(msgs) == 1 and "ckpt.pt" in msgs[0] and "previous checkpoint" in msgs[0]
+
+    # eval of the directory falls back too, and says so
+    assert cli.main(["eval", str(d), "--episodes", "1"]) == 0
+    assert "previous checkpoint" in capsys.readouterr().err
+
+    # resume from the corrupt file continues from the previous one
+    rc = cli.main(["train", "--resume", str(d / "ckpt.pt"), "--total-timesteps", "256", "--no-progress",
+                   "--eval-episodes", "0"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "previous checkpoint" in err and "at step 192" in err
+    assert [r["global_step"] for r in ex.read_progress(d / "progress.csv")] == [64, 128, 192, 256]
+    # the corrupt file was moved aside, not rotated into ckpt.prev.pt
+    assert (d / "ckpt.pt.corrupt").exists()
+    assert ex.load_checkpoint(d / "ckpt.prev.pt").global_step == 192
+    assert ex.load_checkpoint(d / "ckpt.pt").global_step == 256
+
+    # garbage with no previous copy: a clear error, exit status 2
+    bad = tmp_path / "garbage.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert cli.main(["eval", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "garbage.pt" in err and "unreadable" in err
+    (tmp_path / "empty.pt").write_bytes(b"")
+    assert cli.main(["eval", str(tmp_path / "empty.pt")]) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+def test_sigterm_saves_checkpoint(tmp_path):
+    d = tmp_path / "sig"
+    cmd = [sys.executable, "-m", "pgfast.cli", "train", "ppo", "CartPole-v1", "--total-timesteps", "100000000",
+           "--device", "cpu", "--set", *TINY_PPO, "--out", str(d), "--checkpoint-interval", "100000",
+           "--no-progress", "--no-tensorboard"]
+    p = subprocess.Popen(cmd, env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(ex.read_progress(d / "progress.csv")) < 3:
+            assert p.poll() is None, p.communicate()
+            time.sleep(0.1)
+        assert not (d / "ckpt.pt").exists()  # the interval is too long for a periodic save
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 130, err
+    assert "SIGTERM" in err and "checkpoint saved" in err
+    run = ex.load_checkpoint(d)
+    rows = ex.read_progress(d / "progress.csv")
+    assert run.global_step == rows[-1]["global_step"] >= 3 * 64
+
+
+# ------------------------------------------------------------ experiments ---
+
+
+def _exp_argv(out, backend, workers):
+    return ["experiment", "ppo-vs-vpg", "--envs", "CartPole-v1", "--seeds", "0", "1", "--total-timesteps", "128",
+            "--workers", str(workers), "--backend", backend, "--out", str(out), "--eval-episodes", "2",
+            "--set", "num_envs=2", "num_steps=32", "ppo.update_epochs=1", "ppo.num_minibatches=1",
+            "--no-tensorboard"]
+
+
+def _check_study(out: Path):
+    for v in ("vpg-baseline", "ppo"):
+        for s in (0, 1):
+            d = out / "CartPole-v1" / v / f"seed{s}"
+            r = json.loads((d / "result.json").read_text())
+            assert r["status"] == "done" and r["global_step"] == 128 and r["seed"] == s
+            assert [x["global_step"] for x in ex.read_progress(d / "progress.csv")] == [64, 128]
+            assert json.loads((d / "job.json").read_text())["config"]["num_envs"] == 2
+    import csv
+
+    with open(out / "summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["variant"], r["n"]) for r in rows] == [("vpg-baseline", "2"), ("ppo", "2")]
+    assert (out / "CartPole-v1.png").stat().st_size > 1000
+    fig = ex.plot_env(out / "CartPole-v1")
+    assert len(fig.axes[0].get_lines()) == 2  # one line per variant
+
+
+def test_experiment_local_pool_and_skip(tmp_path, capsys):
+    out = tmp_path / "study"
+    assert cli.main(_exp_argv(out, "local", 2)) == 0
+    text = capsys.readouterr().out
+    assert "4 jobs: 0 finished, 4 to run on local with 2 worker(s)" in text
+    assert "summary:" in text and "CartPole-v1.png" in text
+    _check_study(out)
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*/*/seed*/*")}
+    # a rerun skips every finished job and rewrites nothing in them
+    assert cli.main(_exp_argv(out, "local", 2)) == 0
+    assert "4 jobs: 4 finished, 0 to run" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/*/seed*/*")} == before
+    # plot redraws from the logs alone
+    (out / "CartPole-v1.png").unlink()
+    (out / "summary.csv").unlink()
+    assert cli.main(["plot", str(out)]) == 0
+    _check_study(out)
+
+
+def test_interrupted_experiment_resumes(tmp_path):
+    out = tmp_path / "study"
+    jobs = ex.make_jobs(["ppo"], ["CartPole-v1"], [0, 1], out, total_timesteps=256,
+                        overrides={"num_envs": 2, "num_steps": 32, "update_epochs": 1, "num_minibatches": 1},
+                        eval_episodes=2, checkpoint_interval=0, tensorboard=False)
+    seen = []
+
+    def stop_in_second_job(run, row):
+        seen.append(row["global_step"])
+        if len(seen) == 4 + 2:  # job 1: 4 iterations; job 2: interrupted after 2
+            raise KeyboardInterrupt
+
+    msgs = []
+    with pytest.raises(ex.Interrupted):
+        ex.run_experiment(jobs, workers=1, log=msgs.append, on_iteration=stop_in_second_job)
+    j1, j2 = (Path(j.out_dir) for j in jobs)
+    assert ex.job_status(jobs[0]) == "done" and ex.job_status(jobs[1]) == "partial"
+    assert ex.load_checkpoint(j2).global_step == 128
+    first_done = {p: p.stat().st_mtime_ns for p in j1.iterdir()}
+
+    seen.clear()
+    msgs.clear()
+    results = ex.run_experiment(jobs, workers=1, log=msgs.append, on_iteration=lambda run, row: seen.append(row["global_step"]))
+    assert [r["status"] for r in results] == ["skipped", "done"]
+    assert seen == [192, 256]  # only the rest of job 2 was trained
+    assert any("resuming from" in m and "at step 128" in m for m in msgs)
+    assert {p: p.stat().st_mtime_ns for p in j1.iterdir()} == first_done
+    assert [r["global_step"] for r in ex.read_progress(j2 / "progress.csv")] == [64, 128, 192, 256]
+
+
+def test_experiment_ray_backend(tmp_path, capsys):
+    ray = pytest.importorskip("ray", reason="ray not installed: pip install 'pgfast[ray]'")
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": ex._ensure_importable_env()},
+             log_to_driver=False)
+    try:
+        out = tmp_path / "study"
+        assert cli.main(_exp_argv(out, "ray", 2)) == 0
+        assert "to run on ray with 2 worker(s)" in capsys.readouterr().out
+        _check_study(out)
+    finally:
+        ray.shutdown()
