@@ -357,12 +357,12 @@ class ActorCritic(nn.Module):
     def forward(self, obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(pi_out [B, out_dim], value [B])`` for observations ``[B, obs_dim]``."""
         x = obs.reshape(obs.shape[0], -1)
-        if x.dtype != torch.float32:
-            x = x.float()
+        w, b = self.weights, self.biases
         if self.obs_rms is not None:
             x = self.obs_rms.normalize(x)
+        if x.dtype != w[0].dtype:
+            x = x.to(w[0].dtype)
         act = self._act
-        w, b = self.weights, self.biases
         h = torch.baddbmm(b[0], x.expand(2, *x.shape), w[0])
         for i in range(1, self.num_layers):
             h = torch.baddbmm(b[i], act(h), w[i])

@@ -64,7 +64,7 @@ def ppo_clip_loss(logp: torch.Tensor, logp_old: torch.Tensor, adv: torch.Tensor,
     """Clipped surrogate loss ``mean(max(-A r, -A clip(r, 1-eps, 1+eps)))`` with
     ``r = exp(logp - logp_old)``; all inputs ``[B]``."""
     ratio = (logp - logp_old).exp()
-    return torch.max(adv * ratio, adv * ratio.clamp(1.0 - clip_coef, 1.0 + clip_coef)).neg_().mean()
+    return torch.min(adv * ratio, adv * ratio.clamp(1.0 - clip_coef, 1.0 + clip_coef)).neg_().mean()
 
 
 def ppo_value_loss(v: torch.Tensor, v_old: torch.Tensor, returns: torch.Tensor,
