@@ -1,0 +1,697 @@
+"""Native classic-control vector envs: parity with gymnasium, seeding, threads,
+VectorEnv semantics in both autoreset modes, zero-copy step_into, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import gymnasium as gym
+from gymnasium.vector import AutoresetMode
+
+import pgfast
+from pgfast.envs.classic import CLASSIC_ENVS
+
+IDS = ["CartPole-v1", "Pendulum-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Acrobot-v1"]
+TIME_LIMITS = {"CartPole-v1": 500, "Pendulum-v1": 200, "MountainCar-v0": 200,
+               "MountainCarContinuous-v0": 999, "Acrobot-v1": 500}
+PI = np.pi
+
+
+def random_states(env_id, n, rng):
+    """States covering (and slightly beyond) what each env visits."""
+    u = rng.uniform
+    if env_id == "CartPole-v1":
+        return np.stack([u(-2.5, 2.5, n), u(-3, 3, n), u(-0.22, 0.22, n), u(-3.5, 3.5, n)], 1)
+    if env_id == "Pendulum-v1":
+        return np.stack([u(-4 * PI, 4 * PI, n), u(-8, 8, n)], 1)
+    if env_id.startswith("MountainCar"):
+        s = np.stack([u(-1.2, 0.6, n), u(-0.07, 0.07, n)], 1)
+        # include the walls and the goal exactly
+        s[: n // 20, 0] = -1.2
+        s[n // 20: n // 10, 0] = 0.6
+        return s
+    if env_id == "Acrobot-v1":
+        return np.stack([u(-PI, PI, n), u(-PI, PI, n), u(-4 * PI, 4 * PI, n), u(-9 * PI, 9 * PI, n)], 1)
+    raise KeyError(env_id)
+
+
+def random_actions(space, n, rng):
+    if isinstance(space, gym.spaces.Discrete):
+        return rng.integers(0, space.n, n)
+    # beyond the bounds too: gymnasium clips inside step
+    return rng.uniform(-3.0, 3.0, (n, *space.shape)).astype(np.float32)
+
+
+def gym_state(env_id, s):
+    """What gymnasium's ``unwrapped.state`` holds for a native state row."""
+    if env_id == "MountainCarContinuous-v0" and np.array_equal(s.astype(np.float32), s):
+        return s.astype(np.float32)  # gymnasium's state after a step is a float32 array
+    return np.array(s, dtype=np.float64)
+
+
+# ---------------------------------------------------------------- align tests
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_align_single_steps_from_random_states(env_id):
+    """>= 10,000 transitions: copy state into gymnasium, step both, compare."""
+    rng = np.random.default_rng(123)
+    n = 10_000
+    env = pgfast.make_vec(env_id, n, seed=0)
+    ref = gym.make(env_id).unwrapped
+    states = random_states(env_id, n, rng)
+    if env_id == "MountainCarContinuous-v0":  # half of them on gymnasium's float32 path
+        states[n // 2:] = states[n // 2:].astype(np.float32)
+    actions = random_actions(env.single_action_space, n, rng)
+    env.set_state(states)
+    obs, rew, term, trunc, _ = env.step(actions)
+    new_states = env.get_state()
+    for i in range(n):
+        ref.state = gym_state(env_id, states[i])
+        if env_id == "CartPole-v1":
+            ref.steps_beyond_terminated = None
+        o, r, te, tr, _ = ref.step(actions[i])
+        np.testing.assert_allclose(obs[i], o, rtol=0, atol=1e-5, err_msg=f"obs of transition {i}")
+        assert rew[i] == r, (i, rew[i], r)
+        assert term[i] == te, (i, states[i], actions[i])
+        assert not trunc[i]
+        np.testing.assert_allclose(new_states[i], np.asarray(ref.state, dtype=np.float64),
+                                   rtol=1e-12, atol=1e-14)
+    assert obs.dtype == np.float32 and rew.dtype == np.float64
+
+
+def controller(env_id, states, rng, n):
+    """Half the envs follow a task controller (long episodes / reaching goals), half act randomly."""
+    space = CLASSIC_ENVS[env_id](num_envs=1).single_action_space
+    a = random_actions(space, n, rng)
+    h = n // 2
+    if env_id == "CartPole-v1":
+        a[:h] = (states[:h, 2] * 10 + states[:h, 3] + 0.1 * states[:h, 1] > 0).astype(np.int64)
+    elif env_id == "MountainCar-v0":
+        a[:h] = np.where(states[:h, 1] >= 0, 2, 0)
+    elif env_id == "MountainCarContinuous-v0":
+        a[:h, 0] = np.where(states[:h, 1] >= 0, 1.0, -1.0).astype(np.float32)
+    elif env_id == "Acrobot-v1":
+        a[:h] = np.where(states[:h, 3] >= 0, 2, 0)
+    elif env_id == "Pendulum-v1":
+        a[:h, 0] = np.clip(-3 * states[:h, 1], -2, 2).astype(np.float32)
+    return a
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_align_trajectories_with_time_limit(env_id):
+    """Lockstep episodes against gymnasium.make(env_id) (TimeLimit included): obs,
+    reward, terminated and truncated agree at every step, including the step
+    count at which the time limit truncates."""
+    rng = np.random.default_rng(7)
+    n = 8
+    limit = TIME_LIMITS[env_id]
+    env = pgfast.make_vec(env_id, n, seed=3)
+    assert env.spec.max_episode_steps == limit
+    refs = [gym.make(env_id, disable_env_checker=True) for _ in range(n)]
+    assert refs[0].spec.max_episode_steps == limit
+    env.reset(seed=3)
+
+    def sync(i, states):
+        refs[i].reset(seed=i)
+        refs[i].unwrapped.state = gym_state(env_id, states[i])
+
+    states = env.get_state()
+    for i in range(n):
+        sync(i, states)
+    steps = np.zeros(n, dtype=int)
+    ends = {"terminated": 0, "truncated": 0}
+    total = 1100 if env_id == "MountainCarContinuous-v0" else 2 * limit + 50
+    pending = np.zeros(n, dtype=bool)
+    for _ in range(total):
+        actions = controller(env_id, states, rng, n)
+        obs, rew, term, trunc, _ = env.step(actions)
+        states = env.get_state()
+        for i in range(n):
+            if pending[i]:  # next_step autoreset: this step reset env i
+                assert rew[i] == 0 and not term[i] and not trunc[i]
+                sync(i, states)
+                steps[i] = 0
+                continue
+            o, r, te, tr, _ = refs[i].step(actions[i])
+            steps[i] += 1
+            np.testing.assert_allclose(obs[i], o, rtol=0, atol=1e-5)
+            assert rew[i] == r and term[i] == te and trunc[i] == tr, (i, steps[i], rew[i], r, term[i], te,
+                                                                       trunc[i], tr)
+            if tr:
+                assert steps[i] == limit
+            ends["terminated"] += te
+            ends["truncated"] += tr and not te
+        pending = term | trunc
+    assert ends["truncated"] > 0, ends
+    if env_id != "Pendulum-v1":
+        assert ends["terminated"] > 0, ends
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_max_episode_steps_override_matches_gymnasium(env_id):
+    env = pgfast.make_vec(env_id, 2, seed=0, max_episode_steps=7)
+    ref = gym.make(env_id, max_episode_steps=7, disable_env_checker=True)
+    assert env.spec.max_episode_steps == ref.spec.max_episode_steps == 7
+    # quiet actions: no env terminates in 7 steps from a reset state
+    quiet = {"CartPole-v1": None, "MountainCar-v0": 1, "Acrobot-v1": 1}
+    for t in range(1, 8):
+        if env_id == "CartPole-v1":
+            s = env.get_state()
+            a = (s[:, 2] * 10 + s[:, 3] > 0).astype(np.int64)
+        elif env_id in quiet:
+            a = np.full(2, quiet[env_id])
+        else:
+            a = np.zeros((2, 1), np.float32)
+        _, _, term, trunc, _ = env.step(a)
+        assert not term.any()
+        assert trunc.all() == (t == 7)
+
+
+# ---------------------------------------------------------------- reset distribution
+
+RESET_BOUNDS = {
+    "CartPole-v1": ([-0.05] * 4, [0.05] * 4),
+    "Pendulum-v1": ([-PI, -1.0], [PI, 1.0]),
+    "MountainCar-v0": ([-0.6, 0.0], [-0.4, 0.0]),
+    "MountainCarContinuous-v0": ([-0.6, 0.0], [-0.4, 0.0]),
+    "Acrobot-v1": ([-0.1] * 4, [0.1] * 4),
+}
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_reset_states_within_gymnasium_bounds(env_id):
+    n = 4096
+    env = pgfast.make_vec(env_id, n)
+    obs, info = env.reset(seed=11)
+    assert info == {}
+    s = env.get_state()
+    lo, hi = map(np.array, RESET_BOUNDS[env_id])
+    assert (s >= lo).all() and (s <= hi).all()
+    width = hi - lo
+    var = width > 0
+    # uniform: mean in the middle, std = width / sqrt(12)
+    np.testing.assert_allclose(s.mean(0)[var], ((lo + hi) / 2)[var], atol=0.02 * width.max())
+    np.testing.assert_allclose(s.std(0)[var], (width / np.sqrt(12))[var], rtol=0.05)
+    assert env.observation_space.contains(obs)
+    if env_id == "Acrobot-v1":  # gymnasium rounds its reset state to float32
+        assert np.array_equal(s.astype(np.float32).astype(np.float64), s)
+    # gymnasium's own reset draws from the same box
+    ref = gym.make(env_id).unwrapped
+    ref.reset(seed=0)
+    rs = np.asarray(ref.state, dtype=np.float64)
+    assert (rs >= lo).all() and (rs <= hi).all()
+
+
+@pytest.mark.parametrize("env_id,options,lo,hi", [
+    ("CartPole-v1", {"low": -0.2, "high": 0.3}, [-0.2] * 4, [0.3] * 4),
+    ("Pendulum-v1", {"x_init": 0.5, "y_init": 0.25}, [-0.5, -0.25], [0.5, 0.25]),
+    ("MountainCar-v0", {"low": -1.0, "high": 0.2}, [-1.0, 0.0], [0.2, 0.0]),
+    ("MountainCarContinuous-v0", {"low": -1.0}, [-1.0, 0.0], [-0.4, 0.0]),
+    ("Acrobot-v1", {"high": 0.5}, [-0.1] * 4, [0.5] * 4),
+])
+def test_reset_options_like_gymnasium(env_id, options, lo, hi):
+    n = 2048
+    env = pgfast.make_vec(env_id, n)
+    env.reset(seed=1, options=options)
+    s = env.get_state()
+    lo, hi = np.array(lo), np.array(hi)
+    assert (s >= lo).all() and (s <= hi).all()
+    assert (s.max(0) - s.min(0) >= 0.9 * (hi - lo)).all()  # the widened range is used
+    # gymnasium accepts the same options
+    ref = gym.make(env_id).unwrapped
+    ref.reset(seed=0, options=options)
+    # options persist for autoresets (as in gymnasium's CartPoleVectorEnv) until the next reset
+    env.reset(seed=1)
+    s2 = env.get_state()
+    d_lo, d_hi = map(np.array, RESET_BOUNDS[env_id])
+    assert (s2 >= d_lo).all() and (s2 <= d_hi).all()
+
+
+def test_reset_options_invalid_raise():
+    env = pgfast.make_vec("CartPole-v1", 2)
+    with pytest.raises(ValueError):
+        env.reset(seed=0, options={"low": 0.2, "high": 0.1})
+    with pytest.raises(ValueError):
+        env.reset(seed=0, options={"low": "a"})
+    with pytest.raises(ValueError):
+        env.reset(seed=0, options={"low": -np.inf})
+    p = pgfast.make_vec("Pendulum-v1", 2)
+    with pytest.raises(ValueError):
+        p.reset(seed=0, options={"x_init": "x"})
+
+
+def test_reset_mask_resets_only_selected():
+    env = pgfast.make_vec("CartPole-v1", 4, seed=0)
+    for _ in range(5):
+        env.step(np.ones(4, dtype=np.int64))
+    before = env.get_state()
+    mask = np.array([True, False, True, False])
+    obs, _ = env.reset(options={"reset_mask": mask})
+    after = env.get_state()
+    assert np.array_equal(after[~mask], before[~mask])
+    assert not np.array_equal(after[mask], before[mask])
+    assert (np.abs(after[mask]) <= 0.05).all()
+    np.testing.assert_array_equal(obs, after.astype(np.float32))
+    with pytest.raises(ValueError):
+        env.reset(options={"reset_mask": np.zeros(4, dtype=bool)})
+    with pytest.raises(TypeError):
+        env.reset(options={"reset_mask": np.ones(4, dtype=np.int64)})
+    with pytest.raises(ValueError):
+        env.reset(options={"reset_mask": np.ones(3, dtype=bool)})
+
+
+# ---------------------------------------------------------------- seeding and threads
+
+def rollout(env, steps, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(steps):
+        a = random_actions(env.single_action_space, env.num_envs, rng)
+        o, r, te, tr, _ = env.step(a)
+        out.append((o.copy(), r.copy(), te.copy(), tr.copy()))
+    return out
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_same_seed_same_trajectories_different_seeds_differ(env_id):
+    n, steps = 16, 300
+    a = pgfast.make_vec(env_id, n, seed=5)
+    b = pgfast.make_vec(env_id, n, seed=5)
+    c = pgfast.make_vec(env_id, n, seed=6)
+    np.testing.assert_array_equal(a.get_state(), b.get_state())
+    assert not np.array_equal(a.get_state(), c.get_state())
+    ra, rb, rc = rollout(a, steps), rollout(b, steps), rollout(c, steps)
+    for x, y in zip(ra, rb):
+        for u, v in zip(x, y):
+            np.testing.assert_array_equal(u, v)
+    assert any(not np.array_equal(x[0], z[0]) for x, z in zip(ra, rc))
+    # envs within one vector get different streams
+    fresh = pgfast.make_vec(env_id, n, seed=5).get_state()
+    assert len(np.unique(fresh[:, 0])) == n
+    # env i's stream depends on (seed, i) only, not on num_envs
+    d = pgfast.make_vec(env_id, 2 * n, seed=5)
+    np.testing.assert_array_equal(d.get_state()[:n], fresh)
+
+
+def test_reseeding_with_reset_restarts_streams_and_none_continues():
+    env = pgfast.make_vec("Pendulum-v1", 8)
+    s1 = env.reset(seed=42)[0].copy()
+    s2 = env.reset()[0].copy()
+    s3 = env.reset(seed=42)[0].copy()
+    np.testing.assert_array_equal(s1, s3)
+    assert not np.array_equal(s1, s2)
+    # a list of seeds: env i from (seeds[i], i)
+    env.reset(seed=[42] * 8)
+    np.testing.assert_array_equal(env._obs, s1)
+    unseeded = [pgfast.make_vec("Pendulum-v1", 8) for _ in range(2)]
+    o = [e.reset()[0].copy() for e in unseeded]
+    assert not np.array_equal(o[0], o[1])  # fresh entropy
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCarContinuous-v0"])
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+def test_threads_bit_identical(env_id, mode):
+    n = 4096 + 3
+    one = pgfast.make_vec(env_id, n, seed=9, autoreset_mode=mode, num_threads=1)
+    two = pgfast.make_vec(env_id, n, seed=9, autoreset_mode=mode, num_threads=2)
+    assert one.threads_used == 1 and two.threads_used == 2
+    rng = np.random.default_rng(0)
+    for _ in range(60 if env_id == "Acrobot-v1" else 150):
+        a = random_actions(one.single_action_space, n, rng)
+        r1 = one.step(a)
+        r2 = two.step(a)
+        for u, v in zip(r1[:4], r2[:4]):
+            np.testing.assert_array_equal(u, v)
+        if mode == "same_step":
+            np.testing.assert_array_equal(r1[4]["_final_obs"], r2[4]["_final_obs"])
+            m = r1[4]["_final_obs"]
+            np.testing.assert_array_equal(r1[4]["final_obs"][m], r2[4]["final_obs"][m])
+    np.testing.assert_array_equal(one.get_state(), two.get_state())
+
+
+# ---------------------------------------------------------------- VectorEnv API vs gymnasium
+
+@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+def test_spaces_dtypes_metadata_match_gymnasium(env_id, mode):
+    n = 3
+    env = pgfast.make_vec(env_id, n, autoreset_mode=mode)
+    amode = AutoresetMode.NEXT_STEP if mode == "next_step" else AutoresetMode.SAME_STEP
+    ref = gym.make_vec(env_id, num_envs=n, vectorization_mode="sync", vector_kwargs={"autoreset_mode": amode})
+    assert isinstance(env, gym.vector.VectorEnv)
+    assert env.num_envs == ref.num_envs
+    assert env.single_observation_space == ref.single_observation_space
+    assert env.single_action_space == ref.single_action_space
+    assert env.observation_space == ref.observation_space
+    assert env.action_space == ref.action_space
+    assert env.metadata["autoreset_mode"] is ref.metadata["autoreset_mode"] is amode
+    assert env.spec.id == env_id and env.render_mode is None
+    o1, i1 = env.reset(seed=0)
+    o2, i2 = ref.reset(seed=0)
+    assert o1.dtype == o2.dtype and o1.shape == o2.shape and i1 == i2 == {}
+    a = ref.action_space.sample()
+    s1, s2 = env.step(a), ref.step(a)
+    for u, v in zip(s1[:4], s2[:4]):
+        assert u.dtype == v.dtype and u.shape == v.shape
+    if mode == "next_step":
+        assert s1[4] == {} and s2[4] == {}
+    else:
+        assert set(s1[4]) == {"final_obs", "_final_obs"}
+        assert s1[4]["final_obs"].shape == o1.shape and s1[4]["_final_obs"].dtype == np.bool_
+    ref.close()
+    env.close()
+    assert env.closed
+
+
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+def test_autoreset_semantics_lockstep_with_gymnasium_sync(mode):
+    """Lockstep against gymnasium's SyncVectorEnv (states copied after every
+    reset): rewards, flags, observations and, in same_step mode, final_obs agree,
+    and the step after a done returns what gymnasium returns."""
+    n, limit = 6, 40
+    amode = AutoresetMode.NEXT_STEP if mode == "next_step" else AutoresetMode.SAME_STEP
+    env = pgfast.make_vec("CartPole-v1", n, autoreset_mode=mode, max_episode_steps=limit)
+    ref = gym.make_vec("CartPole-v1", num_envs=n, vectorization_mode="sync",
+                       vector_kwargs={"autoreset_mode": amode}, max_episode_steps=limit)
+    env.reset(seed=0)
+    ref.reset(seed=0)
+
+    def copy_states(idx):
+        s = env.get_state()
+        for i in idx:
+            ref.envs[i].unwrapped.state = s[i].copy()
+
+    copy_states(range(n))
+    rng = np.random.default_rng(0)
+    seen = {"term": 0, "trunc": 0, "after_done": 0}
+    prev_done = np.zeros(n, dtype=bool)
+    for t in range(300):
+        s = env.get_state()
+        a = np.where(np.arange(n) < n // 2, (s[:, 2] * 10 + s[:, 3] > 0), rng.integers(0, 2, n)).astype(np.int64)
+        o1, r1, te1, tr1, info1 = env.step(a)
+        o2, r2, te2, tr2, info2 = ref.step(a)
+        np.testing.assert_array_equal(r1, r2)
+        np.testing.assert_array_equal(te1, te2)
+        np.testing.assert_array_equal(tr1, tr2)
+        done = te1 | tr1
+        if mode == "next_step":
+            assert info1 == {} and info2 == {}
+            # envs done at the previous step were reset now: reward 0, flags False
+            assert (r1[prev_done] == 0).all() and not done[prev_done].any()
+            seen["after_done"] += prev_done.sum()
+            keep = ~prev_done
+            np.testing.assert_allclose(o1[keep], o2[keep], atol=1e-6)
+            assert (np.abs(o1[prev_done]) <= 0.05).all()  # a reset observation
+            copy_states(np.flatnonzero(prev_done))
+        else:
+            np.testing.assert_array_equal(info1["_final_obs"], done)
+            if done.any():
+                assert info2["_final_obs"].tolist() == done.tolist()
+                for i in np.flatnonzero(done):
+                    np.testing.assert_allclose(info1["final_obs"][i], info2["final_obs"][i], atol=1e-6)
+                assert (np.abs(o1[done]) <= 0.05).all()  # obs is already the reset obs
+            else:
+                assert "final_obs" not in info2
+            np.testing.assert_allclose(o1[~done], o2[~done], atol=1e-6)
+            copy_states(np.flatnonzero(done))
+        seen["term"] += te1.sum()
+        seen["trunc"] += tr1.sum()
+        prev_done = done
+    assert seen["term"] > 0 and seen["trunc"] > 0
+    ref.close()
+
+
+def test_output_buffers_are_reused():
+    env = pgfast.make_vec("CartPole-v1", 4, seed=0)
+    o1, r1, t1, u1, _ = env.step(np.zeros(4, dtype=np.int64))
+    o2, r2, t2, u2, _ = env.step(np.zeros(4, dtype=np.int64))
+    assert o1 is o2 and r1 is r2 and t1 is t2 and u1 is u2
+
+
+# ---------------------------------------------------------------- step_into (zero copy)
+
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+def test_step_into_numpy_and_torch_without_copies(mode):
+    n, T = 64, 30
+    a_env = pgfast.make_vec("CartPole-v1", n, seed=1, autoreset_mode=mode)
+    b_env = pgfast.make_vec("CartPole-v1", n, seed=1, autoreset_mode=mode)
+    c_env = pgfast.make_vec("CartPole-v1", n, seed=1, autoreset_mode=mode)
+    obs_np = np.zeros((T, n, 4), np.float64)
+    rew_np = np.zeros((T, n), np.float32)
+    obs_t = torch.zeros((T, n, 4), dtype=torch.float32)
+    rew_t = torch.zeros((T, n), dtype=torch.float64)
+    term_t = torch.zeros((T, n), dtype=torch.bool)
+    trunc_t = torch.zeros((T, n), dtype=torch.bool)
+    term_np = np.zeros((T, n), bool)
+    trunc_np = np.zeros((T, n), bool)
+    ptr = obs_t.data_ptr()
+    rng = np.random.default_rng(0)
+    for t in range(T):
+        a = rng.integers(0, 2, n)
+        o, r, te, tr, info = a_env.step(a)
+        info_b = b_env.step_into(a, obs_np[t], rew_np[t], term_np[t], trunc_np[t])
+        info_c = c_env.step_into(torch.from_numpy(a), obs_t[t], rew_t[t], term_t[t], trunc_t[t])
+        np.testing.assert_array_equal(obs_np[t], o.astype(np.float64))
+        np.testing.assert_array_equal(rew_np[t], r.astype(np.float32))
+        np.testing.assert_array_equal(term_np[t], te)
+        np.testing.assert_array_equal(trunc_np[t], tr)
+        np.testing.assert_array_equal(obs_t[t].numpy(), o)
+        np.testing.assert_array_equal(rew_t[t].numpy(), r)
+        np.testing.assert_array_equal(term_t[t].numpy(), te)
+        np.testing.assert_array_equal(trunc_t[t].numpy(), tr)
+        assert set(info_b) == set(info_c) == set(info)
+        if mode == "same_step":
+            np.testing.assert_array_equal(info_c["_final_obs"], info["_final_obs"])
+    assert obs_t.data_ptr() == ptr
+
+
+def test_step_into_bad_outputs_raise_without_state_change():
+    n = 8
+    env = pgfast.make_vec("Pendulum-v1", n, seed=0)
+    s0 = env.get_state()
+    a = np.zeros((n, 1), np.float32)
+    good = dict(obs=np.zeros((n, 3), np.float32), rew=np.zeros(n), term=np.zeros(n, bool),
+                trunc=np.zeros(n, bool))
+    bad_cases = [
+        ("obs", np.zeros((n, 4), np.float32)),
+        ("obs", np.zeros((n + 1, 3), np.float32)),
+        ("obs", np.zeros((n, 3), np.int32)),
+        ("obs", np.zeros((n, 6), np.float32)[:, ::2]),
+        ("obs", np.zeros(n * 3, np.float32)),
+        ("rew", np.zeros(n, np.int64)),
+        ("rew", np.zeros((n, 1))),
+        ("term", np.zeros(n, np.uint8)),
+        ("trunc", np.zeros(n - 1, bool)),
+        ("obs", torch.zeros((n, 3), dtype=torch.float32, requires_grad=True)),
+        ("obs", [[0.0] * 3] * n),
+    ]
+    ro = np.zeros((n, 3), np.float32)
+    ro.flags.writeable = False
+    bad_cases.append(("obs", ro))
+    for key, bad in bad_cases:
+        args = dict(good, **{key: bad})
+        with pytest.raises((ValueError, TypeError)):
+            env.step_into(a, args["obs"], args["rew"], args["term"], args["trunc"])
+        np.testing.assert_array_equal(env.get_state(), s0)
+
+
+# ---------------------------------------------------------------- state access
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_get_set_state_roundtrip(env_id):
+    n = 32
+    a = pgfast.make_vec(env_id, n, seed=0)
+    b = pgfast.make_vec(env_id, n, seed=99)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        _, _, te, tr, _ = a.step(random_actions(a.single_action_space, n, rng))
+    pending = te | tr  # a resets these at its next step; set_state cancels that in b
+    s = a.get_state()
+    assert s.dtype == np.float64 and s.shape == (n, CLASSIC_ENVS[env_id]._core_cls.state_dim)
+    b.set_state(s)
+    np.testing.assert_array_equal(b.get_state(), s)
+    acts = random_actions(a.single_action_space, n, rng)
+    ra, rb = a.step(acts), b.step(acts)
+    ok = ~pending
+    np.testing.assert_array_equal(ra[0][ok], rb[0][ok])
+    np.testing.assert_array_equal(ra[1][ok], rb[1][ok])
+
+
+def test_set_state_bad_input():
+    env = pgfast.make_vec("Acrobot-v1", 4, seed=0)
+    s0 = env.get_state()
+    for bad in (np.zeros((4, 3)), np.zeros((5, 4)), np.zeros(16), np.full((4, 4), np.nan),
+                np.array([["a"] * 4] * 4)):
+        with pytest.raises(ValueError):
+            env.set_state(bad)
+        np.testing.assert_array_equal(env.get_state(), s0)
+    env.set_state(np.zeros((4, 4), np.float32))  # other float dtypes are converted
+    assert (env.get_state() == 0).all()
+
+
+# ---------------------------------------------------------------- bad input
+
+def discrete_bad_actions(n, k):
+    base = np.zeros(n, np.int64)
+    oob_hi = base.copy()
+    oob_hi[n - 1] = k
+    oob_lo = base.copy()
+    oob_lo[0] = -1
+    return [
+        ("out of range high", oob_hi),
+        ("out of range low", oob_lo),
+        ("int32 out of range", oob_hi.astype(np.int32)),
+        ("float dtype", base.astype(np.float32)),
+        ("bool dtype", base.astype(bool)),
+        ("wrong shape [N, 1]", base[:, None]),
+        ("wrong shape [N + 1]", np.zeros(n + 1, np.int64)),
+        ("non-contiguous", np.zeros(2 * n, np.int64)[::2]),
+        ("scalar", np.int64(0)),
+        ("big-endian", base.astype(">i8")),
+        ("cuda-less tensor float", torch.zeros(n)),
+    ]
+
+
+def box_bad_actions(n):
+    base = np.zeros((n, 1), np.float32)
+    nan = base.copy()
+    nan[n - 1, 0] = np.nan
+    inf = base.copy()
+    inf[0, 0] = np.inf
+    ninf = base.astype(np.float64)
+    ninf[1, 0] = -np.inf
+    return [
+        ("nan", nan),
+        ("inf", inf),
+        ("-inf float64", ninf),
+        ("wrong shape [N]", base[:, 0].copy()),
+        ("wrong shape [N, 2]", np.zeros((n, 2), np.float32)),
+        ("int dtype", base.astype(np.int64)),
+        ("non-contiguous", np.zeros((n, 2), np.float32)[:, :1]),
+        ("tensor nan", torch.full((n, 1), float("nan"))),
+    ]
+
+
+@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+def test_bad_actions_raise_and_leave_state_unchanged(env_id, mode):
+    n = 6
+    env = pgfast.make_vec(env_id, n, seed=0, autoreset_mode=mode)
+    twin = pgfast.make_vec(env_id, n, seed=0, autoreset_mode=mode)
+    space = env.single_action_space
+    cases = discrete_bad_actions(n, space.n) if isinstance(space, gym.spaces.Discrete) else box_bad_actions(n)
+    s0 = env.get_state()
+    obs0 = env._obs.copy()
+    for name, bad in cases:
+        with pytest.raises(ValueError):
+            env.step(bad)
+        np.testing.assert_array_equal(env.get_state(), s0, err_msg=name)
+        np.testing.assert_array_equal(env._obs, obs0, err_msg=name)
+        with pytest.raises(ValueError):
+            env.step_into(bad, np.zeros_like(env._obs), np.zeros(n), np.zeros(n, bool), np.zeros(n, bool))
+        np.testing.assert_array_equal(env.get_state(), s0, err_msg=name)
+    # step counters and RNG streams are untouched too: env continues exactly like its twin
+    rng = np.random.default_rng(1)
+    for _ in range(250):
+        a = random_actions(space, n, rng)
+        for u, v in zip(env.step(a)[:4], twin.step(a)[:4]):
+            np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "MountainCarContinuous-v0"])
+def test_continuous_actions_clipped_like_gymnasium(env_id):
+    n = 4
+    a = pgfast.make_vec(env_id, n, seed=0)
+    b = pgfast.make_vec(env_id, n, seed=0)
+    big = np.array([[5.0], [-7.0], [1e30], [-0.5]], np.float32)
+    clipped = np.clip(big, a.single_action_space.low, a.single_action_space.high)
+    ra = a.step(big)
+    rb = b.step(clipped)
+    np.testing.assert_array_equal(a.get_state(), b.get_state())
+    if env_id == "Pendulum-v1":
+        np.testing.assert_array_equal(ra[1], rb[1])  # cost uses the clipped torque
+    else:
+        # gymnasium's reward uses the unclipped action: -0.1 * a^2
+        np.testing.assert_allclose(ra[1][:2], -0.1 * big[:2, 0].astype(np.float64) ** 2)
+    # float64 actions are accepted and read as the float32 action space dtype
+    c = pgfast.make_vec(env_id, n, seed=0)
+    c.step(big.astype(np.float64))
+    np.testing.assert_array_equal(c.get_state(), a.get_state())
+
+
+def test_step_before_reset_and_after_close():
+    env = pgfast.make_vec("CartPole-v1", 2)
+    with pytest.raises(RuntimeError, match="before reset"):
+        env.step(np.zeros(2, np.int64))
+    with pytest.raises(RuntimeError, match="before reset"):
+        env.step_into(np.zeros(2, np.int64), np.zeros((2, 4), np.float32), np.zeros(2),
+                      np.zeros(2, bool), np.zeros(2, bool))
+    env.reset(seed=0)
+    env.step(np.zeros(2, np.int64))
+    env.close()
+    for call in (lambda: env.step(np.zeros(2, np.int64)), lambda: env.reset(seed=0),
+                 env.get_state, lambda: env.set_state(np.zeros((2, 4)))):
+        with pytest.raises(RuntimeError, match="close"):
+            call()
+    env.close()  # idempotent
+
+
+def test_bad_constructor_and_seed_arguments():
+    with pytest.raises(ValueError):
+        pgfast.make_vec("CartPole-v1", 0)
+    with pytest.raises(ValueError):
+        pgfast.make_vec("CartPole-v1", 2, autoreset_mode="disabled")
+    with pytest.raises(ValueError):
+        pgfast.make_vec("CartPole-v1", 2, num_threads=0)
+    with pytest.raises(ValueError):
+        pgfast.make_vec("CartPole-v1", 2, max_episode_steps=0)
+    with pytest.raises(TypeError):
+        pgfast.make_vec("CartPole-v1", 2, not_an_arg=1)
+    with pytest.raises(ValueError):
+        pgfast.make_vec("CartPole-v1", 2, render_mode="human")
+    env = pgfast.make_vec("CartPole-v1", 2)
+    with pytest.raises(ValueError):
+        env.reset(seed=-1)
+    with pytest.raises(ValueError):
+        env.reset(seed=[1])
+    with pytest.raises(TypeError):
+        env.reset(seed=1.5)
+
+
+def test_env_kwargs_match_gymnasium():
+    """sutton_barto_reward (CartPole) and g (Pendulum) behave as in gymnasium."""
+    rng = np.random.default_rng(0)
+    env = pgfast.make_vec("CartPole-v1", 500, seed=0, sutton_barto_reward=True)
+    ref = gym.make("CartPole-v1", sutton_barto_reward=True).unwrapped
+    s = random_states("CartPole-v1", 500, rng)
+    a = rng.integers(0, 2, 500)
+    env.set_state(s)
+    _, r, te, _, _ = env.step(a)
+    for i in range(500):
+        ref.state = s[i].copy()
+        ref.steps_beyond_terminated = None
+        _, rr, tt, _, _ = ref.step(a[i])
+        assert r[i] == rr and te[i] == tt
+    assert te.any() and (~te).any()
+    p = pgfast.make_vec("Pendulum-v1", 200, seed=0, g=9.81)
+    pr = gym.make("Pendulum-v1", g=9.81).unwrapped
+    s = random_states("Pendulum-v1", 200, rng)
+    a = rng.uniform(-2, 2, (200, 1)).astype(np.float32)
+    p.set_state(s)
+    p.step(a)
+    ns = p.get_state()
+    for i in range(200):
+        pr.state = s[i].copy()
+        pr.step(a[i])
+        np.testing.assert_array_equal(ns[i], pr.state)
+
+
+def test_make_vec_backends():
+    env = pgfast.make_vec("CartPole-v1", 2, backend="native")
+    assert type(env).__name__ == "CartPoleVectorEnv"
+    g = pgfast.make_vec("CartPole-v1", 2, backend="gymnasium")
+    assert not hasattr(g, "get_state")
+    g.close()
+    assert set(IDS) <= set(pgfast.envs.native_ids())
