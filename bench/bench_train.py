@@ -1,0 +1,254 @@
+"""End-to-end training speed: pgfast PPO against Stable-Baselines3 and a CleanRL-style loop.
+
+Run (full size, a few minutes)::
+
+    .venv/bin/python -m pytest -c pyproject.toml -o python_files='bench_*.py' \
+        bench/bench_train.py -p no:cacheprovider
+
+Both comparisons time the peer and pgfast in the same test, one round each
+(``benchmark.pedantic(rounds=1)`` times pgfast; the peer is timed alongside with
+``time.perf_counter``) and store the ratio in ``benchmark.extra_info``. Torch runs
+with one intra-op thread for both sides (the fastest setting for these small nets
+on a 2-core machine).
+
+Under ``--benchmark-disable`` (how CI runs bench/) the step counts shrink to a
+couple of iterations so the file only checks that everything runs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import pgfast
+
+# Stable-Baselines3 zoo's CartPole-v1 PPO settings (clip range kept constant at 0.2 on
+# both sides). SB3's value loss is mean((V - R)^2) with vf_coef 0.5; pgfast's is
+# 0.5 * mean((V - R)^2), so vf_coef=1.0 here is the same loss.
+SB3_SETTINGS = dict(num_envs=8, num_steps=32, num_minibatches=1, update_epochs=20, gamma=0.98,
+                    gae_lambda=0.8, learning_rate=1e-3, anneal_lr=True, ent_coef=0.0,
+                    clip_coef=0.2, clip_vloss=False, vf_coef=1.0, max_grad_norm=0.5,
+                    hidden_sizes=(64, 64), activation="tanh", norm_adv=True)
+
+
+def _disabled(request) -> bool:
+    return bool(request.config.getoption("benchmark_disable"))
+
+
+def _sb3_ppo(total_timesteps: int, seed: int):
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
+    model = PPO("MlpPolicy", env, n_steps=32, batch_size=256, n_epochs=20, gamma=0.98,
+                gae_lambda=0.8, learning_rate=lambda frac: 1e-3 * frac, ent_coef=0.0,
+                clip_range=0.2, vf_coef=0.5, max_grad_norm=0.5,
+                policy_kwargs=dict(net_arch=[64, 64], activation_fn=nn.Tanh),
+                seed=seed, device="cpu", verbose=0)
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=total_timesteps)
+    seconds = time.perf_counter() - t0
+    eval_env = make_vec_env("CartPole-v1", n_envs=1, seed=seed + 1000)
+    mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=20, deterministic=True)
+    env.close()
+    eval_env.close()
+    return seconds, float(mean)
+
+
+def test_ppo_cartpole_vs_stable_baselines3(benchmark, request):
+    """PPO, SB3's tuned CartPole settings, 100k steps: wall-clock ratio and eval returns."""
+    pytest.importorskip("stable_baselines3", reason="stable_baselines3 not installed: "
+                        "no peer for the PPO comparison (pip install pgfast[bench])")
+    steps = 512 if _disabled(request) else 100_000
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sb3_seconds, sb3_return = _sb3_ppo(steps, seed=0)
+        out = {}
+
+        def ours():
+            t0 = time.perf_counter()
+            out["run"] = pgfast.train("ppo", "CartPole-v1", total_timesteps=steps, seed=0,
+                                      device="cpu", tuned=False, **SB3_SETTINGS)
+            out["seconds"] = time.perf_counter() - t0
+
+        benchmark.pedantic(ours, rounds=1, iterations=1)
+    finally:
+        torch.set_num_threads(old)
+    run = out["run"]
+    ours_return, _ = run.evaluate(episodes=20, deterministic=True)
+    speedup = sb3_seconds / out["seconds"]
+    benchmark.extra_info.update({
+        "timesteps": steps, "pgfast_seconds": out["seconds"], "sb3_seconds": sb3_seconds,
+        "speedup_vs_sb3": speedup, "pgfast_eval_return": ours_return,
+        "sb3_eval_return": sb3_return, "env_backend": type(run.env).__name__,
+    })
+    print(f"\nPPO CartPole {steps} steps: pgfast {out['seconds']:.2f}s (eval {ours_return:.1f}) "
+          f"vs SB3 {sb3_seconds:.2f}s (eval {sb3_return:.1f}): {speedup:.2f}x")
+    if not _disabled(request):
+        assert ours_return >= 475
+
+
+# --------------------------------------------------------------------------- CleanRL-style peer
+
+
+def _layer_init(layer, std=np.sqrt(2), bias_const=0.0):
+    torch.nn.init.orthogonal_(layer.weight, std)
+    torch.nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+class _CleanRLAgent(nn.Module):
+    """The Agent of CleanRL's ppo.py (separate actor and critic MLPs)."""
+
+    def __init__(self, obs_dim, n_actions):
+        super().__init__()
+        self.critic = nn.Sequential(
+            _layer_init(nn.Linear(obs_dim, 64)), nn.Tanh(),
+            _layer_init(nn.Linear(64, 64)), nn.Tanh(),
+            _layer_init(nn.Linear(64, 1), std=1.0))
+        self.actor = nn.Sequential(
+            _layer_init(nn.Linear(obs_dim, 64)), nn.Tanh(),
+            _layer_init(nn.Linear(64, 64)), nn.Tanh(),
+            _layer_init(nn.Linear(64, n_actions), std=0.01))
+
+    def get_value(self, x):
+        return self.critic(x)
+
+    def get_action_and_value(self, x, action=None):
+        logits = self.actor(x)
+        probs = torch.distributions.Categorical(logits=logits)
+        if action is None:
+            action = probs.sample()
+        return action, probs.log_prob(action), probs.entropy(), self.critic(x)
+
+
+def cleanrl_ppo(env_id: str, total_timesteps: int, seed: int = 0, num_envs: int = 4,
+                num_steps: int = 128, num_minibatches: int = 4, update_epochs: int = 4,
+                learning_rate: float = 2.5e-4, gamma: float = 0.99, gae_lambda: float = 0.95,
+                clip_coef: float = 0.2, ent_coef: float = 0.01, vf_coef: float = 0.5,
+                max_grad_norm: float = 0.5) -> float:
+    """A minimal CleanRL ppo.py training loop over gymnasium's SyncVectorEnv; returns seconds."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    envs = gym.vector.SyncVectorEnv(
+        [lambda: gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)) for _ in range(num_envs)])
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    agent = _CleanRLAgent(obs_dim, int(envs.single_action_space.n))
+    optimizer = torch.optim.Adam(agent.parameters(), lr=learning_rate, eps=1e-5)
+    batch_size = num_envs * num_steps
+    minibatch_size = batch_size // num_minibatches
+    num_iterations = total_timesteps // batch_size
+    obs = torch.zeros((num_steps, num_envs) + envs.single_observation_space.shape)
+    actions = torch.zeros((num_steps, num_envs) + envs.single_action_space.shape)
+    logprobs = torch.zeros((num_steps, num_envs))
+    rewards = torch.zeros((num_steps, num_envs))
+    dones = torch.zeros((num_steps, num_envs))
+    values = torch.zeros((num_steps, num_envs))
+    t0 = time.perf_counter()
+    next_obs, _ = envs.reset(seed=seed)
+    next_obs = torch.Tensor(next_obs)
+    next_done = torch.zeros(num_envs)
+    for iteration in range(1, num_iterations + 1):
+        frac = 1.0 - (iteration - 1.0) / num_iterations
+        optimizer.param_groups[0]["lr"] = frac * learning_rate
+        for step in range(num_steps):
+            obs[step] = next_obs
+            dones[step] = next_done
+            with torch.no_grad():
+                action, logprob, _, value = agent.get_action_and_value(next_obs)
+                values[step] = value.flatten()
+            actions[step] = action
+            logprobs[step] = logprob
+            next_obs, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
+            next_done = np.logical_or(terminations, truncations)
+            rewards[step] = torch.tensor(reward).view(-1)
+            next_obs, next_done = torch.Tensor(next_obs), torch.Tensor(next_done)
+        with torch.no_grad():
+            next_value = agent.get_value(next_obs).reshape(1, -1)
+            advantages = torch.zeros_like(rewards)
+            lastgaelam = 0
+            for t in reversed(range(num_steps)):
+                if t == num_steps - 1:
+                    nextnonterminal = 1.0 - next_done
+                    nextvalues = next_value
+                else:
+                    nextnonterminal = 1.0 - dones[t + 1]
+                    nextvalues = values[t + 1]
+                delta = rewards[t] + gamma * nextvalues * nextnonterminal - values[t]
+                advantages[t] = lastgaelam = (delta + gamma * gae_lambda * nextnonterminal
+                                              * lastgaelam)
+            returns = advantages + values
+        b_obs = obs.reshape((-1,) + envs.single_observation_space.shape)
+        b_logprobs = logprobs.reshape(-1)
+        b_actions = actions.reshape((-1,) + envs.single_action_space.shape)
+        b_advantages = advantages.reshape(-1)
+        b_returns = returns.reshape(-1)
+        b_values = values.reshape(-1)
+        b_inds = np.arange(batch_size)
+        for _ in range(update_epochs):
+            np.random.shuffle(b_inds)
+            for start in range(0, batch_size, minibatch_size):
+                mb_inds = b_inds[start:start + minibatch_size]
+                _, newlogprob, entropy, newvalue = agent.get_action_and_value(
+                    b_obs[mb_inds], b_actions.long()[mb_inds])
+                logratio = newlogprob - b_logprobs[mb_inds]
+                ratio = logratio.exp()
+                with torch.no_grad():
+                    approx_kl = ((ratio - 1) - logratio).mean()  # noqa: F841 (logged by CleanRL)
+                mb_advantages = b_advantages[mb_inds]
+                mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+                pg_loss1 = -mb_advantages * ratio
+                pg_loss2 = -mb_advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
+                pg_loss = torch.max(pg_loss1, pg_loss2).mean()
+                newvalue = newvalue.view(-1)
+                v_loss_unclipped = (newvalue - b_returns[mb_inds]) ** 2
+                v_clipped = b_values[mb_inds] + torch.clamp(newvalue - b_values[mb_inds],
+                                                            -clip_coef, clip_coef)
+                v_loss_clipped = (v_clipped - b_returns[mb_inds]) ** 2
+                v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
+                loss = pg_loss - ent_coef * entropy.mean() + v_loss * vf_coef
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(agent.parameters(), max_grad_norm)
+                optimizer.step()
+    seconds = time.perf_counter() - t0
+    envs.close()
+    return seconds
+
+
+def test_ppo_cleanrl_defaults_steps_per_second(benchmark, request):
+    """Env steps/s of PPO with CleanRL's defaults (4 envs x 128 steps, 4 minibatches,
+    4 epochs) on CartPole-v1: pgfast against a CleanRL-style loop over SyncVectorEnv."""
+    steps = 1024 if _disabled(request) else 65_536
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        peer_seconds = cleanrl_ppo("CartPole-v1", steps, seed=0)
+        out = {}
+
+        def ours():
+            t0 = time.perf_counter()
+            out["run"] = pgfast.train("ppo", "CartPole-v1", total_timesteps=steps, seed=0,
+                                      device="cpu", tuned=False, num_envs=4, num_steps=128,
+                                      num_minibatches=4, update_epochs=4)
+            out["seconds"] = time.perf_counter() - t0
+
+        benchmark.pedantic(ours, rounds=1, iterations=1)
+    finally:
+        torch.set_num_threads(old)
+    ours_sps = steps / out["seconds"]
+    peer_sps = steps / peer_seconds
+    benchmark.extra_info.update({
+        "timesteps": steps, "pgfast_sps": ours_sps, "cleanrl_style_sps": peer_sps,
+        "speedup_vs_cleanrl_style": ours_sps / peer_sps,
+        "env_backend": type(out["run"].env).__name__,
+    })
+    print(f"\nPPO CleanRL defaults, {steps} steps: pgfast {ours_sps:.0f} steps/s vs "
+          f"CleanRL-style {peer_sps:.0f} steps/s: {ours_sps / peer_sps:.2f}x")
