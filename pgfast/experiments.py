@@ -232,7 +232,8 @@ def job_status(job: Job) -> str:
     if res.exists():
         try:
             r = json.loads(res.read_text())
-            if int(r.get("global_step", -1)) >= job.total_timesteps:
+            # a run stops at the last whole rollout <= total_timesteps
+            if int(r.get("total_timesteps", -1)) >= job.total_timesteps:
                 return "done"
         except (ValueError, OSError):
             pass

@@ -185,3 +185,40 @@ def test_study_budgets_and_unknown_env():
     assert presets.get_preset("ppo", "NoSuchEnv-v0") == {}
     with pytest.raises(ValueError, match="algo"):
         presets.get_preset("a2c", "CartPole-v1")
+
+
+# ------------------------------------------------------------------- jobs ---
+
+
+def test_make_jobs_layout_and_errors(tmp_path):
+    jobs = ex.make_jobs(["vpg", "vpg-baseline"], ["CartPole-v1"], [0, 1], tmp_path, total_timesteps=1000,
+                        overrides={"num_envs": 2})
+    assert [j.key for j in jobs] == ["CartPole-v1/vpg/seed0", "CartPole-v1/vpg/seed1",
+                                     "CartPole-v1/vpg-baseline/seed0", "CartPole-v1/vpg-baseline/seed1"]
+    assert jobs[0].config_dict()["baseline"] is False and jobs[2].config_dict()["baseline"] is True
+    assert all(j.config_dict()["num_envs"] == 2 for j in jobs)  # --set wins over the preset
+    assert jobs[0].config_dict()["learning_rate"] == presets.PRESETS["vpg"]["CartPole-v1"]["learning_rate"]
+    assert Path(jobs[3].out_dir) == tmp_path / "CartPole-v1" / "vpg-baseline" / "seed1"
+    default = ex.make_jobs(["ppo"], ["Pendulum-v1"], [0], tmp_path)
+    assert default[0].total_timesteps == 300_000
+    with pytest.raises(ValueError, match="variant"):
+        ex.make_jobs(["a2c"], ["CartPole-v1"], [0], tmp_path)
+    with pytest.raises(ValueError, match="seeds"):
+        ex.make_jobs(["ppo"], ["CartPole-v1"], [1, 1], tmp_path)
+    with pytest.raises(ValueError, match="clip_cof"):
+        ex.make_jobs(["ppo"], ["CartPole-v1"], [0], tmp_path, overrides={"clip_cof": 0.1})
+    with pytest.raises(ValueError, match="backend"):
+        ex.run_experiment(jobs, backend="slurm")
+
+
+def test_job_with_partial_last_rollout_counts_as_done(tmp_path):
+    # 100 steps with 64-step rollouts: the run stops at 64, the job is finished
+    (job,) = ex.make_jobs(["ppo"], ["CartPole-v1"], [0], tmp_path, total_timesteps=100,
+                          overrides={"num_envs": 2, "num_steps": 32, "num_minibatches": 1, "update_epochs": 1},
+                          eval_episodes=1, tensorboard=False)
+    assert ex.job_status(job) == "new"
+    r = ex.run_job(job, log=lambda m: None)
+    assert r["status"] == "done" and r["global_step"] == 64 and r["total_timesteps"] == 100
+    assert ex.job_status(job) == "done"
+    again = ex.run_job(job, log=lambda m: None)
+    assert again["status"] == "skipped" and again["eval_mean"] == r["eval_mean"]
