@@ -61,8 +61,8 @@ bench-compare: install
 	  --benchmark-compare-fail=$(BENCH_REGRESSION) -q ../bench $(BENCH_ARGS)
 
 demo: install
-	$(VENV)/bin/pgfast experiment ppo-vs-vpg --envs CartPole-v1 --seeds 0 1 2 \
-	  --total-timesteps 50000 --out $(RUNS)/demo
+	$(VENV)/bin/pgfast experiment ppo-vs-vpg --envs CartPole-v1 --seeds 0 1 2 --workers 2 \
+	  --total-timesteps 100000 --out $(RUNS)/demo
 
 # Editable install (Python edits are live; C++ edits need `make dev` again).
 dev: $(PY)
