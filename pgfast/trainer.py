@@ -59,10 +59,10 @@ _FORMAT = 1
 # Hyperparameters tuned per (algo, env_id); applied by train(tuned=True) under any
 # explicit keyword arguments.
 TUNED: Dict[Tuple[str, str], Dict[str, Any]] = {
-    # Stable-Baselines3 zoo's CartPole settings.
+    # Stable-Baselines3 zoo's CartPole settings (SB3's value loss has no 0.5 factor: vf_coef 1.0).
     ("ppo", "CartPole-v1"): dict(num_envs=8, num_steps=32, num_minibatches=1, update_epochs=20,
                                  gamma=0.98, gae_lambda=0.8, learning_rate=1e-3, anneal_lr=True,
-                                 ent_coef=0.0, clip_vloss=False),
+                                 ent_coef=0.0, clip_vloss=False, vf_coef=1.0),
     ("trpo", "CartPole-v1"): dict(num_envs=8, num_steps=128, gamma=0.99, gae_lambda=0.95,
                                   max_kl=0.02, learning_rate=1e-3, update_epochs=10,
                                   num_minibatches=4),

@@ -11,7 +11,8 @@ import torch
 from torch.func import functional_call
 
 from pgfast.algos import field_docs, flat_batch, get_algo
-from pgfast.algos.ppo import PPO, PPOConfig, ppo_clip_loss, ppo_value_loss
+from pgfast.algos.ppo import (PPO, PPOConfig, ppo_clip_loss, ppo_minibatch_grads,
+                              ppo_minibatch_loss, ppo_value_loss)
 from pgfast.algos.trpo import TRPO, TRPOConfig, conjugate_gradient, line_search
 from pgfast.algos.vpg import VPG, VPGConfig, vpg_loss
 from pgfast.nn import ActorCritic, categorical_log_prob
@@ -78,38 +79,65 @@ def _small_run(algo, **kw):
     return Run(algo, "CartPole-v1", cfg, seed=0, device="cpu")
 
 
-def test_ppo_ratio_is_exactly_one_in_first_epoch():
-    run = _small_run("ppo")
+@pytest.mark.parametrize("fast", [True, False])
+def test_ppo_ratio_is_exactly_one_in_first_epoch(fast):
+    run = _small_run("ppo", fast_grads=fast, num_minibatches=1, update_epochs=1)
     run.collector.collect()
     obs, act, logp_old, v_old = flat_batch(run.buffer)
-    seen = []
-    orig = run.policy.log_prob
-
-    def spy(pi_out, actions):
-        out = orig(pi_out, actions)
-        seen.append(out.detach().clone())
-        return out
-
-    run.policy.log_prob = spy  # ent_coef=0 below, so update calls log_prob
-    run.config.ent_coef = 0.0
-    run.config.update_epochs = 2
     adv, ret = run.updater.advantages(run.buffer)
-    # minibatches are taken in a permuted order: compare as multisets of (logp_old) rows
-    g = run.generator.get_state()
-    run.updater.update(run.buffer, adv, ret)
-    run.generator.set_state(g)
-    perm = torch.randperm(obs.shape[0], generator=run.generator)
-    first_epoch_old = logp_old[perm]
-    mb = run.config.minibatch_size
-    # the first minibatch sees the rollout's parameters: ratio exactly 1 (bitwise)
-    assert torch.equal(seen[0], first_epoch_old[:mb])
-    assert torch.equal(torch.exp(seen[0] - first_epoch_old[:mb]), torch.ones(mb))
-    # after an optimiser step the ratio moves away from 1
-    assert len(seen) == 4
-    g2 = run.generator.get_state()
-    perm2 = torch.randperm(obs.shape[0], generator=run.generator)  # second epoch's order
-    run.generator.set_state(g2)
-    assert not torch.equal(seen[2], logp_old[perm2][:mb])
+    A, R = adv.reshape(-1), ret.reshape(-1)
+    # the first minibatch sees the rollout's parameters: logp equals logp_old bitwise
+    if fast:
+        logp = ppo_minibatch_grads(run.policy, obs, act, logp_old, v_old, A, R, 0.2, True, 0.01,
+                                   0.5)
+    else:
+        _, (logp, *_) = ppo_minibatch_loss(run.policy, obs, act, logp_old, v_old, A, R, 0.2,
+                                           True, 0.01, 0.5)
+    assert torch.equal(logp.detach(), logp_old)
+    assert torch.equal(torch.exp(logp.detach() - logp_old), torch.ones_like(logp_old))
+    # the update's statistics come from that first minibatch: no KL, nothing clipped
+    stats = run.updater.update(run.buffer, adv, ret)
+    assert stats["approx_kl"] == 0.0 and stats["clipfrac"] == 0.0
+    # after the optimiser step the ratio moves away from 1
+    with torch.no_grad():
+        new = run.policy.log_prob(run.policy(obs)[0], act)
+    assert not torch.equal(new, logp_old)
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+@pytest.mark.parametrize("ent_coef", [0.0, 0.05])
+@pytest.mark.parametrize("clip_vloss", [False, True])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_hand_written_ppo_gradients_equal_autograd(continuous, ent_coef, clip_vloss, activation):
+    torch.manual_seed(0)
+    space = (gym.spaces.Box(-1, 1, (2,), dtype=np.float32) if continuous
+             else gym.spaces.Discrete(3))
+    ac = ActorCritic(5, space, (16, 8), activation=activation, norm_obs=True,
+                     log_std_init=-0.2).double()
+    ac.obs_rms.update(torch.randn(50, 5) * 3 + 1)
+    B = 64
+    obs = torch.randn(B, 5, dtype=torch.float64)
+    with torch.no_grad():
+        pi, v = ac(obs)
+        act = ac.sample(pi)
+        # old log-probs / values shifted so that ratios fall inside and outside the clip range
+        logp_old = ac.log_prob(pi, act) + torch.randn(B, dtype=torch.float64) * 0.3
+        v_old = v + torch.randn(B, dtype=torch.float64) * 0.5
+    adv = torch.randn(B, dtype=torch.float64)
+    ret = v + torch.randn(B, dtype=torch.float64)
+    args = (obs, act, logp_old, v_old, adv, ret, 0.2, clip_vloss, ent_coef, 0.7)
+    loss, ref_stats = ppo_minibatch_loss(ac, *args)
+    params = list(ac.parameters())
+    ref = torch.autograd.grad(loss, params)
+    for p in params:
+        p.grad = torch.full_like(p, 123.0)  # must be overwritten, not accumulated
+    stats = ppo_minibatch_grads(ac, *args, want_stats=True)
+    for (name, p), g in zip(ac.named_parameters(), ref):
+        assert torch.allclose(p.grad, g, atol=1e-10, rtol=1e-8), name
+    for a, b in zip(stats, ref_stats):
+        assert torch.allclose(a, b.detach(), atol=1e-12)
+    r = (stats[0] - logp_old).exp()
+    assert ((r < 0.8) | (r > 1.2)).any() and ((r > 0.8) & (r < 1.2)).any()
 
 
 def test_ppo_update_changes_parameters_and_reports_stats():
