@@ -321,9 +321,7 @@ pe::CartPole::Params make_params(pe::CartPole*, const py::dict& d) {
   return p;
 }
 pe::Pendulum::Params make_params(pe::Pendulum*, const py::dict& d) {
-  pe::Pendulum::Params p;
-  p.g = param_or(d, "g", pe::Pendulum::kDefaultGravity);
-  return p;
+  return pe::Pendulum::Params::with_gravity(param_or(d, "g", pe::Pendulum::kDefaultGravity));
 }
 pe::MountainCar::Params make_params(pe::MountainCar*, const py::dict& d) {
   pe::MountainCar::Params p;

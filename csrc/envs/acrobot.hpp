@@ -24,6 +24,7 @@ namespace envs {
 
 struct Acrobot {
   static constexpr int kStateDim = 4;
+  static constexpr int kCacheDim = 0;
   static constexpr int kObsDim = 6;
   static constexpr bool kDiscrete = true;
   static constexpr int kNumActions = 3;
@@ -66,13 +67,13 @@ struct Acrobot {
         m1 * lc1_2 + m2 * (l1_2 + lc2_2 + 2 * l1 * lc2 * std::cos(theta2)) + I1 + I2;
     const double d2 = m2 * (lc2_2 + l1 * lc2 * std::cos(theta2)) + I2;
     const double phi2 = m2 * lc2 * g * std::cos(theta1 + theta2 - kPi / 2.0);
-    const double phi1 = -m2 * l1 * lc2 * np_pow(dtheta2, 2.0) * std::sin(theta2) -
+    const double phi1 = -m2 * l1 * lc2 * np_pow2(dtheta2) * std::sin(theta2) -
                         2 * m2 * l1 * lc2 * dtheta2 * dtheta1 * std::sin(theta2) +
                         (m1 * lc1 + m2 * l1) * g * std::cos(theta1 - kPi / 2) + phi2;
     const double ddtheta2 =
-        (a + d2 / d1 * phi1 - m2 * l1 * lc2 * np_pow(dtheta1, 2.0) * std::sin(theta2) -
+        (a + d2 / d1 * phi1 - m2 * l1 * lc2 * np_pow2(dtheta1) * std::sin(theta2) -
          phi2) /
-        (m2 * lc2_2 + I2 - np_pow(d2, 2.0) / d1);
+        (m2 * lc2_2 + I2 - np_pow2(d2) / d1);
     const double ddtheta1 = -(d2 * ddtheta2 + phi1) / d1;
     dy[0] = dtheta1;
     dy[1] = dtheta2;
@@ -116,6 +117,14 @@ struct Acrobot {
     for (int j = 0; j < 4; ++j) s[j] = ns[j];
     const bool terminated = -std::cos(s[0]) - std::cos(s[1] + s[0]) > 1.0;
     return {terminated ? 0.0 : -1.0, terminated};
+  }
+
+  static void refresh(double*) {}
+
+  template <class A>
+  static void step_block(double* const* c, const A* act, int n, const Params& p,
+                         double* rew, bool* term) {
+    step_block_per_env<Acrobot>(c, act, n, p, rew, term);
   }
 
   static void observe(const double* s, float* o) {

@@ -21,6 +21,7 @@ namespace envs {
 
 struct CartPole {
   static constexpr int kStateDim = 4;
+  static constexpr int kCacheDim = 0;
   static constexpr int kObsDim = 4;
   static constexpr bool kDiscrete = true;
   static constexpr int kNumActions = 2;
@@ -52,34 +53,43 @@ struct CartPole {
     for (int j = 0; j < kStateDim; ++j) s[j] = rng.uniform(b.low, b.high);
   }
 
-  static StepResult step(double* s, int64_t action, const Params& p) {
-    double x = s[0], x_dot = s[1], theta = s[2], theta_dot = s[3];
-    const double force = action == 1 ? kForceMag : -kForceMag;
-    const double costheta = std::cos(theta);
-    const double sintheta = std::sin(theta);
-    const double temp =
-        (force + kPoleMassLength * (theta_dot * theta_dot) * sintheta) / kTotalMass;
-    const double thetaacc =
-        (kGravity * sintheta - costheta * temp) /
-        (kLength * (4.0 / 3.0 - kMassPole * (costheta * costheta) / kTotalMass));
-    const double xacc = temp - kPoleMassLength * thetaacc * costheta / kTotalMass;
-    x = x + kTau * x_dot;
-    x_dot = x_dot + kTau * xacc;
-    theta = theta + kTau * theta_dot;
-    theta_dot = theta_dot + kTau * thetaacc;
-    s[0] = x;
-    s[1] = x_dot;
-    s[2] = theta;
-    s[3] = theta_dot;
-    const bool terminated = x < -kXThreshold || x > kXThreshold ||
-                            theta < -kThetaThresholdRadians || theta > kThetaThresholdRadians;
-    double reward;
-    if (p.sutton_barto_reward) {
-      reward = terminated ? -1.0 : 0.0;
-    } else {
-      reward = 1.0;
+  static void refresh(double*) {}
+
+  // One block of envs: libm sin/cos first, then the arithmetic as plain loops
+  // over arrays (vectorised by the compiler; each lane does gymnasium's exact
+  // IEEE operations, so results are the same as one env at a time).
+  template <class A>
+  static void step_block(double* const* c, const A* act, int n, const Params& p,
+                         double* rew, bool* term) {
+    double* __restrict x = c[0];
+    double* __restrict x_dot = c[1];
+    double* __restrict theta = c[2];
+    double* __restrict theta_dot = c[3];
+    double sn[kBlock], cs[kBlock], force[kBlock];
+    for (int k = 0; k < n; ++k) {
+      cs[k] = std::cos(theta[k]);
+      sn[k] = std::sin(theta[k]);
     }
-    return {reward, terminated};
+    for (int k = 0; k < n; ++k) force[k] = act[k] == 1 ? kForceMag : -kForceMag;
+    for (int k = 0; k < n; ++k) {
+      const double costheta = cs[k], sintheta = sn[k], td = theta_dot[k];
+      const double temp = (force[k] + kPoleMassLength * (td * td) * sintheta) / kTotalMass;
+      const double thetaacc =
+          (kGravity * sintheta - costheta * temp) /
+          (kLength * (4.0 / 3.0 - kMassPole * (costheta * costheta) / kTotalMass));
+      const double xacc = temp - kPoleMassLength * thetaacc * costheta / kTotalMass;
+      const double xv = x[k], xdv = x_dot[k], thv = theta[k];
+      x[k] = xv + kTau * xdv;
+      x_dot[k] = xdv + kTau * xacc;
+      theta[k] = thv + kTau * td;
+      theta_dot[k] = td + kTau * thetaacc;
+    }
+    for (int k = 0; k < n; ++k) {
+      const bool t = x[k] < -kXThreshold || x[k] > kXThreshold ||
+                     theta[k] < -kThetaThresholdRadians || theta[k] > kThetaThresholdRadians;
+      term[k] = t;
+      rew[k] = p.sutton_barto_reward ? (t ? -1.0 : 0.0) : 1.0;
+    }
   }
 
   static void observe(const double* s, float* o) {

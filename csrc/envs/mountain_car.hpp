@@ -33,6 +33,7 @@ namespace envs {
 
 struct MountainCar {
   static constexpr int kStateDim = 2;
+  static constexpr int kCacheDim = 0;
   static constexpr int kObsDim = 2;
   static constexpr bool kDiscrete = true;
   static constexpr int kNumActions = 3;
@@ -72,6 +73,14 @@ struct MountainCar {
     return {-1.0, terminated};
   }
 
+  static void refresh(double*) {}
+
+  template <class A>
+  static void step_block(double* const* c, const A* act, int n, const Params& p,
+                         double* rew, bool* term) {
+    step_block_per_env<MountainCar>(c, act, n, p, rew, term);
+  }
+
   static void observe(const double* s, float* o) {
     o[0] = float(s[0]);
     o[1] = float(s[1]);
@@ -80,6 +89,7 @@ struct MountainCar {
 
 struct MountainCarContinuous {
   static constexpr int kStateDim = 2;
+  static constexpr int kCacheDim = 0;
   static constexpr int kObsDim = 2;
   static constexpr bool kDiscrete = false;
   static constexpr int kNumActions = 0;
@@ -147,11 +157,19 @@ struct MountainCarContinuous {
     if (eq(position, kMinPosition) && velocity.v < 0) velocity = {0.0, false};
     const bool terminated = ge(position, kGoalPosition) && ge(velocity, p.goal_velocity);
     double reward = terminated ? 100.0 : 0.0;
-    reward -= np_pow(double(a), 2.0) * 0.1;
+    reward -= np_pow2(double(a)) * 0.1;
     // self.state = np.array([position, velocity], dtype=np.float32)
     s[0] = double(float(position.v));
     s[1] = double(float(velocity.v));
     return {reward, terminated};
+  }
+
+  static void refresh(double*) {}
+
+  template <class A>
+  static void step_block(double* const* c, const A* act, int n, const Params& p,
+                         double* rew, bool* term) {
+    step_block_per_env<MountainCarContinuous>(c, act, n, p, rew, term);
   }
 
   static void observe(const double* s, float* o) {

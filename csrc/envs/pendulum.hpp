@@ -25,6 +25,7 @@ namespace envs {
 
 struct Pendulum {
   static constexpr int kStateDim = 2;
+  static constexpr int kCacheDim = 2;
   static constexpr int kObsDim = 3;
   static constexpr bool kDiscrete = false;
   static constexpr int kNumActions = 0;
@@ -43,6 +44,14 @@ struct Pendulum {
 
   struct Params {
     double g = kDefaultGravity;
+    double a_coef = 3 * kDefaultGravity / (2 * kLength);  // 3 * g / (2 * l)
+    double b_coef = 3.0 / (kMass * (kLength * kLength));  // 3.0 / (m * l ** 2)
+    static Params with_gravity(double g) {
+      Params p;
+      p.g = g;
+      p.a_coef = 3 * g / (2 * kLength);
+      return p;
+    }
   };
   struct Bounds {
     double x_init = kDefaultXInit;
@@ -56,29 +65,40 @@ struct Pendulum {
     s[1] = rng.uniform(-b.y_init, b.y_init);
   }
 
+  // Cache: s[2] = sin(theta), s[3] = cos(theta), used by the next step's
+  // dynamics and by the observation.
+  static void refresh(double* s) {
+    s[2] = std::sin(s[0]);
+    s[3] = std::cos(s[0]);
+  }
+
   static StepResult step(double* s, const float* action, const Params& p) {
-    const double th = s[0], thdot = s[1];
+    const double th = s[0], thdot = s[1], sin_th = s[2];
     // np.clip(u, -2.0, 2.0) on a float32 array: the bounds become float32.
     float u = action[0];
     u = std::min(std::max(u, float(-kMaxTorque)), float(kMaxTorque));
-    const float u2 = np_powf(u, 2.0f);                 // u ** 2 (float32)
-    const float u2_scaled = float(0.001) * u2;         // 0.001 * (u ** 2) (float32)
-    const double costs = np_pow(angle_normalize(th), 2.0) + 0.1 * np_pow(thdot, 2.0) +
-                         double(u2_scaled);
-    const double a_coef = 3 * p.g / (2 * kLength);    // 3 * g / (2 * l)
-    const double b_coef = 3.0 / (kMass * np_pow(kLength, 2.0));
-    const float bu = float(b_coef) * u;                // 3.0 / (m l^2) * u (float32)
-    double newthdot = thdot + (a_coef * std::sin(th) + double(bu)) * kDt;
+    const float u2_scaled = float(0.001) * np_powf2(u);  // 0.001 * (u ** 2), float32
+    const double costs =
+        np_pow2(angle_normalize(th)) + 0.1 * np_pow2(thdot) + double(u2_scaled);
+    const float bu = float(p.b_coef) * u;  // 3.0 / (m * l ** 2) * u, float32
+    double newthdot = thdot + (p.a_coef * sin_th + double(bu)) * kDt;
     newthdot = std::min(std::max(newthdot, -kMaxSpeed), kMaxSpeed);
     const double newth = th + newthdot * kDt;
     s[0] = newth;
     s[1] = newthdot;
+    refresh(s);
     return {-costs, false};
   }
 
+  template <class A>
+  static void step_block(double* const* c, const A* act, int n, const Params& p,
+                         double* rew, bool* term) {
+    step_block_per_env<Pendulum>(c, act, n, p, rew, term);
+  }
+
   static void observe(const double* s, float* o) {
-    o[0] = float(std::cos(s[0]));
-    o[1] = float(std::sin(s[0]));
+    o[0] = float(s[3]);
+    o[1] = float(s[2]);
     o[2] = float(s[1]);
   }
 };

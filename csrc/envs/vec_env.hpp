@@ -7,12 +7,18 @@
 // split across threads: step() with 1 or k threads is bit-identical.
 //
 // An Env type provides (all static, see cartpole.hpp for an example):
-//   kStateDim, kObsDim, kDiscrete, kNumActions (discrete) or kActDim (Box),
-//   kMaxEpisodeSteps, struct Params, struct Bounds (reset distribution),
-//   reset(double* s, Rng&, const Bounds&)       sample a start state
-//   step(double* s, Action, const Params&) -> StepResult{reward, terminated}
-//   observe(const double* s, float* obs)        the float32 observation
-// where Action is int64_t for discrete envs and const float* for Box envs.
+//   kStateDim, kCacheDim, kObsDim, kDiscrete, kNumActions (discrete) or
+//   kActDim (Box), kMaxEpisodeSteps, struct Params, struct Bounds (reset
+//   distribution), and, with s the kStateDim state followed by kCacheDim
+//   cached values derived from it:
+//   reset(double* s, Rng&, const Bounds&)   sample a start state
+//   refresh(double* s)                      recompute the cache from the state
+//   step_block(double* const* c, const A* actions, int n, const Params&,
+//              double* reward, bool* terminated)
+//       advance envs 0..n-1 of a block; c[j] points at component j of env 0
+//       (structure of arrays); actions are [n] (discrete) or [n, kActDim]
+//   observe(const double* s, float* obs)    the float32 observation
+// (step_block_per_env adapts a per-env step(double* s, action, params).)
 //
 // Autoreset modes (as gymnasium.vector.AutoresetMode):
 //   NEXT_STEP: an env that ended at step t is reset at step t+1 (its action
@@ -25,9 +31,12 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -82,8 +91,14 @@ class Rng {
 // ------------------------------------------------------------------ numpy arithmetic helpers
 //
 // numpy evaluates `x ** 2` on float64 / float32 scalars with libm pow / powf,
-// which is not always the correctly rounded x * x. The compiler would fold
-// pow(x, 2.0) into x * x, so the exponent is hidden behind an empty asm.
+// which is not always the correctly rounded x * x (glibc's pow is accurate to
+// 0.52 ulp, so it can round the other way when x * x lies within 0.02 ulp of
+// a rounding midpoint). np_pow2 / np_powf2 return exactly what libm returns:
+// they compute x * x and its exact rounding error (Dekker's product, exact
+// IEEE arithmetic without FMA), return x * x when it is at least 0.05 ulp
+// away from a midpoint (then any libm result within 0.52 ulp must equal it),
+// and otherwise call libm. The exponent is hidden from the compiler, which
+// would fold pow(x, 2.0) into x * x.
 inline double np_pow(double x, double y) {
   asm("" : "+x"(y));
   return std::pow(x, y);
@@ -92,9 +107,52 @@ inline float np_powf(float x, float y) {
   asm("" : "+x"(y));
   return std::pow(x, y);
 }
+
+// Spacing of doubles just below |p|'s binade top (conservative at powers of two).
+inline double spacing_below(double p) {
+  uint64_t b;
+  std::memcpy(&b, &p, sizeof b);
+  const bool pow2 = (b & 0x000FFFFFFFFFFFFFULL) == 0;
+  b &= 0x7FF0000000000000ULL;
+  double e;
+  std::memcpy(&e, &b, sizeof e);
+  return pow2 ? e * 0x1p-53 : e * 0x1p-52;
+}
+
+inline double np_pow2(double x) {
+  const double ax = std::fabs(x);
+  if (ax > 0x1p-480 && ax < 0x1p480) {
+    const double p = x * x;
+    const double t = 134217729.0 * x;  // 2^27 + 1: Dekker split
+    const double hi = t - (t - x);
+    const double lo = x - hi;
+    const double err = ((hi * hi - p) + 2.0 * hi * lo) + lo * lo;  // exact: x*x = p + err
+    if (std::fabs(err) < 0.45 * spacing_below(p)) return p;
+  }
+  return np_pow(x, 2.0);
+}
+
+inline float np_powf2(float x) {
+  const float ax = std::fabs(x);
+  if (ax > 0x1p-60f && ax < 0x1p60f) {
+    const double d = double(x) * double(x);  // exact
+    const float c = float(d);
+    uint32_t b;
+    std::memcpy(&b, &c, sizeof b);
+    const bool pow2 = (b & 0x007FFFFFu) == 0;
+    b &= 0x7F800000u;
+    float e;
+    std::memcpy(&e, &b, sizeof e);
+    const double sp = pow2 ? double(e) * 0x1p-24 : double(e) * 0x1p-23;
+    if (std::fabs(d - double(c)) < 0.45 * sp) return c;
+  }
+  return np_powf(x, 2.0f);
+}
+
 // numpy's float remainder (np.remainder / `%` on float64): the sign follows b.
+// |a| < |b| takes the exact shortcut fmod(a, b) == a.
 inline double np_remainder(double a, double b) {
-  double mod = std::fmod(a, b);
+  double mod = (std::fabs(a) < std::fabs(b)) ? a : std::fmod(a, b);
   if (mod != 0.0) {
     if ((b < 0) != (mod < 0)) mod += b;
   } else {
@@ -111,7 +169,9 @@ struct StepResult {
 // ------------------------------------------------------------------ thread pool
 
 // A fixed set of workers that run chunk c of a job for c in [1, n); the
-// calling thread runs chunk 0 and waits for the rest.
+// calling thread runs chunk 0 and waits for the rest. Between back-to-back
+// steps workers spin briefly before sleeping, so a step does not pay a
+// futex wake-up per thread.
 class WorkerPool {
  public:
   explicit WorkerPool(int num_workers) {
@@ -122,8 +182,8 @@ class WorkerPool {
   ~WorkerPool() {
     {
       std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
-      ++generation_;
+      stop_.store(true, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
     for (auto& t : threads_) t.join();
@@ -143,34 +203,53 @@ class WorkerPool {
       std::lock_guard<std::mutex> lk(mu_);
       job_ = &fn;
       n_chunks_ = n_chunks;
-      pending_ = n_chunks - 1;
-      ++generation_;
+      pending_.store(int(threads_.size()), std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
     fn(0);
+    if (spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) return;
     std::unique_lock<std::mutex> lk(mu_);
-    done_cv_.wait(lk, [this] { return pending_ == 0; });
-    job_ = nullptr;
+    done_cv_.wait(lk, [this] { return pending_.load(std::memory_order_acquire) == 0; });
   }
 
  private:
+  static void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  // Spins up to ~50 us for pred(); returns whether it became true.
+  template <class Pred>
+  static bool spin_until(Pred pred) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    for (;;) {
+      for (int k = 0; k < 32; ++k) {
+        if (pred()) return true;
+        cpu_relax();
+      }
+      if (std::chrono::steady_clock::now() > deadline) return pred();
+    }
+  }
+
   void loop(int chunk) {
     uint64_t seen = 0;
     for (;;) {
+      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
       const std::function<void(int)>* job;
       int n;
       {
         std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return generation_ != seen; });
-        seen = generation_;
-        if (stop_) return;
+        cv_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+        seen = generation_.load(std::memory_order_acquire);
+        if (stop_.load(std::memory_order_relaxed)) return;
         job = job_;
         n = n_chunks_;
       }
-      if (chunk < n) {
-        (*job)(chunk);
+      if (chunk < n) (*job)(chunk);
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lk(mu_);
-        if (--pending_ == 0) done_cv_.notify_one();
+        done_cv_.notify_one();
       }
     }
   }
@@ -180,15 +259,45 @@ class WorkerPool {
   std::condition_variable cv_, done_cv_;
   const std::function<void(int)>* job_ = nullptr;
   int n_chunks_ = 0;
-  int pending_ = 0;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
 };
 
-// Envs per thread below which extra threads cost more than they save.
-constexpr int64_t kMinEnvsPerThread = 512;
+// Envs per thread below which extra threads cost more than they save (a
+// wake-up costs microseconds on a busy machine; a CartPole env ~15 ns).
+constexpr int64_t kMinEnvsPerThread = 2048;
 
 // ------------------------------------------------------------------ VecEnv
+
+// Envs are stepped in blocks: the env kernel first advances a whole block
+// (so libm calls and the arithmetic run as tight loops the compiler can
+// vectorise), then one pass applies time limits, autoresets and writes
+// observations.
+constexpr int kBlock = 256;
+
+// For envs whose kernel is written per env: Env::step_block that loads each
+// env's state, calls Env::step and stores it back.
+template <class Env, class A>
+inline void step_block_per_env(double* const* c, const A* act, int n,
+                               const typename Env::Params& p, double* rew, bool* term) {
+  constexpr int kS = Env::kStateDim + Env::kCacheDim;
+  for (int k = 0; k < n; ++k) {
+    double s[kS];
+    for (int j = 0; j < kS; ++j) s[j] = c[j][k];
+    StepResult r;
+    if constexpr (Env::kDiscrete) {
+      r = Env::step(s, int64_t(act[k]), p);
+    } else {
+      float a[Env::kActDim];
+      for (int d = 0; d < Env::kActDim; ++d) a[d] = float(act[k * Env::kActDim + d]);
+      r = Env::step(s, a, p);
+    }
+    for (int j = 0; j < kS; ++j) c[j][k] = s[j];
+    rew[k] = r.reward;
+    term[k] = r.terminated;
+  }
+}
 
 template <class Env>
 class VecEnv {
@@ -196,7 +305,11 @@ class VecEnv {
   using Params = typename Env::Params;
   using Bounds = typename Env::Bounds;
   static constexpr int kStateDim = Env::kStateDim;
+  // Components after the state that cache functions of it (e.g. sin/cos of an
+  // angle, reused by the next step); never exposed by get_state.
+  static constexpr int kRows = Env::kStateDim + Env::kCacheDim;
   static constexpr int kObsDim = Env::kObsDim;
+  static constexpr int kActWidth = Env::kDiscrete ? 1 : Env::kActDim;
 
   VecEnv(int64_t num_envs, const Params& params, int64_t max_episode_steps,
          bool same_step, int num_threads)
@@ -204,13 +317,18 @@ class VecEnv {
         params_(params),
         max_steps_(max_episode_steps),
         same_step_(same_step),
-        state_(size_t(num_envs) * kStateDim, 0.0),
+        state_(size_t(num_envs) * kRows, 0.0),
         steps_(size_t(num_envs), 0),
         pending_(size_t(num_envs), 0),
         rng_(size_t(num_envs)) {
     const int64_t by_size = std::max<int64_t>(1, n_ / kMinEnvsPerThread);
     threads_ = int(std::max<int64_t>(1, std::min<int64_t>(num_threads, by_size)));
     if (threads_ > 1) pool_.reset(new WorkerPool(threads_ - 1));
+    for (int64_t i = 0; i < n_; ++i) {
+      double s[kRows] = {};
+      Env::refresh(s);
+      store(i, s);
+    }
   }
 
   int64_t num_envs() const { return n_; }
@@ -246,8 +364,9 @@ class VecEnv {
     for (int64_t i = 0; i < n_; ++i) {
       if (mask == nullptr || mask[i]) {
         if (seeds != nullptr) rng_[size_t(i)].seed(seeds[i], uint64_t(i));
-        double s[kStateDim];
+        double s[kRows];
         Env::reset(s, rng_[size_t(i)], bounds_);
+        Env::refresh(s);
         store(i, s);
         steps_[size_t(i)] = 0;
         pending_[size_t(i)] = 0;
@@ -259,7 +378,7 @@ class VecEnv {
   template <class O>
   void observe_all(O* obs) const {
     for (int64_t i = 0; i < n_; ++i) {
-      double s[kStateDim];
+      double s[kRows];
       load(i, s);
       write_obs(s, obs + i * kObsDim);
     }
@@ -271,9 +390,11 @@ class VecEnv {
   void step(const A* actions, O* obs, R* rew, bool* term, bool* trunc, float* final_obs,
             bool* final_mask) {
     auto chunk = [&](int c) {
-      const int64_t per = (n_ + threads_ - 1) / threads_;
-      const int64_t i0 = std::min<int64_t>(n_, int64_t(c) * per);
-      const int64_t i1 = std::min<int64_t>(n_, i0 + per);
+      // chunk boundaries on block multiples: the split never changes results
+      const int64_t blocks = (n_ + kBlock - 1) / kBlock;
+      const int64_t per = (blocks + threads_ - 1) / threads_;
+      const int64_t i0 = std::min<int64_t>(n_, int64_t(c) * per * kBlock);
+      const int64_t i1 = std::min<int64_t>(n_, i0 + per * kBlock);
       step_range(i0, i1, actions, obs, rew, term, trunc, final_obs, final_mask);
     };
     if (threads_ == 1) {
@@ -285,22 +406,29 @@ class VecEnv {
 
   // State as [N, kStateDim] (row per env).
   void get_state(double* out) const {
-    for (int64_t i = 0; i < n_; ++i) load(i, out + i * kStateDim);
+    for (int64_t i = 0; i < n_; ++i) {
+      double s[kRows];
+      load(i, s);
+      for (int j = 0; j < kStateDim; ++j) out[i * kStateDim + j] = s[j];
+    }
   }
   // Sets every env's state from [N, kStateDim]; cancels pending autoresets.
   void set_state(const double* in) {
     for (int64_t i = 0; i < n_; ++i) {
-      store(i, in + i * kStateDim);
+      double s[kRows];
+      for (int j = 0; j < kStateDim; ++j) s[j] = in[i * kStateDim + j];
+      Env::refresh(s);
+      store(i, s);
       pending_[size_t(i)] = 0;
     }
   }
 
  private:
   void load(int64_t i, double* s) const {
-    for (int j = 0; j < kStateDim; ++j) s[j] = state_[size_t(j * n_ + i)];
+    for (int j = 0; j < kRows; ++j) s[j] = state_[size_t(j * n_ + i)];
   }
   void store(int64_t i, const double* s) {
-    for (int j = 0; j < kStateDim; ++j) state_[size_t(j * n_ + i)] = s[j];
+    for (int j = 0; j < kRows; ++j) state_[size_t(j * n_ + i)] = s[j];
   }
   template <class O>
   static void write_obs(const double* s, O* out) {
@@ -309,60 +437,75 @@ class VecEnv {
     for (int k = 0; k < kObsDim; ++k) out[k] = O(o[k]);
   }
 
-  template <class A>
-  static auto action_of(const A* actions, int64_t i) {
-    if constexpr (Env::kDiscrete) {
-      return int64_t(actions[i]);
-    } else {
-      struct Box {
-        float v[Env::kActDim];
-        const float* data() const { return v; }
-      } b;
-      for (int k = 0; k < Env::kActDim; ++k) b.v[k] = float(actions[i * Env::kActDim + k]);
-      return b;
-    }
-  }
-
   template <class A, class O, class R>
   void step_range(int64_t i0, int64_t i1, const A* actions, O* obs, R* rew, bool* term,
                   bool* trunc, float* final_obs, bool* final_mask) {
-    for (int64_t i = i0; i < i1; ++i) {
-      double s[kStateDim];
-      load(i, s);
-      O* o = obs + i * kObsDim;
-      if (!same_step_ && pending_[size_t(i)]) {
-        Env::reset(s, rng_[size_t(i)], bounds_);
-        steps_[size_t(i)] = 0;
-        pending_[size_t(i)] = 0;
-        rew[i] = R(0);
-        term[i] = false;
-        trunc[i] = false;
-      } else {
-        StepResult r;
-        if constexpr (Env::kDiscrete) {
-          r = Env::step(s, int64_t(actions[i]), params_);
-        } else {
-          const auto a = action_of(actions, i);
-          r = Env::step(s, a.data(), params_);
-        }
-        const bool tr = ++steps_[size_t(i)] >= max_steps_;
-        rew[i] = R(r.reward);
-        term[i] = r.terminated;
-        trunc[i] = tr;
-        const bool done = r.terminated || tr;
-        if (same_step_) {
-          final_mask[i] = done;
-          if (done) {
-            write_obs(s, final_obs + i * kObsDim);
-            Env::reset(s, rng_[size_t(i)], bounds_);
-            steps_[size_t(i)] = 0;
+    double rew_b[kBlock];
+    bool term_b[kBlock];
+    int resets[kBlock];
+    for (int64_t b0 = i0; b0 < i1; b0 += kBlock) {
+      const int n = int(std::min<int64_t>(kBlock, i1 - b0));
+      double* comp[kRows];
+      for (int j = 0; j < kRows; ++j) comp[j] = state_.data() + size_t(j * n_ + b0);
+      // Envs awaiting a next-step autoreset are stepped too; the reset below
+      // overwrites that result (their action is ignored, as in gymnasium).
+      Env::step_block(comp, actions + b0 * kActWidth, n, params_, rew_b, term_b);
+      int num_resets = 0;
+      int64_t* steps = steps_.data() + b0;
+      uint8_t* pending = pending_.data() + b0;
+      R* rw = rew + b0;
+      bool* te = term + b0;
+      bool* tr = trunc + b0;
+      if (!same_step_) {
+        for (int k = 0; k < n; ++k) {
+          if (pending[k]) {
+            resets[num_resets++] = k;
+            steps[k] = 0;
+            pending[k] = 0;
+            rw[k] = R(0);
+            te[k] = false;
+            tr[k] = false;
+          } else {
+            const bool t = term_b[k];
+            const bool u = ++steps[k] >= max_steps_;
+            rw[k] = R(rew_b[k]);
+            te[k] = t;
+            tr[k] = u;
+            pending[k] = uint8_t(t || u);
           }
-        } else {
-          pending_[size_t(i)] = done;
+        }
+      } else {
+        bool* fm = final_mask + b0;
+        for (int k = 0; k < n; ++k) {
+          const bool t = term_b[k];
+          const bool u = ++steps[k] >= max_steps_;
+          rw[k] = R(rew_b[k]);
+          te[k] = t;
+          tr[k] = u;
+          fm[k] = t || u;
+          if (t || u) {
+            resets[num_resets++] = k;
+            steps[k] = 0;
+          }
         }
       }
-      store(i, s);
-      write_obs(s, o);
+      for (int r = 0; r < num_resets; ++r) {
+        const int64_t i = b0 + resets[r];
+        double s[kRows];
+        if (same_step_) {
+          load(i, s);
+          write_obs(s, final_obs + i * kObsDim);
+        }
+        Env::reset(s, rng_[size_t(i)], bounds_);
+        Env::refresh(s);
+        store(i, s);
+      }
+      O* o = obs + b0 * kObsDim;
+      for (int k = 0; k < n; ++k) {
+        double s[kRows];
+        for (int j = 0; j < kRows; ++j) s[j] = comp[j][k];
+        write_obs(s, o + k * kObsDim);
+      }
     }
   }
 
