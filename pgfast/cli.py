@@ -268,8 +268,16 @@ def _cmd_experiment(a) -> int:
         experiments.run_experiment(jobs, workers=a.workers, backend=a.backend, address=a.address)
     except experiments.Interrupted as ex:
         print(f"pgfast: {ex}", file=sys.stderr)
-        print(f"rerun the same command to resume: finished jobs are skipped", file=sys.stderr)
+        print("rerun the same command to resume: finished jobs are skipped", file=sys.stderr)
         return 130
+    except RuntimeError as ex:  # some jobs failed: report, draw what finished
+        print(f"pgfast experiment: {ex}", file=sys.stderr)
+        print("rerun the same command to retry them: finished jobs are skipped", file=sys.stderr)
+        try:
+            experiments.redraw(out)
+        except (FileNotFoundError, ValueError):
+            pass
+        return 1
     experiments.redraw(out)
     return 0
 

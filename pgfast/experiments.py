@@ -855,7 +855,11 @@ def _run_pool(pending: Sequence[Job], workers: int, log, t0) -> Dict[str, Dict[s
                 done, not_done = cf.wait(not_done, timeout=0.5, return_when=cf.FIRST_COMPLETED)
                 for f in done:
                     j = futs[f]
-                    results[j.key] = f.result()
+                    try:
+                        results[j.key] = f.result()
+                    except Exception as e:  # e.g. a worker process crashed (BrokenProcessPool)
+                        results[j.key] = {"key": j.key, "status": "failed", "error": f"{type(e).__name__}: {e}"}
+                        log(f"[{_stamp(t0)}] failed {j.key}: {type(e).__name__}: {e}")
                 if stop.requested is not None:
                     for f in not_done:
                         f.cancel()
@@ -868,7 +872,11 @@ def _run_pool(pending: Sequence[Job], workers: int, log, t0) -> Dict[str, Dict[s
                             pass
                     for f in not_done:
                         if not f.cancelled():
-                            results[futs[f].key] = f.result()
+                            try:
+                                results[futs[f].key] = f.result()
+                            except Exception as e:
+                                results[futs[f].key] = {"key": futs[f].key, "status": "interrupted",
+                                                        "error": f"{type(e).__name__}: {e}"}
                     for f in not_done:
                         if f.cancelled():
                             results[futs[f].key] = {"key": futs[f].key, "status": "interrupted"}
