@@ -1020,6 +1020,18 @@ def format_summary(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def format_summary_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A Markdown table of :func:`summarize` rows (for reports)."""
+    out = ["| env | variant | seeds (n) | env steps | final eval return, mean ± std | 95% CI | per seed |",
+           "|---|---|---|---:|---:|---|---|"]
+    for r in rows:
+        ci = "n/a" if math.isnan(r["ci95_low"]) else f"[{r['ci95_low']:.1f}, {r['ci95_high']:.1f}]"
+        label = VARIANTS[r["variant"]].label if r["variant"] in VARIANTS else r["variant"]
+        out.append(f"| {r['env_id']} | {label} | {r['seeds']} ({r['n']}) | {r['total_timesteps']:,} | "
+                   f"{r['eval_mean']:.1f} ± {r['eval_std']:.1f} | {ci} | {r['per_seed']} |")
+    return "\n".join(out)
+
+
 # --------------------------------------------------------------------------
 # Plots
 # --------------------------------------------------------------------------
@@ -1096,7 +1108,8 @@ def plot_env(env_dir: str | os.PathLike, path: Optional[str | os.PathLike] = Non
 
 
 def redraw(out: str | os.PathLike, log: Callable[[str], None] = print) -> Dict[str, Any]:
-    """Rewrite ``summary.csv`` and one ``ENV.png`` per env directory from
+    """Rewrite ``summary.csv`` (and the same table as ``summary.md``) and one
+    ``ENV.png`` per env directory from
     the logs under ``out``. Returns {"summary": path, "plots": [paths],
     "rows": summary rows}."""
     root = Path(out)
@@ -1119,6 +1132,7 @@ def redraw(out: str | os.PathLike, log: Callable[[str], None] = print) -> Dict[s
         plots.append(png)
     rows = summarize(_collect_results(root))
     summary = write_summary(rows, root / "summary.csv")
+    (root / "summary.md").write_text(format_summary_markdown(rows) + "\n")
     log(format_summary(rows))
     log(f"summary: {summary}")
     for p in plots:

@@ -148,6 +148,9 @@ def test_plot_one_line_per_variant_and_redraw(tmp_path):
         ("CartPole-v1", "vpg", "2"), ("CartPole-v1", "vpg-baseline", "2"), ("CartPole-v1", "ppo", "2"),
         ("Pendulum-v1", "ppo", "1")]
     assert float(rows[2]["eval_mean"]) == pytest.approx(120.5)
+    md = (tmp_path / "summary.md").read_text().splitlines()
+    assert md[0].startswith("| env | variant |") and len(md) == 2 + 4
+    assert md[4].startswith("| CartPole-v1 | PPO-clip | 0 1 (2) | 400 | 120.5 ± 0.7 |")
 
 
 def test_redraw_errors(tmp_path):
