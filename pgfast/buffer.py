@@ -11,7 +11,10 @@ envs as time-major ``[T, N]`` tensors on the training device.
   staging arrays: observations go host->device once per step, actions go
   device->host once per step, and rewards/flags (kept in pinned ``[T, N]`` host
   arrays) go to the device once per rollout.
-* The policy runs under ``torch.inference_mode``.
+* The policy runs under ``torch.inference_mode``; each step only samples actions.
+  Log-probabilities and values of the whole rollout (and V(obs[T])) come from one
+  batched forward pass after the last step (the policy does not change during a
+  rollout), which saves several torch ops per step.
 * Envs run with ``autoreset_mode="same_step"``: an episode that ends at step t is
   reset inside the same call, ``obs[t+1]`` is the first observation of the next
   episode and ``info["final_obs"]`` holds the last observation of the ended one
@@ -215,10 +218,7 @@ class Collector:
         trunc_any = False
         with torch.inference_mode():
             for t in range(T):
-                pi_out, v = pol(buf.obs[t])
-                a = pol.sample(pi_out, False, self.gen)
-                buf.logp[t] = pol.log_prob(pi_out, a)
-                buf.values[t] = v
+                a = pol.sample(pol(buf.obs[t])[0], False, self.gen)
                 buf.actions[t] = a
                 if self.on_cpu:
                     a_np = self.actions_np[t]
@@ -251,10 +251,17 @@ class Collector:
                 if self.reward_scaler is not None:
                     self.reward_scaler(rew, done)
             buf.sync_to_device()
+            # log-probs and values of the whole rollout in one batched forward pass
+            # (the policy did not change during the rollout)
+            N = buf.num_envs
+            pi_all, v_all = pol(buf.obs.reshape((T + 1) * N, *buf.obs_shape))
+            buf.values.copy_(v_all[:T * N].view(T, N))
+            acts = buf.actions.reshape(T * N, *buf.actions.shape[2:])
+            buf.logp.copy_(pol.log_prob(pi_all[:T * N], acts).view(T, N))
             # bootstrap values: V(obs[t+1]), and V(final obs) where truncated
             nv = buf.next_values
             nv[:-1] = buf.values[1:]
-            nv[-1] = pol.value(buf.obs[T])
+            nv[-1] = v_all[T * N:]
             if trunc_any:
                 m = buf.truncated
                 nv[m] = pol.value(buf.final_obs[m])

@@ -350,6 +350,7 @@ class Run:
             "policy": self.policy.state_dict(),
             "updater": self.updater.state_dict(),
             "generator": self.generator.get_state(),
+            "generator_device": self.device.type,
             "global_step": self.global_step,
             "iteration": self.iteration,
             "history": [dict(r) for r in self.history],
@@ -378,7 +379,10 @@ class Run:
     def _load_state(self, ck: Dict[str, Any]) -> None:
         self.policy.load_state_dict(ck["policy"])
         self.updater.load_state_dict(ck["updater"])
-        self.generator.set_state(ck["generator"])
+        if ck.get("generator_device", "cpu") == self.device.type:
+            self.generator.set_state(ck["generator"])
+        else:  # loaded on another device type: generator states differ in kind, re-seed
+            self.generator.manual_seed(self.seed + int(ck["iteration"]))
         self.global_step = int(ck["global_step"])
         self.iteration = int(ck["iteration"])
         self.history = [dict(r) for r in ck["history"]]

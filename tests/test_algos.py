@@ -355,3 +355,34 @@ def test_get_algo():
     assert get_algo("PPO") is PPO and get_algo("vpg") is VPG and get_algo("trpo") is TRPO
     with pytest.raises(ValueError, match="algo"):
         get_algo("a2c")
+
+
+@pytest.mark.parametrize("max_grad_norm", [0.0, 0.5, 1e3])
+def test_fast_adam_equals_torch_adam_with_grad_clipping(max_grad_norm):
+    from pgfast.algos import FastAdam
+    torch.manual_seed(0)
+    shapes = [(3, 4), (4,), (2, 1, 5)]
+    ps1 = [torch.randn(s, requires_grad=True) for s in shapes]
+    ps2 = [p.detach().clone().requires_grad_(True) for p in ps1]
+    ref = torch.optim.Adam(ps1, lr=1e-2, eps=1e-5, fused=True)
+    fast = FastAdam(ps2, lr=1e-2, eps=1e-5)
+    for it in range(5):
+        grads = [torch.randn(s) * (it + 1) for s in shapes]
+        for p, g in zip(ps1, grads):
+            p.grad = g.clone()
+        if max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(ps1, max_grad_norm)
+        ref.step()
+        fast.zero_grad()
+        for p, g in zip(ps2, grads):
+            p.grad.add_(g)
+        fast.param_groups[0]["lr"] = 1e-2
+        fast.step(max_grad_norm)
+        for a, b in zip(ps1, ps2):
+            assert torch.allclose(a, b, atol=1e-6, rtol=1e-5)
+    # state round trip
+    st = fast.state_dict()
+    fast2 = FastAdam([p.detach().clone() for p in ps2], lr=1.0)
+    fast2.load_state_dict(st)
+    assert fast2.param_groups[0]["lr"] == 1e-2
+    assert all(torch.equal(a, b) for a, b in zip(fast2.exp_avg_sq, fast.exp_avg_sq))

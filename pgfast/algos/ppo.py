@@ -82,6 +82,10 @@ def ppo_value_loss(v: torch.Tensor, v_old: torch.Tensor, returns: torch.Tensor,
     return 0.5 * torch.max(unclipped, (v_clip - returns).square()).mean()
 
 
+_tanh_bwd = torch.ops.aten.tanh_backward  # g * (1 - y^2) in one op
+_relu_bwd = torch.ops.aten.threshold_backward  # g * (y > 0) in one op
+
+
 def ppo_minibatch_loss(policy, obs, actions, logp_old, v_old, adv, returns, clip_coef: float,
                        clip_vloss: bool, ent_coef: float, vf_coef: float):
     """Autograd reference of one minibatch: ``(loss, (logp, pg_loss, v_loss, entropy))``.
@@ -145,7 +149,7 @@ def ppo_minibatch_grads(policy, obs, actions, logp_old, v_old, adv, returns, cli
         ratio = (logp - logp_old).exp()
         ra = ratio * adv
         active = ra <= ratio.clamp(1.0 - clip_coef, 1.0 + clip_coef) * adv
-        g_lp = torch.where(active, ra, 0.0).mul_(-inv_b)
+        g_lp = (ra * active).mul_(-inv_b)
         g_out = torch.zeros_like(h)
         if policy.continuous:
             torch.mul(z * inv_std, g_lp.unsqueeze(-1), out=g_out[0])
@@ -179,11 +183,7 @@ def ppo_minibatch_grads(policy, obs, actions, logp_old, v_old, adv, returns, cli
             torch.sum(g, 1, keepdim=True, out=b[i].grad)
             if i > 0:
                 g = torch.bmm(g, W[i].transpose(1, 2))
-                hi = hs[i]
-                if tanh:
-                    g.mul_(torch.addcmul(torch.ones_like(hi), hi, hi, value=-1.0))
-                else:
-                    g.mul_(hi > 0)
+                g = _tanh_bwd(g, hs[i]) if tanh else _relu_bwd(g, hs[i], 0.0)
         if policy.continuous:
             policy.log_std.grad.copy_(g_ls)
         if not want_stats:
@@ -209,9 +209,6 @@ class PPO(AlgoBase):
         self.params = list(policy.parameters())
         self.optimizers["ac"] = make_adam(self.params, config.learning_rate)
         self.base_lrs["ac"] = config.learning_rate
-        for p in self.params:  # hand-written gradients write into preallocated .grad
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
 
     def update(self, buf, adv: torch.Tensor, returns: torch.Tensor) -> Dict[str, float]:
         """Run the epochs of minibatch updates; returns statistics of the last minibatch."""
@@ -223,7 +220,7 @@ class PPO(AlgoBase):
         nmb, mb = cfg.num_minibatches, cfg.minibatch_size
         c = cfg.clip_coef
         ent_coef, vf_coef, clip_vloss = cfg.ent_coef, cfg.vf_coef, cfg.clip_vloss
-        params, clip_norm = self.params, cfg.max_grad_norm
+        clip_norm = cfg.max_grad_norm
         fast = cfg.fast_grads
         if cfg.norm_adv and nmb == 1:  # one minibatch: the normalised advantages never change
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
@@ -257,13 +254,11 @@ class PPO(AlgoBase):
                 else:
                     loss, out = ppo_minibatch_loss(pol, o[s:e], a[s:e], lp0[s:e], v0[s:e], A,
                                                    r[s:e], c, clip_vloss, ent_coef, vf_coef)
-                    opt.zero_grad(set_to_none=False)
+                    opt.zero_grad()
                     loss.backward()
                 if want:
                     stats = (out[0].detach(), lp0[s:e]) + tuple(t.detach() for t in out[1:])
-                if clip_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(params, clip_norm, foreach=True)
-                opt.step()
+                opt.step(clip_norm)
             epochs_done += 1
             if check_kl:
                 lr_ = stats[0] - stats[1]

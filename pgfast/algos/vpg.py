@@ -95,10 +95,9 @@ class VPG(AlgoBase):
         ent = ent.mean()
         pg_loss = vpg_loss(logp, A)
         loss = pg_loss - cfg.ent_coef * ent if cfg.ent_coef else pg_loss
-        opt.zero_grad(set_to_none=False)
+        opt.zero_grad()
         loss.backward()
-        self._clip(self.pi_params)
-        opt.step()
+        opt.step(cfg.max_grad_norm)
         stats = [pg_loss.detach(), ent.detach()]
         with torch.no_grad():
             lr_ = pol.log_prob(pol(obs)[0], act) - logp_old
