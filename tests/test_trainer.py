@@ -226,3 +226,25 @@ def test_cuda_training_matches_shapes_and_saves(tmp_path):
     for algo in ("vpg", "trpo"):
         r = pgfast.train(algo, "CartPole-v1", total_timesteps=256, seed=0, device="cuda", **SMALL)
         assert math.isfinite(r.history[-1]["approx_kl"])
+
+
+MUJOCO_BACKENDS = ["gymnasium"] + (["native"] if "HalfCheetah-v5" in native_ids() else [])
+
+
+@pytest.mark.parametrize("backend", MUJOCO_BACKENDS)
+def test_halfcheetah_box_actions_both_backends(backend):
+    pytest.importorskip("mujoco", reason="mujoco not installed")
+    run = pgfast.train("ppo", "HalfCheetah-v5", total_timesteps=256, seed=0, device="cpu",
+                       env_kwargs={"backend": backend}, num_envs=2, num_steps=64,
+                       num_minibatches=2, update_epochs=1, norm_obs=True, norm_reward=True)
+    assert run.buffer.obs.shape == (65, 2, 17) and run.buffer.actions.shape == (64, 2, 6)
+    assert all(math.isfinite(run.history[-1][k]) for k in ("policy_loss", "value_loss"))
+    # HalfCheetah never terminates; the 1000-step time limit is not reached in 128 steps
+    assert not run.buffer.terminated.any()
+    run.close()
+
+
+def test_config_help_lists_every_field():
+    helps = pgfast.trainer.config_help("trpo")
+    assert set(helps) == set(pgfast.trainer.get_algo("trpo").Config.field_names())
+    assert "trust region" in helps["max_kl"]
