@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("experiment", help="run a multi-seed study", description=(
         "Run a study: every (variant, env, seed) is an independent job under OUT/ENV_ID/VARIANT/seedS. A rerun "
         "skips finished jobs and resumes interrupted ones. Writes OUT/summary.csv (final evaluation return per "
-        "variant and env: mean, std and 95%% CI over seeds) and one OUT/ENV_ID.png per env. Experiments: "
+        "variant and env: mean, std and 95% CI over seeds) and one OUT/ENV_ID.png per env. Experiments: "
         + "; ".join(f"{k}: {', '.join(v)}" for k, v in experiments.EXPERIMENTS.items())))
     x.add_argument("name", metavar="NAME", choices=list(experiments.EXPERIMENTS), help=", ".join(experiments.EXPERIMENTS))
     x.add_argument("--envs", nargs="+", default=list(experiments.DEFAULT_ENVS),
