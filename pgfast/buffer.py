@@ -151,7 +151,9 @@ class Collector:
 
     Args:
         env: a ``gymnasium.vector.VectorEnv`` in ``same_step`` autoreset mode.
-        policy: a :class:`pgfast.nn.ActorCritic`.
+        policy: a :class:`pgfast.nn.ActorCritic` (or any object with its
+            ``forward(obs) -> (pi_out, value)``, ``sample``, ``log_prob`` methods
+            and ``__call__`` = ``forward``).
         buffer: the buffer to fill (its device is the training device).
         generator: torch generator for action sampling (on the buffer's device).
         reward_scaler: optional :class:`RewardScaler`.
@@ -182,6 +184,8 @@ class Collector:
             self.obs_stage = torch.zeros((N,) + buffer.obs_shape, dtype=torch.float32,
                                          pin_memory=pin)
             self.obs_stage_np = _np(self.obs_stage)
+        self._obs_rows = list(buffer.obs.unbind(0))  # row views, made once
+        self._act_rows = list(buffer.actions.unbind(0))
         self.obs_np = _np(buffer.obs) if self.on_cpu else None
         self.actions_np = _np(buffer.actions) if self.on_cpu else None
         self.rew_np = _np(buffer.host_rewards)
@@ -217,9 +221,11 @@ class Collector:
         self._carry = True
         trunc_any = False
         with torch.inference_mode():
+            forward, sample, gen = pol.forward, pol.sample, self.gen
+            obs_rows, act_rows = self._obs_rows, self._act_rows
             for t in range(T):
-                a = pol.sample(pol(buf.obs[t])[0], False, self.gen)
-                buf.actions[t] = a
+                a = sample(forward(obs_rows[t])[0], False, gen)
+                act_rows[t].copy_(a)
                 if self.on_cpu:
                     a_np = self.actions_np[t]
                     obs_dst = self.obs_np[t + 1]

@@ -113,11 +113,12 @@ def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
 def categorical_sample(logits: torch.Tensor, generator: Optional[torch.Generator] = None
                        ) -> torch.Tensor:
     """Sample actions ``[B]`` (int64) from logits ``[B, n]`` by inverting the CDF."""
-    cdf = logits.softmax(-1).cumsum(-1)
+    cdf = logits.softmax(-1).cumsum_(-1)
     u = torch.rand(cdf.shape[:-1] + (1,), generator=generator, device=cdf.device,
                    dtype=cdf.dtype)
-    # count of CDF entries strictly below u; clamp guards a CDF that sums to 1 - eps.
-    return (cdf < u).sum(-1).clamp_(max=logits.shape[-1] - 1)
+    # first index with cdf >= u (= number of entries below u); the clamp guards a CDF
+    # that sums to 1 - eps.
+    return torch.searchsorted(cdf, u).squeeze_(-1).clamp_(max=logits.shape[-1] - 1)
 
 
 def categorical_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
@@ -352,12 +353,23 @@ class ActorCritic(nn.Module):
             self.log_std = None
         self.norm_obs = bool(norm_obs)
         self.obs_rms = RunningMeanStd((self.obs_dim,), clip=clip_obs) if norm_obs else None
+        self._lists = None
+
+    def layer_tensors(self):
+        """``(weights, biases)`` as plain lists (cached: ParameterList indexing is slow)."""
+        if self._lists is None:
+            self._lists = (list(self.weights), list(self.biases))
+        return self._lists
+
+    def _apply(self, fn, *args, **kwargs):  # .to()/.double() may replace parameters
+        self._lists = None
+        return super()._apply(fn, *args, **kwargs)
 
     # ---- forward -------------------------------------------------------------------
     def forward(self, obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(pi_out [B, out_dim], value [B])`` for observations ``[B, obs_dim]``."""
-        x = obs.reshape(obs.shape[0], -1)
-        w, b = self.weights, self.biases
+        w, b = self._lists or self.layer_tensors()
+        x = obs if obs.dim() == 2 else obs.reshape(obs.shape[0], -1)
         if self.obs_rms is not None:
             x = self.obs_rms.normalize(x)
         if x.dtype != w[0].dtype:

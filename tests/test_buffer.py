@@ -74,8 +74,11 @@ class DenseStepInto(gym.vector.VectorEnv):
 class StubPolicy:
     """Always action 0, logp 0, V(s) = 10 * s[0] + 1."""
 
-    def __call__(self, obs):
+    def forward(self, obs):
         return torch.zeros(obs.shape[0], 2), 10.0 * obs[:, 0] + 1.0
+
+    def __call__(self, obs):
+        return self.forward(obs)
 
     def sample(self, pi_out, deterministic=False, generator=None):
         return torch.zeros(pi_out.shape[0], dtype=torch.int64)
@@ -181,7 +184,7 @@ def test_box_actions_clipped_only_at_env_boundary():
             return super().step(0)
 
     class BigPolicy(StubPolicy):
-        def __call__(self, obs):
+        def forward(self, obs):
             return torch.zeros(obs.shape[0], 1), torch.zeros(obs.shape[0])
 
         def sample(self, pi_out, deterministic=False, generator=None):

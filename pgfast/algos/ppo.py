@@ -119,7 +119,7 @@ def ppo_minibatch_grads(policy, obs, actions, logp_old, v_old, adv, returns, cli
         ``logp`` ``[B]`` (detached), or the stats tuple if ``want_stats``.
     """
     B = obs.shape[0]
-    W, b = policy.weights, policy.biases
+    W, b = policy.layer_tensors()
     L = policy.num_layers
     with torch.no_grad():
         x = obs.reshape(B, -1)
