@@ -67,10 +67,7 @@ struct Pendulum {
 
   // Cache: s[2] = sin(theta), s[3] = cos(theta), used by the next step's
   // dynamics and by the observation.
-  static void refresh(double* s) {
-    s[2] = std::sin(s[0]);
-    s[3] = std::cos(s[0]);
-  }
+  static void refresh(double* s) { sincos(s[0], &s[2], &s[3]); }
 
   static StepResult step(double* s, const float* action, const Params& p) {
     const double th = s[0], thdot = s[1], sin_th = s[2];
@@ -90,10 +87,62 @@ struct Pendulum {
     return {-costs, false};
   }
 
+  // One block of envs, the same arithmetic as step() arranged as loops over
+  // arrays: the common case (angle within one turn, x * x equal to libm's
+  // pow) runs vectorised; the rare envs that need fmod or libm pow are
+  // redone one by one; sin/cos for the cache come last.
   template <class A>
   static void step_block(double* const* c, const A* act, int n, const Params& p,
                          double* rew, bool* term) {
-    step_block_per_env<Pendulum>(c, act, n, p, rew, term);
+    double* __restrict th = c[0];
+    double* __restrict thdot = c[1];
+    double* __restrict sn = c[2];
+    double* __restrict cs = c[3];
+    float u[kBlock];
+    double old_thdot[kBlock], an[kBlock], slow[kBlock];  // slow: 0.0 or 1.0
+    const float lo = float(-kMaxTorque), hi = float(kMaxTorque);
+    for (int k = 0; k < n; ++k) {
+      const float a = float(act[k]);
+      u[k] = std::min(std::max(a, lo), hi);
+    }
+    constexpr double kTwoPi = 2 * kPi;
+    for (int k = 0; k < n; ++k) {
+      // angle_normalize where |th + pi| < 2 pi (np_remainder's shortcut):
+      // a < 0 -> a + 2 pi; a == +-0 -> +0; else a
+      const double a = th[k] + kPi;
+      an[k] = (a + (a < 0 ? kTwoPi : 0.0)) - kPi;
+      slow[k] = std::fabs(a) < kTwoPi ? 0.0 : 1.0;
+    }
+    for (int k = 0; k < n; ++k) {
+      if (slow[k] != 0.0) an[k] = angle_normalize(th[k]);
+    }
+    const double a_coef = p.a_coef;
+    const float b_coef = float(p.b_coef);
+    for (int k = 0; k < n; ++k) {
+      bool ok1, ok2, ok3;
+      const double t = th[k], td = thdot[k];
+      const double p1 = pow2_fast(an[k], &ok1);
+      const double p2 = pow2_fast(td, &ok2);
+      const float p3 = powf2_fast(u[k], &ok3);
+      const float u2_scaled = float(0.001) * p3;
+      rew[k] = -(p1 + 0.1 * p2 + double(u2_scaled));
+      slow[k] = (ok1 & ok2 & ok3) ? 0.0 : 1.0;
+      const float bu = b_coef * u[k];
+      double ntd = td + (a_coef * sn[k] + double(bu)) * kDt;
+      ntd = ntd < -kMaxSpeed ? -kMaxSpeed : ntd;
+      ntd = ntd > kMaxSpeed ? kMaxSpeed : ntd;
+      old_thdot[k] = td;
+      thdot[k] = ntd;
+      th[k] = t + ntd * kDt;
+    }
+    for (int k = 0; k < n; ++k) {
+      if (slow[k] != 0.0) {  // libm pow / powf decide
+        const float u2_scaled = float(0.001) * np_powf2(u[k]);
+        rew[k] = -(np_pow2(an[k]) + 0.1 * np_pow2(old_thdot[k]) + double(u2_scaled));
+      }
+    }
+    for (int k = 0; k < n; ++k) sincos(th[k], &sn[k], &cs[k]);  // glibc: same as sin, cos
+    for (int k = 0; k < n; ++k) term[k] = false;
   }
 
   static void observe(const double* s, float* o) {
