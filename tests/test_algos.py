@@ -386,3 +386,25 @@ def test_fast_adam_equals_torch_adam_with_grad_clipping(max_grad_norm):
     fast2.load_state_dict(st)
     assert fast2.param_groups[0]["lr"] == 1e-2
     assert all(torch.equal(a, b) for a, b in zip(fast2.exp_avg_sq, fast.exp_avg_sq))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_hand_written_ppo_gradients_equal_autograd_on_cuda():
+    torch.manual_seed(0)
+    ac = ActorCritic(4, gym.spaces.Discrete(3), (32, 32)).cuda()
+    B = 128
+    obs = torch.randn(B, 4, device="cuda")
+    with torch.no_grad():
+        pi, v = ac(obs)
+        act = ac.sample(pi)
+        logp_old = ac.log_prob(pi, act) + 0.2 * torch.randn(B, device="cuda")
+    adv, ret = torch.randn(B, device="cuda"), torch.randn(B, device="cuda")
+    args = (obs, act, logp_old, v, adv, ret, 0.2, True, 0.01, 0.5)
+    loss, _ = ppo_minibatch_loss(ac, *args)
+    ref = torch.autograd.grad(loss, list(ac.parameters()))
+    for p in ac.parameters():
+        p.grad = torch.zeros_like(p)
+    ppo_minibatch_grads(ac, *args)
+    for p, g in zip(ac.parameters(), ref):
+        assert torch.allclose(p.grad, g, atol=1e-5, rtol=1e-4)
