@@ -70,7 +70,8 @@ struct CartPole {
       cs[k] = std::cos(theta[k]);
       sn[k] = std::sin(theta[k]);
     }
-    for (int k = 0; k < n; ++k) force[k] = act[k] == 1 ? kForceMag : -kForceMag;
+    // actions are validated 0/1: force = +-force_mag
+    for (int k = 0; k < n; ++k) force[k] = double(int32_t(act[k]) * 2 - 1) * kForceMag;
     for (int k = 0; k < n; ++k) {
       const double costheta = cs[k], sintheta = sn[k], td = theta_dot[k];
       const double temp = (force[k] + kPoleMassLength * (td * td) * sintheta) / kTotalMass;
@@ -84,12 +85,20 @@ struct CartPole {
       theta[k] = thv + kTau * td;
       theta_dot[k] = td + kTau * thetaacc;
     }
+    double* tmask = sn;  // reuse: 1.0 where terminated
     for (int k = 0; k < n; ++k) {
-      const bool t = x[k] < -kXThreshold || x[k] > kXThreshold ||
-                     theta[k] < -kThetaThresholdRadians || theta[k] > kThetaThresholdRadians;
-      term[k] = t;
-      rew[k] = p.sutton_barto_reward ? (t ? -1.0 : 0.0) : 1.0;
+      const double xv = x[k], thv = theta[k];
+      tmask[k] = ((xv < -kXThreshold) | (xv > kXThreshold) | (thv < -kThetaThresholdRadians) |
+                  (thv > kThetaThresholdRadians))
+                     ? 1.0
+                     : 0.0;
     }
+    if (p.sutton_barto_reward) {
+      for (int k = 0; k < n; ++k) rew[k] = -tmask[k];  // 0, or -1 on the terminating step
+    } else {
+      for (int k = 0; k < n; ++k) rew[k] = 1.0;
+    }
+    for (int k = 0; k < n; ++k) term[k] = tmask[k] != 0.0;
   }
 
   static void observe(const double* s, float* o) {

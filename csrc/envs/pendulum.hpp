@@ -116,25 +116,39 @@ struct Pendulum {
     for (int k = 0; k < n; ++k) {
       if (slow[k] != 0.0) an[k] = angle_normalize(th[k]);
     }
+    // costs = angle_normalize(th) ** 2 + 0.1 * thdot ** 2 + 0.001 * (u ** 2)
+    for (int k = 0; k < n; ++k) {
+      bool ok1, ok2;
+      const double p1 = pow2_fast(an[k], &ok1);
+      const double p2 = pow2_fast(thdot[k], &ok2);
+      rew[k] = p1 + 0.1 * p2;
+      slow[k] = (ok1 & ok2) ? 0.0 : 1.0;
+    }
+    for (int k = 0; k < n; ++k) {
+      bool ok3;
+      const float u2_scaled = float(0.001) * powf2_fast(u[k], &ok3);
+      rew[k] = -(rew[k] + double(u2_scaled));
+      slow[k] = ok3 ? slow[k] : 1.0;
+    }
     const double a_coef = p.a_coef;
     const float b_coef = float(p.b_coef);
     for (int k = 0; k < n; ++k) {
-      bool ok1, ok2, ok3;
-      const double t = th[k], td = thdot[k];
-      const double p1 = pow2_fast(an[k], &ok1);
-      const double p2 = pow2_fast(td, &ok2);
-      const float p3 = powf2_fast(u[k], &ok3);
-      const float u2_scaled = float(0.001) * p3;
-      rew[k] = -(p1 + 0.1 * p2 + double(u2_scaled));
-      slow[k] = (ok1 & ok2 & ok3) ? 0.0 : 1.0;
-      const float bu = b_coef * u[k];
-      double ntd = td + (a_coef * sn[k] + double(bu)) * kDt;
-      ntd = ntd < -kMaxSpeed ? -kMaxSpeed : ntd;
-      ntd = ntd > kMaxSpeed ? kMaxSpeed : ntd;
+      const double td = thdot[k];
+      const float bu = b_coef * u[k];  // 3.0 / (m * l ** 2) * u, float32
       old_thdot[k] = td;
-      thdot[k] = ntd;
-      th[k] = t + ntd * kDt;
+      thdot[k] = td + (a_coef * sn[k] + double(bu)) * kDt;
     }
+    // np.clip(newthdot, -max_speed, max_speed), one bound per loop (each
+    // vectorises as a single select)
+    for (int k = 0; k < n; ++k) {
+      const double v = thdot[k];
+      thdot[k] = v < -kMaxSpeed ? -kMaxSpeed : v;
+    }
+    for (int k = 0; k < n; ++k) {
+      const double v = thdot[k];
+      thdot[k] = v > kMaxSpeed ? kMaxSpeed : v;
+    }
+    for (int k = 0; k < n; ++k) th[k] = th[k] + thdot[k] * kDt;
     for (int k = 0; k < n; ++k) {
       if (slow[k] != 0.0) {  // libm pow / powf decide
         const float u2_scaled = float(0.001) * np_powf2(u[k]);
