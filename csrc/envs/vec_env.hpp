@@ -193,21 +193,21 @@ struct StepResult {
 
 // ------------------------------------------------------------------ thread pool
 
-// A fixed set of workers that run chunk c of a job for c in [1, n); the
-// calling thread runs chunk 0 and waits for the rest. Between back-to-back
-// steps workers spin briefly before sleeping, so a step does not pay a
-// futex wake-up per thread.
+// A fixed set of workers that, together with the calling thread, run
+// body(item) for every item in [0, n_items); items are taken from a shared
+// counter, so a worker the OS has not scheduled yet never holds up a step
+// (the caller simply does more items). Which thread runs an item never
+// changes its result. Between back-to-back jobs workers spin ~50 us before
+// sleeping, so a step does not pay a futex wake-up per thread.
 class WorkerPool {
  public:
   explicit WorkerPool(int num_workers) {
-    for (int w = 0; w < num_workers; ++w) {
-      threads_.emplace_back([this, w] { loop(w + 1); });
-    }
+    for (int w = 0; w < num_workers; ++w) threads_.emplace_back([this] { loop(); });
   }
   ~WorkerPool() {
     {
       std::lock_guard<std::mutex> lk(mu_);
-      stop_.store(true, std::memory_order_relaxed);
+      stop_ = true;
       generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
@@ -218,24 +218,28 @@ class WorkerPool {
 
   int size() const { return int(threads_.size()) + 1; }
 
-  // Runs fn(c) for c in [0, n_chunks), n_chunks <= size().
-  void run(int n_chunks, const std::function<void(int)>& fn) {
-    if (n_chunks <= 1 || threads_.empty()) {
-      for (int c = 0; c < n_chunks; ++c) fn(c);
-      return;
-    }
+  void run(int64_t n_items, const std::function<void(int64_t)>& body) {
+    if (n_items <= 0) return;
     {
       std::lock_guard<std::mutex> lk(mu_);
-      job_ = &fn;
-      n_chunks_ = n_chunks;
-      pending_.store(int(threads_.size()), std::memory_order_relaxed);
+      job_ = &body;
+      n_items_ = n_items;
+      next_.store(0, std::memory_order_relaxed);
+      done_.store(0, std::memory_order_relaxed);
       generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
-    fn(0);
-    if (spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) return;
-    std::unique_lock<std::mutex> lk(mu_);
-    done_cv_.wait(lk, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+    work(body, n_items);
+    if (!spin_until([&] { return done_.load(std::memory_order_acquire) == n_items; })) {
+      std::unique_lock<std::mutex> lk(mu_);
+      done_cv_.wait(lk, [&] { return done_.load(std::memory_order_acquire) == n_items; });
+    }
+    {
+      // Late workers find no job; those already in it have no items left.
+      std::lock_guard<std::mutex> lk(mu_);
+      job_ = nullptr;
+    }
+    while (active_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   }
 
  private:
@@ -257,24 +261,36 @@ class WorkerPool {
     }
   }
 
-  void loop(int chunk) {
+  void work(const std::function<void(int64_t)>& body, int64_t n_items) {
+    for (;;) {
+      const int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
+      if (i >= n_items) return;
+      body(i);
+      if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_items) {
+        std::lock_guard<std::mutex> lk(mu_);
+        done_cv_.notify_one();
+      }
+    }
+  }
+
+  void loop() {
     uint64_t seen = 0;
     for (;;) {
       spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
-      const std::function<void(int)>* job;
-      int n;
+      const std::function<void(int64_t)>* job;
+      int64_t n;
       {
         std::unique_lock<std::mutex> lk(mu_);
         cv_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen; });
         seen = generation_.load(std::memory_order_acquire);
-        if (stop_.load(std::memory_order_relaxed)) return;
+        if (stop_) return;
         job = job_;
-        n = n_chunks_;
+        n = n_items_;
+        if (job != nullptr) active_.fetch_add(1, std::memory_order_acq_rel);
       }
-      if (chunk < n) (*job)(chunk);
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        std::lock_guard<std::mutex> lk(mu_);
-        done_cv_.notify_one();
+      if (job != nullptr) {
+        work(*job, n);
+        active_.fetch_sub(1, std::memory_order_acq_rel);
       }
     }
   }
@@ -282,11 +298,12 @@ class WorkerPool {
   std::vector<std::thread> threads_;
   std::mutex mu_;
   std::condition_variable cv_, done_cv_;
-  const std::function<void(int)>* job_ = nullptr;
-  int n_chunks_ = 0;
-  std::atomic<int> pending_{0};
+  const std::function<void(int64_t)>* job_ = nullptr;  // guarded by mu_
+  int64_t n_items_ = 0;                                 // guarded by mu_
+  bool stop_ = false;                                   // guarded by mu_
+  std::atomic<int64_t> next_{0}, done_{0};
+  std::atomic<int> active_{0};
   std::atomic<uint64_t> generation_{0};
-  std::atomic<bool> stop_{false};
 };
 
 // Envs per thread below which extra threads cost more than they save (a
@@ -300,6 +317,8 @@ constexpr int64_t kMinEnvsPerThread = 2048;
 // vectorise), then one pass applies time limits, autoresets and writes
 // observations.
 constexpr int kBlock = 256;
+// Blocks per work item handed to a thread.
+constexpr int64_t kItemBlocks = 4;
 
 // For envs whose kernel is written per env: Env::step_block that loads each
 // env's state, calls Env::step and stores it back.
@@ -414,19 +433,18 @@ class VecEnv {
   template <class A, class O, class R>
   void step(const A* actions, O* obs, R* rew, bool* term, bool* trunc, float* final_obs,
             bool* final_mask) {
-    auto chunk = [&](int c) {
-      // chunk boundaries on block multiples: the split never changes results
-      const int64_t blocks = (n_ + kBlock - 1) / kBlock;
-      const int64_t per = (blocks + threads_ - 1) / threads_;
-      const int64_t i0 = std::min<int64_t>(n_, int64_t(c) * per * kBlock);
-      const int64_t i1 = std::min<int64_t>(n_, i0 + per * kBlock);
-      step_range(i0, i1, actions, obs, rew, term, trunc, final_obs, final_mask);
-    };
     if (threads_ == 1) {
-      chunk(0);
-    } else {
-      pool_->run(threads_, chunk);
+      step_range(0, n_, actions, obs, rew, term, trunc, final_obs, final_mask);
+      return;
     }
+    // Work items of kItemBlocks blocks, taken by whichever thread is free.
+    constexpr int64_t kItem = int64_t(kBlock) * kItemBlocks;
+    const std::function<void(int64_t)> item = [&](int64_t it) {
+      const int64_t i0 = it * kItem;
+      step_range(i0, std::min<int64_t>(n_, i0 + kItem), actions, obs, rew, term, trunc,
+                 final_obs, final_mask);
+    };
+    pool_->run((n_ + kItem - 1) / kItem, item);
   }
 
   // State as [N, kStateDim] (row per env).
