@@ -52,6 +52,20 @@ def make_vec(
             available) or ``"gymnasium"`` (always gymnasium's vector env).
         vectorization_mode: for the gymnasium fallback, ``"sync"`` or ``"async"``.
         **kwargs: passed to the env constructor.
+
+    Native envs (``native_ids()``) step all N copies in one C++ call and match
+    gymnasium's dynamics, rewards, termination, time limits, spaces and reset
+    distributions. Their resets draw from a per-env random stream (xoshiro256++
+    seeded from (seed, env index)), not from numpy's generator: trajectories
+    are deterministic per (seed, index) and identical for any ``num_threads``,
+    but start states differ numerically from gymnasium's own seeding with the
+    same seed (parity with gymnasium is checked by copying states with
+    ``set_state``). Output arrays are reused by every step (copy to keep);
+    ``step_into`` writes into caller-owned numpy arrays or CPU torch tensors;
+    ``get_state()``/``set_state()`` expose the float64 [N, k] physics state.
+    In "same_step" mode ``info["final_obs"]`` is a dense [N, *obs_shape] array
+    with ``info["_final_obs"]`` the bool [N] mask of envs that ended this step
+    (gymnasium stores an object array there).
     """
     if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
         raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
