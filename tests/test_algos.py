@@ -408,3 +408,13 @@ def test_hand_written_ppo_gradients_equal_autograd_on_cuda():
     ppo_minibatch_grads(ac, *args)
     for p, g in zip(ac.parameters(), ref):
         assert torch.allclose(p.grad, g, atol=1e-5, rtol=1e-4)
+
+
+def test_explained_variance():
+    from pgfast.algos import explained_variance
+    ret = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert explained_variance(ret, ret) == 1.0
+    assert explained_variance(torch.zeros(4), ret) == pytest.approx(0.0)
+    # residuals [-3, -1, 1, 3]: var 20/3 against var(returns) 5/3
+    assert explained_variance(ret.flip(0), ret) == pytest.approx(1.0 - 4.0)
+    assert math.isnan(explained_variance(ret, torch.ones(4)))
