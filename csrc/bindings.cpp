@@ -383,6 +383,23 @@ struct StepOut {
   FKind obs_kind = FKind::F32, rew_kind = FKind::F64;
 };
 
+// The GIL is released while an env steps, so two Python threads could reach
+// one env at once; the second gets a clear error instead of a data race.
+class Exclusive {
+ public:
+  explicit Exclusive(std::atomic<bool>& flag) : flag_(flag) {
+    if (flag_.exchange(true, std::memory_order_acquire)) {
+      throw std::runtime_error("this env is in use by another thread");
+    }
+  }
+  ~Exclusive() { flag_.store(false, std::memory_order_release); }
+  Exclusive(const Exclusive&) = delete;
+  Exclusive& operator=(const Exclusive&) = delete;
+
+ private:
+  std::atomic<bool>& flag_;
+};
+
 template <class Env>
 class PyVecEnv {
  public:
@@ -417,6 +434,7 @@ class PyVecEnv {
   // in same_step mode); they are kept alive by this object.
   void bind_outputs(py::object obs, py::object rew, py::object term, py::object trunc,
                     py::object final_obs, py::object final_mask) {
+    Exclusive busy(busy_);
     StepOut o = check_outputs(obs, rew, term, trunc);
     py::array fo = own_final_obs_or(final_obs), fm = own_final_mask_or(final_mask);
     own_ = std::move(o);
@@ -425,6 +443,7 @@ class PyVecEnv {
   }
 
   void step(py::handle actions) {
+    Exclusive busy(busy_);
     ensure_ready();
     py::array a = check_actions(actions);
     run_step(a, own_);
@@ -432,6 +451,7 @@ class PyVecEnv {
 
   void step_into(py::handle actions, py::object obs, py::object rew, py::object term,
                  py::object trunc) {
+    Exclusive busy(busy_);
     ensure_ready();
     StepOut o = check_outputs(obs, rew, term, trunc);
     py::array a = check_actions(actions);
@@ -439,6 +459,7 @@ class PyVecEnv {
   }
 
   void reset(py::object seeds_, py::object mask_, double a, double b) {
+    Exclusive busy(busy_);
     if (!std::isfinite(a) || !std::isfinite(b)) value_error("reset bounds must be finite");
     const uint64_t* seeds = nullptr;
     const uint8_t* mask = nullptr;
@@ -465,12 +486,14 @@ class PyVecEnv {
   }
 
   py::array get_state() const {
+    Exclusive busy(busy_);
     py::array_t<double> out({py::ssize_t(n_), py::ssize_t(kS)});
     core_->get_state(out.mutable_data());
     return std::move(out);
   }
 
   void set_state(py::handle states) {
+    Exclusive busy(busy_);
     py::array s = checked_in(states, "states", {py::ssize_t(n_), py::ssize_t(kS)});
     if (!dtype_is(s, py::dtype::of<double>())) {
       value_error("states must be float64, got " + dtype_str(s));
@@ -611,6 +634,7 @@ class PyVecEnv {
   }
 
   std::unique_ptr<Core> core_;
+  mutable std::atomic<bool> busy_{false};
   int64_t n_ = 0;
   bool ready_ = false;
   StepOut own_;

@@ -11,7 +11,10 @@
 // terminated when -cos(theta1) - cos(theta2 + theta1) > 1; truncated after 500
 // steps. Reset: each component uniform in [low, high) (default [-0.1, 0.1),
 // reset options "low"/"high") then rounded to float32, as gymnasium's reset
-// does (`.astype(np.float32)`); steps run in float64.
+// does (`.astype(np.float32)`); steps run in float64. (gymnasium computes the
+// observation right after reset with float32 cos/sin of that float32 state;
+// here they are float64 cos/sin rounded to float32, which can differ by one
+// float32 ulp. Every later observation and all dynamics match exactly.)
 #pragma once
 
 #include <cmath>
