@@ -212,7 +212,8 @@ class Run:
     # ---- training -------------------------------------------------------------------
     def learn(self, more_timesteps: Optional[int] = None,
               callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
-              torch_threads: Optional[int] = 1) -> "Run":
+              torch_threads: Optional[int] = 1, checkpoint_path=None,
+              checkpoint_every: int = 0) -> "Run":
         """Train until ``config.total_timesteps`` (or for ``more_timesteps`` more env steps).
 
         Args:
@@ -224,6 +225,11 @@ class Run:
                 history row; returning ``False`` stops training after that iteration.
             torch_threads: intra-op threads during training (restored afterwards);
                 None leaves torch's setting alone.
+            checkpoint_path: if given, :meth:`save` the run there every
+                ``checkpoint_every`` iterations (if > 0) and when training ends or is
+                interrupted by SIGINT (each write is atomic; an exception raised
+                inside an iteration skips the final save).
+            checkpoint_every: iterations between checkpoints (0: only at the end).
 
         A KeyboardInterrupt (SIGINT in the main thread) is deferred to the end of
         the current iteration, so the run stays consistent (it can be saved and
@@ -236,10 +242,13 @@ class Run:
             cfg.total_timesteps = self.global_step + int(more_timesteps)
         if callback is not None and not callable(callback):
             raise TypeError("callback must be callable or None")
+        if not isinstance(checkpoint_every, int) or checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be an int >= 0, got {checkpoint_every!r}")
         batch = cfg.batch_size
         n_iter = (cfg.total_timesteps - self.global_step) // batch
         if n_iter == 0 and self.global_step == 0:
             n_iter = 1
+        consistent = True
         old_threads = torch.get_num_threads()
         if torch_threads is not None:
             torch.set_num_threads(int(torch_threads))
@@ -248,17 +257,25 @@ class Run:
                 t0 = time.perf_counter()
                 steps0 = self.global_step
                 for _ in range(max(0, n_iter)):
+                    consistent = False
                     row = self._iterate()
+                    consistent = True
                     elapsed = time.perf_counter() - t0
                     row["time"] = elapsed
                     row["sps"] = (self.global_step - steps0) / max(elapsed, 1e-9)
                     self.history.append(row)
                     stop = callback(row) is False if callback is not None else False
+                    if (checkpoint_path is not None and checkpoint_every
+                            and self.iteration % checkpoint_every == 0):
+                        self.save(checkpoint_path)
                     if guard.pending:
                         raise KeyboardInterrupt
                     if stop:
                         break
         finally:
+            # an error inside an iteration leaves a half-updated run: not saved then
+            if checkpoint_path is not None and consistent:
+                self.save(checkpoint_path)
             if torch_threads is not None:
                 torch.set_num_threads(old_threads)
         return self
@@ -407,7 +424,8 @@ class Run:
 def train(algo: str, env_id: str, total_timesteps: Optional[int] = None, seed: int = 0,
           device="auto", tuned: bool = True, env_kwargs: Optional[Dict[str, Any]] = None,
           callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
-          torch_threads: Optional[int] = 1, **config_fields) -> Run:
+          torch_threads: Optional[int] = 1, checkpoint_path=None, checkpoint_every: int = 0,
+          **config_fields) -> Run:
     """Train ``algo`` ("ppo", "trpo" or "vpg") on ``env_id`` and return the :class:`Run`.
 
     Args:
@@ -421,6 +439,7 @@ def train(algo: str, env_id: str, total_timesteps: Optional[int] = None, seed: i
         env_kwargs: extra keyword arguments for the env constructor.
         callback: ``callback(row)`` after every iteration (see :meth:`Run.learn`).
         torch_threads: intra-op threads while training (see :meth:`Run.learn`).
+        checkpoint_path, checkpoint_every: periodic checkpoints (see :meth:`Run.learn`).
         **config_fields: any field of the algorithm's Config (e.g. ``num_envs=8``);
             an unknown name raises ValueError listing the valid ones.
     """
@@ -433,7 +452,8 @@ def train(algo: str, env_id: str, total_timesteps: Optional[int] = None, seed: i
         fields["total_timesteps"] = total_timesteps
     cfg = _make_config(algo_cls, fields)
     run = Run(algo_cls.name, env_id, cfg, seed=seed, device=device, env_kwargs=env_kwargs)
-    return run.learn(callback=callback, torch_threads=torch_threads)
+    return run.learn(callback=callback, torch_threads=torch_threads,
+                     checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every)
 
 
 def load(path, device=None) -> Run:

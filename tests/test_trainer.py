@@ -248,3 +248,30 @@ def test_config_help_lists_every_field():
     helps = pgfast.trainer.config_help("trpo")
     assert set(helps) == set(pgfast.trainer.get_algo("trpo").Config.field_names())
     assert "trust region" in helps["max_kl"]
+
+
+def test_periodic_checkpoints_and_checkpoint_on_interrupt(tmp_path):
+    path = tmp_path / "periodic.pt"
+    seen = []
+
+    def cb(row):
+        if path.exists():
+            seen.append((row["iteration"], pgfast.load(path).iteration))
+
+    pgfast.train("vpg", "CartPole-v1", total_timesteps=640, seed=0, device="cpu",
+                 callback=cb, checkpoint_path=path, checkpoint_every=2, **SMALL)
+    # callbacks run before that iteration's checkpoint: the file lags by the period
+    assert seen == [(3, 2), (4, 2), (5, 4)]
+    assert pgfast.load(path).iteration == 5  # final checkpoint at the end
+
+    def interrupt(row):
+        if row["iteration"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    p2 = tmp_path / "interrupted.pt"
+    with pytest.raises(KeyboardInterrupt):
+        pgfast.train("vpg", "CartPole-v1", total_timesteps=640, seed=0, device="cpu",
+                     callback=interrupt, checkpoint_path=p2, **SMALL)
+    assert pgfast.load(p2).iteration == 1
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        pgfast.train("vpg", "CartPole-v1", total_timesteps=128, checkpoint_every=-1)
