@@ -107,11 +107,14 @@ struct Pendulum {
     }
     constexpr double kTwoPi = 2 * kPi;
     for (int k = 0; k < n; ++k) {
-      // angle_normalize where |th + pi| < 2 pi (np_remainder's shortcut):
-      // a < 0 -> a + 2 pi; a == +-0 -> +0; else a
+      // angle_normalize(th) = np.remainder(th + pi, 2 pi) - pi for |th + pi| < 4 pi:
+      // fmod(a, b) is a for |a| < b and a -+ b (exact, Sterbenz) for |a| < 2 b;
+      // numpy then adds b to a negative result and turns +-0 into +0.
       const double a = th[k] + kPi;
-      an[k] = (a + (a < 0 ? kTwoPi : 0.0)) - kPi;
-      slow[k] = std::fabs(a) < kTwoPi ? 0.0 : 1.0;
+      const double shift = std::fabs(a) < kTwoPi ? 0.0 : kTwoPi;
+      const double fm = a - std::copysign(shift, a);
+      an[k] = (fm + (fm < 0 ? kTwoPi : 0.0)) - kPi;
+      slow[k] = std::fabs(a) < 2 * kTwoPi ? 0.0 : 1.0;
     }
     for (int k = 0; k < n; ++k) {
       if (slow[k] != 0.0) an[k] = angle_normalize(th[k]);
