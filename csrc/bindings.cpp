@@ -508,6 +508,7 @@ class PyVecEnv {
 
   int64_t num_envs() const { return n_; }
   int threads_used() const { return core_->threads_used(); }
+  int64_t items_by_workers() const { return core_->items_by_workers(); }
   int64_t max_episode_steps() const { return core_->max_episode_steps(); }
   py::array obs() const { return own_.obs; }
   py::array rewards() const { return own_.rew; }
@@ -665,6 +666,8 @@ void bind_one(py::module_& m, const char* name, const char* doc) {
            "Set the physics state from float64 [N, state_dim]; cancels pending autoresets.")
       .def_property_readonly("num_envs", &E::num_envs)
       .def_property_readonly("threads_used", &E::threads_used)
+      .def_property_readonly("items_by_workers", &E::items_by_workers,
+                             "Work items (1024 envs each) stepped by worker threads so far.")
       .def_property_readonly("max_episode_steps", &E::max_episode_steps)
       .def_property_readonly("obs", &E::obs)
       .def_property_readonly("rewards", &E::rewards)

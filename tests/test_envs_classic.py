@@ -329,6 +329,7 @@ def test_threads_bit_identical(env_id, mode):
             m = r1[4]["_final_obs"]
             np.testing.assert_array_equal(r1[4]["final_obs"][m], r2[4]["final_obs"][m])
     np.testing.assert_array_equal(one.get_state(), two.get_state())
+    assert two._c.items_by_workers > 0  # the worker thread really stepped envs
 
 
 # ---------------------------------------------------------------- VectorEnv API vs gymnasium

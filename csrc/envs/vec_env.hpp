@@ -217,6 +217,9 @@ class WorkerPool {
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   int size() const { return int(threads_.size()) + 1; }
+  // Items run by the worker threads so far (not by the caller): lets tests
+  // check that the threaded path really ran.
+  int64_t items_by_workers() const { return worker_items_.load(std::memory_order_relaxed); }
 
   void run(int64_t n_items, const std::function<void(int64_t)>& body) {
     if (n_items <= 0) return;
@@ -261,10 +264,11 @@ class WorkerPool {
     }
   }
 
-  void work(const std::function<void(int64_t)>& body, int64_t n_items) {
-    for (;;) {
+  // Runs items until none are left; returns how many it ran.
+  int64_t work(const std::function<void(int64_t)>& body, int64_t n_items) {
+    for (int64_t ran = 0;; ++ran) {
       const int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
-      if (i >= n_items) return;
+      if (i >= n_items) return ran;
       body(i);
       if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_items) {
         std::lock_guard<std::mutex> lk(mu_);
@@ -289,7 +293,7 @@ class WorkerPool {
         if (job != nullptr) active_.fetch_add(1, std::memory_order_acq_rel);
       }
       if (job != nullptr) {
-        work(*job, n);
+        worker_items_.fetch_add(work(*job, n), std::memory_order_relaxed);
         active_.fetch_sub(1, std::memory_order_acq_rel);
       }
     }
@@ -303,6 +307,7 @@ class WorkerPool {
   bool stop_ = false;                                   // guarded by mu_
   std::atomic<int64_t> next_{0}, done_{0};
   std::atomic<int> active_{0};
+  std::atomic<int64_t> worker_items_{0};
   std::atomic<uint64_t> generation_{0};
 };
 
@@ -377,6 +382,7 @@ class VecEnv {
 
   int64_t num_envs() const { return n_; }
   int threads_used() const { return threads_; }
+  int64_t items_by_workers() const { return pool_ ? pool_->items_by_workers() : 0; }
   int64_t max_episode_steps() const { return max_steps_; }
   bool same_step() const { return same_step_; }
 

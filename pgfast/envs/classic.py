@@ -49,8 +49,9 @@ class ClassicControlVectorEnv(NativeVectorEnv):
         num_envs: N.
         seed: if given, ``reset(seed=seed)`` is called once (env i seeded from (seed, i)).
         autoreset_mode: ``"next_step"`` or ``"same_step"``.
-        num_threads: worker threads splitting the envs into chunks (used when
-            N >= 1024; results are bit-identical to one thread).
+        num_threads: threads stepping chunks of 1024 envs (at most one per
+            2048 envs, so only N >= 4096 uses a second thread; results are
+            bit-identical to one thread).
         max_episode_steps: time limit (default: gymnasium's registered value).
         **kwargs: the gymnasium env's constructor arguments (e.g. ``g`` for
             Pendulum, ``sutton_barto_reward`` for CartPole).
