@@ -231,3 +231,35 @@ def test_reward_scaler_matches_reference():
     sc(a, np.zeros(3, bool))
     sc2(b, np.zeros(3, bool))
     assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend", ["gymnasium", "native"])
+def test_time_limit_bootstrap_with_real_cartpole(backend):
+    import pgfast
+    from pgfast.envs import native_ids
+    from pgfast.nn import ActorCritic
+    if backend == "native" and "CartPole-v1" not in native_ids():
+        pytest.skip("no native CartPole-v1 registered")
+    env = pgfast.make_vec("CartPole-v1", 3, autoreset_mode="same_step", backend=backend,
+                          max_episode_steps=5)
+    torch.manual_seed(0)
+    pol = ActorCritic(4, env.single_action_space, (8,))
+    buf = RolloutBuffer(12, 3, (4,), env.single_action_space)
+    col = Collector(env, pol, buf, torch.Generator().manual_seed(0))
+    col.reset(seed=0)
+    col.collect()
+    trunc, term = buf.truncated, buf.terminated
+    assert trunc.sum() >= 3  # every env is cut after 5 steps unless the pole fell first
+    with torch.no_grad():
+        v_next = pol.value(buf.obs[1:].reshape(-1, 4)).view(12, 3)
+        v_final = pol.value(buf.final_obs.reshape(-1, 4)).view(12, 3)
+    cut = trunc & ~term
+    # (allclose: a forward pass over a different batch size may round differently)
+    assert torch.allclose(buf.next_values[cut], v_final[cut], atol=1e-6)
+    assert torch.allclose(buf.next_values[~trunc], v_next[~trunc], atol=1e-6)
+    assert not torch.allclose(v_final[cut], v_next[cut], atol=1e-3)
+    # the final observation is not the reset observation that follows it
+    assert not torch.equal(buf.final_obs[cut], buf.obs[1:][cut])
+    # episodes of exactly 5 steps were truncated
+    assert all(length <= 5 for length in col.recent_lengths)
+    env.close()
