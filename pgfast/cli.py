@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--episodes", type=_positive_int, default=20, help="episodes (default 20)")
     e.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the mode")
     e.add_argument("--video", default=None, metavar="DIR", help="record videos of the episodes into DIR")
+    e.add_argument("--reference", action="store_true",
+                   help="also evaluate in gymnasium's own implementation of the env (cross-check of native envs)")
 
     x = sub.add_parser("experiment", help="run a multi-seed study", description=(
         "Run a study: every (variant, env, seed) is an independent job under OUT/ENV_ID/VARIANT/seedS. A rerun "
@@ -173,6 +175,9 @@ def _cmd_eval(a) -> int:
             print(f"video: {p}")
     mean, std = run.evaluate(episodes=a.episodes, deterministic=not a.stochastic)
     print(f"eval return over {a.episodes} episodes: {mean:.2f} ± {std:.2f}")
+    if a.reference:
+        mean, std = evaluate_reference(run, a.episodes, deterministic=not a.stochastic)
+        print(f"eval return over {a.episodes} episodes in gymnasium's {run.env_id}: {mean:.2f} ± {std:.2f}")
     return 0
 
 
@@ -245,6 +250,41 @@ def record_video(run, video_dir, episodes: int = 1, deterministic: bool = True) 
     if recorder == "mp4":
         written = sorted(vdir.glob("*.mp4"))
     return written
+
+
+def evaluate_reference(run, episodes: int = 10, deterministic: bool = True):
+    """Mean and std of ``episodes`` returns of ``run``'s policy in gymnasium's
+    own implementation of the env (``gymnasium.make(run.env_id)``, one env,
+    stepped in Python): a cross-check of the native env used in training."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+
+    env = gym.make(run.env_id)
+    space = env.action_space
+    box = isinstance(space, gym.spaces.Box)
+    gen = torch.Generator(device=run.device)
+    gen.manual_seed(run.seed + 11)
+    returns = []
+    try:
+        for ep in range(int(episodes)):
+            obs, _ = env.reset(seed=run.seed + 2_000_003 + ep)
+            total, done = 0.0, False
+            while not done:
+                with torch.inference_mode():
+                    o = torch.as_tensor(np.asarray(obs, dtype=np.float32)[None], device=run.device)
+                    pi_out, _ = run.policy(o)
+                    act = run.policy.sample(pi_out, deterministic, gen).cpu().numpy()[0]
+                if box:
+                    act = np.clip(act, space.low, space.high).astype(space.dtype)
+                obs, r, term, trunc, _ = env.step(act)
+                total += float(r)
+                done = bool(term or trunc)
+            returns.append(total)
+    finally:
+        env.close()
+    arr = np.asarray(returns)
+    return float(arr.mean()), float(arr.std())
 
 
 def _cmd_experiment(a) -> int:

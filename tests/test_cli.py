@@ -100,6 +100,14 @@ def test_train_resume_eval(tmp_path, capsys):
     mean = float(line.split(":")[1].split("±")[0])
     assert 8.0 <= mean <= 500.0  # CartPole returns lie in [8, 500]
 
+    # the same policy in gymnasium's CartPole: a deterministic policy from the
+    # same kind of start states scores in the same range
+    rc = cli.main(["eval", str(d / "ckpt.pt"), "--episodes", "3", "--reference"])
+    assert rc == 0
+    ref = capsys.readouterr().out.strip().splitlines()[-1]
+    assert ref.startswith("eval return over 3 episodes in gymnasium's CartPole-v1:")
+    assert 8.0 <= float(ref.split(":")[1].split("±")[0]) <= 500.0
+
 
 def test_eval_video(tmp_path, capsys):
     assert _train(tmp_path, steps=64) == 0
