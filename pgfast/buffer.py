@@ -258,16 +258,18 @@ class Collector:
                     self.reward_scaler(rew, done)
             buf.sync_to_device()
             # log-probs and values of the whole rollout in one batched forward pass
-            # (the policy did not change during the rollout)
+            # (the policy did not change during the rollout). The batch is exactly the
+            # [T * N] batch a single-minibatch update evaluates, so that update's
+            # first ratio exp(logp - logp_old) is exactly 1.
             N = buf.num_envs
-            pi_all, v_all = pol(buf.obs.reshape((T + 1) * N, *buf.obs_shape))
-            buf.values.copy_(v_all[:T * N].view(T, N))
+            pi_all, v_all = pol(buf.obs[:T].reshape(T * N, *buf.obs_shape))
+            buf.values.copy_(v_all.view(T, N))
             acts = buf.actions.reshape(T * N, *buf.actions.shape[2:])
-            buf.logp.copy_(pol.log_prob(pi_all[:T * N], acts).view(T, N))
+            buf.logp.copy_(pol.log_prob(pi_all, acts).view(T, N))
             # bootstrap values: V(obs[t+1]), and V(final obs) where truncated
             nv = buf.next_values
             nv[:-1] = buf.values[1:]
-            nv[-1] = v_all[T * N:]
+            nv[-1] = pol(buf.obs[T])[1]
             if trunc_any:
                 m = buf.truncated
                 nv[m] = pol.value(buf.final_obs[m])
