@@ -159,6 +159,8 @@ def gaussian_kl(mean_p, log_std_p, mean_q, log_std_q) -> torch.Tensor:
 
 def _space_info(action_space) -> Tuple[bool, int]:
     if isinstance(action_space, gym.spaces.Discrete):
+        if int(action_space.start) != 0:
+            raise ValueError(f"Discrete action spaces must start at 0, got start={action_space.start}")
         return False, int(action_space.n)
     if isinstance(action_space, gym.spaces.Box):
         if len(action_space.shape) != 1:

@@ -146,6 +146,8 @@ def test_actor_critic_bad_spaces():
         pnn.ActorCritic(3, gym.spaces.MultiBinary(2))
     with pytest.raises(ValueError, match="1-D"):
         pnn.ActorCritic(3, gym.spaces.Box(-1, 1, (2, 2)))
+    with pytest.raises(ValueError, match="start"):
+        pnn.ActorCritic(3, gym.spaces.Discrete(3, start=1))
 
 
 def test_running_mean_std_matches_numpy_and_state_dict():
