@@ -340,13 +340,8 @@ bool dtype_is(const py::array& a, const py::dtype& d) { return a.dtype().equal(d
 
 std::string dtype_str(const py::array& a) { return std::string(py::str(a.dtype())); }
 
-// An output array: numpy, C-contiguous, writeable, exact shape.
-py::array checked_out(const py::handle& obj, const char* name,
-                      const std::vector<py::ssize_t>& shape) {
-  if (!py::isinstance<py::array>(obj)) {
-    type_error(std::string(name) + " must be a numpy array (or a CPU torch tensor)");
-  }
-  auto a = py::reinterpret_borrow<py::array>(obj);
+// Exact shape and C-contiguity.
+void require_layout(const py::array& a, const char* name, const std::vector<py::ssize_t>& shape) {
   bool ok = a.ndim() == py::ssize_t(shape.size());
   for (size_t k = 0; ok && k < shape.size(); ++k) ok = a.shape(py::ssize_t(k)) == shape[k];
   if (!ok) {
@@ -359,6 +354,26 @@ py::array checked_out(const py::handle& obj, const char* name,
     value_error(std::string(name) + " must have shape " + want + ", got " + shape_str(a));
   }
   if (!(a.flags() & py::array::c_style)) value_error(std::string(name) + " must be C-contiguous");
+}
+
+// An input array: numpy (never converted: a copy would hide mistakes), exact
+// shape, C-contiguous.
+py::array checked_in(const py::handle& obj, const char* name,
+                     const std::vector<py::ssize_t>& shape) {
+  if (!py::isinstance<py::array>(obj)) value_error(std::string(name) + " must be a numpy array");
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  require_layout(a, name, shape);
+  return a;
+}
+
+// An output array: as an input, and writeable.
+py::array checked_out(const py::handle& obj, const char* name,
+                      const std::vector<py::ssize_t>& shape) {
+  if (!py::isinstance<py::array>(obj)) {
+    type_error(std::string(name) + " must be a numpy array (or a CPU torch tensor)");
+  }
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  require_layout(a, name, shape);
   if (!a.writeable()) value_error(std::string(name) + " must be writeable");
   return a;
 }
@@ -520,28 +535,6 @@ class PyVecEnv {
  private:
   void ensure_ready() const {
     if (!ready_) throw std::runtime_error("step() called before reset(); call reset() first");
-  }
-
-  // An input array: numpy, C-contiguous, exact shape.
-  static py::array checked_in(const py::handle& obj, const char* name,
-                              const std::vector<py::ssize_t>& shape) {
-    if (!py::isinstance<py::array>(obj)) {
-      value_error(std::string(name) + " must be a numpy array");
-    }
-    auto a = py::reinterpret_borrow<py::array>(obj);
-    bool ok = a.ndim() == py::ssize_t(shape.size());
-    for (size_t k = 0; ok && k < shape.size(); ++k) ok = a.shape(py::ssize_t(k)) == shape[k];
-    if (!ok) {
-      std::string want = "(";
-      for (size_t k = 0; k < shape.size(); ++k) {
-        if (k) want += ", ";
-        want += std::to_string(shape[k]);
-      }
-      want += shape.size() == 1 ? ",)" : ")";
-      value_error(std::string(name) + " must have shape " + want + ", got " + shape_str(a));
-    }
-    if (!(a.flags() & py::array::c_style)) value_error(std::string(name) + " must be C-contiguous");
-    return a;
   }
 
   py::array check_actions(py::handle actions) const {
