@@ -521,6 +521,53 @@ class PyVecEnv {
     ready_ = true;
   }
 
+  // Full snapshot for pickling: physics state with caches, step counters,
+  // pending autoresets, random streams, reset bounds, readiness.
+  py::dict dump() const {
+    Exclusive busy(busy_);
+    const py::ssize_t n = py::ssize_t(n_);
+    py::array_t<double> rows({py::ssize_t(Core::kRows), n});
+    py::array_t<int64_t> steps(n);
+    py::array_t<uint8_t> pending(n);
+    py::array_t<uint64_t> rng({n, py::ssize_t(4)});
+    py::array_t<double> bounds(2);
+    core_->save(rows.mutable_data(), steps.mutable_data(), pending.mutable_data(),
+                rng.mutable_data(), bounds.mutable_data());
+    py::dict d;
+    d["rows"] = rows;
+    d["steps"] = steps;
+    d["pending"] = pending;
+    d["rng"] = rng;
+    d["bounds"] = bounds;
+    d["ready"] = ready_;
+    return d;
+  }
+
+  void load(const py::dict& d) {
+    Exclusive busy(busy_);
+    const py::ssize_t n = py::ssize_t(n_);
+    for (const char* key : {"rows", "steps", "pending", "rng", "bounds", "ready"}) {
+      if (!d.contains(key)) value_error(std::string("snapshot lacks '") + key + "'");
+    }
+    py::array rows = checked_in(d["rows"], "rows", {py::ssize_t(Core::kRows), n});
+    py::array steps = checked_in(d["steps"], "steps", {n});
+    py::array pending = checked_in(d["pending"], "pending", {n});
+    py::array rng = checked_in(d["rng"], "rng", {n, py::ssize_t(4)});
+    py::array bounds = checked_in(d["bounds"], "bounds", {2});
+    if (!dtype_is(rows, py::dtype::of<double>()) || !dtype_is(bounds, py::dtype::of<double>()) ||
+        !dtype_is(steps, py::dtype::of<int64_t>()) ||
+        !dtype_is(pending, py::dtype::of<uint8_t>()) ||
+        !dtype_is(rng, py::dtype::of<uint64_t>())) {
+      value_error("snapshot arrays have the wrong dtypes");
+    }
+    core_->restore(static_cast<const double*>(rows.data()),
+                   static_cast<const int64_t*>(steps.data()),
+                   static_cast<const uint8_t*>(pending.data()),
+                   static_cast<const uint64_t*>(rng.data()),
+                   static_cast<const double*>(bounds.data()));
+    ready_ = py::cast<bool>(d["ready"]);
+  }
+
   int64_t num_envs() const { return n_; }
   int threads_used() const { return core_->threads_used(); }
   int64_t items_by_workers() const { return core_->items_by_workers(); }
@@ -655,6 +702,9 @@ void bind_one(py::module_& m, const char* name, const char* doc) {
       .def("reset", &E::reset, py::arg("seeds"), py::arg("mask"), py::arg("a"), py::arg("b"),
            "Reset (masked) envs with reset bounds (a, b); writes every env's obs.")
       .def("get_state", &E::get_state, "Physics state, float64 [N, state_dim].")
+      .def("dump", &E::dump,
+           "Full snapshot (state and caches, step counters, pending resets, RNG, bounds).")
+      .def("load", &E::load, py::arg("snapshot"), "Restore a dump() snapshot.")
       .def("set_state", &E::set_state, py::arg("states"),
            "Set the physics state from float64 [N, state_dim]; cancels pending autoresets.")
       .def_property_readonly("num_envs", &E::num_envs)

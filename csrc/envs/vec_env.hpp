@@ -78,6 +78,12 @@ class Rng {
     s_[3] = rotl(s_[3], 45);
     return result;
   }
+  void get(uint64_t* out) const {
+    for (int k = 0; k < 4; ++k) out[k] = s_[k];
+  }
+  void set(const uint64_t* in) {
+    for (int k = 0; k < 4; ++k) s_[k] = in[k];
+  }
   // Uniform in [0, 1) with 53 random bits.
   double next_double() { return double(next() >> 11) * 0x1.0p-53; }
   // low + (high - low) * u, the formula numpy's Generator.uniform uses.
@@ -451,6 +457,27 @@ class VecEnv {
                  final_obs, final_mask);
     };
     pool_->run((n_ + kItem - 1) / kItem, item);
+  }
+
+  // Everything a step depends on, for checkpoints: rows [kRows, N] (state
+  // and cache, structure of arrays), steps [N], pending [N], rng [N, 4],
+  // bounds [2] (the reset distribution of autoresets).
+  static_assert(sizeof(Bounds) == 2 * sizeof(double), "Bounds must be two doubles");
+  void save(double* rows, int64_t* steps, uint8_t* pending, uint64_t* rng,
+            double* bounds) const {
+    std::copy(state_.begin(), state_.end(), rows);
+    std::copy(steps_.begin(), steps_.end(), steps);
+    std::copy(pending_.begin(), pending_.end(), pending);
+    for (int64_t i = 0; i < n_; ++i) rng_[size_t(i)].get(rng + 4 * i);
+    std::memcpy(bounds, &bounds_, sizeof(Bounds));
+  }
+  void restore(const double* rows, const int64_t* steps, const uint8_t* pending,
+               const uint64_t* rng, const double* bounds) {
+    std::copy(rows, rows + state_.size(), state_.begin());
+    std::copy(steps, steps + n_, steps_.begin());
+    for (int64_t i = 0; i < n_; ++i) pending_[size_t(i)] = pending[i] ? 1 : 0;
+    for (int64_t i = 0; i < n_; ++i) rng_[size_t(i)].set(rng + 4 * i);
+    bounds_ = Bounds{bounds[0], bounds[1]};
   }
 
   // State as [N, kStateDim] (row per env).

@@ -75,6 +75,9 @@ class ClassicControlVectorEnv(NativeVectorEnv):
             max_episode_steps = gym.spec(self.env_id).max_episode_steps
         if not isinstance(max_episode_steps, (int, np.integer)) or max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be a positive int, got {max_episode_steps!r}")
+        self._ctor = dict(num_envs=num_envs, autoreset_mode=autoreset_mode,
+                          num_threads=int(num_threads), max_episode_steps=int(max_episode_steps),
+                          **kwargs)
         # The gymnasium env validates kwargs and gives the exact spaces.
         ref = self._gym_cls(**kwargs)
         super().__init__(num_envs=num_envs, single_observation_space=ref.observation_space,
@@ -96,6 +99,32 @@ class ClassicControlVectorEnv(NativeVectorEnv):
         self._core_set_state = core.set_state
         if seed is not None:
             self.reset(seed=seed)
+
+    _BUFFERS = ("_obs", "_rew", "_term", "_trunc", "_final_obs", "_final_mask")
+
+    def __getstate__(self) -> Dict[str, Any]:
+        """Pickle support: the complete env (physics state, step counters, pending
+        autoresets, random streams, reset bounds, output buffers), so an unpickled
+        copy continues bit for bit like the original."""
+        return {
+            "ctor": self._ctor,
+            "core": self._c.dump(),
+            "buffers": {k: (None if getattr(self, k) is None else getattr(self, k).copy())
+                        for k in self._BUFFERS},
+            "ready": self._ready,
+            "seeded": self._seeded,
+            "closed": self.closed,
+        }
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        type(self).__init__(self, **state["ctor"])
+        self._c.load(state["core"])
+        for k, v in state["buffers"].items():
+            if v is not None:
+                getattr(self, k)[...] = v
+        self._ready = state["ready"]
+        self._seeded = state["seeded"]
+        self.closed = state["closed"]
 
     @property
     def threads_used(self) -> int:
