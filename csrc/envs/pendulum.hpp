@@ -69,28 +69,14 @@ struct Pendulum {
   // dynamics and by the observation.
   static void refresh(double* s) { sincos(s[0], &s[2], &s[3]); }
 
-  static StepResult step(double* s, const float* action, const Params& p) {
-    const double th = s[0], thdot = s[1], sin_th = s[2];
-    // np.clip(u, -2.0, 2.0) on a float32 array: the bounds become float32.
-    float u = action[0];
-    u = std::min(std::max(u, float(-kMaxTorque)), float(kMaxTorque));
-    const float u2_scaled = float(0.001) * np_powf2(u);  // 0.001 * (u ** 2), float32
-    const double costs =
-        np_pow2(angle_normalize(th)) + 0.1 * np_pow2(thdot) + double(u2_scaled);
-    const float bu = float(p.b_coef) * u;  // 3.0 / (m * l ** 2) * u, float32
-    double newthdot = thdot + (p.a_coef * sin_th + double(bu)) * kDt;
-    newthdot = std::min(std::max(newthdot, -kMaxSpeed), kMaxSpeed);
-    const double newth = th + newthdot * kDt;
-    s[0] = newth;
-    s[1] = newthdot;
-    refresh(s);
-    return {-costs, false};
-  }
-
-  // One block of envs, the same arithmetic as step() arranged as loops over
-  // arrays: the common case (angle within one turn, x * x equal to libm's
-  // pow) runs vectorised; the rare envs that need fmod or libm pow are
-  // redone one by one; sin/cos for the cache come last.
+  // One block of envs, gymnasium's step arranged as loops over arrays:
+  //   u = clip(action, -2, 2)                        (float32)
+  //   costs = angle_normalize(th) ** 2 + 0.1 * thdot ** 2 + 0.001 * (u ** 2)
+  //   newthdot = clip(thdot + (3 g / (2 l) * sin(th) + 3 / (m l^2) * u) * dt, -8, 8)
+  //   newth = th + newthdot * dt;  reward = -costs
+  // The common case (angle within two turns, x * x equal to libm's pow) runs
+  // vectorised; the rare envs that need fmod or libm pow are redone one by
+  // one; sin/cos of the new angle (cache and observation) come last.
   template <class A>
   static void step_block(double* const* c, const A* act, int n, const Params& p,
                          double* rew, bool* term) {
