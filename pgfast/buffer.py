@@ -11,7 +11,8 @@ envs as time-major ``[T, N]`` tensors on the training device.
   staging arrays: observations go host->device once per step, actions go
   device->host once per step, and rewards/flags (kept in pinned ``[T, N]`` host
   arrays) go to the device once per rollout.
-* The policy runs under ``torch.inference_mode``; each step only samples actions.
+* The policy runs under ``torch.inference_mode``; each step only samples actions
+  (with noise drawn once per rollout: Gumbel-max for Discrete, Gaussian for Box).
   Log-probabilities and values of the whole rollout (and V(obs[T])) come from one
   batched forward pass after the last step (the policy does not change during a
   rollout), which saves several torch ops per step.
@@ -26,8 +27,9 @@ envs as time-major ``[T, N]`` tensors on the training device.
   episode. Where step t terminated, next_values is ignored by the advantage
   kernels (no bootstrap). The last row uses V(obs[T]), so a rollout that stops
   mid-episode is bootstrapped.
-* Episode returns and lengths (of the raw, unscaled rewards) are tracked with
-  numpy ops on ``[N]`` arrays, no per-env Python loop.
+* Episode returns and lengths (of the raw, unscaled rewards) are computed once
+  per rollout from the ``[T, N]`` rewards and flags (:func:`episode_stats`), with
+  no per-env or per-step Python.
 """
 
 from __future__ import annotations
@@ -39,12 +41,46 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-__all__ = ["RolloutBuffer", "Collector", "RewardScaler"]
+__all__ = ["RolloutBuffer", "Collector", "RewardScaler", "episode_stats"]
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
     """numpy view of a CPU tensor (shares memory)."""
     return t.numpy()
+
+
+def episode_stats(rewards: np.ndarray, dones: np.ndarray, carry_ret: np.ndarray,
+                  carry_len: np.ndarray):
+    """Returns and lengths of the episodes that end inside a rollout, vectorised.
+
+    Args:
+        rewards: ``[T, N]`` rewards of the rollout.
+        dones: ``[T, N]`` bool, an episode ended at (t, i).
+        carry_ret, carry_len: ``[N]`` return and length of each env's episode so far
+            at the start of the rollout (updated in place to the state at its end).
+
+    Returns:
+        ``(returns, lengths)`` of the finished episodes, ordered by step t and then
+        env index (the order in which a step-by-step loop would see them).
+    """
+    T, N = dones.shape
+    csum = np.cumsum(rewards, axis=0, dtype=np.float64)
+    ts, envs = np.nonzero(dones)
+    steps = np.arange(T)[:, None]
+    last = np.maximum.accumulate(np.where(dones, steps, -1), axis=0)  # last end <= t
+    prev = np.full(ts.shape, -1, dtype=np.int64)
+    inner = ts > 0
+    prev[inner] = last[ts[inner] - 1, envs[inner]]
+    first = prev < 0  # first end of this env in the rollout: add the carried episode
+    base = np.where(first, -carry_ret[envs], csum[np.maximum(prev, 0), envs])
+    returns = csum[ts, envs] - base
+    lengths = np.where(first, ts + 1 + carry_len[envs], ts - prev)
+    end = last[-1]
+    ended = end >= 0
+    tail = csum[-1] - np.where(ended, csum[np.maximum(end, 0), np.arange(N)], 0.0)
+    carry_ret[:] = np.where(ended, tail, carry_ret + csum[-1])
+    carry_len[:] = np.where(ended, T - 1 - end, carry_len + T)
+    return returns, lengths
 
 
 class RolloutBuffer:
@@ -152,8 +188,9 @@ class Collector:
     Args:
         env: a ``gymnasium.vector.VectorEnv`` in ``same_step`` autoreset mode.
         policy: a :class:`pgfast.nn.ActorCritic` (or any object with its
-            ``forward(obs) -> (pi_out, value)``, ``sample``, ``log_prob`` methods
-            and ``__call__`` = ``forward``).
+            ``forward(obs) -> (pi_out, value)``, ``rollout_noise``,
+            ``sample_with_noise``, ``log_prob`` methods, ``continuous``/``log_std``
+            attributes and ``__call__`` = ``forward``).
         buffer: the buffer to fill (its device is the training device).
         generator: torch generator for action sampling (on the buffer's device).
         reward_scaler: optional :class:`RewardScaler`.
@@ -191,6 +228,8 @@ class Collector:
         self.rew_np = _np(buffer.host_rewards)
         self.term_np = _np(buffer.host_terminated)
         self.trunc_np = _np(buffer.host_truncated)
+        self.raw_rew = np.zeros((buffer.num_steps, N), dtype=np.float32) \
+            if reward_scaler is not None else None
         self.ep_ret = np.zeros(N, dtype=np.float64)
         self.ep_len = np.zeros(N, dtype=np.int64)
         self.recent_returns: Deque[float] = collections.deque(maxlen=stats_window)
@@ -221,10 +260,13 @@ class Collector:
         self._carry = True
         trunc_any = False
         with torch.inference_mode():
-            forward, sample, gen = pol.forward, pol.sample, self.gen
+            forward, sample = pol.forward, pol.sample_with_noise
+            noise = pol.rollout_noise(T, buf.num_envs, self.gen).unbind(0)
+            std = pol.log_std.exp() if pol.continuous else None
             obs_rows, act_rows = self._obs_rows, self._act_rows
+            scaler = self.reward_scaler
             for t in range(T):
-                a = sample(forward(obs_rows[t])[0], False, gen)
+                a = sample(forward(obs_rows[t])[0], noise[t], std)
                 act_rows[t].copy_(a)
                 if self.on_cpu:
                     a_np = self.actions_np[t]
@@ -246,17 +288,15 @@ class Collector:
                     np.copyto(trunc, tr)
                 if not self.on_cpu:
                     buf.obs[t + 1].copy_(self.obs_stage, non_blocking=True)
-                done = term | trunc
-                self.ep_ret += rew
-                self.ep_len += 1
-                if done.any():
-                    self._finish_episodes(done)
-                    if trunc.any():
-                        trunc_any = True
-                        self._store_final_obs(t, trunc, info)
-                if self.reward_scaler is not None:
-                    self.reward_scaler(rew, done)
+                if trunc.any():
+                    trunc_any = True
+                    self._store_final_obs(t, trunc, info)
+                if scaler is not None:
+                    self.raw_rew[t] = rew
+                    scaler(rew, term | trunc)
             buf.sync_to_device()
+            self._finish_episodes(self.raw_rew if scaler is not None else self.rew_np,
+                                  self.term_np | self.trunc_np)
             # log-probs and values of the whole rollout in one batched forward pass
             # (the policy did not change during the rollout). The batch is exactly the
             # [T * N] batch a single-minibatch update evaluates, so that update's
@@ -283,12 +323,11 @@ class Collector:
         self.buf.obs[0].copy_(obs)
         self._carry = False
 
-    def _finish_episodes(self, done: np.ndarray) -> None:
-        self.recent_returns.extend(self.ep_ret[done].tolist())
-        self.recent_lengths.extend(self.ep_len[done].tolist())
-        self.episodes_finished += int(done.sum())
-        self.ep_ret[done] = 0.0
-        self.ep_len[done] = 0
+    def _finish_episodes(self, rewards: np.ndarray, dones: np.ndarray) -> None:
+        rets, lens = episode_stats(rewards, dones, self.ep_ret, self.ep_len)
+        self.recent_returns.extend(rets.tolist())
+        self.recent_lengths.extend(lens.tolist())
+        self.episodes_finished += len(rets)
 
     def _store_final_obs(self, t: int, trunc: np.ndarray, info: dict) -> None:
         mask = info.get("_final_obs")

@@ -80,8 +80,17 @@ class StubPolicy:
     def __call__(self, obs):
         return self.forward(obs)
 
+    continuous = False
+    log_std = None
+
     def sample(self, pi_out, deterministic=False, generator=None):
         return torch.zeros(pi_out.shape[0], dtype=torch.int64)
+
+    def rollout_noise(self, T, N, generator=None):
+        return torch.zeros(T, N, 2)
+
+    def sample_with_noise(self, pi_out, noise, std=None):
+        return self.sample(pi_out)
 
     def log_prob(self, pi_out, actions):
         return torch.zeros(pi_out.shape[0])
@@ -187,6 +196,9 @@ def test_box_actions_clipped_only_at_env_boundary():
         def forward(self, obs):
             return torch.zeros(obs.shape[0], 1), torch.zeros(obs.shape[0])
 
+        continuous = True
+        log_std = torch.zeros(1)
+
         def sample(self, pi_out, deterministic=False, generator=None):
             return torch.full((pi_out.shape[0], 1), 5.0)
 
@@ -263,3 +275,33 @@ def test_time_limit_bootstrap_with_real_cartpole(backend):
     # episodes of exactly 5 steps were truncated
     assert all(length <= 5 for length in col.recent_lengths)
     env.close()
+
+
+def _episode_stats_loop(rewards, dones, carry_ret, carry_len):
+    rets, lens = [], []
+    for t in range(rewards.shape[0]):
+        carry_ret += rewards[t]
+        carry_len += 1
+        for i in range(rewards.shape[1]):
+            if dones[t, i]:
+                rets.append(carry_ret[i])
+                lens.append(carry_len[i])
+                carry_ret[i] = 0.0
+                carry_len[i] = 0
+    return np.array(rets), np.array(lens, dtype=np.int64)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_episode_stats_matches_step_by_step_loop(seed):
+    from pgfast.buffer import episode_stats
+    rng = np.random.default_rng(seed)
+    T, N = rng.integers(1, 30), rng.integers(1, 6)
+    rewards = rng.integers(-3, 4, size=(T, N)).astype(np.float32)  # exact sums
+    dones = rng.random((T, N)) < rng.choice([0.0, 0.1, 0.5, 1.0])
+    c_ret, c_len = rng.integers(0, 5, N).astype(np.float64), rng.integers(0, 5, N)
+    ref = _episode_stats_loop(rewards, dones, c_ret.copy(), c_len.copy())
+    r_ret, r_len = c_ret.copy(), c_len.copy()
+    _episode_stats_loop(rewards, dones, r_ret, r_len)
+    got = episode_stats(rewards, dones, c_ret, c_len)
+    assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
+    assert np.array_equal(c_ret, r_ret) and np.array_equal(c_len, r_len)

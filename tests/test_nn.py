@@ -177,3 +177,22 @@ def test_obs_normalisation_in_actor_critic_is_applied():
     assert torch.allclose(ac(x)[0], plain(ac.obs_rms.normalize(x))[0])
     with torch.no_grad():
         assert not math.isclose(float(ac(x)[1]), float(plain(x)[1]))
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_rollout_noise_sampling_has_the_policy_distribution(continuous):
+    torch.manual_seed(0)
+    space = gym.spaces.Box(-1, 1, (2,), dtype=np.float32) if continuous else gym.spaces.Discrete(3)
+    ac = pnn.ActorCritic(2, space, (8,), log_std_init=-0.5)
+    with torch.no_grad():
+        pi, _ = ac(torch.randn(1, 2) * 3)
+        noise = ac.rollout_noise(40_000, 1, torch.Generator().manual_seed(1))
+        assert noise.shape == (40_000, 1, ac.out_dim)
+        std = ac.log_std.exp() if continuous else None
+        a = ac.sample_with_noise(pi.expand(40_000, -1), noise[:, 0], std)
+    if continuous:
+        assert torch.allclose(a.mean(0), pi[0], atol=0.02)
+        assert torch.allclose(a.std(0), ac.log_std.exp().detach(), rtol=0.02)
+    else:
+        freq = torch.bincount(a, minlength=3).double() / a.numel()
+        assert torch.allclose(freq, pi[0].softmax(-1).double(), atol=0.01)
