@@ -7,7 +7,8 @@ Peers: CartPole-v1 against gymnasium's NumPy ``CartPoleVectorEnv``
 (``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")``),
 Pendulum-v1 against gymnasium's ``SyncVectorEnv`` (it has no vector entry point),
 both against EnvPool (1 thread, batch_size = num_envs; skipped with a message
-when EnvPool is not installed). num_envs 1, 64, 1024, 16384.
+when EnvPool is not installed). num_envs 1, 64, 1024, 16384. Implementations
+are timed in interleaved rounds (best of each), since this machine's load varies.
 
 Targets on the 2-core reference machine: CartPole at 1024 envs, 1 thread,
 >= 4x gymnasium's CartPoleVectorEnv and >= 50x EnvPool; Pendulum at 1024 envs
@@ -40,7 +41,8 @@ TARGET_THREADS = 1.7
 TARGET_SINGLE_US = 3.0
 TARGET_SINGLE_VS_GYM = 5.0
 STRICT = os.environ.get("PGFAST_BENCH_STRICT") == "1"
-MIN_TIME = 0.3  # seconds of timing per implementation and case
+MIN_TIME = 0.1  # seconds of timing per implementation, case and round
+ROUNDS = 3      # rounds, interleaving the implementations
 
 
 def _steps_per_call(n):
@@ -61,21 +63,23 @@ def _stepper(step, actions):
     return run
 
 
-def _sps(step, actions, n, min_time=MIN_TIME):
-    return n * len(actions) / best_time(_stepper(step, actions), min_time)
+def _interleaved_best(fns, min_time=MIN_TIME):
+    """Best seconds per call of each fn over ROUNDS rounds taking turns (this
+    machine's load varies, so the implementations are timed side by side)."""
+    best = {name: float("inf") for name in fns}
+    for _ in range(ROUNDS):
+        for name, fn in fns.items():
+            best[name] = min(best[name], best_time(fn, min_time))
+    return best
 
 
-def _gymnasium_sps(env_id, n):
+def _gymnasium_env(env_id, n):
     env = gym.make_vec(env_id, num_envs=n, vectorization_mode=GYM_MODE[env_id])
     env.reset(seed=0)
-    # gymnasium's SyncVectorEnv takes ~25 us per env per step: few steps at large n
-    k = _steps_per_call(n) if GYM_MODE[env_id] != "sync" else max(2, 1024 // n)
-    sps = _sps(env.step, _actions(env_id, n, k), n, MIN_TIME if n < 16384 else 0.0)
-    env.close()
-    return sps
+    return env
 
 
-def _envpool_sps(env_id, n):
+def _envpool_env(env_id, n):
     try:
         import envpool
     except ImportError as e:
@@ -88,10 +92,7 @@ def _envpool_sps(env_id, n):
         env = envpool.make(env_id, env_type="gymnasium", num_envs=n, batch_size=n,
                            num_threads=1, seed=0)
         env.reset()  # builds the spaces lazily
-    k = max(2, 1024 // n) if n >= 1024 else _steps_per_call(n) // 4
-    sps = _sps(env.step, _actions(env_id, n, k, dtype=np.int32), n)
-    env.close()
-    return sps, None
+    return env, None
 
 
 def _smoke(benchmark, env_id, n, threads=1):
@@ -112,18 +113,33 @@ def test_classic_steps_per_s(benchmark, env_id, n):
         _smoke(benchmark, env_id, n)
         return
     env = pgfast.make_vec(env_id, num_envs=n, seed=0)
-    actions = _actions(env_id, n, _steps_per_call(n))
-    run = _stepper(env.step, actions)
+    k = _steps_per_call(n)
+    run = _stepper(env.step, _actions(env_id, n, k))
     benchmark.pedantic(run, rounds=5, warmup_rounds=1)
-    ours = _sps(env.step, actions, n)
-    env.close()
 
-    info = benchmark.extra_info
-    info.update(env_id=env_id, num_envs=n, num_threads=1, pgfast_steps_per_s=ours)
-    gym_sps = _gymnasium_sps(env_id, n)
+    # Peers take their own number of steps per timed call (gymnasium's
+    # SyncVectorEnv needs ~25 us per env and step); rates are per env-step.
     key = f"gymnasium_{GYM_MODE[env_id]}"
-    info.update({f"{key}_steps_per_s": gym_sps, f"speedup_vs_{key}": ours / gym_sps})
-    pool_sps, why = _envpool_sps(env_id, n)
+    gym_env = _gymnasium_env(env_id, n)
+    k_gym = k if GYM_MODE[env_id] != "sync" else max(2, 256 // n)
+    fns = {"pgfast": (run, k), key: (_stepper(gym_env.step, _actions(env_id, n, k_gym)), k_gym)}
+    pool, why = _envpool_env(env_id, n)
+    if pool is not None:
+        k_pool = max(2, min(k, 4096 // n))
+        fns["envpool"] = (_stepper(pool.step, _actions(env_id, n, k_pool, dtype=np.int32)), k_pool)
+    best = _interleaved_best({name: fn for name, (fn, _) in fns.items()},
+                             min_time=MIN_TIME if n < 16384 else 0.0)
+    sps = {name: n * fns[name][1] / best[name] for name in fns}
+    env.close()
+    gym_env.close()
+    if pool is not None:
+        pool.close()
+
+    ours, gym_sps = sps["pgfast"], sps[key]
+    info = benchmark.extra_info
+    info.update(env_id=env_id, num_envs=n, num_threads=1, pgfast_steps_per_s=ours,
+                **{f"{key}_steps_per_s": gym_sps, f"speedup_vs_{key}": ours / gym_sps})
+    pool_sps = sps.get("envpool")
     if pool_sps is not None:
         info.update(envpool_steps_per_s=pool_sps, speedup_vs_envpool=ours / pool_sps)
     else:
@@ -156,8 +172,8 @@ def test_classic_threads_16384(benchmark, env_id):
     assert two.threads_used == 2
     actions = _actions(env_id, n, 8)
     benchmark.pedantic(_stepper(two.step, actions), rounds=5, warmup_rounds=1)
-    sps1 = _sps(one.step, actions, n)
-    sps2 = _sps(two.step, actions, n)
+    best = _interleaved_best({1: _stepper(one.step, actions), 2: _stepper(two.step, actions)})
+    sps1, sps2 = n * len(actions) / best[1], n * len(actions) / best[2]
     one.close()
     two.close()
     info = benchmark.extra_info
@@ -180,9 +196,6 @@ def test_classic_single_env_step_latency(benchmark, env_id):
     env = pgfast.make_vec(env_id, num_envs=1, seed=0)
     actions = _actions(env_id, 1, k)
     benchmark.pedantic(_stepper(env.step, actions), rounds=5, warmup_rounds=1)
-    t_ours = best_time(_stepper(env.step, actions), MIN_TIME) / k
-    env.close()
-
     ref = gym.make(env_id)
     ref.reset(seed=0)
     single = [int(a[0]) if env_id == "CartPole-v1" else a[0] for a in actions]
@@ -193,7 +206,9 @@ def test_classic_single_env_step_latency(benchmark, env_id):
             if te or tr:  # a single gymnasium env must be reset by hand
                 ref.reset()
 
-    t_gym = best_time(ref_run, MIN_TIME) / k
+    best = _interleaved_best({"pgfast": _stepper(env.step, actions), "gymnasium": ref_run})
+    t_ours, t_gym = best["pgfast"] / k, best["gymnasium"] / k
+    env.close()
     ref.close()
     info = benchmark.extra_info
     info.update(env_id=env_id, pgfast_step_us=t_ours * 1e6, gymnasium_single_step_us=t_gym * 1e6,
