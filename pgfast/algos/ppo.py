@@ -232,32 +232,30 @@ class PPO(AlgoBase):
         data = (obs, act, logp_old, v_old, adv, ret, onehot)
         epochs_done = 0
         stats = None
+        check_kl = cfg.target_kl is not None
+        last_epoch = cfg.update_epochs - 1
         for epoch in range(cfg.update_epochs):
             if nmb > 1:
                 perm = torch.randperm(B, generator=self.gen, device=obs.device)
-                o, a, lp0, v0, ad, r, oh = (x[perm] for x in data)
-            else:
-                o, a, lp0, v0, ad, r, oh = data
-            check_kl = cfg.target_kl is not None
-            for s in range(0, B, mb):
-                e = s + mb
-                A = ad[s:e]
+                shuffled = [x[perm] for x in data]
+                mbs = [tuple(x[s:s + mb] for x in shuffled) for s in range(0, B, mb)]
+            else:  # the whole batch: no indexing at all
+                mbs = (data,)
+            for k, (o, a, lp0, v0, A, r, oh) in enumerate(mbs):
                 if cfg.norm_adv and nmb > 1:
                     A = (A - A.mean()) / (A.std() + 1e-8)
-                last_mb = e == B
-                want = last_mb and (check_kl or epoch == cfg.update_epochs - 1)
+                want = k == nmb - 1 and (check_kl or epoch == last_epoch)
                 if fast:
-                    out = ppo_minibatch_grads(pol, o[s:e], a[s:e], lp0[s:e], v0[s:e], A, r[s:e],
-                                              c, clip_vloss, ent_coef, vf_coef,
-                                              None if pol.continuous else oh[s:e],
+                    out = ppo_minibatch_grads(pol, o, a, lp0, v0, A, r, c, clip_vloss, ent_coef,
+                                              vf_coef, None if pol.continuous else oh,
                                               want_stats=want)
                 else:
-                    loss, out = ppo_minibatch_loss(pol, o[s:e], a[s:e], lp0[s:e], v0[s:e], A,
-                                                   r[s:e], c, clip_vloss, ent_coef, vf_coef)
+                    loss, out = ppo_minibatch_loss(pol, o, a, lp0, v0, A, r, c, clip_vloss,
+                                                   ent_coef, vf_coef)
                     opt.zero_grad()
                     loss.backward()
                 if want:
-                    stats = (out[0].detach(), lp0[s:e]) + tuple(t.detach() for t in out[1:])
+                    stats = (out[0].detach(), lp0) + tuple(t.detach() for t in out[1:])
                 opt.step(clip_norm)
             epochs_done += 1
             if check_kl:
