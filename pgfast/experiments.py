@@ -812,6 +812,8 @@ def run_experiment(
             pending.append(j)
     log(f"[{_stamp(t0)}] {len(jobs)} jobs: {len(jobs) - len(pending)} finished, {len(pending)} to run "
         f"on {backend} with {workers} worker(s)")
+    # longest jobs first (shorter makespan on a pool; ties keep the given order)
+    pending.sort(key=lambda j: -j.total_timesteps)
     if pending:
         if backend == "local" and workers == 1:
             _worker_init()
