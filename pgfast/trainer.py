@@ -20,13 +20,14 @@ env is reset with ``seed``. On CPU the same seed gives a bit-identical history
 Checkpoints (:meth:`Run.save`) hold the config, weights, optimiser state,
 observation statistics, generator state, counters, history, episode trackers and
 the env state, written atomically (temporary file + ``os.replace``). The env
-state is captured as completely as the env allows: a picklable env (or a
-gymnasium ``SyncVectorEnv`` of picklable envs, e.g. the classic-control tasks) is
-pickled, so ``save -> load -> learn`` continues exactly like an uninterrupted run;
-an env offering only ``get_state()``/``set_state()`` gets its physics state back
-but its reset RNG is re-seeded, and an env offering neither (e.g. MuJoCo through
-the gymnasium fallback) is reset fresh on load, so the continued run is a valid
-but not identical continuation.
+state is captured as completely as the env allows: a picklable env (the native
+classic-control envs) or a gymnasium ``SyncVectorEnv`` of picklable envs (the
+gymnasium fallback, MuJoCo included) is pickled, so ``save -> load -> learn``
+continues exactly like an uninterrupted run; an env offering only
+``get_state()``/``set_state()`` (the native MuJoCo envs) gets its physics state
+back but its reset RNG and step counters start afresh, and an env offering neither
+(e.g. gymnasium's ``AsyncVectorEnv``) is reset fresh on load: the continued run is
+then a valid but not bit-identical continuation.
 
 Threads: small networks run fastest with one intra-op thread on CPU (op overhead
 dominates), so :meth:`Run.learn` sets ``torch.set_num_threads(torch_threads)``
