@@ -498,6 +498,10 @@ class _StopRequested(Exception):
     pass
 
 
+_IN_WORKER = False  # True in pool / Ray worker processes
+_WORKER_STOP: Optional[int] = None  # signal that asked this worker process to stop
+
+
 class _SignalGuard:
     """Turns SIGINT/SIGTERM into a stop request checked between iterations,
     so the run is saved in a consistent state. A second SIGINT raises
@@ -508,9 +512,12 @@ class _SignalGuard:
         self._old: Dict[int, Any] = {}
 
     def _handler(self, signum, frame):
+        global _WORKER_STOP
         if self.requested is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = signum
+        if _IN_WORKER:
+            _WORKER_STOP = signum
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -752,9 +759,28 @@ def run_job(job: Job, on_iteration=None, log: Callable[[str], None] = None, prog
     return result
 
 
-def _run_job_in_worker(job: Job) -> Dict[str, Any]:
-    """Process-pool / Ray entry point: one torch thread, then :func:`run_job`."""
+def _worker_stop_handler(signum, frame):
+    global _WORKER_STOP
+    _WORKER_STOP = signum
+
+
+def _run_job_in_worker(job: Job, own_signals: bool = True) -> Dict[str, Any]:
+    """Process-pool / Ray entry point: one torch thread, then :func:`run_job`.
+
+    Once the worker process got SIGINT/SIGTERM (during a job or between
+    jobs), queued jobs return "interrupted" without starting. With
+    ``own_signals=False`` (Ray workers) the process's handlers are left to
+    the host outside of training.
+    """
+    global _IN_WORKER
     _worker_init()
+    if own_signals and not _IN_WORKER:
+        _IN_WORKER = True
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(s, _worker_stop_handler)
+    if _WORKER_STOP is not None:
+        return {"key": job.key, "status": "interrupted", "error": "worker was asked to stop"}
     try:
         return run_job(job)
     except Exception as e:  # report, don't kill the whole study
@@ -907,7 +933,7 @@ def _run_ray(pending: Sequence[Job], workers: int, address: Optional[str], log, 
     results = {}
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(_run_job_in_worker)
-        refs = {task.remote(j): j for j in pending}
+        refs = {task.remote(j, False): j for j in pending}
         not_done = list(refs)
         while not_done:
             done, not_done = ray.wait(not_done, num_returns=1, timeout=None)
