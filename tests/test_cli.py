@@ -280,3 +280,35 @@ def test_experiment_ray_backend(tmp_path, capsys):
         _check_study(out)
     finally:
         ray.shutdown()
+
+
+def test_sigterm_stops_a_pool_study_cleanly(tmp_path):
+    out = tmp_path / "study"
+    cmd = [sys.executable, "-m", "pgfast.cli", "experiment", "baseline", "--envs", "CartPole-v1", "--seeds", "0", "1",
+           "2", "--total-timesteps", "100000000", "--workers", "2", "--out", str(out), "--checkpoint-interval",
+           "100000", "--no-tensorboard", "--set", "num_envs=2", "num_steps=32", "update_epochs=1",
+           "num_minibatches=1"]
+    p = subprocess.Popen(cmd, env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            logs = list(out.glob("*/*/seed*/progress.csv"))
+            if len(logs) == 2 and all(len(ex.read_progress(f)) >= 2 for f in logs):
+                break
+            assert p.poll() is None, p.communicate()
+            time.sleep(0.2)
+        else:
+            pytest.fail("the two first jobs did not start")
+        p.send_signal(signal.SIGTERM)
+        stdout, stderr = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 130, stderr
+    started = sorted(d.parent.relative_to(out).as_posix() for d in out.glob("*/*/seed*/job.json"))
+    assert started == ["CartPole-v1/vpg/seed0", "CartPole-v1/vpg/seed1"]  # no queued job started after the signal
+    for key in started:
+        d = out / key
+        assert ex.load_checkpoint(d).global_step == ex.read_progress(d / "progress.csv")[-1]["global_step"]
+    assert "rerun the same command" in stderr
