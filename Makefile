@@ -64,6 +64,7 @@ demo: install
 	$(VENV)/bin/pgfast experiment ppo-vs-vpg --envs CartPole-v1 --seeds 0 1 2 --workers 2 \
 	  --total-timesteps 100000 --out $(RUNS)/demo
 
+# (the new .so is moved into place, never overwritten: running processes keep the old one)
 # Editable install (Python edits are live; C++ edits need `make dev` again).
 dev: $(PY)
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_CPU)"
@@ -75,7 +76,9 @@ inplace: $(PY)
 	flock build/dev.lock sh -c '\
 	  cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release \
 	    -Dpybind11_DIR=$$($(PY) -m pybind11 --cmakedir) -DPython_EXECUTABLE=$(abspath $(PY)) >/dev/null && \
-	  cmake --build build/dev && cp build/dev/_C*.so pgfast/'
+	  cmake --build build/dev && \
+	  for f in build/dev/_C*.so; do cp "$$f" "pgfast/.$$(basename $$f).tmp" && \
+	    mv -f "pgfast/.$$(basename $$f).tmp" "pgfast/$$(basename $$f)"; done'
 
 clean:
 	rm -rf build dist .benchmarks pgfast/_C*.so
