@@ -64,13 +64,13 @@ demo: install
 	$(VENV)/bin/pgfast experiment ppo-vs-vpg --envs CartPole-v1 --seeds 0 1 2 --workers 2 \
 	  --total-timesteps 100000 --out $(RUNS)/demo
 
-# (the new .so is moved into place, never overwritten: running processes keep the old one)
 # Editable install (Python edits are live; C++ edits need `make dev` again).
 dev: $(PY)
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_CPU)"
 	$(PIP) install scikit-build-core pybind11 ninja cmake
 	$(PIP) install --no-build-isolation -e ".[$(EXTRAS)]"
 
+# The new .so is moved into place, never overwritten: running processes keep the old one.
 inplace: $(PY)
 	@mkdir -p build/dev
 	flock build/dev.lock sh -c '\
