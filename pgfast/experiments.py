@@ -46,6 +46,7 @@ __all__ = [
     "TrainSession",
     "make_jobs",
     "job_status",
+    "check_job_dir",
     "run_job",
     "run_experiment",
     "load_checkpoint",
@@ -241,6 +242,25 @@ def job_status(job: Job) -> str:
     if (d / CKPT_NAME).exists() or (d / PREV_CKPT_NAME).exists():
         return "partial"
     return "new"
+
+
+def check_job_dir(job: Job) -> None:
+    """Raise ValueError if ``job.out_dir`` holds a job with another algorithm,
+    env, seed or config (a rerun would otherwise mix two different runs)."""
+    f = Path(job.out_dir) / JOB_NAME
+    if not f.exists():
+        return
+    try:
+        old = json.loads(f.read_text())
+    except (ValueError, OSError):
+        return
+    new = json.loads(json.dumps(job.to_json(), default=str))
+    diff = [k for k in ("algo", "env_id", "seed") if old.get(k) != new.get(k)]
+    oc, nc = old.get("config", {}), new.get("config", {})
+    diff += [f"config.{k}" for k in sorted(set(oc) | set(nc)) if oc.get(k) != nc.get(k)]
+    if diff:
+        raise ValueError(f"{job.out_dir} holds a job with different settings ({', '.join(diff)}); "
+                         f"use another --out or delete that directory")
 
 
 # --------------------------------------------------------------------------
@@ -829,6 +849,8 @@ def run_experiment(
     workers = int(workers or os.cpu_count() or 1)
     t0 = time.monotonic()
     pending, results = [], {}
+    for j in jobs:
+        check_job_dir(j)
     for j in jobs:
         st = job_status(j)
         if st == "done":

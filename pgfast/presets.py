@@ -100,10 +100,13 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
             num_envs=4, num_steps=1000, gamma=0.9, gae_lambda=0.97, learning_rate=1e-3, vf_learning_rate=1e-3,
             update_epochs=20, num_minibatches=4,
         ),
-        # Spinning Up VPG defaults: 4000 steps per epoch, pi_lr 3e-4,
-        # vf_lr 1e-3, 80 value steps (~ 20 x 4 here), gamma 0.99, lam 0.97.
+        # Spinning Up VPG defaults (vf_lr 1e-3, 80 value steps ~ 20 x 4
+        # here, gamma 0.99, lam 0.97) with one 1000-step episode per update
+        # and pi_lr 1e-3 instead of 4000 steps and 3e-4: Spinning Up's
+        # benchmark runs 3M steps; within a 1M budget its settings give 250
+        # small updates and neither variant leaves the starting policy.
         "HalfCheetah-v5": dict(
-            num_envs=1, num_steps=4000, gamma=0.99, gae_lambda=0.97, learning_rate=3e-4, vf_learning_rate=1e-3,
+            num_envs=1, num_steps=1000, gamma=0.99, gae_lambda=0.97, learning_rate=1e-3, vf_learning_rate=1e-3,
             update_epochs=20, num_minibatches=4, norm_obs=True,
         ),
     },

@@ -232,6 +232,11 @@ def test_experiment_local_pool_and_skip(tmp_path, capsys):
     assert cli.main(_exp_argv(out, "local", 2)) == 0
     assert "4 jobs: 4 finished, 0 to run" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/*/seed*/*")} == before
+    # a rerun with other settings into the same directory is refused
+    changed = _exp_argv(out, "local", 2) + ["--set", "vpg.learning_rate=0.1"]
+    assert cli.main(changed) == 2
+    err = capsys.readouterr().err
+    assert "config.learning_rate" in err and "vpg-baseline" in err
     # plot redraws from the logs alone
     (out / "CartPole-v1.png").unlink()
     (out / "summary.csv").unlink()
