@@ -36,10 +36,11 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
         # RL-Baselines3-Zoo hyperparams/ppo.yml, CartPole-v1: n_envs 8,
         # n_steps 32, batch_size 256 (one minibatch), n_epochs 20, gamma 0.98,
         # gae_lambda 0.8, ent_coef 0.0, learning_rate lin_1e-3 (clip_range
-        # lin_0.2 in the zoo; constant 0.2 here). SB3 clips no value loss.
+        # lin_0.2 in the zoo; constant 0.2 here). SB3 clips no value loss and
+        # its value loss has no 1/2 factor (vf_coef 0.5 there = 1.0 here).
         "CartPole-v1": dict(
             num_envs=8, num_steps=32, num_minibatches=1, update_epochs=20, gamma=0.98, gae_lambda=0.8,
-            ent_coef=0.0, learning_rate=1e-3, anneal_lr=True, clip_coef=0.2, clip_vloss=False,
+            ent_coef=0.0, learning_rate=1e-3, anneal_lr=True, clip_coef=0.2, clip_vloss=False, vf_coef=1.0,
         ),
         # RL-Baselines3-Zoo hyperparams/ppo.yml, Pendulum-v1: n_envs 4,
         # n_steps 1024, gae_lambda 0.95, gamma 0.9, n_epochs 10, ent_coef 0.0,
@@ -49,24 +50,30 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
             num_envs=4, num_steps=1024, num_minibatches=64, update_epochs=10, gamma=0.9, gae_lambda=0.95,
             ent_coef=0.0, learning_rate=1e-3, anneal_lr=False, clip_coef=0.2, clip_vloss=False,
         ),
-        # CleanRL ppo_continuous_action.py defaults (its MuJoCo benchmark):
-        # 1 env x 2048 steps, 32 minibatches, 10 epochs, lr 3e-4 annealed,
-        # gamma 0.99, gae_lambda 0.95, clip 0.2, clipped value loss,
-        # ent_coef 0, vf_coef 0.5, max_grad_norm 0.5, observation
-        # normalisation and reward scaling (clip 10).
+        # RL-Baselines3-Zoo hyperparams/ppo.yml, HalfCheetah-v3 (tuned; the
+        # zoo's benchmark.md lists 5819 +/- 664 at 1M steps for one run):
+        # normalize (obs and reward), n_envs 1, n_steps 512, batch_size 64
+        # (8 minibatches), n_epochs 20, gamma 0.98, gae_lambda 0.92,
+        # learning_rate 2.0633e-5, ent_coef 0.000401762, clip_range 0.1,
+        # max_grad_norm 0.8, vf_coef 0.58096 (x2 here: SB3's value loss has
+        # no 1/2 factor), log_std_init -2, ortho_init False, ReLU, separate
+        # [256, 256] policy and value nets. (CleanRL's ppo_continuous_action
+        # defaults, 1 env x 2048 steps, 32 minibatches, 10 epochs, lr 3e-4,
+        # reach ~1,450 on v4 at 1M steps.)
         "HalfCheetah-v5": dict(
-            num_envs=1, num_steps=2048, num_minibatches=32, update_epochs=10, gamma=0.99, gae_lambda=0.95,
-            ent_coef=0.0, learning_rate=3e-4, anneal_lr=True, clip_coef=0.2, clip_vloss=True,
-            vf_coef=0.5, max_grad_norm=0.5, norm_obs=True, norm_reward=True,
+            num_envs=1, num_steps=512, num_minibatches=8, update_epochs=20, gamma=0.98, gae_lambda=0.92,
+            learning_rate=2.0633e-5, anneal_lr=False, ent_coef=0.000401762, clip_coef=0.1, clip_vloss=False,
+            max_grad_norm=0.8, vf_coef=2 * 0.58096, log_std_init=-2.0, ortho_init=False, activation="relu",
+            hidden_sizes=(256, 256), norm_obs=True, norm_reward=True,
         ),
     },
     "trpo": {
         # pgfast's tested CartPole settings (pgfast.trainer.TUNED): 8 envs x
-        # 128 steps, max_kl 0.02, GAE lambda 0.95, value fit 10 epochs x 4
+        # 128 steps, max_kl 0.03, GAE lambda 0.97, value fit 10 epochs x 4
         # minibatches at 1e-3 (RL-Zoo's trpo.yml uses a similar 1024-step
         # batch and 1e-3 critic rate).
         "CartPole-v1": dict(
-            num_envs=8, num_steps=128, gamma=0.99, gae_lambda=0.95, max_kl=0.02, learning_rate=1e-3,
+            num_envs=8, num_steps=128, gamma=0.99, gae_lambda=0.97, max_kl=0.03, learning_rate=1e-3,
             update_epochs=10, num_minibatches=4,
         ),
         # gamma 0.9 and GAE 0.95 as in RL-Zoo's Pendulum-v1 settings (short
