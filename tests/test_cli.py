@@ -16,7 +16,9 @@ import pytest
 from pgfast import cli
 from pgfast import experiments as ex
 
-ROOT = Path(__file__).resolve().parent.parent
+# Subprocesses must import the same pgfast as this process (the installed wheel in CI,
+# the source tree with an in-place build in development), never a source tree without _C.
+ROOT = Path(cli.__file__).resolve().parent.parent
 TINY_PPO = ["num_envs=4", "num_steps=16", "update_epochs=1", "num_minibatches=1"]
 
 
