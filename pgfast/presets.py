@@ -68,7 +68,7 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
         ),
     },
     "trpo": {
-        # pgfast's tested CartPole settings (pgfast.trainer.TUNED): 8 envs x
+        # pgfast's tested CartPole settings (tests/test_learning.py): 8 envs x
         # 128 steps, max_kl 0.03, GAE lambda 0.97, value fit 10 epochs x 4
         # minibatches at 1e-3 (RL-Zoo's trpo.yml uses a similar 1024-step
         # batch and 1e-3 critic rate).
@@ -92,7 +92,7 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
         ),
     },
     "vpg": {
-        # pgfast's tested CartPole settings (pgfast.trainer.TUNED): 8 envs x
+        # pgfast's tested CartPole settings (tests/test_learning.py): 8 envs x
         # 256 steps, policy lr 5e-3, value lr 1e-3 for 20 epochs x 4
         # minibatches, GAE lambda 0.95. The study's variants differ only in
         # `baseline` (both normalise advantages, norm_adv=True).

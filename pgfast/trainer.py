@@ -52,34 +52,11 @@ from pgfast.algos import explained_variance, field_docs, get_algo
 from pgfast.buffer import Collector, RewardScaler, RolloutBuffer
 from pgfast.envs import make_vec
 from pgfast.nn import ActorCritic
+from pgfast.presets import get_preset
 
-__all__ = ["train", "load", "Run", "TUNED"]
+__all__ = ["train", "load", "Run"]
 
 _FORMAT = 1
-
-# Hyperparameters tuned per (algo, env_id); applied by train(tuned=True) under any
-# explicit keyword arguments.
-TUNED: Dict[Tuple[str, str], Dict[str, Any]] = {
-    # Stable-Baselines3 zoo's CartPole settings (SB3's value loss has no 0.5 factor: vf_coef 1.0).
-    ("ppo", "CartPole-v1"): dict(num_envs=8, num_steps=32, num_minibatches=1, update_epochs=20,
-                                 gamma=0.98, gae_lambda=0.8, learning_rate=1e-3, anneal_lr=True,
-                                 ent_coef=0.0, clip_vloss=False, vf_coef=1.0),
-    ("trpo", "CartPole-v1"): dict(num_envs=8, num_steps=128, gamma=0.99, gae_lambda=0.97,
-                                  max_kl=0.03, learning_rate=1e-3, update_epochs=10,
-                                  num_minibatches=4),
-    # seed 0, 200k steps: mean training return -185, deterministic evaluation -131.
-    ("ppo", "Pendulum-v1"): dict(num_envs=4, num_steps=512, num_minibatches=32, update_epochs=10,
-                                 learning_rate=1e-3, anneal_lr=True, gamma=0.9, gae_lambda=0.95,
-                                 ent_coef=0.0, clip_vloss=True, norm_obs=True, norm_reward=True),
-    # CleanRL's ppo_continuous_action.py defaults for MuJoCo.
-    ("ppo", "HalfCheetah-v5"): dict(num_envs=1, num_steps=2048, num_minibatches=32,
-                                    update_epochs=10, learning_rate=3e-4, anneal_lr=True,
-                                    gamma=0.99, gae_lambda=0.95, ent_coef=0.0, clip_vloss=True,
-                                    norm_obs=True, norm_reward=True),
-    ("vpg", "CartPole-v1"): dict(num_envs=8, num_steps=256, gamma=0.99, gae_lambda=0.95,
-                                 learning_rate=5e-3, vf_learning_rate=1e-3, update_epochs=20,
-                                 num_minibatches=4, baseline=True),
-}
 
 
 def _resolve_device(device) -> torch.device:
@@ -444,8 +421,8 @@ def train(algo: str, env_id: str, total_timesteps: Optional[int] = None, seed: i
         total_timesteps: env steps to train for (default: the Config's).
         seed: seeds the network init, the action/minibatch generator and the env.
         device: "auto" (CUDA if available), "cpu" or "cuda".
-        tuned: start from the tuned hyperparameters in ``TUNED`` for (algo, env_id)
-            when there are any; explicit ``config_fields`` override them.
+        tuned: start from the per-env settings in :data:`pgfast.presets.PRESETS` for
+            (algo, env_id) when there are any; explicit ``config_fields`` override them.
         env_kwargs: extra keyword arguments for the env constructor.
         callback: ``callback(row)`` after every iteration (see :meth:`Run.learn`).
         torch_threads: intra-op threads while training (see :meth:`Run.learn`).
@@ -456,7 +433,7 @@ def train(algo: str, env_id: str, total_timesteps: Optional[int] = None, seed: i
     algo_cls = get_algo(algo)
     fields: Dict[str, Any] = {}
     if tuned:
-        fields.update(TUNED.get((algo_cls.name, env_id), {}))
+        fields.update(get_preset(algo_cls.name, env_id))
     fields.update(config_fields)
     if total_timesteps is not None:
         fields["total_timesteps"] = total_timesteps

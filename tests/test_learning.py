@@ -2,7 +2,7 @@
 
 CartPole-v1's maximum return is 500; "solved" here means a mean deterministic
 evaluation return >= 475 over 20 episodes after at most 150,000 env steps, seed 0,
-with the tuned hyperparameters in ``pgfast.trainer.TUNED``.
+with the tuned hyperparameters in ``pgfast.presets.PRESETS`` (applied by ``pgfast.train``).
 """
 
 import pytest
