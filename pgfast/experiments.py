@@ -359,17 +359,16 @@ class CsvLog:
     def __init__(self, path: str | os.PathLike, resume_step: Optional[int] = None):
         self.path = Path(path)
         self.fields: Optional[List[str]] = None
-        if self.path.exists() and self.path.stat().st_size > 0:
+        if resume_step is None:  # a new run: its first row fixes the header
+            self.path.unlink(missing_ok=True)
+        elif self.path.exists() and self.path.stat().st_size > 0:
             rows = read_progress(self.path)
             with open(self.path, newline="") as f:
                 header = next(csv.reader(f), None)
             self.fields = header
-            if resume_step is None:
-                self._rewrite(header, [])
-            else:
-                keep = [r for r in rows if r.get("global_step", 0) <= resume_step]
-                if len(keep) != len(rows):
-                    self._rewrite(header, keep)
+            keep = [r for r in rows if r.get("global_step", 0) <= resume_step]
+            if len(keep) != len(rows):
+                self._rewrite(header, keep)
         elif self.path.exists():
             self.path.unlink()
 

@@ -100,6 +100,19 @@ def test_csvlog_roundtrip_and_resume_truncation(tmp_path):
     assert ex.read_progress(tmp_path / "missing.csv") == []
 
 
+def test_fresh_csvlog_takes_its_header_from_the_new_run(tmp_path):
+    # a new run written over an old log (other algorithm, other columns) loses none
+    # of its own columns to the old header
+    p = tmp_path / "progress.csv"
+    old = ex.CsvLog(p)
+    old.append({"global_step": 64, "policy_loss": 1.0})
+    new = ex.CsvLog(p)
+    new.append({"global_step": 32, "policy_loss": 0.5, "clipfrac": 0.25})
+    rows = ex.read_progress(p)
+    assert len(rows) == 1 and rows[0]["global_step"] == 32
+    assert rows[0]["policy_loss"] == 0.5 and rows[0]["clipfrac"] == 0.25
+
+
 def test_aggregate_interpolates_to_common_grid():
     c1 = (np.array([0.0, 10.0]), np.array([0.0, 10.0]))
     c2 = (np.array([0.0, 5.0, 8.0]), np.array([2.0, 7.0, 10.0]))
