@@ -21,10 +21,10 @@ Checkpoints (:meth:`Run.save`) hold the config, weights, optimiser state,
 observation statistics, generator state, counters, history, episode trackers and
 the env state, written atomically (temporary file + ``os.replace``). The env
 state is captured as completely as the env allows: a picklable env (the native
-classic-control envs) or a gymnasium ``SyncVectorEnv`` of picklable envs (the
+classic-control and MuJoCo envs) or a gymnasium ``SyncVectorEnv`` of picklable envs (the
 gymnasium fallback, MuJoCo included) is pickled, so ``save -> load -> learn``
 continues exactly like an uninterrupted run; an env offering only
-``get_state()``/``set_state()`` (the native MuJoCo envs) gets its physics state
+``get_state()``/``set_state()`` gets its physics state
 back but its reset RNG and step counters start afresh, and an env offering neither
 (e.g. gymnasium's ``AsyncVectorEnv``) is reset fresh on load: the continued run is
 then a valid but not bit-identical continuation.

@@ -292,6 +292,35 @@ def test_get_set_state_round_trip():
     _close(r2, r1, "reward after set_state")
 
 
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+@pytest.mark.parametrize("env_id", ["Hopper-v5", "InvertedDoublePendulum-v5"])
+def test_pickled_env_continues_bit_for_bit(env_id, mode):
+    # a checkpoint must restore step counters, pending autoresets and reset streams,
+    # not only qpos/qvel: otherwise resumed episodes outlive the time limit
+    import pickle
+
+    env = pgfast.make_vec(env_id, num_envs=4, seed=3, autoreset_mode=mode, max_episode_steps=9)
+    rng = np.random.default_rng(0)
+    nu = env.nu
+    for _ in range(13):
+        env.step(rng.uniform(-1, 1, (4, nu)))
+    twin = pickle.loads(pickle.dumps(env))
+    assert type(twin) is type(env) and twin.max_episode_steps == 9
+    np.testing.assert_array_equal(twin._elapsed, env._elapsed)
+    for _ in range(25):
+        actions = rng.uniform(-1, 1, (4, nu))
+        a, b = env.step(actions), twin.step(actions)
+        for x, y in zip(a[:4], b[:4]):
+            np.testing.assert_array_equal(x, y)
+        if mode == "same_step":
+            np.testing.assert_array_equal(a[4]["_final_obs"], b[4]["_final_obs"])
+            np.testing.assert_array_equal(a[4]["final_obs"][a[4]["_final_obs"]],
+                                          b[4]["final_obs"][b[4]["_final_obs"]])
+        assert (env._elapsed <= 9).all()
+    env.close()
+    twin.close()
+
+
 def _bad_calls(env):
     n, nu = env.num_envs, env.nu
     good = np.zeros((n, nu))

@@ -244,6 +244,26 @@ def test_halfcheetah_box_actions_both_backends(backend):
     run.close()
 
 
+@pytest.mark.skipif("HalfCheetah-v5" not in native_ids(), reason="native MuJoCo envs unavailable")
+def test_native_mujoco_save_load_continue_keeps_time_limit_and_equals_uninterrupted(tmp_path):
+    pytest.importorskip("mujoco", reason="mujoco not installed")
+    kw = dict(total_timesteps=256, seed=0, device="cpu", num_envs=2, num_steps=32,
+              num_minibatches=2, update_epochs=1, env_kwargs={"max_episode_steps": 40})
+    full = pgfast.train("ppo", "HalfCheetah-v5", **kw)
+    half = pgfast.train("ppo", "HalfCheetah-v5", callback=lambda row: row["iteration"] < 2, **kw)
+    path = tmp_path / "ck.pt"
+    half.save(path)
+    half.close()
+    resumed = pgfast.load(path)
+    resumed.learn()
+    # every episode ends at the 40-step time limit, also across the checkpoint
+    assert set(resumed.collector.recent_lengths) == {40}
+    _same_history(full.history, resumed.history)
+    assert _params_equal(full, resumed)
+    full.close()
+    resumed.close()
+
+
 def test_config_help_lists_every_field():
     helps = pgfast.trainer.config_help("trpo")
     assert set(helps) == set(pgfast.trainer.get_algo("trpo").Config.field_names())

@@ -208,6 +208,9 @@ class MujocoVectorEnv(NativeVectorEnv):
         if not isinstance(frame_skip, (int, np.integer)) or isinstance(frame_skip, bool) or frame_skip < 1:
             raise ValueError(f"frame_skip must be a positive int, got {frame_skip!r}")
 
+        self._ctor = dict(num_envs=num_envs, autoreset_mode=autoreset_mode,
+                          num_threads=num_threads, max_episode_steps=max_episode_steps,
+                          xml_file=xml_file, frame_skip=frame_skip, **kwargs)
         self.num_threads = int(num_threads)
         self.frame_skip = int(frame_skip)
         self.max_episode_steps = int(max_episode_steps)
@@ -395,6 +398,38 @@ class MujocoVectorEnv(NativeVectorEnv):
             if self._rngs[i] is None:
                 self._rngs[i] = seeding.np_random(None)[0]
         self._write_obs(self._obs)
+
+    _BUFFERS = ("_obs", "_rew", "_term", "_trunc", "_final_obs", "_final_mask")
+
+    def __getstate__(self) -> Dict[str, Any]:
+        """Pickle support: the complete env (every simulation's full integration
+        state incl. the solver warm start, step counters, pending autoresets, reset
+        random streams and output buffers), so an unpickled copy continues bit for
+        bit like the original (and checkpoints keep the time limits)."""
+        self._check_alive()
+        return {
+            "ctor": self._ctor,
+            "state": self._batch.state.copy(),
+            "elapsed": self._elapsed.copy(),
+            "needs_reset": self._needs_reset.copy(),
+            "rngs": list(self._rngs),
+            "buffers": {k: (None if getattr(self, k) is None else getattr(self, k).copy())
+                        for k in self._BUFFERS},
+            "ready": self._ready,
+            "seeded": self._seeded,
+        }
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        type(self).__init__(self, **state["ctor"])
+        self._batch.state[...] = state["state"]
+        self._elapsed[:] = state["elapsed"]
+        self._needs_reset[:] = state["needs_reset"]
+        self._rngs = list(state["rngs"])
+        for k, v in state["buffers"].items():
+            if v is not None:
+                getattr(self, k)[...] = v
+        self._ready = state["ready"]
+        self._seeded = state["seeded"]
 
     def current_obs(self) -> np.ndarray:
         """Observations of the current state (e.g. after set_state), float64 [N, obs_dim] (reused)."""
