@@ -95,7 +95,8 @@ void reward_to_go(const T* rewards, const F* terminated, const F* truncated,
           const bool term = is_set(te[n]);
           const bool cut = last_row || term || is_set(tr[n]);
           const T follow = cut ? nv[n] : gn[n];
-          g[n] = r[n] + (term ? T(0) : gamma) * follow;
+          // select, not multiply by 0: a non-finite nv[n] at a terminal step is ignored
+          g[n] = r[n] + (term ? T(0) : gamma * follow);
         }
       } else {
         for (int64_t n = n0; n < n1; ++n) {
@@ -130,7 +131,8 @@ void gae(const T* rewards, const T* values, const T* next_values,
       for (int64_t n = n0; n < n1; ++n) {
         const bool term = is_set(te[n]);
         const bool done = last_row || term || is_set(tr[n]);
-        const T delta = r[n] + (term ? T(0) : gamma) * nv[n] - v[n];
+        // select, not multiply by 0: a non-finite nv[n] at a terminal step is ignored
+        const T delta = r[n] + (term ? T(0) : gamma * nv[n]) - v[n];
         const T next_a = done ? T(0) : an[n];
         const T adv = delta + gl * next_a;
         a[n] = adv;

@@ -148,24 +148,29 @@ def _discounted_cumsum_torch(x, dones, gamma: float):
 
 
 def _reward_to_go_torch(rewards, terminated, truncated, gamma: float, next_values):
-    te = _t_flag(terminated, rewards.dtype)
-    cut = ((terminated != 0) | (truncated != 0)).to(rewards.dtype)
-    cut[-1] = 1.0
+    # torch.where (not multiplication by 0/1 flags): next_values that are not used
+    # (non-cut or terminal steps) never reach the result, even if not finite
+    te = terminated != 0
+    cut = te | (truncated != 0)
+    cut[-1] = True
     nv = torch.zeros_like(rewards) if next_values is None else next_values
+    zero = torch.zeros((), dtype=rewards.dtype, device=rewards.device)
     out = torch.empty_like(rewards)
     nxt = torch.zeros_like(rewards[0])
     for t in range(rewards.shape[0] - 1, -1, -1):
-        follow = cut[t] * nv[t] + (1.0 - cut[t]) * nxt
-        nxt = rewards[t] + gamma * (1.0 - te[t]) * follow
+        follow = torch.where(cut[t], nv[t], nxt)
+        nxt = rewards[t] + torch.where(te[t], zero, gamma * follow)
         out[t] = nxt
     return out
 
 
 def _gae_torch(rewards, values, next_values, terminated, truncated, gamma: float, lam: float):
-    te = _t_flag(terminated, rewards.dtype)
-    not_done = 1.0 - ((terminated != 0) | (truncated != 0)).to(rewards.dtype)
+    te = terminated != 0
+    not_done = 1.0 - (te | (truncated != 0)).to(rewards.dtype)
     not_done[-1] = 0.0
-    deltas = rewards + gamma * (1.0 - te) * next_values - values
+    # torch.where: a non-finite next value at a terminal step is ignored
+    zero = torch.zeros((), dtype=rewards.dtype, device=rewards.device)
+    deltas = rewards + torch.where(te, zero, gamma * next_values) - values
     adv = torch.empty_like(rewards)
     nxt = torch.zeros_like(rewards[0])
     for t in range(rewards.shape[0] - 1, -1, -1):

@@ -127,6 +127,50 @@ def test_torch_implementation_matches_kernel(p):
     np.testing.assert_allclose(y_t.numpy(), y, rtol=rtol, atol=rtol * s)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_next_values_where_terminated_are_ignored_even_if_not_finite(dtype):
+    # a terminated step never bootstraps: whatever next_values holds there (e.g. V of a
+    # NaN observation that ended the episode) must not reach the result
+    rng = np.random.default_rng(0)
+    T, N = 6, 3
+    rew = rng.normal(size=(T, N)).astype(dtype)
+    val = rng.normal(size=(T, N)).astype(dtype)
+    nv = rng.normal(size=(T, N)).astype(dtype)
+    term = np.zeros((T, N), bool)
+    trunc = np.zeros((T, N), bool)
+    term[1, 0] = term[T - 1, 1] = term[3, 2] = True
+    trunc[3, 2] = True  # terminated and truncated at once: still no bootstrap
+    bad = nv.copy()
+    bad[1, 0], bad[T - 1, 1], bad[3, 2] = np.nan, np.inf, -np.inf
+    want_adv, want_ret = R.gae_reference(rew, val, nv, term, trunc, 0.9, 0.8)
+    want_g = R.reward_to_go_reference(rew, term, trunc, 0.9, nv)
+    s = float(np.abs(rew).sum() + np.abs(val).sum() + np.abs(nv).sum())
+    for kind in ("numpy", "torch", "torch-path"):
+        if kind == "numpy":
+            args = (rew, val, bad, term, trunc)
+            gae, rtg = pgfast.gae, pgfast.reward_to_go
+        else:
+            args = tuple(torch.from_numpy(x) for x in (rew, val, bad, term, trunc))
+            gae = pgfast.gae if kind == "torch" else (
+                lambda *a: R._gae_torch(*a[:5], a[5], a[6]))
+            rtg = pgfast.reward_to_go if kind == "torch" else (
+                lambda r, te, tr, g, nv: R._reward_to_go_torch(r, te, tr, g, nv))
+        adv, ret = gae(*args, 0.9, 0.8)
+        g = rtg(args[0], args[3], args[4], 0.9, args[2])
+        for got, want in ((adv, want_adv), (ret, want_ret), (g, want_g)):
+            got = got.numpy() if isinstance(got, torch.Tensor) else got
+            assert np.isfinite(got).all(), kind
+            _close(got, want, dtype, s)
+        # reward_to_go reads next_values only where a step is cut and not terminated
+        unused = bad.copy()
+        unused[0, :] = np.nan  # row 0 is cut nowhere
+        nv_in = unused if kind == "numpy" else torch.from_numpy(unused)
+        g = rtg(args[0], args[3], args[4], 0.9, nv_in)
+        g = g.numpy() if isinstance(g, torch.Tensor) else g
+        assert np.isfinite(g).all(), kind
+        _close(g, want_g, dtype, s)
+
+
 # --------------------------------------------------------------------------- hand-computed
 
 
