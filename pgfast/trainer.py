@@ -391,7 +391,13 @@ class Run:
         self.iteration = int(ck["iteration"])
         self.history = [dict(r) for r in ck["history"]]
         self.collector.load_state_dict(ck["collector"])
-        self.collector.set_current_obs(ck["obs0"].to(self.device))
+        if ck["env_state"] is None:
+            # the env could not be captured and was reset fresh (in __init__): the
+            # rollout starts from its reset observations, with new episodes
+            self.collector.ep_ret[:] = 0.0
+            self.collector.ep_len[:] = 0
+        else:
+            self.collector.set_current_obs(ck["obs0"].to(self.device))
         self.env = _restore_env(self.env, ck["env_state"])
         self.collector.env = self.env
         self.collector.step_into = getattr(self.env, "step_into", None)
