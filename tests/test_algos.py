@@ -308,6 +308,36 @@ def test_trpo_update_respects_trust_region():
         assert kl > 0
 
 
+
+def test_trpo_full_step_is_scaled_to_max_kl(monkeypatch):
+    """The full step s = a*x satisfies s^T (F + damping) s / 2 = max_kl (Schulman et al.),
+    i.e. a = sqrt(2 max_kl / x^T F x): the quadratic KL model of the step sits on the
+    trust-region boundary, not at twice it."""
+    import pgfast.algos.trpo as trpo_mod
+
+    run = _small_run("trpo", max_kl=0.01)
+    run.collector.collect()
+    seen = {}
+    real = trpo_mod.line_search
+
+    def spy(evaluate, x0, full_step, surr0, max_kl, iters, coeff):
+        # evaluated before the line search moves the parameters
+        seen["quad"] = 0.5 * float(full_step.dot(seen["fvp"](full_step)))
+        return real(evaluate, x0, full_step, surr0, max_kl, iters, coeff)
+
+    monkeypatch.setattr(trpo_mod, "line_search", spy)
+    real_fvp_fn = run.updater.fisher_vector_product_fn
+
+    def keep_fvp(*args):
+        seen["fvp"] = real_fvp_fn(*args)
+        return seen["fvp"]
+
+    monkeypatch.setattr(run.updater, "fisher_vector_product_fn", keep_fvp)
+    adv, ret = run.updater.advantages(run.buffer)
+    run.updater.update(run.buffer, adv, ret)
+    assert seen["quad"] == pytest.approx(0.01, rel=1e-3)
+
+
 # --------------------------------------------------------------------------- configs
 
 

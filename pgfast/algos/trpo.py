@@ -154,8 +154,8 @@ class TRPO(AlgoBase):
         g = pol.actor_flat(torch.autograd.grad(surr, self.pi_params))
         fvp = self.fisher_vector_product_fn(obs, old_pi_out, old_log_std)
         x = conjugate_gradient(fvp, g, cfg.cg_iters)
-        shs = 0.5 * x.dot(fvp(x))
-        full_step = torch.sqrt(2.0 * cfg.max_kl / shs.clamp_min(1e-12)) * x
+        xfx = x.dot(fvp(x))  # the quadratic KL model of step a*x is a^2 x^T F x / 2
+        full_step = torch.sqrt(2.0 * cfg.max_kl / xfx.clamp_min(1e-12)) * x
         x0 = pol.actor_vector()
         surr0 = float(surr.detach())
 
