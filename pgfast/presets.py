@@ -69,11 +69,11 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
     },
     "trpo": {
         # pgfast's tested CartPole settings (tests/test_learning.py): 8 envs x
-        # 128 steps, max_kl 0.04, GAE lambda 0.97, value fit 10 epochs x 4
-        # minibatches at 1e-3 (RL-Zoo's trpo.yml uses a similar 1024-step
+        # 64 steps, max_kl 0.02, GAE lambda 0.97, value fit 10 epochs x 4
+        # minibatches at 1e-3 (RL-Zoo's trpo.yml uses a 1024-step
         # batch and 1e-3 critic rate).
         "CartPole-v1": dict(
-            num_envs=8, num_steps=128, gamma=0.99, gae_lambda=0.97, max_kl=0.04, learning_rate=1e-3,
+            num_envs=8, num_steps=64, gamma=0.99, gae_lambda=0.97, max_kl=0.02, learning_rate=1e-3,
             update_epochs=10, num_minibatches=4,
         ),
         # gamma 0.9 and GAE 0.95 as in RL-Zoo's Pendulum-v1 settings (short

@@ -177,11 +177,20 @@ class Run:
         if not isinstance(obs_space, gym.spaces.Box):
             raise TypeError(f"observation space must be a Box, got {type(obs_space).__name__}")
         obs_dim = int(np.prod(obs_space.shape))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            self.policy = ActorCritic(obs_dim, self.env.single_action_space, cfg.hidden_sizes,
-                                      cfg.activation, cfg.ortho_init, cfg.log_std_init,
-                                      cfg.norm_obs, cfg.clip_obs).to(self.device)
+        # The initialisation runs on one intra-op thread: the QR of orthogonal init can
+        # differ in the last bits between thread counts, and a seed must give the same
+        # network whatever the caller's torch.set_num_threads setting.
+        old_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                self.policy = ActorCritic(obs_dim, self.env.single_action_space,
+                                          cfg.hidden_sizes, cfg.activation, cfg.ortho_init,
+                                          cfg.log_std_init, cfg.norm_obs,
+                                          cfg.clip_obs).to(self.device)
+        finally:
+            torch.set_num_threads(old_threads)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(self.seed)
         self.updater = self.algo_cls(self.policy, cfg, self.generator)

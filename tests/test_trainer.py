@@ -322,3 +322,19 @@ def test_periodic_checkpoints_and_checkpoint_on_interrupt(tmp_path):
     assert pgfast.load(p2).iteration == 1
     with pytest.raises(ValueError, match="checkpoint_every"):
         pgfast.train("vpg", "CartPole-v1", total_timesteps=128, checkpoint_every=-1)
+
+
+def test_history_does_not_depend_on_the_callers_torch_threads():
+    """Construction (network init) runs under the training thread count too, so the
+    caller's torch.set_num_threads setting cannot change a seeded run."""
+    before = torch.get_num_threads()
+    hists = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            run = pgfast.train("trpo", "CartPole-v1", total_timesteps=4096, seed=0, device="cpu")
+            hists.append([(r["global_step"], r["episodic_return"], r["policy_loss"])
+                          for r in run.history])
+    finally:
+        torch.set_num_threads(before)
+    assert hists[0] == hists[1]
