@@ -181,6 +181,21 @@ def _cmd_eval(a) -> int:
     return 0
 
 
+def _policy_action(run, obs, deterministic, gen, box_space=None):
+    """The run's action for one (unbatched) observation of a single gymnasium env,
+    clipped to ``box_space`` when given (continuous actions)."""
+    import numpy as np
+    import torch
+
+    with torch.inference_mode():
+        o = torch.as_tensor(np.asarray(obs, dtype=np.float32)[None], device=run.device)
+        pi_out, _ = run.policy(o)
+        act = run.policy.sample(pi_out, deterministic, gen).cpu().numpy()[0]
+    if box_space is not None:
+        act = np.clip(act, box_space.low, box_space.high).astype(box_space.dtype)
+    return act
+
+
 def record_video(run, video_dir, episodes: int = 1, deterministic: bool = True) -> List[Path]:
     """Play ``episodes`` episodes of ``run``'s policy in one gymnasium env
     rendering ``rgb_array`` frames and record them into ``video_dir``.
@@ -227,12 +242,7 @@ def record_video(run, video_dir, episodes: int = 1, deterministic: bool = True) 
                         frames.append(np.asarray(env.render()))
                     except Exception as ex:
                         raise CLIError(f"--video: {run.env_id} cannot render ({type(ex).__name__}: {ex})") from None
-                with torch.inference_mode():
-                    o = torch.as_tensor(np.asarray(obs, dtype=np.float32)[None], device=run.device)
-                    pi_out, _ = run.policy(o)
-                    act = run.policy.sample(pi_out, deterministic, gen).cpu().numpy()[0]
-                if box:
-                    act = np.clip(act, space.low, space.high).astype(space.dtype)
+                act = _policy_action(run, obs, deterministic, gen, space if box else None)
                 obs, _, term, trunc, _ = env.step(act)
                 done = bool(term or trunc)
             if recorder == "gif":
@@ -271,12 +281,7 @@ def evaluate_reference(run, episodes: int = 10, deterministic: bool = True):
             obs, _ = env.reset(seed=run.seed + 2_000_003 + ep)
             total, done = 0.0, False
             while not done:
-                with torch.inference_mode():
-                    o = torch.as_tensor(np.asarray(obs, dtype=np.float32)[None], device=run.device)
-                    pi_out, _ = run.policy(o)
-                    act = run.policy.sample(pi_out, deterministic, gen).cpu().numpy()[0]
-                if box:
-                    act = np.clip(act, space.low, space.high).astype(space.dtype)
+                act = _policy_action(run, obs, deterministic, gen, space if box else None)
                 obs, r, term, trunc, _ = env.step(act)
                 total += float(r)
                 done = bool(term or trunc)
