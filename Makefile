@@ -72,6 +72,7 @@ dev: $(PY)
 
 # The new .so is moved into place, never overwritten: running processes keep the old one.
 inplace: $(PY)
+	@$(PY) -c "import pybind11, ninja, cmake" 2>/dev/null || $(PIP) install -q pybind11 ninja cmake
 	@mkdir -p build/dev
 	flock build/dev.lock sh -c '\
 	  cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release \
