@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 __all__ = ["main", "build_parser"]
 
@@ -44,8 +45,42 @@ def _nonneg_float(text: str) -> float:
     return v
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``pgfast`` command (all subcommands)."""
+def _train_epilog(help_for: Optional[Tuple[str, Optional[str]]]) -> str:
+    """The config-field list shown by ``pgfast train ALGO [ENV_ID] --help``."""
+    from pgfast import algos
+    from pgfast.config import format_help
+
+    if help_for is None:
+        return (f"config fields (--set FIELD=VALUE): run `pgfast train ALGO --help` to list ALGO's fields with "
+                f"their defaults and meaning; ALGO is one of {', '.join(algos.ALGOS)}")
+    algo, env_id = help_for
+    defaults = algos.get_preset(algo, env_id) if env_id else None
+    where = f" ({env_id}'s preset values marked *)" if env_id and defaults else ""
+    return (f"{algo} config fields for --set FIELD=VALUE, with defaults{where}:\n"
+            + format_help(algos.config_class(algo), defaults))
+
+
+def _help_target(argv: Sequence[str]) -> Optional[Tuple[str, Optional[str]]]:
+    """(algo, env_id) when ``argv`` asks for ``train ALGO [ENV_ID] --help``."""
+    from pgfast import algos
+
+    args = list(argv)
+    if not args or args[0] != "train" or not ({"-h", "--help"} & set(args)):
+        return None
+    pos = []
+    for x in args[1:]:
+        if x.startswith("-"):
+            break
+        pos.append(x)
+    if not pos or pos[0].lower() not in algos.ALGOS:
+        return None
+    return pos[0].lower(), (pos[1] if len(pos) > 1 else None)
+
+
+def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argparse.ArgumentParser:
+    """The argument parser of the ``pgfast`` command (all subcommands).
+
+    ``help_for=(algo, env_id)`` makes ``train --help`` list that algorithm's config fields."""
     from pgfast import experiments
 
     p = argparse.ArgumentParser(
@@ -54,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    t = sub.add_parser("train", help="train one agent", description=(
+    t = sub.add_parser("train", help="train one agent", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=_train_epilog(help_for), description=textwrap.fill(
         "Train one agent with the env's preset hyperparameters (pgfast/presets.py), overridable with --set. "
         "Writes progress.csv, TensorBoard logs (tb/) and periodic atomic checkpoints (ckpt.pt, ckpt.prev.pt) "
         "to --out. Ctrl-C or SIGTERM saves a checkpoint before exiting; --resume continues from one."))
@@ -66,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="training device")
     t.add_argument("--set", dest="overrides", action="append", nargs="+", default=[], metavar="FIELD=VALUE",
-                   help="override a Config field, e.g. --set learning_rate=3e-4 num_envs=16")
+                   help="override a Config field, e.g. --set learning_rate=3e-4 num_envs=16 (fields listed below)")
     t.add_argument("--out", default=None, help="output directory (default runs/ALGO-ENV_ID-seedS; with --resume: "
                                                "the checkpoint's directory)")
     t.add_argument("--resume", default=None, metavar="CKPT", help="checkpoint file or run directory to continue")
@@ -120,17 +156,19 @@ def _flatten(groups: Sequence[Sequence[str]]) -> List[str]:
 
 
 def _cmd_train(a) -> int:
-    from pgfast import experiments, presets
+    from pgfast import algos, experiments
+    from pgfast.config import parse_overrides
 
     if a.resume is None:
         if a.algo is None or a.env_id is None:
             raise CLIError("train: ALGO and ENV_ID are required (or --resume CKPT)")
-        algo = a.algo.lower()
-        if algo not in presets.ALGOS:
-            raise CLIError(f"train: ALGO must be one of {', '.join(presets.ALGOS)}, got {a.algo!r}")
-        cfg = presets.get_preset(algo, a.env_id)
-        cfg.update(presets.parse_overrides(_flatten(a.overrides), [algo])[algo])
-        total = a.total_timesteps or presets.study_timesteps(a.env_id)
+        try:
+            algo = algos.get_algo(a.algo).name
+        except ValueError as ex:
+            raise CLIError(str(ex)) from None
+        cfg = algos.get_preset(algo, a.env_id)
+        cfg.update(parse_overrides(_flatten(a.overrides), {algo: algos.config_class(algo)})[algo])
+        total = a.total_timesteps or algos.study_timesteps(a.env_id)
         out = Path(a.out or f"runs/{algo}-{a.env_id.replace('/', '_')}-seed{a.seed}")
     else:
         if a.algo is not None or a.env_id is not None:
@@ -293,11 +331,13 @@ def evaluate_reference(run, episodes: int = 10, deterministic: bool = True):
 
 
 def _cmd_experiment(a) -> int:
-    from pgfast import experiments, presets
+    from pgfast import algos as registry
+    from pgfast import experiments
+    from pgfast.config import parse_overrides
 
     variants = experiments.EXPERIMENTS[a.name]
     algos = sorted({experiments.VARIANTS[v].algo for v in variants})
-    per_algo = presets.parse_overrides(_flatten(a.overrides), algos)
+    per_algo = parse_overrides(_flatten(a.overrides), {n: registry.config_class(n) for n in algos})
     out = Path(a.out or f"runs/{a.name}")
     jobs = []
     for v in variants:
@@ -339,7 +379,8 @@ def _cmd_plot(a) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``pgfast`` console script; returns the exit status."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_help_target(argv))
     a = parser.parse_args(argv)
     handlers = {"train": _cmd_train, "eval": _cmd_eval, "experiment": _cmd_experiment, "plot": _cmd_plot}
     try:

@@ -179,7 +179,8 @@ def make_jobs(
     and win over presets and variant settings; fields that an algorithm's
     Config does not have raise ValueError naming them.
     """
-    from pgfast import presets
+    from pgfast import algos
+    from pgfast.config import check_fields
 
     if not variants:
         raise ValueError("variants: need at least one variant")
@@ -200,11 +201,11 @@ def make_jobs(
             raise ValueError(f"variants: unknown variant {vname!r}; known: {', '.join(VARIANTS)}")
         v = VARIANTS[vname]
         for env_id in envs:
-            cfg = presets.get_preset(v.algo, env_id)
+            cfg = algos.get_preset(v.algo, env_id)
             cfg.update(dict(v.overrides))
             cfg.update(overrides)
-            presets.check_fields(v.algo, cfg)
-            steps = int(total_timesteps) if total_timesteps is not None else presets.study_timesteps(env_id)
+            check_fields(algos.config_class(v.algo), cfg)
+            steps = int(total_timesteps) if total_timesteps is not None else algos.study_timesteps(env_id)
             for seed in seeds:
                 d = Path(out) / _env_dirname(env_id) / vname / f"seed{int(seed)}"
                 jobs.append(

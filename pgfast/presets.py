@@ -4,7 +4,8 @@
 can be overridden with ``--set field=value``. Field names are the algorithms'
 Config fields (CleanRL names). Sources are named next to each block; where a
 source uses a feature pgfast does not have (e.g. gSDE), the difference is
-noted.
+noted. This module is data only: :func:`pgfast.algos.get_preset` and
+:func:`pgfast.algos.make_config` read it.
 
 Mapping from Stable-Baselines3 / RL-Zoo names: n_envs -> num_envs,
 n_steps -> num_steps, n_epochs -> update_epochs, batch_size -> num_envs *
@@ -14,15 +15,9 @@ learning_rate=X with anneal_lr=True.
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import typing
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict
 
-__all__ = ["PRESETS", "STUDY_TIMESTEPS", "get_preset", "study_timesteps", "config_class", "config_fields",
-           "check_fields", "parse_value", "parse_overrides"]
-
-ALGOS = ("vpg", "trpo", "ppo")
+__all__ = ["PRESETS", "STUDY_TIMESTEPS"]
 
 # Env-step budgets of the reproduced study (per job).
 STUDY_TIMESTEPS: Dict[str, int] = {
@@ -119,143 +114,3 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
     },
 }
 """algo -> env id -> Config fields. Envs not listed use the Config defaults."""
-
-
-def _check_algo(algo: str) -> str:
-    if not isinstance(algo, str) or algo.lower() not in ALGOS:
-        raise ValueError(f"algo: expected one of {', '.join(ALGOS)}, got {algo!r}")
-    return algo.lower()
-
-
-def get_preset(algo: str, env_id: str) -> Dict[str, Any]:
-    """A fresh dict of the preset Config fields for ``algo`` on ``env_id``
-    ({} when the env has no preset: the Config defaults apply)."""
-    algo = _check_algo(algo)
-    return dict(PRESETS[algo].get(env_id, {}))
-
-
-def study_timesteps(env_id: str, default: int = 100_000) -> int:
-    """The study's per-job step budget for ``env_id`` (``default`` if none)."""
-    return int(STUDY_TIMESTEPS.get(env_id, default))
-
-
-def config_class(algo: str):
-    """The Config dataclass of ``algo`` (e.g. ``pgfast.algos.ppo.PPOConfig``)."""
-    from pgfast.algos import get_algo
-
-    return get_algo(_check_algo(algo)).Config
-
-
-def config_fields(algo: str) -> Dict[str, Any]:
-    """Field name -> resolved type annotation of ``algo``'s Config."""
-    cls = config_class(algo)
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls)}
-
-
-# Arguments of pgfast.train that are not Config fields but may be set.
-_RESERVED = ("total_timesteps", "seed", "device")
-
-
-def check_fields(algo: str, config: Mapping[str, Any]) -> None:
-    """Raise ValueError naming every key of ``config`` that is not a field of
-    ``algo``'s Config (with close matches as hints)."""
-    fields = config_fields(algo)
-    bad = [k for k in config if k not in fields]
-    if bad:
-        hints = []
-        for k in bad:
-            close = difflib.get_close_matches(k, list(fields), n=2)
-            hints.append(f"{k!r}" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
-        raise ValueError(f"unknown {algo} Config field(s): {', '.join(hints)}; valid fields: {', '.join(sorted(fields))}")
-
-
-_TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f"}
-
-
-def parse_value(text: str, typ: Any, name: str = "value") -> Any:
-    """Parse ``text`` to ``typ`` (bool, int, float, str, Optional[X],
-    tuple/list of X written "a,b,c"). Raises ValueError naming ``name``."""
-    origin = typing.get_origin(typ)
-    args = typing.get_args(typ)
-    s = text.strip()
-    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
-        non_none = [a for a in args if a is not type(None)]
-        if type(None) in args and s.lower() in ("none", "null", ""):
-            return None
-        errors = []
-        for a in non_none:
-            try:
-                return parse_value(s, a, name)
-            except ValueError as e:
-                errors.append(str(e))
-        raise ValueError(f"{name}: cannot parse {text!r} as {typ}")
-    if origin in (tuple, list, Sequence, typing.Sequence) or typ in (tuple, list):
-        inner = args[0] if args else str
-        parts = [p for p in s.strip("()[]").split(",") if p.strip() != ""]
-        vals = [parse_value(p, inner, name) for p in parts]
-        return tuple(vals) if (origin is tuple or typ is tuple) else vals
-    if typ is bool:
-        if s.lower() in _TRUE:
-            return True
-        if s.lower() in _FALSE:
-            return False
-        raise ValueError(f"{name}: expected a boolean (true/false), got {text!r}")
-    if typ is int:
-        try:
-            return int(s)
-        except ValueError:
-            pass
-        try:
-            f = float(s)
-        except ValueError:
-            raise ValueError(f"{name}: expected an integer, got {text!r}") from None
-        if not f.is_integer():
-            raise ValueError(f"{name}: expected an integer, got {text!r}")
-        return int(f)
-    if typ is float:
-        try:
-            return float(s)
-        except ValueError:
-            raise ValueError(f"{name}: expected a number, got {text!r}") from None
-    if typ is str or typ is Any:
-        return s
-    raise ValueError(f"{name}: fields of type {typ} cannot be set from the command line")
-
-
-def parse_overrides(pairs: Iterable[str], algos: Sequence[str]) -> Dict[str, Dict[str, Any]]:
-    """Parse ``--set`` items for the given algorithms.
-
-    Each item is ``field=value`` (applies to every algorithm in ``algos``;
-    the field must exist in all of them) or ``algo.field=value`` (only that
-    algorithm). Values are parsed to the Config field's type. Returns
-    algo -> {field: value}. Raises ValueError for malformed items, unknown
-    fields and unparsable values.
-    """
-    algos = [_check_algo(a) for a in algos]
-    out: Dict[str, Dict[str, Any]] = {a: {} for a in algos}
-    for item in pairs:
-        if "=" not in item:
-            raise ValueError(f"--set: expected field=value, got {item!r}")
-        key, val = item.split("=", 1)
-        key = key.strip()
-        targets = algos
-        if "." in key:
-            a, key = key.split(".", 1)
-            a = a.lower()
-            if a not in ALGOS:
-                raise ValueError(f"--set: unknown algorithm prefix {a!r} in {item!r}")
-            if a not in algos:
-                raise ValueError(f"--set: {item!r} targets {a}, which this command does not run ({', '.join(algos)})")
-            targets = [a]
-        if not key:
-            raise ValueError(f"--set: empty field name in {item!r}")
-        for a in targets:
-            fields = config_fields(a)
-            if key in _RESERVED:
-                raise ValueError(f"--set: {key!r} has its own option (--{key.replace('_', '-')})")
-            if key not in fields:
-                check_fields(a, {key: None})
-            out[a][key] = parse_value(val, fields[key], name=f"--set {key}")
-    return out

@@ -48,11 +48,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from pgfast.algos import explained_variance, field_docs, get_algo
+from pgfast.algos import config_help, explained_variance, get_algo, make_config
 from pgfast.buffer import Collector, RewardScaler, RolloutBuffer
 from pgfast.envs import make_vec
 from pgfast.nn import ActorCritic
-from pgfast.presets import get_preset
 
 __all__ = ["train", "load", "Run"]
 
@@ -73,15 +72,6 @@ def _resolve_device(device) -> torch.device:
             raise ValueError(f"device={device!r} but CUDA is not available")
         return torch.device(device)
     raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}")
-
-
-def _make_config(algo_cls, fields: Dict[str, Any]):
-    valid = algo_cls.Config.field_names()
-    unknown = sorted(set(fields) - set(valid))
-    if unknown:
-        raise ValueError(f"unknown config field(s) {unknown} for {algo_cls.name}; "
-                         f"valid fields: {', '.join(valid)}")
-    return algo_cls.Config(**fields)
 
 
 # --------------------------------------------------------------------------- env state
@@ -446,13 +436,10 @@ def train(algo: str, env_id: str, total_timesteps: Optional[int] = None, seed: i
             an unknown name raises ValueError listing the valid ones.
     """
     algo_cls = get_algo(algo)
-    fields: Dict[str, Any] = {}
-    if tuned:
-        fields.update(get_preset(algo_cls.name, env_id))
-    fields.update(config_fields)
+    fields: Dict[str, Any] = dict(config_fields)
     if total_timesteps is not None:
         fields["total_timesteps"] = total_timesteps
-    cfg = _make_config(algo_cls, fields)
+    cfg = make_config(algo_cls.name, env_id, tuned, **fields)
     run = Run(algo_cls.name, env_id, cfg, seed=seed, device=device, env_kwargs=env_kwargs)
     return run.learn(callback=callback, torch_threads=torch_threads,
                      checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every)
@@ -473,7 +460,3 @@ def load(path, device=None) -> Run:
     return Run(ck["algo"], ck["env_id"], cfg, seed=ck["seed"], device=dev,
                env_kwargs=ck["env_kwargs"], _checkpoint=ck)
 
-
-def config_help(algo: str) -> Dict[str, str]:
-    """Field name -> one-line docstring for an algorithm's Config (for CLIs)."""
-    return field_docs(get_algo(algo).Config)

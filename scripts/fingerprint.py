@@ -57,9 +57,7 @@ def main() -> int:
         name = f"{algo}{'-nb' if extra.get('baseline') is False else ''}/{env_id}"
         if only and not any(o in name for o in only):
             continue
-        preset = pgfast.presets.get_preset(algo, env_id)
-        fields = {**preset, **extra}
-        cfg = pgfast.algos.get_algo(algo).Config(**fields)
+        cfg = pgfast.algos.make_config(algo, env_id, **extra)
         steps = cfg.num_envs * cfg.num_steps * iters
         run = pgfast.train(algo, env_id, total_timesteps=steps, seed=3, device="cpu", **extra)
         entry = {"history": rows(run), "weights": weights_hash(run),

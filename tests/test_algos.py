@@ -16,7 +16,8 @@ from pgfast.algos.ppo import (PPO, PPOConfig, ppo_clip_loss, ppo_minibatch_grads
 from pgfast.algos.trpo import TRPO, TRPOConfig, conjugate_gradient, line_search
 from pgfast.algos.vpg import VPG, VPGConfig, vpg_loss
 from pgfast.nn import ActorCritic, categorical_log_prob
-from pgfast.trainer import Run, _make_config
+from pgfast.algos import make_config
+from pgfast.trainer import Run
 
 # --------------------------------------------------------------------------- PPO
 
@@ -75,7 +76,7 @@ def test_ppo_value_loss_clipped_and_unclipped():
 def _small_run(algo, **kw):
     fields = dict(num_envs=4, num_steps=16, total_timesteps=64, num_minibatches=2)
     fields.update(kw)
-    cfg = _make_config(get_algo(algo), fields)
+    cfg = make_config(algo, **fields)
     return Run(algo, "CartPole-v1", cfg, seed=0, device="cpu")
 
 

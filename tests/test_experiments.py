@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pgfast import experiments as ex
-from pgfast import presets
+from pgfast.presets import PRESETS
 
 
 # ---------------------------------------------------------------- helpers ---
@@ -176,36 +176,6 @@ def test_redraw_errors(tmp_path):
 # ---------------------------------------------------------------- presets ---
 
 
-def test_parse_value_types():
-    from typing import Optional, Tuple
-
-    assert presets.parse_value("true", bool) is True
-    assert presets.parse_value("No", bool) is False
-    assert presets.parse_value("1e5", int) == 100000
-    assert presets.parse_value("3e-4", float) == 3e-4
-    assert presets.parse_value("none", Optional[float]) is None
-    assert presets.parse_value("0.02", Optional[float]) == 0.02
-    assert presets.parse_value("64,64", Tuple[int, ...]) == (64, 64)
-    with pytest.raises(ValueError, match="lr"):
-        presets.parse_value("abc", float, name="lr")
-    with pytest.raises(ValueError, match="integer"):
-        presets.parse_value("1.5", int)
-    with pytest.raises(ValueError, match="boolean"):
-        presets.parse_value("maybe", bool)
-
-
-def test_study_budgets_and_unknown_env():
-    assert presets.study_timesteps("CartPole-v1") == 100_000
-    assert presets.study_timesteps("Pendulum-v1") == 300_000
-    assert presets.study_timesteps("HalfCheetah-v5") == 1_000_000
-    assert presets.get_preset("ppo", "NoSuchEnv-v0") == {}
-    with pytest.raises(ValueError, match="algo"):
-        presets.get_preset("a2c", "CartPole-v1")
-
-
-# ------------------------------------------------------------------- jobs ---
-
-
 def test_make_jobs_layout_and_errors(tmp_path):
     jobs = ex.make_jobs(["vpg", "vpg-baseline"], ["CartPole-v1"], [0, 1], tmp_path, total_timesteps=1000,
                         overrides={"num_envs": 2})
@@ -213,7 +183,7 @@ def test_make_jobs_layout_and_errors(tmp_path):
                                      "CartPole-v1/vpg-baseline/seed0", "CartPole-v1/vpg-baseline/seed1"]
     assert jobs[0].config_dict()["baseline"] is False and jobs[2].config_dict()["baseline"] is True
     assert all(j.config_dict()["num_envs"] == 2 for j in jobs)  # --set wins over the preset
-    assert jobs[0].config_dict()["learning_rate"] == presets.PRESETS["vpg"]["CartPole-v1"]["learning_rate"]
+    assert jobs[0].config_dict()["learning_rate"] == PRESETS["vpg"]["CartPole-v1"]["learning_rate"]
     assert Path(jobs[3].out_dir) == tmp_path / "CartPole-v1" / "vpg-baseline" / "seed1"
     default = ex.make_jobs(["ppo"], ["Pendulum-v1"], [0], tmp_path)
     assert default[0].total_timesteps == 300_000

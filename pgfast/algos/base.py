@@ -1,0 +1,96 @@
+"""What every algorithm shares: GAE advantages, learning-rate annealing, optimiser
+state, the value-function fit, and flattening of a ``[T, N]`` rollout.
+
+An algorithm class (see :data:`pgfast.algos.ALGOS`) derives from :class:`AlgoBase`::
+
+    name                                    # the registry name ("ppo", ...)
+    Config                                  # dataclass of hyperparameters (pgfast.config.BaseConfig)
+    __init__(policy, config, generator)     # policy: pgfast.nn.ActorCritic
+    advantages(buffer) -> (adv [T, N], returns [T, N])
+    update(buffer, adv, returns) -> dict of floats (losses, approx_kl, ...)
+    set_lr_fraction(frac)                   # learning-rate annealing
+    state_dict() / load_state_dict(d)       # optimiser state
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Tuple
+
+import torch
+
+from pgfast.config import BaseConfig
+from pgfast.optim import FastAdam
+from pgfast.returns import gae
+
+__all__ = ["AlgoBase", "explained_variance", "flat_batch"]
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
+    """1 - Var(returns - values) / Var(returns) (NaN when Var(returns) = 0)."""
+    var_y = returns.var()
+    ev = 1.0 - (returns - values).var() / var_y
+    return float(ev) if float(var_y) > 0 else float("nan")
+
+
+class AlgoBase:
+    """Shared pieces: GAE advantages, learning-rate annealing, optimiser state."""
+
+    name = "base"
+    Config = BaseConfig
+
+    def __init__(self, policy: Any, config: Any, generator: torch.Generator) -> None:
+        self.policy = policy
+        self.cfg = config
+        self.gen = generator
+        self.optimizers: Dict[str, FastAdam] = {}
+        self.base_lrs: Dict[str, float] = {}
+
+    def advantages(self, buf: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+        """GAE advantages and returns ``[T, N]`` from a filled buffer."""
+        return gae(buf.rewards, buf.values, buf.next_values, buf.terminated, buf.truncated,
+                   self.cfg.gamma, self.cfg.gae_lambda)
+
+    def set_lr_fraction(self, frac: float) -> None:
+        """Set every optimiser's lr to ``frac`` times its base lr."""
+        for k, opt in self.optimizers.items():
+            for g in opt.param_groups:
+                g["lr"] = frac * self.base_lrs[k]
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Optimiser states."""
+        return {k: o.state_dict() for k, o in self.optimizers.items()}
+
+    def load_state_dict(self, d: Dict[str, Any]) -> None:
+        """Restore optimiser states."""
+        for k, o in self.optimizers.items():
+            o.load_state_dict(d[k])
+
+    def fit_value(self, obs: torch.Tensor, returns: torch.Tensor, opt: FastAdam, params: Any) -> torch.Tensor:
+        """Regress V(s) on ``returns`` by MSE: update_epochs x num_minibatches Adam steps.
+
+        Returns the last minibatch's loss (a tensor)."""
+        cfg = self.cfg
+        B = obs.shape[0]
+        mb = B // cfg.num_minibatches
+        loss = torch.zeros(())
+        for _ in range(cfg.update_epochs):
+            if cfg.num_minibatches > 1:
+                perm = torch.randperm(B, generator=self.gen, device=obs.device)
+                o, r = obs[perm], returns[perm]
+            else:
+                o, r = obs, returns
+            for s in range(0, B, mb):
+                v = self.policy.value(o[s:s + mb])
+                loss = 0.5 * (v - r[s:s + mb]).square().mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step(cfg.max_grad_norm)
+        return loss.detach()
+
+
+def flat_batch(buf: Any) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Flatten a buffer's ``[T, N]`` tensors to ``[T*N]`` (views where possible)."""
+    T, N = buf.num_steps, buf.num_envs
+    B = T * N
+    return (buf.obs[:-1].reshape(B, *buf.obs_shape), buf.actions.reshape(B, *buf.actions.shape[2:]),
+            buf.logp.reshape(B), buf.values.reshape(B))

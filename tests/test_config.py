@@ -1,0 +1,126 @@
+"""Tests of pgfast.config (Config base, field docs, parsing) and the registry in pgfast.algos."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Tuple
+
+import pytest
+
+import pgfast
+from pgfast import algos, config
+from pgfast.presets import PRESETS, STUDY_TIMESTEPS
+
+
+def test_parse_value_types():
+    assert config.parse_value("true", bool) is True
+    assert config.parse_value("No", bool) is False
+    assert config.parse_value("1e5", int) == 100000
+    assert config.parse_value("3e-4", float) == 3e-4
+    assert config.parse_value("none", Optional[float]) is None
+    assert config.parse_value("0.02", Optional[float]) == 0.02
+    assert config.parse_value("64,64", Tuple[int, ...]) == (64, 64)
+    with pytest.raises(ValueError, match="lr"):
+        config.parse_value("abc", float, name="lr")
+    with pytest.raises(ValueError, match="integer"):
+        config.parse_value("1.5", int)
+    with pytest.raises(ValueError, match="boolean"):
+        config.parse_value("maybe", bool)
+
+
+def test_study_budgets_and_unknown_env():
+    assert algos.study_timesteps("CartPole-v1") == 100_000
+    assert algos.study_timesteps("Pendulum-v1") == 300_000
+    assert algos.study_timesteps("HalfCheetah-v5") == 1_000_000
+    assert algos.study_timesteps("NoSuchEnv-v0", default=7) == 7
+    assert algos.get_preset("ppo", "NoSuchEnv-v0") == {}
+    with pytest.raises(ValueError, match="algo"):
+        algos.get_preset("a2c", "CartPole-v1")
+
+
+def test_one_registry_of_algorithm_names():
+    assert set(algos.ALGOS) == {"vpg", "trpo", "ppo"}
+    assert set(PRESETS) <= set(algos.ALGOS)
+    for name, cls in algos.ALGOS.items():
+        assert cls.name == name
+        assert algos.get_algo(name.upper()) is cls
+        assert issubclass(cls.Config, config.BaseConfig)
+    with pytest.raises(ValueError, match="did you mean ppo"):
+        algos.get_algo("ppp")
+
+
+def test_presets_hold_only_valid_fields():
+    for algo, per_env in PRESETS.items():
+        for env_id, fields in per_env.items():
+            cfg = algos.make_config(algo, env_id)
+            for k, v in fields.items():
+                assert getattr(cfg, k) == (tuple(v) if isinstance(v, list) else v), (algo, env_id, k)
+    assert set(STUDY_TIMESTEPS) >= {"CartPole-v1", "Pendulum-v1", "HalfCheetah-v5"}
+
+
+def test_make_config_merges_preset_then_fields():
+    cfg = algos.make_config("ppo", "CartPole-v1", num_envs=3, num_minibatches=1)
+    assert cfg.num_envs == 3 and cfg.num_steps == PRESETS["ppo"]["CartPole-v1"]["num_steps"]
+    untuned = algos.make_config("ppo", "CartPole-v1", tuned=False)
+    assert untuned == algos.config_class("ppo")()
+    assert algos.make_config("ppo") == algos.config_class("ppo")()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: algos.make_config("ppo", "CartPole-v1", lerning_rate=1e-3),
+    lambda: algos.config_class("trpo").from_fields({"max_kll": 0.1}),
+    lambda: config.parse_overrides(["lerning_rate=1"], {"ppo": algos.config_class("ppo")}),
+    lambda: pgfast.train("ppo", "CartPole-v1", 64, lerning_rate=1e-3),
+])
+def test_unknown_field_says_did_you_mean(call):
+    with pytest.raises(ValueError, match=r"'lerning_rate' \(did you mean learning_rate\?\)|max_kll.*did you mean max_kl"):
+        call()
+
+
+def test_parse_overrides_scopes_and_errors():
+    cfgs = {"ppo": algos.config_class("ppo"), "vpg": algos.config_class("vpg")}
+    out = config.parse_overrides(["gamma=0.9", "ppo.clip_coef=0.1", "vpg.baseline=false"], cfgs)
+    assert out == {"ppo": {"gamma": 0.9, "clip_coef": 0.1}, "vpg": {"gamma": 0.9, "baseline": False}}
+    with pytest.raises(ValueError, match="clip_coef"):  # not a VPG field
+        config.parse_overrides(["clip_coef=0.1"], cfgs)
+    with pytest.raises(ValueError, match="its own option"):
+        config.parse_overrides(["seed=3"], cfgs)
+    with pytest.raises(ValueError, match="field=value"):
+        config.parse_overrides(["gamma"], cfgs)
+    with pytest.raises(ValueError, match="does not run"):
+        config.parse_overrides(["trpo.max_kl=0.1"], cfgs)
+    with pytest.raises(ValueError, match="expected a number"):
+        config.parse_overrides(["gamma=high"], cfgs)
+
+
+@pytest.mark.parametrize("algo", list(algos.ALGOS))
+def test_every_field_documented_and_listed(algo):
+    cls = algos.config_class(algo)
+    docs = config.field_docs(cls)
+    assert list(docs) == [f.name for f in dataclasses.fields(cls)]
+    assert all(docs.values()), [k for k, v in docs.items() if not v]
+    text = config.format_help(cls, {"num_envs": 3})
+    lines = text.splitlines()
+    assert len(lines) == len(docs)
+    assert any(line.split()[0] == "num_envs" and "= 3*" in line for line in lines)
+    assert not any("= 3*" in line for line in lines if line.split()[0] != "num_envs")
+
+
+def test_cli_train_help_lists_fields(capsys):
+    from pgfast import cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "trpo", "CartPole-v1", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for name, doc in config.field_docs(algos.config_class("trpo")).items():
+        assert name in out and doc in out
+    assert "max_kl" in out and "0.02*" in out  # CartPole's TRPO preset value, marked
+
+
+def test_cli_unknown_set_field_one_line_error(capsys):
+    from pgfast import cli
+
+    assert cli.main(["train", "ppo", "CartPole-v1", "--set", "lerning_rate=1", "--out", "/nonexistent/x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did you mean learning_rate" in err[0]
