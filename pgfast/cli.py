@@ -12,11 +12,18 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import textwrap
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
+
+from pgfast import study
+from pgfast.checkpoint import CKPT_NAME, CheckpointError
+from pgfast.evaluation import RenderError, evaluate_reference, record_video
+from pgfast.logs import PROGRESS_NAME
+from pgfast.rundir import TrainSession
+from pgfast.session import Interrupted
+from pgfast.trainer import load_checkpoint
 
 __all__ = ["main", "build_parser"]
 
@@ -81,8 +88,6 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
     """The argument parser of the ``pgfast`` command (all subcommands).
 
     ``help_for=(algo, env_id)`` makes ``train --help`` list that algorithm's config fields."""
-    from pgfast import experiments
-
     p = argparse.ArgumentParser(
         prog="pgfast",
         description="Fast policy-gradient RL (VPG, TRPO, PPO): train agents, evaluate them, run multi-seed studies.",
@@ -126,10 +131,10 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
         "Run a study: every (variant, env, seed) is an independent job under OUT/ENV_ID/VARIANT/seedS. A rerun "
         "skips finished jobs and resumes interrupted ones. Writes OUT/summary.csv (final evaluation return per "
         "variant and env: mean, std and 95% CI over seeds) and one OUT/ENV_ID.png per env. Experiments: "
-        + "; ".join(f"{k}: {', '.join(v)}" for k, v in experiments.EXPERIMENTS.items())))
-    x.add_argument("name", metavar="NAME", choices=list(experiments.EXPERIMENTS), help=", ".join(experiments.EXPERIMENTS))
-    x.add_argument("--envs", nargs="+", default=list(experiments.DEFAULT_ENVS),
-                   help=f"environment ids (default: {' '.join(experiments.DEFAULT_ENVS)})")
+        + "; ".join(f"{k}: {', '.join(v)}" for k, v in study.EXPERIMENTS.items())))
+    x.add_argument("name", metavar="NAME", choices=list(study.EXPERIMENTS), help=", ".join(study.EXPERIMENTS))
+    x.add_argument("--envs", nargs="+", default=list(study.DEFAULT_ENVS),
+                   help=f"environment ids (default: {' '.join(study.DEFAULT_ENVS)})")
     x.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
     x.add_argument("--total-timesteps", type=_positive_int, default=None,
                    help="env steps per job (default: per-env study budget from pgfast/presets.py)")
@@ -155,8 +160,8 @@ def _flatten(groups: Sequence[Sequence[str]]) -> List[str]:
     return [s for g in groups for s in g]
 
 
-def _cmd_train(a) -> int:
-    from pgfast import algos, experiments
+def _cmd_train(a: argparse.Namespace) -> int:
+    from pgfast import algos
     from pgfast.config import parse_overrides
 
     if a.resume is None:
@@ -180,35 +185,36 @@ def _cmd_train(a) -> int:
             raise CLIError(f"train: --resume: {rp} does not exist")
         algo, cfg, total = None, {}, a.total_timesteps
         out = Path(a.out) if a.out else (rp if rp.is_dir() else rp.parent)
-    sess = experiments.TrainSession(
+    sess = TrainSession(
         out, algo=algo, env_id=a.env_id, total_timesteps=total, seed=a.seed, device=a.device, config=cfg,
         resume=a.resume, checkpoint_interval=a.checkpoint_interval, tensorboard=not a.no_tensorboard,
         progress_bar=not a.no_progress, log=lambda m: print(m, file=sys.stderr, flush=True),
     )
     try:
         run = sess.run_training()
-    except experiments.Interrupted as ex:
-        print(f"pgfast: {ex}; resume with: pgfast train --resume {out / experiments.CKPT_NAME}", file=sys.stderr)
+    except Interrupted as ex:
+        print(f"pgfast: {ex}; resume with: pgfast train --resume {out / CKPT_NAME}", file=sys.stderr)
         return 130
-    except experiments.CheckpointError as ex:
+    except CheckpointError as ex:
         raise CLIError(str(ex)) from None
-    print(f"checkpoint: {out / experiments.CKPT_NAME}")
-    print(f"log:        {out / experiments.PROGRESS_NAME}")
+    print(f"checkpoint: {out / CKPT_NAME}")
+    print(f"log:        {out / PROGRESS_NAME}")
     if a.eval_episodes > 0:
-        mean, std = experiments._TrainerAPI.evaluate(run, a.eval_episodes)
+        mean, std = run.evaluate(episodes=a.eval_episodes, deterministic=True)
         print(f"eval return over {a.eval_episodes} episodes: {mean:.2f} ± {std:.2f}")
     return 0
 
 
-def _cmd_eval(a) -> int:
-    from pgfast import experiments
-
+def _cmd_eval(a: argparse.Namespace) -> int:
     try:
-        run = experiments.load_checkpoint(a.ckpt, log=lambda m: print(m, file=sys.stderr))
-    except experiments.CheckpointError as ex:
+        run = load_checkpoint(a.ckpt, log=lambda m: print(m, file=sys.stderr))
+    except CheckpointError as ex:
         raise CLIError(str(ex)) from None
     if a.video is not None:
-        paths = record_video(run, a.video, episodes=a.episodes, deterministic=not a.stochastic)
+        try:
+            paths = record_video(run, a.video, episodes=a.episodes, deterministic=not a.stochastic)
+        except RenderError as ex:
+            raise CLIError(str(ex)) from None
         for p in paths:
             print(f"video: {p}")
     mean, std = run.evaluate(episodes=a.episodes, deterministic=not a.stochastic)
@@ -219,130 +225,18 @@ def _cmd_eval(a) -> int:
     return 0
 
 
-def _policy_action(run, obs, deterministic, gen, box_space=None):
-    """The run's action for one (unbatched) observation of a single gymnasium env,
-    clipped to ``box_space`` when given (continuous actions)."""
-    import numpy as np
-    import torch
-
-    with torch.inference_mode():
-        o = torch.as_tensor(np.asarray(obs, dtype=np.float32)[None], device=run.device)
-        pi_out, _ = run.policy(o)
-        act = run.policy.sample(pi_out, deterministic, gen).cpu().numpy()[0]
-    if box_space is not None:
-        act = np.clip(act, box_space.low, box_space.high).astype(box_space.dtype)
-    return act
-
-
-def record_video(run, video_dir, episodes: int = 1, deterministic: bool = True) -> List[Path]:
-    """Play ``episodes`` episodes of ``run``'s policy in one gymnasium env
-    rendering ``rgb_array`` frames and record them into ``video_dir``.
-
-    Uses gymnasium's ``RecordVideo`` (MP4, needs moviepy); without moviepy the
-    frames are written as GIFs with imageio. Raises CLIError when the env
-    cannot render (e.g. pygame or an OpenGL context missing). Returns the
-    paths written.
-    """
-    import gymnasium as gym
-    import numpy as np
-    import torch
-
-    vdir = Path(video_dir)
-    try:
-        env = gym.make(run.env_id, render_mode="rgb_array")
-    except Exception as ex:
-        raise CLIError(f"--video: cannot make {run.env_id} with render_mode='rgb_array' ({ex})") from None
-    if "rgb_array" not in (env.metadata.get("render_modes") or []):
-        env.close()
-        raise CLIError(f"--video: {run.env_id} does not render rgb_array frames")
-    fps = int(env.metadata.get("render_fps") or 30)
-    recorder = None
-    try:
-        env = gym.wrappers.RecordVideo(env, str(vdir), episode_trigger=lambda e: True,
-                                       name_prefix=f"{run.algo}-{run.env_id}", disable_logger=True)
-        recorder = "mp4"
-    except gym.error.DependencyNotInstalled:
-        recorder = "gif"  # moviepy missing: write GIFs with imageio
-    vdir.mkdir(parents=True, exist_ok=True)
-    space = env.action_space
-    box = isinstance(space, gym.spaces.Box)
-    gen = torch.Generator(device=run.device)
-    gen.manual_seed(run.seed + 7)
-    written: List[Path] = []
-    try:
-        for ep in range(episodes):
-            obs, _ = env.reset(seed=run.seed + 1_000_003 + ep)
-            frames = []
-            done = False
-            while not done:
-                if recorder == "gif":
-                    try:
-                        frames.append(np.asarray(env.render()))
-                    except Exception as ex:
-                        raise CLIError(f"--video: {run.env_id} cannot render ({type(ex).__name__}: {ex})") from None
-                act = _policy_action(run, obs, deterministic, gen, space if box else None)
-                obs, _, term, trunc, _ = env.step(act)
-                done = bool(term or trunc)
-            if recorder == "gif":
-                import imageio.v2 as imageio
-
-                path = vdir / f"{run.algo}-{run.env_id}-episode-{ep}.gif"
-                imageio.mimsave(path, frames[::2], duration=2000.0 / fps, loop=0)
-                written.append(path)
-    except CLIError:
-        raise
-    except Exception as ex:
-        raise CLIError(f"--video: {run.env_id} cannot render ({type(ex).__name__}: {ex})") from None
-    finally:
-        env.close()
-    if recorder == "mp4":
-        written = sorted(vdir.glob("*.mp4"))
-    return written
-
-
-def evaluate_reference(run, episodes: int = 10, deterministic: bool = True):
-    """Mean and std of ``episodes`` returns of ``run``'s policy in gymnasium's
-    own implementation of the env (``gymnasium.make(run.env_id)``, one env,
-    stepped in Python): a cross-check of the native env used in training."""
-    import gymnasium as gym
-    import numpy as np
-    import torch
-
-    env = gym.make(run.env_id)
-    space = env.action_space
-    box = isinstance(space, gym.spaces.Box)
-    gen = torch.Generator(device=run.device)
-    gen.manual_seed(run.seed + 11)
-    returns = []
-    try:
-        for ep in range(int(episodes)):
-            obs, _ = env.reset(seed=run.seed + 2_000_003 + ep)
-            total, done = 0.0, False
-            while not done:
-                act = _policy_action(run, obs, deterministic, gen, space if box else None)
-                obs, r, term, trunc, _ = env.step(act)
-                total += float(r)
-                done = bool(term or trunc)
-            returns.append(total)
-    finally:
-        env.close()
-    arr = np.asarray(returns)
-    return float(arr.mean()), float(arr.std())
-
-
-def _cmd_experiment(a) -> int:
+def _cmd_experiment(a: argparse.Namespace) -> int:
     from pgfast import algos as registry
-    from pgfast import experiments
     from pgfast.config import parse_overrides
 
-    variants = experiments.EXPERIMENTS[a.name]
-    algos = sorted({experiments.VARIANTS[v].algo for v in variants})
+    variants = study.EXPERIMENTS[a.name]
+    algos = sorted({study.VARIANTS[v].algo for v in variants})
     per_algo = parse_overrides(_flatten(a.overrides), {n: registry.config_class(n) for n in algos})
     out = Path(a.out or f"runs/{a.name}")
     jobs = []
     for v in variants:
-        algo = experiments.VARIANTS[v].algo
-        jobs += experiments.make_jobs(
+        algo = study.VARIANTS[v].algo
+        jobs += study.make_jobs(
             [v], a.envs, a.seeds, out, total_timesteps=a.total_timesteps, overrides=per_algo[algo],
             device=a.device, eval_episodes=a.eval_episodes, checkpoint_interval=a.checkpoint_interval,
             tensorboard=not a.no_tensorboard,
@@ -350,8 +244,8 @@ def _cmd_experiment(a) -> int:
     print(f"experiment {a.name}: variants {', '.join(variants)}; envs {', '.join(a.envs)}; seeds "
           f"{' '.join(map(str, a.seeds))}; out {out}", flush=True)
     try:
-        experiments.run_experiment(jobs, workers=a.workers, backend=a.backend, address=a.address)
-    except experiments.Interrupted as ex:
+        study.run_experiment(jobs, workers=a.workers, backend=a.backend, address=a.address)
+    except Interrupted as ex:
         print(f"pgfast: {ex}", file=sys.stderr)
         print("rerun the same command to resume: finished jobs are skipped", file=sys.stderr)
         return 130
@@ -359,19 +253,17 @@ def _cmd_experiment(a) -> int:
         print(f"pgfast experiment: {ex}", file=sys.stderr)
         print("rerun the same command to retry them: finished jobs are skipped", file=sys.stderr)
         try:
-            experiments.redraw(out)
+            study.redraw(out)
         except (FileNotFoundError, ValueError):
             pass
         return 1
-    experiments.redraw(out)
+    study.redraw(out)
     return 0
 
 
-def _cmd_plot(a) -> int:
-    from pgfast import experiments
-
+def _cmd_plot(a: argparse.Namespace) -> int:
     try:
-        experiments.redraw(a.dir)
+        study.redraw(a.dir)
     except (FileNotFoundError, ValueError) as ex:
         raise CLIError(str(ex)) from None
     return 0

@@ -19,15 +19,16 @@ env is reset with ``seed``. On CPU the same seed gives a bit-identical history
 
 Checkpoints (:meth:`Run.save`) hold the config, weights, optimiser state,
 observation statistics, generator state, counters, history, episode trackers and
-the env state, written atomically (temporary file + ``os.replace``). The env
-state is captured as completely as the env allows: a picklable env (the native
-classic-control and MuJoCo envs) or a gymnasium ``SyncVectorEnv`` of picklable envs (the
-gymnasium fallback, MuJoCo included) is pickled, so ``save -> load -> learn``
-continues exactly like an uninterrupted run; an env offering only
-``get_state()``/``set_state()`` gets its physics state
-back but its reset RNG and step counters start afresh, and an env offering neither
-(e.g. gymnasium's ``AsyncVectorEnv``) is reset fresh on load: the continued run is
-then a valid but not bit-identical continuation.
+the env state, written atomically by :mod:`pgfast.checkpoint`. The env state is
+captured as completely as the env allows (see :mod:`pgfast.checkpoint`): for the
+native envs and gymnasium ``SyncVectorEnv`` s of picklable envs (MuJoCo included),
+``save -> load -> learn`` continues exactly like an uninterrupted run; other envs
+give a valid but not bit-identical continuation.
+
+Lifecycle (:mod:`pgfast.session`): :meth:`Run.learn` checks a stop flag at the end
+of every iteration and follows a checkpoint schedule; SIGINT is deferred to the
+end of the iteration (a second SIGINT interrupts at once). Evaluation episodes are
+played by :mod:`pgfast.evaluation`.
 
 Threads: small networks run fastest with one intra-op thread on CPU (op overhead
 dominates), so :meth:`Run.learn` sets ``torch.set_num_threads(torch_threads)``
@@ -37,28 +38,28 @@ dominates), so :meth:`Run.learn` sets ``torch.set_num_threads(torch_threads)``
 from __future__ import annotations
 
 import os
-import pickle
 import signal
-import tempfile
-import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from contextlib import nullcontext
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple, Union
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from pgfast import checkpoint, evaluation
 from pgfast.algos import config_help, explained_variance, get_algo, make_config
 from pgfast.buffer import Collector, RewardScaler, RolloutBuffer
 from pgfast.envs import make_vec
 from pgfast.nn import ActorCritic
+from pgfast.session import CheckpointSchedule, SignalGuard, StopFlag
 
-__all__ = ["train", "load", "Run"]
+__all__ = ["train", "load", "load_checkpoint", "Run"]
 
-_FORMAT = 1
+PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _resolve_device(device) -> torch.device:
+def _resolve_device(device: Union[str, torch.device]) -> torch.device:
     if isinstance(device, torch.device):
         device = str(device)
     if not isinstance(device, str):
@@ -74,69 +75,6 @@ def _resolve_device(device) -> torch.device:
     raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}")
 
 
-# --------------------------------------------------------------------------- env state
-
-
-def _capture_env(env) -> Optional[Tuple[str, Any]]:
-    try:
-        return ("pickle", pickle.dumps(env))
-    except Exception:  # noqa: BLE001 - any pickling failure means "not picklable"
-        pass
-    if isinstance(env, gym.vector.SyncVectorEnv):
-        try:
-            return ("sync", pickle.dumps({"envs": env.envs,
-                                          "autoreset": np.array(env._autoreset_envs)}))
-        except Exception:  # noqa: BLE001
-            pass
-    if hasattr(env, "get_state"):
-        return ("state", np.array(env.get_state(), dtype=np.float64))
-    return None
-
-
-def _restore_env(env, captured):
-    """Apply a captured env state; returns the env to use (maybe a new object)."""
-    if captured is None:
-        return env
-    kind, data = captured
-    if kind == "pickle":
-        new = pickle.loads(data)
-        env.close()
-        return new
-    if kind == "sync":
-        d = pickle.loads(data)
-        for e in env.envs:
-            e.close()
-        env.envs = d["envs"]
-        env._autoreset_envs = d["autoreset"]
-        return env
-    if kind == "state":
-        env.set_state(data)
-        return env
-    raise ValueError(f"unknown env state kind {kind!r} in checkpoint")
-
-
-class _DeferInterrupt:
-    """Defer SIGINT until the end of an iteration (main thread only)."""
-
-    def __init__(self):
-        self.pending = False
-        self._old = None
-
-    def __enter__(self):
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self._old = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def _handler(self, signum, frame):
-        self.pending = True
-
-    def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-        return False
-
-
 # --------------------------------------------------------------------------- Run
 
 
@@ -146,11 +84,14 @@ class Run:
     Create with :func:`train` (or :func:`load`). Attributes: ``algo`` (name),
     ``env_id``, ``config`` (the algorithm's Config), ``seed``, ``device``,
     ``policy`` (:class:`pgfast.nn.ActorCritic`), ``history`` (list of per-iteration
-    dicts), ``global_step``, ``iteration``.
+    dicts), ``global_step``, ``iteration``, ``consistent`` (False only while an
+    iteration is being computed: a run stopped there is half-updated and is not saved).
     """
 
-    def __init__(self, algo: str, env_id: str, config, seed: int = 0, device="auto",
-                 env_kwargs: Optional[Dict[str, Any]] = None, _checkpoint: Optional[dict] = None):
+    def __init__(self, algo: str, env_id: str, config: Any, seed: int = 0,
+                 device: Union[str, torch.device] = "auto",
+                 env_kwargs: Optional[Dict[str, Any]] = None,
+                 _checkpoint: Optional[Dict[str, Any]] = None) -> None:
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
             raise TypeError(f"seed must be an int, got {seed!r}")
         self.algo_cls = get_algo(algo)
@@ -192,14 +133,16 @@ class Run:
         self.global_step = 0
         self.iteration = 0
         self.history: List[Dict[str, Any]] = []
+        self.consistent = True
         if _checkpoint is not None:
             self._load_state(_checkpoint)
 
     # ---- training -------------------------------------------------------------------
     def learn(self, more_timesteps: Optional[int] = None,
               callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
-              torch_threads: Optional[int] = 1, checkpoint_path=None,
-              checkpoint_every: int = 0) -> "Run":
+              torch_threads: Optional[int] = 1, checkpoint_path: Optional[PathLike] = None,
+              checkpoint_every: int = 0, stop: Optional[StopFlag] = None,
+              schedule: Optional[CheckpointSchedule] = None) -> "Run":
         """Train until ``config.total_timesteps`` (or for ``more_timesteps`` more env steps).
 
         Args:
@@ -216,52 +159,69 @@ class Run:
                 interrupted by SIGINT (each write is atomic; an exception raised
                 inside an iteration skips the final save).
             checkpoint_every: iterations between checkpoints (0: only at the end).
+            stop: a :class:`pgfast.session.StopFlag` owned by the caller (who then
+                handles signals): when it is set, training stops at the end of the
+                iteration with KeyboardInterrupt. Without one, SIGINT in the main
+                thread sets a flag of the run's own (unless the caller installed a
+                SIGINT handler of its own).
+            schedule: a :class:`pgfast.session.CheckpointSchedule` to follow instead
+                of ``checkpoint_path``/``checkpoint_every``.
 
         A KeyboardInterrupt (SIGINT in the main thread) is deferred to the end of
-        the current iteration, so the run stays consistent (it can be saved and
-        continued); it then propagates.
+        the current iteration, so the run stays consistent (it is saved by the
+        schedule and can be continued); it then propagates. A second SIGINT
+        interrupts at once, leaving a half-updated run that is not saved.
         """
         cfg = self.config
         if more_timesteps is not None:
             if not isinstance(more_timesteps, (int, np.integer)) or more_timesteps < 1:
                 raise ValueError(f"more_timesteps must be a positive int, got {more_timesteps!r}")
-            cfg.total_timesteps = self.global_step + int(more_timesteps)
         if callback is not None and not callable(callback):
             raise TypeError("callback must be callable or None")
         if not isinstance(checkpoint_every, int) or checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be an int >= 0, got {checkpoint_every!r}")
+        if checkpoint_path is not None:
+            if schedule is not None:
+                raise ValueError("give checkpoint_path or schedule, not both")
+            path = checkpoint_path
+            schedule = CheckpointSchedule(lambda: self.save(path), every_iterations=checkpoint_every)
+        if more_timesteps is not None:
+            cfg.total_timesteps = self.global_step + int(more_timesteps)
         batch = cfg.batch_size
         n_iter = (cfg.total_timesteps - self.global_step) // batch
         if n_iter == 0 and self.global_step == 0:
             n_iter = 1
-        consistent = True
+        if stop is None:  # no owner: SIGINT stops this call at the end of an iteration
+            stop = StopFlag()
+            guard: ContextManager[Any] = SignalGuard(stop, (signal.SIGINT,), only_if_default=True)
+        else:
+            guard = nullcontext()
         old_threads = torch.get_num_threads()
         if torch_threads is not None:
             torch.set_num_threads(int(torch_threads))
         try:
-            with _DeferInterrupt() as guard:
+            with guard:
                 t0 = time.perf_counter()
                 steps0 = self.global_step
                 for _ in range(max(0, n_iter)):
-                    consistent = False
+                    self.consistent = False
                     row = self._iterate()
-                    consistent = True
+                    self.consistent = True
                     elapsed = time.perf_counter() - t0
                     row["time"] = elapsed
                     row["sps"] = (self.global_step - steps0) / max(elapsed, 1e-9)
                     self.history.append(row)
-                    stop = callback(row) is False if callback is not None else False
-                    if (checkpoint_path is not None and checkpoint_every
-                            and self.iteration % checkpoint_every == 0):
-                        self.save(checkpoint_path)
-                    if guard.pending:
+                    halt = callback(row) is False if callback is not None else False
+                    if schedule is not None:
+                        schedule.after_iteration(self.iteration, self.global_step)
+                    if stop.requested:
                         raise KeyboardInterrupt
-                    if stop:
+                    if halt:
                         break
         finally:
             # an error inside an iteration leaves a half-updated run: not saved then
-            if checkpoint_path is not None and consistent:
-                self.save(checkpoint_path)
+            if schedule is not None and self.consistent:
+                schedule.final(self.global_step)
             if torch_threads is not None:
                 torch.set_num_threads(old_threads)
         return self
@@ -309,41 +269,17 @@ class Run:
         seed = self.seed + 1_000_003 if seed is None else int(seed)
         env = make_vec(self.env_id, n, seed=None, autoreset_mode="same_step", **self.env_kwargs)
         try:
-            quota = np.full(n, episodes // n, dtype=np.int64)
-            quota[: episodes % n] += 1
-            count = np.zeros(n, dtype=np.int64)
-            ep_ret = np.zeros(n, dtype=np.float64)
-            returns: List[float] = []
-            gen = torch.Generator(device=self.device)
-            gen.manual_seed(seed)
-            obs, _ = env.reset(seed=seed)
-            space = env.single_action_space
-            box = isinstance(space, gym.spaces.Box)
-            with torch.inference_mode():
-                while (count < quota).any():
-                    o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
-                    pi_out, _ = self.policy(o)
-                    a = self.policy.sample(pi_out, deterministic, gen).cpu().numpy()
-                    if box:
-                        a = np.clip(a, space.low, space.high).astype(space.dtype)
-                    obs, r, term, trunc, _ = env.step(a)
-                    ep_ret += r
-                    done = term | trunc
-                    if done.any():
-                        keep = done & (count < quota)
-                        returns.extend(ep_ret[keep].tolist())
-                        count += done
-                        ep_ret[done] = 0.0
+            returns = evaluation.vector_returns(self.policy, env, int(episodes), deterministic, seed,
+                                                self.device)
         finally:
             env.close()
-        arr = np.asarray(returns, dtype=np.float64)
-        return float(arr.mean()), float(arr.std())
+        return evaluation.mean_std(returns)
 
     # ---- checkpoints --------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
         """Everything needed to continue the run (see module docstring)."""
         return {
-            "format": _FORMAT,
+            "format": checkpoint.FORMAT,
             "algo": self.algo,
             "env_id": self.env_id,
             "env_kwargs": self.env_kwargs,
@@ -359,25 +295,12 @@ class Run:
             "history": [dict(r) for r in self.history],
             "collector": self.collector.state_dict(),
             "obs0": self.collector.current_obs().detach().cpu().clone(),
-            "env_state": _capture_env(self.env),
+            "env_state": checkpoint.capture_env(self.env),
         }
 
-    def save(self, path) -> None:
-        """Write a checkpoint atomically (temporary file in the same folder + os.replace)."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".pgfast-", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(self.state_dict(), f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+    def save(self, path: PathLike) -> None:
+        """Write a checkpoint atomically (:func:`pgfast.checkpoint.write`)."""
+        checkpoint.write(self.state_dict(), path)
 
     def _load_state(self, ck: Dict[str, Any]) -> None:
         self.policy.load_state_dict(ck["policy"])
@@ -397,7 +320,7 @@ class Run:
             self.collector.ep_len[:] = 0
         else:
             self.collector.set_current_obs(ck["obs0"].to(self.device))
-        self.env = _restore_env(self.env, ck["env_state"])
+        self.env = checkpoint.restore_env(self.env, ck["env_state"])
         self.collector.env = self.env
         self.collector.step_into = getattr(self.env, "step_into", None)
 
@@ -414,10 +337,11 @@ class Run:
 
 
 def train(algo: str, env_id: str, total_timesteps: Optional[int] = None, seed: int = 0,
-          device="auto", tuned: bool = True, env_kwargs: Optional[Dict[str, Any]] = None,
+          device: Union[str, torch.device] = "auto", tuned: bool = True,
+          env_kwargs: Optional[Dict[str, Any]] = None,
           callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
-          torch_threads: Optional[int] = 1, checkpoint_path=None, checkpoint_every: int = 0,
-          **config_fields) -> Run:
+          torch_threads: Optional[int] = 1, checkpoint_path: Optional[PathLike] = None,
+          checkpoint_every: int = 0, **config_fields: Any) -> Run:
     """Train ``algo`` ("ppo", "trpo" or "vpg") on ``env_id`` and return the :class:`Run`.
 
     Args:
@@ -445,18 +369,27 @@ def train(algo: str, env_id: str, total_timesteps: Optional[int] = None, seed: i
                      checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every)
 
 
-def load(path, device=None) -> Run:
+def load(path: PathLike, device: Optional[Union[str, torch.device]] = None) -> Run:
     """Load a checkpoint written by :meth:`Run.save` and return the :class:`Run`.
 
     ``device`` overrides the saved device (a CUDA run loads on CPU with
     ``device="cpu"``). Checkpoints are pickles: load only files you trust.
     """
-    ck = torch.load(os.fspath(path), map_location="cpu", weights_only=False)
-    if not isinstance(ck, dict) or ck.get("format") != _FORMAT:
-        raise ValueError(f"{path!r} is not a pgfast checkpoint (format {_FORMAT})")
+    ck = checkpoint.read(path)
     algo_cls = get_algo(ck["algo"])
     cfg = algo_cls.Config(**ck["config"])
     dev = ck["device"] if device is None else device
     return Run(ck["algo"], ck["env_id"], cfg, seed=ck["seed"], device=dev,
                env_kwargs=ck["env_kwargs"], _checkpoint=ck)
 
+
+def load_checkpoint(path: PathLike, log: Callable[[str], None] = print,
+                    device: Optional[Union[str, torch.device]] = None) -> Run:
+    """Load a Run from ``path``: a checkpoint file or a run directory (its ``ckpt.pt``).
+
+    If the file is truncated or corrupt, says so through ``log`` and falls back
+    to the previous checkpoint next to it (``ckpt.prev.pt``); raises
+    :class:`pgfast.checkpoint.CheckpointError` when neither can be read.
+    ``device`` as in :func:`load`.
+    """
+    return checkpoint.load_with_fallback(path, lambda p: load(p, device), log)[0]

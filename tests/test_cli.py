@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pgfast import cli
-from pgfast import experiments as ex
+from pgfast import cli, study
+from pgfast.logs import read_progress
+from pgfast.session import Interrupted
+from pgfast.trainer import load_checkpoint
 
 # Subprocesses must import the same pgfast as this process (the installed wheel in CI,
 # the source tree with an in-place build in development), never a source tree without _C.
@@ -66,7 +68,7 @@ def test_bad_set_field_and_value(tmp_path, capsys):
 
 def test_set_values_reach_the_run(tmp_path, capsys):
     assert _train(tmp_path, "learning_rate=5e-4", "anneal_lr=false", steps=64) == 0
-    run = ex.load_checkpoint(tmp_path / "run")
+    run = load_checkpoint(tmp_path / "run")
     assert run.config.learning_rate == 5e-4 and run.config.anneal_lr is False
     assert run.config.num_envs == 4 and run.config.num_steps == 16
 
@@ -79,21 +81,21 @@ def test_train_resume_eval(tmp_path, capsys):
     out = capsys.readouterr().out
     d = tmp_path / "run"
     assert "eval return over 2 episodes" in out
-    rows = ex.read_progress(d / "progress.csv")
+    rows = read_progress(d / "progress.csv")
     assert [r["global_step"] for r in rows] == [64, 128, 192, 256]
     assert {"episodic_return", "sps"} <= set(rows[0])
     assert (d / "ckpt.pt").exists() and (d / "ckpt.prev.pt").exists()
     assert any((d / "tb").iterdir())  # TensorBoard event file
-    assert ex.load_checkpoint(d).global_step == 256
+    assert load_checkpoint(d).global_step == 256
 
     # resume to 384 steps: the log continues where the checkpoint was
     rc = cli.main(["train", "--resume", str(d / "ckpt.pt"), "--total-timesteps", "384", "--no-progress",
                    "--eval-episodes", "0"])
     assert rc == 0
     assert "resuming from" in capsys.readouterr().err
-    rows = ex.read_progress(d / "progress.csv")
+    rows = read_progress(d / "progress.csv")
     assert [r["global_step"] for r in rows] == [64, 128, 192, 256, 320, 384]
-    assert ex.load_checkpoint(d).global_step == 384
+    assert load_checkpoint(d).global_step == 384
 
     rc = cli.main(["eval", str(d / "ckpt.pt"), "--episodes", "3"])
     assert rc == 0
@@ -133,12 +135,12 @@ def test_eval_video(tmp_path, capsys):
 def test_corrupt_checkpoint_uses_previous(tmp_path, capsys):
     assert _train(tmp_path) == 0
     d = tmp_path / "run"
-    good_prev = ex.load_checkpoint(d / "ckpt.prev.pt").global_step
+    good_prev = load_checkpoint(d / "ckpt.prev.pt").global_step
     data = (d / "ckpt.pt").read_bytes()
     (d / "ckpt.pt").write_bytes(data[: len(data) // 2])  # truncated write
     capsys.readouterr()
     msgs = []
-    run = ex.load_checkpoint(d, log=msgs.append)
+    run = load_checkpoint(d, log=msgs.append)
     assert run.global_step == good_prev == 192
     assert len(msgs) == 1 and "ckpt.pt" in msgs[0] and "previous checkpoint" in msgs[0]
 
@@ -152,11 +154,11 @@ def test_corrupt_checkpoint_uses_previous(tmp_path, capsys):
     assert rc == 0
     err = capsys.readouterr().err
     assert "previous checkpoint" in err and "at step 192" in err
-    assert [r["global_step"] for r in ex.read_progress(d / "progress.csv")] == [64, 128, 192, 256]
+    assert [r["global_step"] for r in read_progress(d / "progress.csv")] == [64, 128, 192, 256]
     # the corrupt file was moved aside, not rotated into ckpt.prev.pt
     assert (d / "ckpt.pt.corrupt").exists()
-    assert ex.load_checkpoint(d / "ckpt.prev.pt").global_step == 192
-    assert ex.load_checkpoint(d / "ckpt.pt").global_step == 256
+    assert load_checkpoint(d / "ckpt.prev.pt").global_step == 192
+    assert load_checkpoint(d / "ckpt.pt").global_step == 256
 
     # garbage with no previous copy: a clear error, exit status 2
     bad = tmp_path / "garbage.pt"
@@ -177,7 +179,7 @@ def test_sigterm_saves_checkpoint(tmp_path):
     p = subprocess.Popen(cmd, env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(ex.read_progress(d / "progress.csv")) < 3:
+        while time.monotonic() < deadline and len(read_progress(d / "progress.csv")) < 3:
             assert p.poll() is None, p.communicate()
             time.sleep(0.1)
         assert not (d / "ckpt.pt").exists()  # the interval is too long for a periodic save
@@ -189,8 +191,8 @@ def test_sigterm_saves_checkpoint(tmp_path):
             p.communicate()
     assert p.returncode == 130, err
     assert "SIGTERM" in err and "checkpoint saved" in err
-    run = ex.load_checkpoint(d)
-    rows = ex.read_progress(d / "progress.csv")
+    run = load_checkpoint(d)
+    rows = read_progress(d / "progress.csv")
     assert run.global_step == rows[-1]["global_step"] >= 3 * 64
 
 
@@ -210,7 +212,7 @@ def _check_study(out: Path):
             d = out / "CartPole-v1" / v / f"seed{s}"
             r = json.loads((d / "result.json").read_text())
             assert r["status"] == "done" and r["global_step"] == 128 and r["seed"] == s
-            assert [x["global_step"] for x in ex.read_progress(d / "progress.csv")] == [64, 128]
+            assert [x["global_step"] for x in read_progress(d / "progress.csv")] == [64, 128]
             assert json.loads((d / "job.json").read_text())["config"]["num_envs"] == 2
     import csv
 
@@ -218,7 +220,7 @@ def _check_study(out: Path):
         rows = list(csv.DictReader(f))
     assert [(r["variant"], r["n"]) for r in rows] == [("vpg-baseline", "2"), ("ppo", "2")]
     assert (out / "CartPole-v1.png").stat().st_size > 1000
-    fig = ex.plot_env(out / "CartPole-v1")
+    fig = study.plot_env(out / "CartPole-v1")
     assert len(fig.axes[0].get_lines()) == 2  # one line per variant
 
 
@@ -248,7 +250,7 @@ def test_experiment_local_pool_and_skip(tmp_path, capsys):
 
 def test_interrupted_experiment_resumes(tmp_path):
     out = tmp_path / "study"
-    jobs = ex.make_jobs(["ppo"], ["CartPole-v1"], [0, 1], out, total_timesteps=256,
+    jobs = study.make_jobs(["ppo"], ["CartPole-v1"], [0, 1], out, total_timesteps=256,
                         overrides={"num_envs": 2, "num_steps": 32, "update_epochs": 1, "num_minibatches": 1},
                         eval_episodes=2, checkpoint_interval=0, tensorboard=False)
     seen = []
@@ -259,26 +261,27 @@ def test_interrupted_experiment_resumes(tmp_path):
             raise KeyboardInterrupt
 
     msgs = []
-    with pytest.raises(ex.Interrupted):
-        ex.run_experiment(jobs, workers=1, log=msgs.append, on_iteration=stop_in_second_job)
+    with pytest.raises(Interrupted):
+        study.run_experiment(jobs, workers=1, log=msgs.append, on_iteration=stop_in_second_job)
     j1, j2 = (Path(j.out_dir) for j in jobs)
-    assert ex.job_status(jobs[0]) == "done" and ex.job_status(jobs[1]) == "partial"
-    assert ex.load_checkpoint(j2).global_step == 128
+    assert study.job_status(jobs[0]) == "done" and study.job_status(jobs[1]) == "partial"
+    assert load_checkpoint(j2).global_step == 128
     first_done = {p: p.stat().st_mtime_ns for p in j1.iterdir()}
 
     seen.clear()
     msgs.clear()
-    results = ex.run_experiment(jobs, workers=1, log=msgs.append, on_iteration=lambda run, row: seen.append(row["global_step"]))
+    results = study.run_experiment(jobs, workers=1, log=msgs.append,
+                                   on_iteration=lambda run, row: seen.append(row["global_step"]))
     assert [r["status"] for r in results] == ["skipped", "done"]
     assert seen == [192, 256]  # only the rest of job 2 was trained
     assert any("resuming from" in m and "at step 128" in m for m in msgs)
     assert {p: p.stat().st_mtime_ns for p in j1.iterdir()} == first_done
-    assert [r["global_step"] for r in ex.read_progress(j2 / "progress.csv")] == [64, 128, 192, 256]
+    assert [r["global_step"] for r in read_progress(j2 / "progress.csv")] == [64, 128, 192, 256]
 
 
 def test_experiment_ray_backend(tmp_path, capsys):
     ray = pytest.importorskip("ray", reason="ray not installed: pip install 'pgfast[ray]'")
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": ex._ensure_importable_env()},
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": study.importable_env()},
              log_to_driver=False)
     try:
         out = tmp_path / "study"
@@ -300,7 +303,7 @@ def test_sigterm_stops_a_pool_study_cleanly(tmp_path):
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             logs = list(out.glob("*/*/seed*/progress.csv"))
-            if len(logs) == 2 and all(len(ex.read_progress(f)) >= 2 for f in logs):
+            if len(logs) == 2 and all(len(read_progress(f)) >= 2 for f in logs):
                 break
             assert p.poll() is None, p.communicate()
             time.sleep(0.2)
@@ -317,5 +320,5 @@ def test_sigterm_stops_a_pool_study_cleanly(tmp_path):
     assert started == ["CartPole-v1/vpg/seed0", "CartPole-v1/vpg/seed1"]  # no queued job started after the signal
     for key in started:
         d = out / key
-        assert ex.load_checkpoint(d).global_step == ex.read_progress(d / "progress.csv")[-1]["global_step"]
+        assert load_checkpoint(d).global_step == read_progress(d / "progress.csv")[-1]["global_step"]
     assert "rerun the same command" in stderr

@@ -1,18 +1,18 @@
-"""Tests of pgfast.experiments and pgfast.presets: job model, logs, summary
-statistics, plots, checkpoints and the local / Ray backends."""
+"""Tests of pgfast.study and pgfast.logs: job model, logs, summary statistics,
+plots and running jobs."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pgfast import experiments as ex
+from pgfast import study
+from pgfast.logs import PROGRESS_NAME, CsvLog, read_progress
 from pgfast.presets import PRESETS
 
 
@@ -23,11 +23,11 @@ def _write_job_logs(root: Path, env_id: str, variant: str, seed: int, steps, ret
     """Write a job directory the way run_job does (CsvLog + result.json)."""
     d = root / env_id / variant / f"seed{seed}"
     d.mkdir(parents=True, exist_ok=True)
-    log = ex.CsvLog(d / ex.PROGRESS_NAME)
+    log = CsvLog(d / PROGRESS_NAME)
     for s, r in zip(steps, returns):
         log.append({"global_step": s, "episodic_return": r, "loss": 0.5, "sps": 1000.0})
     if eval_mean is not None:
-        (d / ex.RESULT_NAME).write_text(json.dumps({
+        (d / study.RESULT_NAME).write_text(json.dumps({
             "key": f"{env_id}/{variant}/seed{seed}", "env_id": env_id, "variant": variant, "algo": "ppo",
             "seed": seed, "global_step": int(steps[-1]), "total_timesteps": int(steps[-1]), "eval_episodes": 5,
             "eval_mean": float(eval_mean), "eval_std": 0.0, "wall_s": 1.0, "status": "done"}))
@@ -38,14 +38,14 @@ def _write_job_logs(root: Path, env_id: str, variant: str, seed: int, steps, ret
 
 
 def test_t_critical_matches_known_values():
-    assert ex.t_critical_975(1) == pytest.approx(12.706)
-    assert ex.t_critical_975(2) == pytest.approx(4.303)
-    assert ex.t_critical_975(30) == pytest.approx(2.042)
+    assert study.t_critical_975(1) == pytest.approx(12.706)
+    assert study.t_critical_975(2) == pytest.approx(4.303)
+    assert study.t_critical_975(30) == pytest.approx(2.042)
     # beyond the table: close to the true values (t_{.975,60} = 2.000, t_{.975,120} = 1.980)
-    assert ex.t_critical_975(60) == pytest.approx(2.000, abs=0.002)
-    assert ex.t_critical_975(120) == pytest.approx(1.980, abs=0.002)
+    assert study.t_critical_975(60) == pytest.approx(2.000, abs=0.002)
+    assert study.t_critical_975(120) == pytest.approx(1.980, abs=0.002)
     with pytest.raises(ValueError, match="df"):
-        ex.t_critical_975(0)
+        study.t_critical_975(0)
 
 
 def test_summarize_mean_std_ci(tmp_path):
@@ -54,7 +54,7 @@ def test_summarize_mean_std_ci(tmp_path):
         results.append({"env_id": "CartPole-v1", "variant": "ppo", "seed": seed, "eval_mean": v,
                         "global_step": 1000 + seed})
     results.append({"env_id": "CartPole-v1", "variant": "vpg", "seed": 0, "eval_mean": 50.0, "global_step": 900})
-    rows = ex.summarize(results)
+    rows = study.summarize(results)
     # variant order follows VARIANTS (vpg before ppo)
     assert [r["variant"] for r in rows] == ["vpg", "ppo"]
     ppo = rows[1]
@@ -68,11 +68,11 @@ def test_summarize_mean_std_ci(tmp_path):
     assert ppo["per_seed"] == "100.0 200.0 300.0"
     one = rows[0]
     assert one["n"] == 1 and one["eval_std"] == 0.0 and math.isnan(one["ci95_low"])
-    p = ex.write_summary(rows, tmp_path / "summary.csv")
+    p = study.write_summary(rows, tmp_path / "summary.csv")
     with open(p, newline="") as f:
         got = list(csv.DictReader(f))
     assert got[1]["variant"] == "ppo" and float(got[1]["eval_mean"]) == 200.0 and got[1]["n"] == "3"
-    assert "ppo" in ex.format_summary(rows)
+    assert "ppo" in study.format_summary(rows)
 
 
 # ------------------------------------------------------------------- logs ---
@@ -80,35 +80,35 @@ def test_summarize_mean_std_ci(tmp_path):
 
 def test_csvlog_roundtrip_and_resume_truncation(tmp_path):
     p = tmp_path / "progress.csv"
-    log = ex.CsvLog(p)
+    log = CsvLog(p)
     log.append({"global_step": 64, "episodic_return": float("nan"), "loss": 1.5, "name": "skipped-non-scalar"})
     log.append({"global_step": 128, "episodic_return": 20.0, "loss": np.float32(0.25)})
     log.append({"global_step": 192, "episodic_return": 30.0, "loss": 0.125})
-    rows = ex.read_progress(p)
+    rows = read_progress(p)
     assert [r["global_step"] for r in rows] == [64, 128, 192]
     assert math.isnan(rows[0]["episodic_return"]) and rows[1]["episodic_return"] == 20.0
     assert rows[1]["loss"] == 0.25
     assert "name" not in rows[0]
     # resuming from a checkpoint at step 128 drops the rows after it
-    log2 = ex.CsvLog(p, resume_step=128)
-    assert [r["global_step"] for r in ex.read_progress(p)] == [64, 128]
+    log2 = CsvLog(p, resume_step=128)
+    assert [r["global_step"] for r in read_progress(p)] == [64, 128]
     log2.append({"global_step": 192, "episodic_return": 31.0, "loss": 0.1})
-    assert [r["episodic_return"] for r in ex.read_progress(p)][1:] == [20.0, 31.0]
+    assert [r["episodic_return"] for r in read_progress(p)][1:] == [20.0, 31.0]
     # a fresh (non-resumed) log starts over
-    ex.CsvLog(p)
-    assert ex.read_progress(p) == []
-    assert ex.read_progress(tmp_path / "missing.csv") == []
+    CsvLog(p)
+    assert read_progress(p) == []
+    assert read_progress(tmp_path / "missing.csv") == []
 
 
 def test_fresh_csvlog_takes_its_header_from_the_new_run(tmp_path):
     # a new run written over an old log (other algorithm, other columns) loses none
     # of its own columns to the old header
     p = tmp_path / "progress.csv"
-    old = ex.CsvLog(p)
+    old = CsvLog(p)
     old.append({"global_step": 64, "policy_loss": 1.0})
-    new = ex.CsvLog(p)
+    new = CsvLog(p)
     new.append({"global_step": 32, "policy_loss": 0.5, "clipfrac": 0.25})
-    rows = ex.read_progress(p)
+    rows = read_progress(p)
     assert len(rows) == 1 and rows[0]["global_step"] == 32
     assert rows[0]["policy_loss"] == 0.5 and rows[0]["clipfrac"] == 0.25
 
@@ -116,14 +116,14 @@ def test_fresh_csvlog_takes_its_header_from_the_new_run(tmp_path):
 def test_aggregate_interpolates_to_common_grid():
     c1 = (np.array([0.0, 10.0]), np.array([0.0, 10.0]))
     c2 = (np.array([0.0, 5.0, 8.0]), np.array([2.0, 7.0, 10.0]))
-    grid, mean, std, n = ex.aggregate([c1, c2], points=5)
+    grid, mean, std, n = study.aggregate([c1, c2], points=5)
     assert n == 2
     assert grid[0] == 0.0 and grid[-1] == 8.0  # up to the shortest curve
     np.testing.assert_allclose(mean[0], 1.0)
     np.testing.assert_allclose(mean[-1], 9.0)
     np.testing.assert_allclose(std[0], np.std([0.0, 2.0], ddof=1))
     with pytest.raises(ValueError, match="curves"):
-        ex.aggregate([])
+        study.aggregate([])
 
 
 # ------------------------------------------------------------------ plots ---
@@ -137,7 +137,7 @@ def test_plot_one_line_per_variant_and_redraw(tmp_path):
                             [base + seed, float("nan"), base * 2 + seed, base * 3], eval_mean=base * 3 + seed)
     _write_job_logs(tmp_path, "Pendulum-v1", "ppo", 0, steps, [-1000, -800, -500, -300], eval_mean=-250.0)
 
-    fig = ex.plot_env(tmp_path / "CartPole-v1", tmp_path / "cp.png", env_id="CartPole-v1")
+    fig = study.plot_env(tmp_path / "CartPole-v1", tmp_path / "cp.png", env_id="CartPole-v1")
     ax = fig.axes[0]
     assert len(ax.get_lines()) == 3
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
@@ -151,7 +151,7 @@ def test_plot_one_line_per_variant_and_redraw(tmp_path):
     assert ppo.get_xdata()[-1] == 400
     assert (tmp_path / "cp.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    out = ex.redraw(tmp_path, log=lambda m: None)
+    out = study.redraw(tmp_path, log=lambda m: None)
     assert sorted(p.name for p in out["plots"]) == ["CartPole-v1.png", "Pendulum-v1.png"]
     for p in out["plots"]:
         assert p.stat().st_size < 100_000
@@ -168,16 +168,16 @@ def test_plot_one_line_per_variant_and_redraw(tmp_path):
 
 def test_redraw_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="out"):
-        ex.redraw(tmp_path / "nope")
+        study.redraw(tmp_path / "nope")
     with pytest.raises(ValueError, match="no study logs"):
-        ex.redraw(tmp_path)
+        study.redraw(tmp_path)
 
 
 # ---------------------------------------------------------------- presets ---
 
 
 def test_make_jobs_layout_and_errors(tmp_path):
-    jobs = ex.make_jobs(["vpg", "vpg-baseline"], ["CartPole-v1"], [0, 1], tmp_path, total_timesteps=1000,
+    jobs = study.make_jobs(["vpg", "vpg-baseline"], ["CartPole-v1"], [0, 1], tmp_path, total_timesteps=1000,
                         overrides={"num_envs": 2})
     assert [j.key for j in jobs] == ["CartPole-v1/vpg/seed0", "CartPole-v1/vpg/seed1",
                                      "CartPole-v1/vpg-baseline/seed0", "CartPole-v1/vpg-baseline/seed1"]
@@ -185,26 +185,26 @@ def test_make_jobs_layout_and_errors(tmp_path):
     assert all(j.config_dict()["num_envs"] == 2 for j in jobs)  # --set wins over the preset
     assert jobs[0].config_dict()["learning_rate"] == PRESETS["vpg"]["CartPole-v1"]["learning_rate"]
     assert Path(jobs[3].out_dir) == tmp_path / "CartPole-v1" / "vpg-baseline" / "seed1"
-    default = ex.make_jobs(["ppo"], ["Pendulum-v1"], [0], tmp_path)
+    default = study.make_jobs(["ppo"], ["Pendulum-v1"], [0], tmp_path)
     assert default[0].total_timesteps == 300_000
     with pytest.raises(ValueError, match="variant"):
-        ex.make_jobs(["a2c"], ["CartPole-v1"], [0], tmp_path)
+        study.make_jobs(["a2c"], ["CartPole-v1"], [0], tmp_path)
     with pytest.raises(ValueError, match="seeds"):
-        ex.make_jobs(["ppo"], ["CartPole-v1"], [1, 1], tmp_path)
+        study.make_jobs(["ppo"], ["CartPole-v1"], [1, 1], tmp_path)
     with pytest.raises(ValueError, match="clip_cof"):
-        ex.make_jobs(["ppo"], ["CartPole-v1"], [0], tmp_path, overrides={"clip_cof": 0.1})
+        study.make_jobs(["ppo"], ["CartPole-v1"], [0], tmp_path, overrides={"clip_cof": 0.1})
     with pytest.raises(ValueError, match="backend"):
-        ex.run_experiment(jobs, backend="slurm")
+        study.run_experiment(jobs, backend="slurm")
 
 
 def test_job_with_partial_last_rollout_counts_as_done(tmp_path):
     # 100 steps with 64-step rollouts: the run stops at 64, the job is finished
-    (job,) = ex.make_jobs(["ppo"], ["CartPole-v1"], [0], tmp_path, total_timesteps=100,
+    (job,) = study.make_jobs(["ppo"], ["CartPole-v1"], [0], tmp_path, total_timesteps=100,
                           overrides={"num_envs": 2, "num_steps": 32, "num_minibatches": 1, "update_epochs": 1},
                           eval_episodes=1, tensorboard=False)
-    assert ex.job_status(job) == "new"
-    r = ex.run_job(job, log=lambda m: None)
+    assert study.job_status(job) == "new"
+    r = study.run_job(job, log=lambda m: None)
     assert r["status"] == "done" and r["global_step"] == 64 and r["total_timesteps"] == 100
-    assert ex.job_status(job) == "done"
-    again = ex.run_job(job, log=lambda m: None)
+    assert study.job_status(job) == "done"
+    again = study.run_job(job, log=lambda m: None)
     assert again["status"] == "skipped" and again["eval_mean"] == r["eval_mean"]

@@ -187,10 +187,15 @@ def test_tuned_settings_apply_and_explicit_fields_win():
 
 
 def test_torch_threads_restored():
+    # the caller's setting differs from the training one, whatever earlier tests left behind
     before = torch.get_num_threads()
-    pgfast.train("vpg", "CartPole-v1", total_timesteps=128, seed=0, device="cpu",
-                 torch_threads=1, **SMALL)
-    assert torch.get_num_threads() == before
+    try:
+        torch.set_num_threads(2)
+        pgfast.train("vpg", "CartPole-v1", total_timesteps=128, seed=0, device="cpu",
+                     torch_threads=1, **SMALL)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_continuous_env_with_obs_and_reward_normalisation(tmp_path):
