@@ -2,13 +2,14 @@
 
 #include <algorithm>
 #include <thread>
-#include <vector>
+
+#include "parallel.hpp"
 
 namespace pgfast {
 namespace {
 
-// Below this many elements a kernel runs on the calling thread: spawning a
-// thread costs tens of microseconds, more than the whole computation.
+// Below this many elements a kernel runs on the calling thread: handing work
+// to other threads costs microseconds, more than the whole computation.
 constexpr int64_t kMinElementsPerThread = int64_t(1) << 17;
 // Column chunks are multiples of this many elements (64 bytes of float32) so
 // two threads never write to the same cache line.
@@ -19,7 +20,8 @@ inline bool is_set(F f) {
   return f != F(0);
 }
 
-// Run fn(n0, n1) over [0, N) split across `threads` workers.
+// Run fn(n0, n1) over [0, N) in `threads` column chunks on the shared pool.
+// Columns are independent, so the chunking never changes a result.
 template <class Fn>
 void parallel_columns(int64_t N, int threads, Fn&& fn) {
   if (threads <= 1) {
@@ -28,16 +30,11 @@ void parallel_columns(int64_t N, int threads, Fn&& fn) {
   }
   int64_t chunk = (N + threads - 1) / threads;
   chunk = (chunk + kChunkAlign - 1) / kChunkAlign * kChunkAlign;
-  std::vector<std::thread> pool;
-  pool.reserve(threads);
-  int64_t start = chunk;  // the calling thread takes the first chunk
-  while (start < N) {
-    int64_t end = std::min(N, start + chunk);
-    pool.emplace_back([&fn, start, end] { fn(start, end); });
-    start = end;
-  }
-  fn(int64_t(0), std::min(N, chunk));
-  for (auto& th : pool) th.join();
+  const int64_t n_chunks = (N + chunk - 1) / chunk;
+  SharedPoolLease lease(threads);
+  parallel_for(lease.pool(), n_chunks, [&](int64_t c) {
+    fn(c * chunk, std::min(N, (c + 1) * chunk));
+  });
 }
 
 }  // namespace

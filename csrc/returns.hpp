@@ -1,12 +1,14 @@
 // Return and advantage kernels on raw time-major [T, N] arrays.
 //
-// Semantics (see DESIGN.md): terminated_t means a true end (never bootstrap);
+// Semantics (README.md, "Returns and advantages", and the docstrings of
+// pgfast/returns.py): terminated_t means a true end (never bootstrap);
 // truncated_t means a time-limit cut (bootstrap from next_values_t, which the
 // caller sets to V(final observation)); the last row t = T-1 is always cut.
 //
 // Every kernel walks t from T-1 down to 0 and, inside, the contiguous N
-// dimension. Columns are independent, so threads split N into chunks and the
-// result is bit-identical whatever the thread count.
+// dimension. Columns are independent, so threads split N into chunks (on the
+// shared pool of csrc/parallel.hpp) and the result is bit-identical whatever
+// the thread count.
 #pragma once
 
 #include <cstdint>

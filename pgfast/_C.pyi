@@ -34,24 +34,30 @@ def plan_threads(T: int, N: int, num_threads: int = 0) -> int: ...
 
 # ---------------------------------------------------------------- envs
 
-# Native classic-control vector env cores (used by pgfast.envs.classic). Arrays are
+# Native classic-control vector env cores (used by pgfast.envs.classic), one
+# class for every env of the registry (csrc/envs/registry.hpp). Arrays are
 # C-contiguous numpy; actions [N] int64/int32 (discrete) or [N, act_dim]
 # float32/float64 (Box); obs [N, obs_dim] float32/float64; rewards [N]
-# float32/float64; flags [N] bool. Bad input raises ValueError/TypeError before
-# any env changes; stepping before reset raises RuntimeError.
+# float32/float64; flags [N] bool. Bad input raises before any env changes:
+# TypeError for a wrong type or dtype, ValueError for a wrong shape, layout or
+# value (an unknown parameter name included); stepping before reset raises
+# RuntimeError.
 
-class CartPoleVec:
-    """Native CartPole-v1 vector env core."""
+def classic_envs() -> Dict[str, Dict[str, Any]]:
+    """gymnasium id -> state_dim, obs_dim, discrete, max_episode_steps, params,
+    reset_options, reset_defaults."""
 
-    state_dim: int
-    obs_dim: int
+class ClassicVecEnv:
+    """Native vector env core of one classic-control env."""
+
     def __init__(
         self,
+        env_id: str,
         num_envs: int,
         same_step: bool = False,
         num_threads: int = 1,
-        max_episode_steps: int = ...,
-        params: Dict[str, float] = ...,
+        max_episode_steps: Optional[int] = None,
+        params: Optional[Dict[str, Any]] = None,
     ) -> None: ...
     def bind_outputs(
         self,
@@ -79,261 +85,15 @@ class CartPoleVec:
         b: float,
     ) -> None: ...
     def get_state(self) -> npt.NDArray[np.float64]: ...
+    def set_state(self, states: npt.NDArray[np.float64]) -> None: ...
     def dump(self) -> Dict[str, Any]: ...
     def load(self, snapshot: Dict[str, Any]) -> None: ...
-    def set_state(self, states: npt.NDArray[np.float64]) -> None: ...
     @property
-    def num_envs(self) -> int: ...
+    def env_id(self) -> str: ...
     @property
-    def threads_used(self) -> int: ...
+    def state_dim(self) -> int: ...
     @property
-    def items_by_workers(self) -> int: ...
-    @property
-    def max_episode_steps(self) -> int: ...
-    @property
-    def obs(self) -> npt.NDArray[np.floating]: ...
-    @property
-    def rewards(self) -> npt.NDArray[np.floating]: ...
-    @property
-    def terminated(self) -> npt.NDArray[np.bool_]: ...
-    @property
-    def truncated(self) -> npt.NDArray[np.bool_]: ...
-    @property
-    def final_obs(self) -> npt.NDArray[np.float32]: ...
-    @property
-    def final_mask(self) -> npt.NDArray[np.bool_]: ...
-
-class PendulumVec:
-    """Native Pendulum-v1 vector env core."""
-
-    state_dim: int
-    obs_dim: int
-    def __init__(
-        self,
-        num_envs: int,
-        same_step: bool = False,
-        num_threads: int = 1,
-        max_episode_steps: int = ...,
-        params: Dict[str, float] = ...,
-    ) -> None: ...
-    def bind_outputs(
-        self,
-        obs: npt.NDArray[np.floating],
-        rew: npt.NDArray[np.floating],
-        term: npt.NDArray[np.bool_],
-        trunc: npt.NDArray[np.bool_],
-        final_obs: Optional[npt.NDArray[np.float32]] = None,
-        final_mask: Optional[npt.NDArray[np.bool_]] = None,
-    ) -> None: ...
-    def step(self, actions: npt.NDArray) -> None: ...
-    def step_into(
-        self,
-        actions: npt.NDArray,
-        obs_out: npt.NDArray[np.floating],
-        rew_out: npt.NDArray[np.floating],
-        term_out: npt.NDArray[np.bool_],
-        trunc_out: npt.NDArray[np.bool_],
-    ) -> None: ...
-    def reset(
-        self,
-        seeds: Optional[npt.NDArray[np.uint64]],
-        mask: Optional[npt.NDArray[np.bool_]],
-        a: float,
-        b: float,
-    ) -> None: ...
-    def get_state(self) -> npt.NDArray[np.float64]: ...
-    def dump(self) -> Dict[str, Any]: ...
-    def load(self, snapshot: Dict[str, Any]) -> None: ...
-    def set_state(self, states: npt.NDArray[np.float64]) -> None: ...
-    @property
-    def num_envs(self) -> int: ...
-    @property
-    def threads_used(self) -> int: ...
-    @property
-    def items_by_workers(self) -> int: ...
-    @property
-    def max_episode_steps(self) -> int: ...
-    @property
-    def obs(self) -> npt.NDArray[np.floating]: ...
-    @property
-    def rewards(self) -> npt.NDArray[np.floating]: ...
-    @property
-    def terminated(self) -> npt.NDArray[np.bool_]: ...
-    @property
-    def truncated(self) -> npt.NDArray[np.bool_]: ...
-    @property
-    def final_obs(self) -> npt.NDArray[np.float32]: ...
-    @property
-    def final_mask(self) -> npt.NDArray[np.bool_]: ...
-
-class MountainCarVec:
-    """Native MountainCar-v0 vector env core."""
-
-    state_dim: int
-    obs_dim: int
-    def __init__(
-        self,
-        num_envs: int,
-        same_step: bool = False,
-        num_threads: int = 1,
-        max_episode_steps: int = ...,
-        params: Dict[str, float] = ...,
-    ) -> None: ...
-    def bind_outputs(
-        self,
-        obs: npt.NDArray[np.floating],
-        rew: npt.NDArray[np.floating],
-        term: npt.NDArray[np.bool_],
-        trunc: npt.NDArray[np.bool_],
-        final_obs: Optional[npt.NDArray[np.float32]] = None,
-        final_mask: Optional[npt.NDArray[np.bool_]] = None,
-    ) -> None: ...
-    def step(self, actions: npt.NDArray) -> None: ...
-    def step_into(
-        self,
-        actions: npt.NDArray,
-        obs_out: npt.NDArray[np.floating],
-        rew_out: npt.NDArray[np.floating],
-        term_out: npt.NDArray[np.bool_],
-        trunc_out: npt.NDArray[np.bool_],
-    ) -> None: ...
-    def reset(
-        self,
-        seeds: Optional[npt.NDArray[np.uint64]],
-        mask: Optional[npt.NDArray[np.bool_]],
-        a: float,
-        b: float,
-    ) -> None: ...
-    def get_state(self) -> npt.NDArray[np.float64]: ...
-    def dump(self) -> Dict[str, Any]: ...
-    def load(self, snapshot: Dict[str, Any]) -> None: ...
-    def set_state(self, states: npt.NDArray[np.float64]) -> None: ...
-    @property
-    def num_envs(self) -> int: ...
-    @property
-    def threads_used(self) -> int: ...
-    @property
-    def items_by_workers(self) -> int: ...
-    @property
-    def max_episode_steps(self) -> int: ...
-    @property
-    def obs(self) -> npt.NDArray[np.floating]: ...
-    @property
-    def rewards(self) -> npt.NDArray[np.floating]: ...
-    @property
-    def terminated(self) -> npt.NDArray[np.bool_]: ...
-    @property
-    def truncated(self) -> npt.NDArray[np.bool_]: ...
-    @property
-    def final_obs(self) -> npt.NDArray[np.float32]: ...
-    @property
-    def final_mask(self) -> npt.NDArray[np.bool_]: ...
-
-class MountainCarContinuousVec:
-    """Native MountainCarContinuous-v0 vector env core."""
-
-    state_dim: int
-    obs_dim: int
-    def __init__(
-        self,
-        num_envs: int,
-        same_step: bool = False,
-        num_threads: int = 1,
-        max_episode_steps: int = ...,
-        params: Dict[str, float] = ...,
-    ) -> None: ...
-    def bind_outputs(
-        self,
-        obs: npt.NDArray[np.floating],
-        rew: npt.NDArray[np.floating],
-        term: npt.NDArray[np.bool_],
-        trunc: npt.NDArray[np.bool_],
-        final_obs: Optional[npt.NDArray[np.float32]] = None,
-        final_mask: Optional[npt.NDArray[np.bool_]] = None,
-    ) -> None: ...
-    def step(self, actions: npt.NDArray) -> None: ...
-    def step_into(
-        self,
-        actions: npt.NDArray,
-        obs_out: npt.NDArray[np.floating],
-        rew_out: npt.NDArray[np.floating],
-        term_out: npt.NDArray[np.bool_],
-        trunc_out: npt.NDArray[np.bool_],
-    ) -> None: ...
-    def reset(
-        self,
-        seeds: Optional[npt.NDArray[np.uint64]],
-        mask: Optional[npt.NDArray[np.bool_]],
-        a: float,
-        b: float,
-    ) -> None: ...
-    def get_state(self) -> npt.NDArray[np.float64]: ...
-    def dump(self) -> Dict[str, Any]: ...
-    def load(self, snapshot: Dict[str, Any]) -> None: ...
-    def set_state(self, states: npt.NDArray[np.float64]) -> None: ...
-    @property
-    def num_envs(self) -> int: ...
-    @property
-    def threads_used(self) -> int: ...
-    @property
-    def items_by_workers(self) -> int: ...
-    @property
-    def max_episode_steps(self) -> int: ...
-    @property
-    def obs(self) -> npt.NDArray[np.floating]: ...
-    @property
-    def rewards(self) -> npt.NDArray[np.floating]: ...
-    @property
-    def terminated(self) -> npt.NDArray[np.bool_]: ...
-    @property
-    def truncated(self) -> npt.NDArray[np.bool_]: ...
-    @property
-    def final_obs(self) -> npt.NDArray[np.float32]: ...
-    @property
-    def final_mask(self) -> npt.NDArray[np.bool_]: ...
-
-class AcrobotVec:
-    """Native Acrobot-v1 vector env core."""
-
-    state_dim: int
-    obs_dim: int
-    def __init__(
-        self,
-        num_envs: int,
-        same_step: bool = False,
-        num_threads: int = 1,
-        max_episode_steps: int = ...,
-        params: Dict[str, float] = ...,
-    ) -> None: ...
-    def bind_outputs(
-        self,
-        obs: npt.NDArray[np.floating],
-        rew: npt.NDArray[np.floating],
-        term: npt.NDArray[np.bool_],
-        trunc: npt.NDArray[np.bool_],
-        final_obs: Optional[npt.NDArray[np.float32]] = None,
-        final_mask: Optional[npt.NDArray[np.bool_]] = None,
-    ) -> None: ...
-    def step(self, actions: npt.NDArray) -> None: ...
-    def step_into(
-        self,
-        actions: npt.NDArray,
-        obs_out: npt.NDArray[np.floating],
-        rew_out: npt.NDArray[np.floating],
-        term_out: npt.NDArray[np.bool_],
-        trunc_out: npt.NDArray[np.bool_],
-    ) -> None: ...
-    def reset(
-        self,
-        seeds: Optional[npt.NDArray[np.uint64]],
-        mask: Optional[npt.NDArray[np.bool_]],
-        a: float,
-        b: float,
-    ) -> None: ...
-    def get_state(self) -> npt.NDArray[np.float64]: ...
-    def dump(self) -> Dict[str, Any]: ...
-    def load(self, snapshot: Dict[str, Any]) -> None: ...
-    def set_state(self, states: npt.NDArray[np.float64]) -> None: ...
+    def obs_dim(self) -> int: ...
     @property
     def num_envs(self) -> int: ...
     @property

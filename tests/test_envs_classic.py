@@ -3,7 +3,11 @@ VectorEnv semantics in both autoreset modes, zero-copy step_into, bad input."""
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import pickle
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 import pytest
@@ -13,30 +17,10 @@ import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
 import pgfast
+from pgfast import _C
 from pgfast.envs.classic import CLASSIC_ENVS
 
-IDS = ["CartPole-v1", "Pendulum-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Acrobot-v1"]
-TIME_LIMITS = {"CartPole-v1": 500, "Pendulum-v1": 200, "MountainCar-v0": 200,
-               "MountainCarContinuous-v0": 999, "Acrobot-v1": 500}
 PI = np.pi
-
-
-def random_states(env_id, n, rng):
-    """States covering (and slightly beyond) what each env visits."""
-    u = rng.uniform
-    if env_id == "CartPole-v1":
-        return np.stack([u(-2.5, 2.5, n), u(-3, 3, n), u(-0.22, 0.22, n), u(-3.5, 3.5, n)], 1)
-    if env_id == "Pendulum-v1":
-        return np.stack([u(-4 * PI, 4 * PI, n), u(-8, 8, n)], 1)
-    if env_id.startswith("MountainCar"):
-        s = np.stack([u(-1.2, 0.6, n), u(-0.07, 0.07, n)], 1)
-        # include the walls and the goal exactly
-        s[: n // 20, 0] = -1.2
-        s[n // 20: n // 10, 0] = 0.6
-        return s
-    if env_id == "Acrobot-v1":
-        return np.stack([u(-PI, PI, n), u(-PI, PI, n), u(-4 * PI, 4 * PI, n), u(-9 * PI, 9 * PI, n)], 1)
-    raise KeyError(env_id)
 
 
 def random_actions(space, n, rng):
@@ -46,11 +30,138 @@ def random_actions(space, n, rng):
     return rng.uniform(-3.0, 3.0, (n, *space.shape)).astype(np.float32)
 
 
+def _uniform(rng, bounds, n):
+    return np.stack([rng.uniform(lo, hi, n) for lo, hi in bounds], 1)
+
+
+def _mountain_car_states(rng, n):
+    s = _uniform(rng, [(-1.2, 0.6), (-0.07, 0.07)], n)
+    # include the walls and the goal exactly
+    s[: n // 20, 0] = -1.2
+    s[n // 20: n // 10, 0] = 0.6
+    return s
+
+
+@dataclass(frozen=True)
+class Parity:
+    """What the parity tests need to know about one env: the one place where a
+    new env's test parameters go (every test below reads them from here).
+
+    states(rng, n): random physics states covering (and slightly beyond) what the env visits.
+    controller(states, a): writes actions of a task controller (long episodes,
+        reaching goals) for ``states`` into ``a``; the tests give it half the envs.
+    quiet(states): actions under which no env terminates within 7 steps of a reset.
+    reset_box: (low, high) per state component of the default reset distribution.
+    reset_options: (options, low, high): reset options widening it, and the new box.
+    lockstep_limit: time limit of the lockstep test against gymnasium's
+        SyncVectorEnv (short enough that episodes end both ways).
+    terminates: whether episodes can terminate (not only truncate).
+    float32_state_path: gymnasium holds the state as float32 after a step
+        (then a float32-exact state takes numpy's float32 path; tests cover both).
+    float32_reset: gymnasium rounds its reset state to float32.
+    digests: {"next_step": ..., "same_step": ...}, digests of seeded trajectories
+        pinning the env's arithmetic, random streams and autoresets (for a new env,
+        test_seeded_trajectories_are_pinned's failure message prints them).
+    """
+
+    states: Callable[[np.random.Generator, int], np.ndarray]
+    controller: Callable[[np.ndarray, np.ndarray], None]
+    quiet: Callable[[np.ndarray], np.ndarray]
+    reset_box: Tuple[List[float], List[float]]
+    reset_options: Tuple[Dict[str, float], List[float], List[float]]
+    lockstep_limit: int
+    digests: Dict[str, str]
+    terminates: bool = True
+    float32_state_path: bool = False
+    float32_reset: bool = False
+
+
+def _set(a, values):
+    a[: len(values)] = values
+
+
+PARITY: Dict[str, Parity] = {
+    "CartPole-v1": Parity(
+        states=lambda rng, n: _uniform(rng, [(-2.5, 2.5), (-3, 3), (-0.22, 0.22), (-3.5, 3.5)], n),
+        controller=lambda s, a: _set(a, (s[:, 2] * 10 + s[:, 3] + 0.1 * s[:, 1] > 0).astype(np.int64)),
+        quiet=lambda s: (s[:, 2] * 10 + s[:, 3] > 0).astype(np.int64),
+        reset_box=([-0.05] * 4, [0.05] * 4),
+        reset_options=({"low": -0.2, "high": 0.3}, [-0.2] * 4, [0.3] * 4),
+        lockstep_limit=40,
+        digests={"next_step": "317d863bac3eac48897d", "same_step": "2669c637d34d82642230"},
+    ),
+    "Pendulum-v1": Parity(
+        states=lambda rng, n: _uniform(rng, [(-4 * PI, 4 * PI), (-8, 8)], n),
+        controller=lambda s, a: _set(a[:, 0], np.clip(-3 * s[:, 1], -2, 2).astype(np.float32)),
+        quiet=lambda s: np.zeros((len(s), 1), np.float32),
+        reset_box=([-PI, -1.0], [PI, 1.0]),
+        reset_options=({"x_init": 0.5, "y_init": 0.25}, [-0.5, -0.25], [0.5, 0.25]),
+        lockstep_limit=40,
+        digests={"next_step": "a7f7b53cfa28fff55890", "same_step": "065b5a6e4ffbd8c5d89a"},
+        terminates=False,
+    ),
+    "MountainCar-v0": Parity(
+        states=_mountain_car_states,
+        controller=lambda s, a: _set(a, np.where(s[:, 1] >= 0, 2, 0)),
+        quiet=lambda s: np.full(len(s), 1),
+        reset_box=([-0.6, 0.0], [-0.4, 0.0]),
+        reset_options=({"low": -1.0, "high": 0.2}, [-1.0, 0.0], [0.2, 0.0]),
+        lockstep_limit=150,
+        digests={"next_step": "e4b7176085f7ea427c78", "same_step": "5b3285ab376e307c5cda"},
+    ),
+    "MountainCarContinuous-v0": Parity(
+        states=_mountain_car_states,
+        controller=lambda s, a: _set(a[:, 0], np.where(s[:, 1] >= 0, 1.0, -1.0).astype(np.float32)),
+        quiet=lambda s: np.zeros((len(s), 1), np.float32),
+        reset_box=([-0.6, 0.0], [-0.4, 0.0]),
+        reset_options=({"low": -1.0}, [-1.0, 0.0], [-0.4, 0.0]),
+        lockstep_limit=150,
+        digests={"next_step": "07d0c37ba5ac3f3f7b1b", "same_step": "5a174eae722a3361e7eb"},
+        float32_state_path=True,
+    ),
+    "Acrobot-v1": Parity(
+        states=lambda rng, n: _uniform(rng, [(-PI, PI), (-PI, PI), (-4 * PI, 4 * PI), (-9 * PI, 9 * PI)], n),
+        controller=lambda s, a: _set(a, np.where(s[:, 3] >= 0, 2, 0)),
+        quiet=lambda s: np.full(len(s), 1),
+        reset_box=([-0.1] * 4, [0.1] * 4),
+        reset_options=({"high": 0.5}, [-0.1] * 4, [0.5] * 4),
+        lockstep_limit=150,
+        digests={"next_step": "ab4f780a74cd1edcf962", "same_step": "ad41c6355a8a9858d816"},
+        float32_reset=True,
+    ),
+}
+
+IDS = list(CLASSIC_ENVS)  # the registry (csrc/envs/registry.hpp), in its order
+
+
+def time_limit(env_id):
+    return gym.spec(env_id).max_episode_steps
+
+
+def random_states(env_id, n, rng):
+    return PARITY[env_id].states(rng, n)
+
+
 def gym_state(env_id, s):
     """What gymnasium's ``unwrapped.state`` holds for a native state row."""
-    if env_id == "MountainCarContinuous-v0" and np.array_equal(s.astype(np.float32), s):
+    if PARITY[env_id].float32_state_path and np.array_equal(s.astype(np.float32), s):
         return s.astype(np.float32)  # gymnasium's state after a step is a float32 array
     return np.array(s, dtype=np.float64)
+
+
+def test_registry_matches_parity_table_and_gymnasium():
+    """Every registered env has parity parameters, and the registry's facts agree with gymnasium."""
+    assert set(PARITY) == set(IDS), "add the new env's Parity entry to PARITY"
+    assert {"CartPole-v1", "Pendulum-v1", "MountainCar-v0", "MountainCarContinuous-v0",
+            "Acrobot-v1"} <= set(IDS)
+    for env_id, info in _C.classic_envs().items():
+        ref = gym.make(env_id).unwrapped
+        assert info["max_episode_steps"] == time_limit(env_id)
+        assert info["obs_dim"] == ref.observation_space.shape[0]
+        assert info["discrete"] == isinstance(ref.action_space, gym.spaces.Discrete)
+        ref.reset(seed=0)
+        assert info["state_dim"] == np.asarray(ref.state).size
+        assert set(info["params"]) <= set(inspect.signature(type(ref).__init__).parameters)
 
 
 # ---------------------------------------------------------------- align tests
@@ -63,7 +174,7 @@ def test_align_single_steps_from_random_states(env_id):
     env = pgfast.make_vec(env_id, n, seed=0)
     ref = gym.make(env_id).unwrapped
     states = random_states(env_id, n, rng)
-    if env_id == "MountainCarContinuous-v0":  # half of them on gymnasium's float32 path
+    if PARITY[env_id].float32_state_path:  # half of them on gymnasium's float32 path
         states[n // 2:] = states[n // 2:].astype(np.float32)
     actions = random_actions(env.single_action_space, n, rng)
     env.set_state(states)
@@ -71,7 +182,7 @@ def test_align_single_steps_from_random_states(env_id):
     new_states = env.get_state()
     for i in range(n):
         ref.state = gym_state(env_id, states[i])
-        if env_id == "CartPole-v1":
+        if hasattr(ref, "steps_beyond_terminated"):
             ref.steps_beyond_terminated = None
         o, r, te, tr, _ = ref.step(actions[i])
         np.testing.assert_allclose(obs[i], o, rtol=0, atol=1e-5, err_msg=f"obs of transition {i}")
@@ -84,20 +195,10 @@ def test_align_single_steps_from_random_states(env_id):
 
 
 def controller(env_id, states, rng, n):
-    """Half the envs follow a task controller (long episodes / reaching goals), half act randomly."""
+    """Half the envs follow the task controller (long episodes / reaching goals), half act randomly."""
     space = CLASSIC_ENVS[env_id](num_envs=1).single_action_space
     a = random_actions(space, n, rng)
-    h = n // 2
-    if env_id == "CartPole-v1":
-        a[:h] = (states[:h, 2] * 10 + states[:h, 3] + 0.1 * states[:h, 1] > 0).astype(np.int64)
-    elif env_id == "MountainCar-v0":
-        a[:h] = np.where(states[:h, 1] >= 0, 2, 0)
-    elif env_id == "MountainCarContinuous-v0":
-        a[:h, 0] = np.where(states[:h, 1] >= 0, 1.0, -1.0).astype(np.float32)
-    elif env_id == "Acrobot-v1":
-        a[:h] = np.where(states[:h, 3] >= 0, 2, 0)
-    elif env_id == "Pendulum-v1":
-        a[:h, 0] = np.clip(-3 * states[:h, 1], -2, 2).astype(np.float32)
+    PARITY[env_id].controller(states[: n // 2], a)
     return a
 
 
@@ -108,7 +209,7 @@ def test_align_trajectories_with_time_limit(env_id):
     count at which the time limit truncates."""
     rng = np.random.default_rng(7)
     n = 8
-    limit = TIME_LIMITS[env_id]
+    limit = time_limit(env_id)
     env = pgfast.make_vec(env_id, n, seed=3)
     assert env.spec.max_episode_steps == limit
     refs = [gym.make(env_id, disable_env_checker=True) for _ in range(n)]
@@ -124,7 +225,7 @@ def test_align_trajectories_with_time_limit(env_id):
         sync(i, states)
     steps = np.zeros(n, dtype=int)
     ends = {"terminated": 0, "truncated": 0}
-    total = 1100 if env_id == "MountainCarContinuous-v0" else 2 * limit + 50
+    total = min(2 * limit + 50, 1100)
     pending = np.zeros(n, dtype=bool)
     for _ in range(total):
         actions = controller(env_id, states, rng, n)
@@ -147,7 +248,7 @@ def test_align_trajectories_with_time_limit(env_id):
             ends["truncated"] += tr and not te
         pending = term | trunc
     assert ends["truncated"] > 0, ends
-    if env_id != "Pendulum-v1":
+    if PARITY[env_id].terminates:
         assert ends["terminated"] > 0, ends
 
 
@@ -157,30 +258,13 @@ def test_max_episode_steps_override_matches_gymnasium(env_id):
     ref = gym.make(env_id, max_episode_steps=7, disable_env_checker=True)
     assert env.spec.max_episode_steps == ref.spec.max_episode_steps == 7
     # quiet actions: no env terminates in 7 steps from a reset state
-    quiet = {"CartPole-v1": None, "MountainCar-v0": 1, "Acrobot-v1": 1}
     for t in range(1, 8):
-        if env_id == "CartPole-v1":
-            s = env.get_state()
-            a = (s[:, 2] * 10 + s[:, 3] > 0).astype(np.int64)
-        elif env_id in quiet:
-            a = np.full(2, quiet[env_id])
-        else:
-            a = np.zeros((2, 1), np.float32)
-        _, _, term, trunc, _ = env.step(a)
+        _, _, term, trunc, _ = env.step(PARITY[env_id].quiet(env.get_state()))
         assert not term.any()
         assert trunc.all() == (t == 7)
 
 
 # ---------------------------------------------------------------- reset distribution
-
-RESET_BOUNDS = {
-    "CartPole-v1": ([-0.05] * 4, [0.05] * 4),
-    "Pendulum-v1": ([-PI, -1.0], [PI, 1.0]),
-    "MountainCar-v0": ([-0.6, 0.0], [-0.4, 0.0]),
-    "MountainCarContinuous-v0": ([-0.6, 0.0], [-0.4, 0.0]),
-    "Acrobot-v1": ([-0.1] * 4, [0.1] * 4),
-}
-
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_reset_states_within_gymnasium_bounds(env_id):
@@ -189,7 +273,7 @@ def test_reset_states_within_gymnasium_bounds(env_id):
     obs, info = env.reset(seed=11)
     assert info == {}
     s = env.get_state()
-    lo, hi = map(np.array, RESET_BOUNDS[env_id])
+    lo, hi = map(np.array, PARITY[env_id].reset_box)
     assert (s >= lo).all() and (s <= hi).all()
     width = hi - lo
     var = width > 0
@@ -197,7 +281,7 @@ def test_reset_states_within_gymnasium_bounds(env_id):
     np.testing.assert_allclose(s.mean(0)[var], ((lo + hi) / 2)[var], atol=0.02 * width.max())
     np.testing.assert_allclose(s.std(0)[var], (width / np.sqrt(12))[var], rtol=0.05)
     assert env.observation_space.contains(obs)
-    if env_id == "Acrobot-v1":  # gymnasium rounds its reset state to float32
+    if PARITY[env_id].float32_reset:  # gymnasium rounds its reset state to float32
         assert np.array_equal(s.astype(np.float32).astype(np.float64), s)
     # gymnasium's own reset draws from the same box
     ref = gym.make(env_id).unwrapped
@@ -206,14 +290,9 @@ def test_reset_states_within_gymnasium_bounds(env_id):
     assert (rs >= lo).all() and (rs <= hi).all()
 
 
-@pytest.mark.parametrize("env_id,options,lo,hi", [
-    ("CartPole-v1", {"low": -0.2, "high": 0.3}, [-0.2] * 4, [0.3] * 4),
-    ("Pendulum-v1", {"x_init": 0.5, "y_init": 0.25}, [-0.5, -0.25], [0.5, 0.25]),
-    ("MountainCar-v0", {"low": -1.0, "high": 0.2}, [-1.0, 0.0], [0.2, 0.0]),
-    ("MountainCarContinuous-v0", {"low": -1.0}, [-1.0, 0.0], [-0.4, 0.0]),
-    ("Acrobot-v1", {"high": 0.5}, [-0.1] * 4, [0.5] * 4),
-])
-def test_reset_options_like_gymnasium(env_id, options, lo, hi):
+@pytest.mark.parametrize("env_id", IDS)
+def test_reset_options_like_gymnasium(env_id):
+    options, lo, hi = PARITY[env_id].reset_options
     n = 2048
     env = pgfast.make_vec(env_id, n)
     env.reset(seed=1, options=options)
@@ -227,7 +306,7 @@ def test_reset_options_like_gymnasium(env_id, options, lo, hi):
     # options persist for autoresets (as in gymnasium's CartPoleVectorEnv) until the next reset
     env.reset(seed=1)
     s2 = env.get_state()
-    d_lo, d_hi = map(np.array, RESET_BOUNDS[env_id])
+    d_lo, d_hi = map(np.array, PARITY[env_id].reset_box)
     assert (s2 >= d_lo).all() and (s2 <= d_hi).all()
 
 
@@ -312,7 +391,7 @@ def test_reseeding_with_reset_restarts_streams_and_none_continues():
     assert not np.array_equal(o[0], o[1])  # fresh entropy
 
 
-@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCarContinuous-v0"])
+@pytest.mark.parametrize("env_id", IDS)
 @pytest.mark.parametrize("mode", ["next_step", "same_step"])
 def test_threads_bit_identical(env_id, mode):
     n = 4096 + 3
@@ -372,24 +451,20 @@ def test_spaces_dtypes_metadata_match_gymnasium(env_id, mode):
     assert env.closed
 
 
-LOCKSTEP_LIMIT = {"CartPole-v1": 40, "Pendulum-v1": 40, "MountainCar-v0": 150,
-                  "MountainCarContinuous-v0": 150, "Acrobot-v1": 150}
-
-
 @pytest.mark.parametrize("env_id", IDS)
 @pytest.mark.parametrize("mode", ["next_step", "same_step"])
 def test_autoreset_semantics_lockstep_with_gymnasium_sync(env_id, mode):
     """Lockstep against gymnasium's SyncVectorEnv (states copied after every
     reset): rewards, flags, observations and, in same_step mode, final_obs agree,
     and the step after a done returns what gymnasium returns."""
-    n, limit = 6, LOCKSTEP_LIMIT[env_id]
+    n, limit = 6, PARITY[env_id].lockstep_limit
     amode = AutoresetMode.NEXT_STEP if mode == "next_step" else AutoresetMode.SAME_STEP
     env = pgfast.make_vec(env_id, n, autoreset_mode=mode, max_episode_steps=limit)
     ref = gym.make_vec(env_id, num_envs=n, vectorization_mode="sync",
                        vector_kwargs={"autoreset_mode": amode}, max_episode_steps=limit)
     env.reset(seed=0)
     ref.reset(seed=0)
-    lo, hi = map(np.array, RESET_BOUNDS[env_id])
+    lo, hi = map(np.array, PARITY[env_id].reset_box)
 
     def copy_states(idx):
         s = env.get_state()
@@ -404,7 +479,7 @@ def test_autoreset_semantics_lockstep_with_gymnasium_sync(env_id, mode):
     rng = np.random.default_rng(0)
     seen = {"term": 0, "trunc": 0}
     prev_done = np.zeros(n, dtype=bool)
-    for t in range(3 * limit + 20):
+    for _ in range(3 * limit + 20):
         a = controller(env_id, env.get_state(), rng, n)
         o1, r1, te1, tr1, info1 = env.step(a)
         o2, r2, te2, tr2, info2 = ref.step(a)
@@ -437,7 +512,7 @@ def test_autoreset_semantics_lockstep_with_gymnasium_sync(env_id, mode):
         seen["trunc"] += tr1.sum()
         prev_done = done
     assert seen["trunc"] > 0
-    if env_id != "Pendulum-v1":
+    if PARITY[env_id].terminates:
         assert seen["term"] > 0
     ref.close()
 
@@ -528,7 +603,7 @@ def test_get_set_state_roundtrip(env_id):
         _, _, te, tr, _ = a.step(random_actions(a.single_action_space, n, rng))
     pending = te | tr  # a resets these at its next step; set_state cancels that in b
     s = a.get_state()
-    assert s.dtype == np.float64 and s.shape == (n, CLASSIC_ENVS[env_id]._core_cls.state_dim)
+    assert s.dtype == np.float64 and s.shape == (n, _C.classic_envs()[env_id]["state_dim"])
     b.set_state(s)
     np.testing.assert_array_equal(b.get_state(), s)
     acts = random_actions(a.single_action_space, n, rng)
@@ -558,18 +633,18 @@ def discrete_bad_actions(n, k):
     oob_hi[n - 1] = k
     oob_lo = base.copy()
     oob_lo[0] = -1
-    return [
-        ("out of range high", oob_hi),
-        ("out of range low", oob_lo),
-        ("int32 out of range", oob_hi.astype(np.int32)),
-        ("float dtype", base.astype(np.float32)),
-        ("bool dtype", base.astype(bool)),
-        ("wrong shape [N, 1]", base[:, None]),
-        ("wrong shape [N + 1]", np.zeros(n + 1, np.int64)),
-        ("non-contiguous", np.zeros(2 * n, np.int64)[::2]),
-        ("scalar", np.int64(0)),
-        ("big-endian", base.astype(">i8")),
-        ("cuda-less tensor float", torch.zeros(n)),
+    return [  # a wrong dtype is a TypeError, a wrong value or shape a ValueError
+        ("out of range high", oob_hi, ValueError),
+        ("out of range low", oob_lo, ValueError),
+        ("int32 out of range", oob_hi.astype(np.int32), ValueError),
+        ("float dtype", base.astype(np.float32), TypeError),
+        ("bool dtype", base.astype(bool), TypeError),
+        ("wrong shape [N, 1]", base[:, None], ValueError),
+        ("wrong shape [N + 1]", np.zeros(n + 1, np.int64), ValueError),
+        ("non-contiguous", np.zeros(2 * n, np.int64)[::2], ValueError),
+        ("scalar", np.int64(0), ValueError),
+        ("big-endian", base.astype(">i8"), TypeError),
+        ("cuda-less tensor float", torch.zeros(n), TypeError),
     ]
 
 
@@ -581,15 +656,15 @@ def box_bad_actions(n):
     inf[0, 0] = np.inf
     ninf = base.astype(np.float64)
     ninf[1, 0] = -np.inf
-    return [
-        ("nan", nan),
-        ("inf", inf),
-        ("-inf float64", ninf),
-        ("wrong shape [N]", base[:, 0].copy()),
-        ("wrong shape [N, 2]", np.zeros((n, 2), np.float32)),
-        ("int dtype", base.astype(np.int64)),
-        ("non-contiguous", np.zeros((n, 2), np.float32)[:, :1]),
-        ("tensor nan", torch.full((n, 1), float("nan"))),
+    return [  # a wrong dtype is a TypeError, a wrong value or shape a ValueError
+        ("nan", nan, ValueError),
+        ("inf", inf, ValueError),
+        ("-inf float64", ninf, ValueError),
+        ("wrong shape [N]", base[:, 0].copy(), ValueError),
+        ("wrong shape [N, 2]", np.zeros((n, 2), np.float32), ValueError),
+        ("int dtype", base.astype(np.int64), TypeError),
+        ("non-contiguous", np.zeros((n, 2), np.float32)[:, :1], ValueError),
+        ("tensor nan", torch.full((n, 1), float("nan")), ValueError),
     ]
 
 
@@ -603,12 +678,12 @@ def test_bad_actions_raise_and_leave_state_unchanged(env_id, mode):
     cases = discrete_bad_actions(n, space.n) if isinstance(space, gym.spaces.Discrete) else box_bad_actions(n)
     s0 = env.get_state()
     obs0 = env._obs.copy()
-    for name, bad in cases:
-        with pytest.raises(ValueError):
+    for name, bad, error in cases:
+        with pytest.raises(error):
             env.step(bad)
         np.testing.assert_array_equal(env.get_state(), s0, err_msg=name)
         np.testing.assert_array_equal(env._obs, obs0, err_msg=name)
-        with pytest.raises(ValueError):
+        with pytest.raises(error):
             env.step_into(bad, np.zeros_like(env._obs), np.zeros(n), np.zeros(n, bool), np.zeros(n, bool))
         np.testing.assert_array_equal(env.get_state(), s0, err_msg=name)
     # step counters and RNG streams are untouched too: env continues exactly like its twin
@@ -739,8 +814,7 @@ def test_pickle_continues_bit_identically(env_id, mode):
             np.testing.assert_array_equal(u, v)
         assert r1[4].keys() == r2[4].keys()
     # reset bounds from options survive too
-    env.reset(seed=1, options={"low": -0.01, "high": 0.01} if env_id != "Pendulum-v1" else
-              {"x_init": 0.01, "y_init": 0.01})
+    env.reset(seed=1, options=PARITY[env_id].reset_options[0])
     copy2 = pickle.loads(pickle.dumps(env))
     for _ in range(30):
         a = random_actions(env.single_action_space, n, rng)
@@ -755,10 +829,92 @@ def test_snapshot_load_validates():
     env = pgfast.make_vec("CartPole-v1", 4, seed=0)
     snap = env._c.dump()
     s0 = env.get_state()
-    for key, bad in [("rows", np.zeros((4, 5))), ("steps", np.zeros(4, np.int32)),
-                     ("rng", np.zeros((4, 3), np.uint64)), ("bounds", np.zeros(3))]:
-        with pytest.raises(ValueError):
+    for key, bad, error in [("rows", np.zeros((4, 5)), ValueError),
+                            ("steps", np.zeros(4, np.int32), TypeError),
+                            ("rng", np.zeros((4, 3), np.uint64), ValueError),
+                            ("bounds", np.zeros(3), ValueError),
+                            ("pending", [0] * 4, TypeError)]:
+        with pytest.raises(error):
             env._c.load({**snap, key: bad})
         np.testing.assert_array_equal(env.get_state(), s0)
     with pytest.raises(ValueError):
         env._c.load({k: v for k, v in snap.items() if k != "rng"})
+
+
+# ---------------------------------------------------------------- parameters and the core
+
+def test_unknown_env_parameters_are_rejected():
+    """A misspelt parameter never falls back to its default: gymnasium's
+    constructor refuses it in make_vec (TypeError), the core in pgfast._C
+    (ValueError naming the key and the valid ones)."""
+    with pytest.raises(TypeError, match="gg"):
+        pgfast.make_vec("Pendulum-v1", 2, gg=9.81)
+    with pytest.raises(ValueError, match=r"no parameter 'gg'; valid parameters: g"):
+        _C.ClassicVecEnv("Pendulum-v1", 2, params={"gg": 9.81})
+    with pytest.raises(ValueError, match=r"Acrobot-v1 has no parameter 'g'; it takes none"):
+        _C.ClassicVecEnv("Acrobot-v1", 2, params={"g": 1.0})
+    with pytest.raises(ValueError, match="finite"):
+        _C.ClassicVecEnv("Pendulum-v1", 2, params={"g": float("inf")})
+    with pytest.raises(ValueError, match="registered: CartPole-v1"):
+        _C.ClassicVecEnv("CartPole-v9", 2)
+    with pytest.raises(TypeError):
+        _C.ClassicVecEnv("CartPole-v1", 2, max_episode_steps=2.5)
+    core = _C.ClassicVecEnv("CartPole-v1", 2, params={"sutton_barto_reward": 1})
+    assert (core.env_id, core.state_dim, core.obs_dim, core.max_episode_steps) == ("CartPole-v1", 4, 4, 500)
+
+
+def test_core_exception_policy():
+    """pgfast._C raises TypeError for a wrong type or dtype and ValueError for a
+    wrong shape, layout or value, in the env half as in the returns half."""
+    core = _C.ClassicVecEnv("CartPole-v1", 3)
+    core.reset(None, None, -0.05, 0.05)
+    with pytest.raises(TypeError, match="numpy array"):
+        core.step([0, 1, 0])
+    with pytest.raises(TypeError, match="int64 or int32"):
+        core.step(np.zeros(3, np.float64))
+    with pytest.raises(ValueError, match="shape"):
+        core.step(np.zeros(4, np.int64))
+    with pytest.raises(TypeError, match="float64"):
+        core.set_state(np.zeros((3, 4), np.float32))
+    with pytest.raises(ValueError, match="finite"):
+        core.set_state(np.full((3, 4), np.nan))
+    with pytest.raises(TypeError, match="uint64"):
+        core.reset(np.zeros(3, np.int64), None, -0.05, 0.05)
+    with pytest.raises(TypeError, match="bool"):
+        core.step_into(np.zeros(3, np.int64), np.zeros((3, 4), np.float32), np.zeros(3),
+                       np.zeros(3, np.uint8), np.zeros(3, bool))
+    with pytest.raises(TypeError, match="x"):
+        _C.discounted_cumsum(np.zeros(3, np.int64), np.zeros(3, bool), 0.5)
+    with pytest.raises(ValueError, match="dones"):
+        _C.discounted_cumsum(np.zeros(3), np.zeros(4, bool), 0.5)
+
+
+def _trajectory_digest(env_id, mode):
+    h = hashlib.sha256()
+    n = 8
+    env = pgfast.make_vec(env_id, n, seed=3, autoreset_mode=mode, max_episode_steps=60)
+    rng = np.random.default_rng(1)
+    for t in range(200):
+        if t == 70:
+            env.reset(seed=7, options=PARITY[env_id].reset_options[0])
+        if t == 100:
+            env = pickle.loads(pickle.dumps(env))
+        *out, info = env.step(random_actions(env.single_action_space, n, rng))
+        for x in out:
+            h.update(x.tobytes())
+        if mode == "same_step":
+            h.update(info["_final_obs"].tobytes())
+            h.update(info["final_obs"][info["_final_obs"]].tobytes())
+    h.update(env.get_state().tobytes())
+    return h.hexdigest()[:20]
+
+
+@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+def test_seeded_trajectories_are_pinned(env_id, mode):
+    """Digests of seeded trajectories (obs, rewards, flags, final observations and
+    the final state, through a reset with options and a pickle round trip): any
+    change to an env's arithmetic, random streams or autoreset logic changes them.
+    They depend on libm's sin/cos/pow like the parity itself (glibc here)."""
+    got = _trajectory_digest(env_id, mode)
+    assert got == PARITY[env_id].digests.get(mode), f"{env_id} {mode} digest: {got!r}"

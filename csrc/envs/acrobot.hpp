@@ -20,12 +20,13 @@
 #include <cmath>
 #include <cstdint>
 
-#include "envs/vec_env.hpp"
+#include "envs/env.hpp"
 
 namespace pgfast {
 namespace envs {
 
 struct Acrobot {
+  static constexpr const char* kId = "Acrobot-v1";
   static constexpr int kStateDim = 4;
   static constexpr int kCacheDim = 0;
   static constexpr int kObsDim = 6;
@@ -49,10 +50,12 @@ struct Acrobot {
   static constexpr double kAvailTorque[3] = {-1.0, 0.0, 1.0};
 
   struct Params {};
+  static constexpr std::array<Param<Params>, 0> kParams{};
   struct Bounds {
     double low = -0.1;
     double high = 0.1;
   };
+  static constexpr const char* kResetOptions[2] = {"low", "high"};
 
   static void reset(double* s, Rng& rng, const Bounds& b) {
     for (int j = 0; j < kStateDim; ++j) s[j] = double(float(rng.uniform(b.low, b.high)));

@@ -14,12 +14,13 @@
 #include <cmath>
 #include <cstdint>
 
-#include "envs/vec_env.hpp"
+#include "envs/env.hpp"
 
 namespace pgfast {
 namespace envs {
 
 struct CartPole {
+  static constexpr const char* kId = "CartPole-v1";
   static constexpr int kStateDim = 4;
   static constexpr int kCacheDim = 0;
   static constexpr int kObsDim = 4;
@@ -44,10 +45,13 @@ struct CartPole {
   struct Params {
     bool sutton_barto_reward = false;
   };
+  static constexpr std::array kParams{
+      flag_param("sutton_barto_reward", &Params::sutton_barto_reward)};
   struct Bounds {
     double low = -0.05;
     double high = 0.05;
   };
+  static constexpr const char* kResetOptions[2] = {"low", "high"};
 
   static void reset(double* s, Rng& rng, const Bounds& b) {
     for (int j = 0; j < kStateDim; ++j) s[j] = rng.uniform(b.low, b.high);

@@ -26,12 +26,13 @@
 #include <cmath>
 #include <cstdint>
 
-#include "envs/vec_env.hpp"
+#include "envs/env.hpp"
 
 namespace pgfast {
 namespace envs {
 
 struct MountainCar {
+  static constexpr const char* kId = "MountainCar-v0";
   static constexpr int kStateDim = 2;
   static constexpr int kCacheDim = 0;
   static constexpr int kObsDim = 2;
@@ -50,10 +51,12 @@ struct MountainCar {
   struct Params {
     double goal_velocity = 0.0;
   };
+  static constexpr std::array kParams{real_param("goal_velocity", &Params::goal_velocity)};
   struct Bounds {
     double low = -0.6;
     double high = -0.4;
   };
+  static constexpr const char* kResetOptions[2] = {"low", "high"};
 
   static void reset(double* s, Rng& rng, const Bounds& b) {
     s[0] = rng.uniform(b.low, b.high);
@@ -88,6 +91,7 @@ struct MountainCar {
 };
 
 struct MountainCarContinuous {
+  static constexpr const char* kId = "MountainCarContinuous-v0";
   static constexpr int kStateDim = 2;
   static constexpr int kCacheDim = 0;
   static constexpr int kObsDim = 2;
@@ -108,7 +112,9 @@ struct MountainCarContinuous {
   struct Params {
     double goal_velocity = 0.0;
   };
+  static constexpr std::array kParams{real_param("goal_velocity", &Params::goal_velocity)};
   using Bounds = MountainCar::Bounds;
+  static constexpr const char* kResetOptions[2] = {"low", "high"};
 
   static void reset(double* s, Rng& rng, const Bounds& b) { MountainCar::reset(s, rng, b); }
 

@@ -18,12 +18,13 @@
 #include <cmath>
 #include <cstdint>
 
-#include "envs/vec_env.hpp"
+#include "envs/env.hpp"
 
 namespace pgfast {
 namespace envs {
 
 struct Pendulum {
+  static constexpr const char* kId = "Pendulum-v1";
   static constexpr int kStateDim = 2;
   static constexpr int kCacheDim = 2;
   static constexpr int kObsDim = 3;
@@ -42,21 +43,17 @@ struct Pendulum {
   static constexpr double kDefaultXInit = kPi;  // DEFAULT_X
   static constexpr double kDefaultYInit = 1.0;  // DEFAULT_Y
 
+  static constexpr double kBCoef = 3.0 / (kMass * (kLength * kLength));  // 3.0 / (m * l ** 2)
+
   struct Params {
     double g = kDefaultGravity;
-    double a_coef = 3 * kDefaultGravity / (2 * kLength);  // 3 * g / (2 * l)
-    double b_coef = 3.0 / (kMass * (kLength * kLength));  // 3.0 / (m * l ** 2)
-    static Params with_gravity(double g) {
-      Params p;
-      p.g = g;
-      p.a_coef = 3 * g / (2 * kLength);
-      return p;
-    }
   };
+  static constexpr std::array kParams{real_param("g", &Params::g)};
   struct Bounds {
     double x_init = kDefaultXInit;
     double y_init = kDefaultYInit;
   };
+  static constexpr const char* kResetOptions[2] = {"x_init", "y_init"};
 
   static double angle_normalize(double x) { return np_remainder(x + kPi, 2 * kPi) - kPi; }
 
@@ -119,8 +116,8 @@ struct Pendulum {
       rew[k] = -(rew[k] + double(u2_scaled));
       slow[k] = ok3 ? slow[k] : 1.0;
     }
-    const double a_coef = p.a_coef;
-    const float b_coef = float(p.b_coef);
+    const double a_coef = 3 * p.g / (2 * kLength);  // 3 * g / (2 * l)
+    const float b_coef = float(kBCoef);
     for (int k = 0; k < n; ++k) {
       const double td = thdot[k];
       const float bu = b_coef * u[k];  // 3.0 / (m * l ** 2) * u, float32

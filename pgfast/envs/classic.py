@@ -1,5 +1,10 @@
-"""Native vectorised classic-control envs: CartPole-v1, Pendulum-v1, MountainCar-v0,
-MountainCarContinuous-v0 and Acrobot-v1, stepped in C++ (``pgfast._C``).
+"""Native vectorised classic-control envs, stepped in C++ (``pgfast._C``).
+
+One class per env registered in ``csrc/envs/registry.hpp`` (CartPole-v1,
+Pendulum-v1, MountainCar-v0, ... : ``CLASSIC_ENVS`` maps each gymnasium id to
+its class, e.g. ``CartPoleVectorEnv``). The classes are made from the
+extension's registry (``pgfast._C.classic_envs()``): nothing here is written
+per env.
 
 Each class mirrors gymnasium 1.x's env of the same id: dynamics and their
 floating-point precision, rewards, termination, time limit (truncation after
@@ -18,28 +23,17 @@ gymnasium's ``CartPoleVectorEnv``).
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.envs.classic_control import utils as _cc_utils
-from gymnasium.envs.classic_control.acrobot import AcrobotEnv
-from gymnasium.envs.classic_control.cartpole import CartPoleEnv
-from gymnasium.envs.classic_control.continuous_mountain_car import Continuous_MountainCarEnv
-from gymnasium.envs.classic_control.mountain_car import MountainCarEnv
-from gymnasium.envs.classic_control.pendulum import PendulumEnv
+from gymnasium.envs.registration import load_env_creator
 
 from pgfast import _C
 from pgfast.envs.native import NativeVectorEnv
 
-__all__ = [
-    "ClassicControlVectorEnv",
-    "CartPoleVectorEnv",
-    "PendulumVectorEnv",
-    "MountainCarVectorEnv",
-    "MountainCarContinuousVectorEnv",
-    "AcrobotVectorEnv",
-]
+__all__ = ["ClassicControlVectorEnv", "CLASSIC_ENVS"]
 
 
 class ClassicControlVectorEnv(NativeVectorEnv):
@@ -55,12 +49,12 @@ class ClassicControlVectorEnv(NativeVectorEnv):
         max_episode_steps: time limit (default: gymnasium's registered value).
         **kwargs: the gymnasium env's constructor arguments (e.g. ``g`` for
             Pendulum, ``sutton_barto_reward`` for CartPole).
+
+    Subclasses set ``env_id`` only; everything else comes from the registry.
     """
 
     env_id: str = ""
-    _gym_cls: Any = None
-    _core_cls: Any = None
-    _default_bounds: Tuple[float, float] = (0.0, 0.0)
+    _BUFFERS = ("_obs", "_rew", "_term", "_trunc", "_final_obs", "_final_mask")
 
     def __init__(self, num_envs: int = 1, seed: Optional[int] = None,
                  autoreset_mode: str = "next_step", num_threads: int = 1,
@@ -79,28 +73,28 @@ class ClassicControlVectorEnv(NativeVectorEnv):
                           num_threads=int(num_threads), max_episode_steps=int(max_episode_steps),
                           **kwargs)
         # The gymnasium env validates kwargs and gives the exact spaces.
-        ref = self._gym_cls(**kwargs)
+        entry_point = gym.spec(self.env_id).entry_point
+        creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+        assert creator is not None, f"{self.env_id} has no gymnasium entry point"
+        ref = creator(**kwargs)
         super().__init__(num_envs=num_envs, single_observation_space=ref.observation_space,
                          single_action_space=ref.action_space, autoreset_mode=autoreset_mode,
                          env_id=self.env_id,
                          spec_kwargs={**kwargs, "max_episode_steps": int(max_episode_steps)})
-        params = {k: float(v) for k, v in self._params(kwargs).items()}
-        core = self._core_cls(self.num_envs, self._same_step, int(num_threads),
-                              int(max_episode_steps), params)
+        # The core converts each parameter by its kind (float() or bool()) and
+        # rejects names it does not know.
+        core: Any = _C.ClassicVecEnv(self.env_id, self.num_envs, self._same_step, int(num_threads),
+                                int(max_episode_steps), dict(kwargs))
         core.bind_outputs(self._obs, self._rew, self._term, self._trunc,
                           self._final_obs, self._final_mask)
         self._c = core
         self.num_threads = int(num_threads)
         self.max_episode_steps = int(max_episode_steps)
-        # Hot path: bound C++ methods, no Python frame in between.
-        self._core_step = core.step
-        self._core_step_into = core.step_into
-        self._core_get_state = core.get_state
-        self._core_set_state = core.set_state
+        # Hot path: the hooks are the bound C++ methods, no Python frame in between.
+        vars(self).update(_core_step=core.step, _core_step_into=core.step_into,
+                          _core_get_state=core.get_state, _core_set_state=core.set_state)
         if seed is not None:
             self.reset(seed=seed)
-
-    _BUFFERS = ("_obs", "_rew", "_term", "_trunc", "_final_obs", "_final_mask")
 
     def __getstate__(self) -> Dict[str, Any]:
         """Pickle support: the complete env (physics state, step counters, pending
@@ -129,14 +123,16 @@ class ClassicControlVectorEnv(NativeVectorEnv):
     @property
     def threads_used(self) -> int:
         """Worker threads a step actually uses (1 when N is too small to split)."""
-        return self._c.threads_used
-
-    def _params(self, kwargs: Dict[str, Any]) -> Dict[str, Any]:
-        return {}
+        return int(self._c.threads_used)
 
     def _bounds(self, options: Dict[str, Any]) -> Tuple[float, float]:
-        lo, hi = self._default_bounds
-        return _cc_utils.maybe_parse_reset_bounds(options or None, lo, hi)
+        """The reset distribution from reset options, parsed as gymnasium's env does."""
+        info = _C.classic_envs()[self.env_id]
+        (name_a, name_b), (default_a, default_b) = info["reset_options"], info["reset_defaults"]
+        if (name_a, name_b) == ("low", "high"):  # checked low <= high
+            return _cc_utils.maybe_parse_reset_bounds(options or None, default_a, default_b)
+        return (_cc_utils.verify_number_and_cast(options.get(name_a, default_a)),
+                _cc_utils.verify_number_and_cast(options.get(name_b, default_b)))
 
     def _core_reset(self, seeds: Optional[np.ndarray], mask: Optional[np.ndarray],
                     options: Dict[str, Any]) -> None:
@@ -144,69 +140,25 @@ class ClassicControlVectorEnv(NativeVectorEnv):
         self._c.reset(seeds, mask, a, b)
 
 
-class CartPoleVectorEnv(ClassicControlVectorEnv):
-    """CartPole-v1: reset options ``low``/``high`` (default -0.05, 0.05); kwarg ``sutton_barto_reward``."""
-
-    env_id = "CartPole-v1"
-    _gym_cls = CartPoleEnv
-    _core_cls = _C.CartPoleVec
-    _default_bounds = (-0.05, 0.05)
-
-    def _params(self, kwargs: Dict[str, Any]) -> Dict[str, Any]:
-        return {"sutton_barto_reward": bool(kwargs.get("sutton_barto_reward", False))}
+def _describe(env_id: str, info: Dict[str, Any]) -> str:
+    (name_a, name_b), (default_a, default_b) = info["reset_options"], info["reset_defaults"]
+    params: List[str] = info["params"]
+    kwargs = f"; kwargs {', '.join(f'``{p}``' for p in params)}" if params else ""
+    return (f"{env_id}: reset options ``{name_a}``/``{name_b}`` (default {default_a:g}, "
+            f"{default_b:g}){kwargs}.")
 
 
-class PendulumVectorEnv(ClassicControlVectorEnv):
-    """Pendulum-v1: reset options ``x_init``/``y_init`` (default pi, 1.0); kwarg ``g``."""
-
-    env_id = "Pendulum-v1"
-    _gym_cls = PendulumEnv
-    _core_cls = _C.PendulumVec
-
-    def _params(self, kwargs: Dict[str, Any]) -> Dict[str, Any]:
-        return {"g": kwargs.get("g", 10.0)}
-
-    def _bounds(self, options: Dict[str, Any]) -> Tuple[float, float]:
-        x = options.get("x_init", np.pi)
-        y = options.get("y_init", 1.0)
-        return _cc_utils.verify_number_and_cast(x), _cc_utils.verify_number_and_cast(y)
+def _make_class(env_id: str, info: Dict[str, Any]) -> Type[ClassicControlVectorEnv]:
+    """``CartPole-v1`` -> ``CartPoleVectorEnv`` (picklable: a module attribute)."""
+    name = env_id.split("-")[0] + "VectorEnv"
+    cls = type(name, (ClassicControlVectorEnv,),
+               {"env_id": env_id, "__doc__": _describe(env_id, info), "__module__": __name__})
+    globals()[name] = cls
+    __all__.append(name)
+    return cls
 
 
-class MountainCarVectorEnv(ClassicControlVectorEnv):
-    """MountainCar-v0: reset options ``low``/``high`` (default -0.6, -0.4); kwarg ``goal_velocity``."""
-
-    env_id = "MountainCar-v0"
-    _gym_cls = MountainCarEnv
-    _core_cls = _C.MountainCarVec
-    _default_bounds = (-0.6, -0.4)
-
-    def _params(self, kwargs: Dict[str, Any]) -> Dict[str, Any]:
-        return {"goal_velocity": kwargs.get("goal_velocity", 0.0)}
-
-
-class MountainCarContinuousVectorEnv(ClassicControlVectorEnv):
-    """MountainCarContinuous-v0: reset options ``low``/``high`` (default -0.6, -0.4); kwarg ``goal_velocity``."""
-
-    env_id = "MountainCarContinuous-v0"
-    _gym_cls = Continuous_MountainCarEnv
-    _core_cls = _C.MountainCarContinuousVec
-    _default_bounds = (-0.6, -0.4)
-
-    def _params(self, kwargs: Dict[str, Any]) -> Dict[str, Any]:
-        return {"goal_velocity": kwargs.get("goal_velocity", 0.0)}
-
-
-class AcrobotVectorEnv(ClassicControlVectorEnv):
-    """Acrobot-v1: reset options ``low``/``high`` (default -0.1, 0.1)."""
-
-    env_id = "Acrobot-v1"
-    _gym_cls = AcrobotEnv
-    _core_cls = _C.AcrobotVec
-    _default_bounds = (-0.1, 0.1)
-
-
-CLASSIC_ENVS = {
-    cls.env_id: cls
-    for cls in (CartPoleVectorEnv, PendulumVectorEnv, MountainCarVectorEnv,
-                MountainCarContinuousVectorEnv, AcrobotVectorEnv)
+CLASSIC_ENVS: Dict[str, Callable[..., ClassicControlVectorEnv]] = {
+    env_id: _make_class(env_id, info) for env_id, info in _C.classic_envs().items()
 }
+"""gymnasium id -> native VectorEnv class, in registry order."""

@@ -151,6 +151,7 @@ class NativeVectorEnv(gym.vector.VectorEnv):
                                             max_episode_steps=max_steps)
         self._env_id = env_id
         self._same_step = mode == AutoresetMode.SAME_STEP
+        assert single_observation_space.shape is not None, "the observation space needs a shape"
         n, shape = self.num_envs, tuple(single_observation_space.shape)
         dtype = single_observation_space.dtype
         self._obs = np.zeros((n, *shape), dtype=dtype)

@@ -1,0 +1,376 @@
+// The Python object behind every native classic-control env
+// (pgfast._C.ClassicVecEnv): VecEnvCore holds what does not depend on the
+// env (output arrays, readiness, the in-use guard, the checks of output
+// arrays); PyVecEnv<Env> checks everything typed by Env (actions, states,
+// snapshots), then releases the GIL and calls the VecEnv<Env> core.
+// Every array is checked (type, dtype, shape, C-contiguity, writeability)
+// before a core sees its pointer; bad input raises before any env changes.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "bindings/checks.hpp"
+#include "bindings/dispatch.hpp"
+#include "envs/vec_env.hpp"
+
+namespace pgfast {
+namespace bindings {
+
+// The GIL is released while an env steps, so two Python threads could reach
+// one env at once; the second gets a clear error instead of a data race.
+class Exclusive {
+ public:
+  explicit Exclusive(std::atomic<bool>& flag) : flag_(flag) {
+    if (flag_.exchange(true, std::memory_order_acquire)) {
+      throw std::runtime_error("this env is in use by another thread");
+    }
+  }
+  ~Exclusive() { flag_.store(false, std::memory_order_release); }
+  Exclusive(const Exclusive&) = delete;
+  Exclusive& operator=(const Exclusive&) = delete;
+
+ private:
+  std::atomic<bool>& flag_;
+};
+
+// Where one step writes: obs [N, obs_dim] and rew [N] float32/float64, flags [N] bool.
+struct StepOut {
+  py::array obs, rew, term, trunc;
+  DType obs_dtype = DType::kF32, rew_dtype = DType::kF64;
+};
+
+class VecEnvCore {
+ public:
+  virtual ~VecEnvCore() = default;
+
+  // Use caller-owned arrays as the outputs of step() (and final_obs buffers
+  // in same_step mode); they are kept alive by this object.
+  void bind_outputs(py::object obs, py::object rew, py::object term, py::object trunc,
+                    py::object final_obs, py::object final_mask) {
+    Exclusive busy(busy_);
+    StepOut o = check_outputs(obs, rew, term, trunc);
+    py::array fo = final_obs_, fm = final_mask_;
+    if (!final_obs.is_none()) {
+      fo = checked_out(final_obs, "final_obs", {py::ssize_t(n_), py::ssize_t(obs_dim_)});
+      require_dtype<float>(fo, "final_obs", "float32");
+    }
+    if (!final_mask.is_none()) {
+      fm = checked_out(final_mask, "final_mask", {py::ssize_t(n_)});
+      require_dtype<bool>(fm, "final_mask", "bool");
+    }
+    own_ = std::move(o);
+    final_obs_ = std::move(fo);
+    final_mask_ = std::move(fm);
+  }
+
+  void step(py::handle actions) {
+    Exclusive busy(busy_);
+    ensure_ready();
+    run_step(actions, own_);
+  }
+
+  void step_into(py::handle actions, py::object obs, py::object rew, py::object term,
+                 py::object trunc) {
+    Exclusive busy(busy_);
+    ensure_ready();
+    StepOut o = check_outputs(obs, rew, term, trunc);
+    run_step(actions, o);
+  }
+
+  // Reset (masked) envs with reset bounds (a, b); writes every env's obs.
+  void reset(py::object seeds, py::object mask, double a, double b) {
+    Exclusive busy(busy_);
+    if (!std::isfinite(a) || !std::isfinite(b)) value_error("reset bounds must be finite");
+    py::array seeds_arr, mask_arr;
+    const uint64_t* seeds_p = nullptr;
+    const uint8_t* mask_p = nullptr;
+    if (!seeds.is_none()) {
+      seeds_arr = checked_in(seeds, "seeds", {py::ssize_t(n_)});
+      require_dtype<uint64_t>(seeds_arr, "seeds", "uint64");
+      seeds_p = cptr<uint64_t>(seeds_arr);
+    }
+    if (!mask.is_none()) {
+      mask_arr = checked_in(mask, "reset_mask", {py::ssize_t(n_)});
+      require_dtype<bool>(mask_arr, "reset_mask", "bool");
+      mask_p = cptr<uint8_t>(mask_arr);
+    }
+    core_reset(seeds_p, mask_p, a, b);
+    ready_ = true;
+  }
+
+  const char* env_id() const { return env_id_; }
+  int state_dim() const { return state_dim_; }
+  int obs_dim() const { return obs_dim_; }
+  int64_t num_envs() const { return n_; }
+  py::array obs() const { return own_.obs; }
+  py::array rewards() const { return own_.rew; }
+  py::array terminated() const { return own_.term; }
+  py::array truncated() const { return own_.trunc; }
+  py::array final_obs() const { return final_obs_; }
+  py::array final_mask() const { return final_mask_; }
+
+  virtual py::array get_state() const = 0;
+  virtual void set_state(py::handle states) = 0;
+  virtual py::dict dump() const = 0;
+  virtual void load(const py::dict& snapshot) = 0;
+  virtual int threads_used() const = 0;
+  virtual int64_t items_by_workers() const = 0;
+  virtual int64_t max_episode_steps() const = 0;
+
+ protected:
+  VecEnvCore(const char* env_id, int64_t num_envs, int state_dim, int obs_dim)
+      : env_id_(env_id), n_(num_envs), state_dim_(state_dim), obs_dim_(obs_dim) {
+    const py::ssize_t n = py::ssize_t(n_), o = py::ssize_t(obs_dim_);
+    own_.obs = zeros<float>({n, o});
+    own_.rew = zeros<double>({n});
+    own_.term = zeros<bool>({n});
+    own_.trunc = zeros<bool>({n});
+    final_obs_ = zeros<float>({n, o});
+    final_mask_ = zeros<bool>({n});
+  }
+
+  // Checks actions, then steps every env into `out` (GIL released).
+  virtual void run_step(py::handle actions, StepOut& out) = 0;
+  // Resets with checked seeds/mask (either may be null), writing own_.obs.
+  virtual void core_reset(const uint64_t* seeds, const uint8_t* mask, double a, double b) = 0;
+
+  template <class T>
+  static py::array zeros(std::vector<py::ssize_t> shape) {
+    py::array_t<T> a(shape);
+    std::fill_n(a.mutable_data(), a.size(), T(0));
+    return std::move(a);
+  }
+
+  void ensure_ready() const {
+    if (!ready_) throw std::runtime_error("step() called before reset(); call reset() first");
+  }
+
+  StepOut check_outputs(py::handle obs, py::handle rew, py::handle term,
+                        py::handle trunc) const {
+    StepOut o;
+    const py::ssize_t n = py::ssize_t(n_);
+    o.obs = checked_out(obs, "obs_out", {n, py::ssize_t(obs_dim_)});
+    o.obs_dtype = float_dtype(o.obs, "obs_out");
+    o.rew = checked_out(rew, "rew_out", {n});
+    o.rew_dtype = float_dtype(o.rew, "rew_out");
+    o.term = checked_out(term, "term_out", {n});
+    require_dtype<bool>(o.term, "term_out", "bool");
+    o.trunc = checked_out(trunc, "trunc_out", {n});
+    require_dtype<bool>(o.trunc, "trunc_out", "bool");
+    return o;
+  }
+
+  const char* env_id_;
+  int64_t n_;
+  int state_dim_, obs_dim_;
+  mutable std::atomic<bool> busy_{false};
+  bool ready_ = false;  // reset() or set_state() ran
+  StepOut own_;
+  py::array final_obs_, final_mask_;
+};
+
+// Env's parameters from a Python dict, by the names of Env::kParams (any
+// other name is a ValueError naming the valid ones). A real parameter is
+// converted as float() does and must be finite; a flag as bool() does.
+template <class Env>
+typename Env::Params make_params(const py::dict& d) {
+  typename Env::Params p{};
+  for (auto item : d) {
+    if (!py::isinstance<py::str>(item.first)) {
+      type_error(std::string(Env::kId) + " parameter names must be str");
+    }
+    const std::string key = py::cast<std::string>(item.first);
+    const auto* field = std::find_if(Env::kParams.begin(), Env::kParams.end(),
+                                     [&](const auto& f) { return key == f.name; });
+    if (field == Env::kParams.end()) {
+      std::string valid;
+      for (const auto& f : Env::kParams) valid += (valid.empty() ? "" : ", ") + std::string(f.name);
+      value_error(std::string(Env::kId) + " has no parameter '" + key + "'; " +
+                  (valid.empty() ? "it takes none" : "valid parameters: " + valid));
+    }
+    const py::object value = py::reinterpret_borrow<py::object>(item.second);
+    if (field->flag != nullptr) {
+      p.*(field->flag) = bool(py::bool_(value));
+    } else {
+      p.*(field->real) = finite(double(py::float_(value)), key);
+    }
+  }
+  return p;
+}
+
+template <class Env>
+class PyVecEnv final : public VecEnvCore {
+ public:
+  using Core = envs::VecEnv<Env>;
+  static constexpr int kS = Env::kStateDim;
+
+  PyVecEnv(int64_t num_envs, bool same_step, int num_threads, int64_t max_episode_steps,
+           const py::dict& params)
+      : VecEnvCore(Env::kId, checked_num_envs(num_envs), Env::kStateDim, Env::kObsDim) {
+    require_at_least(num_threads, 1, "num_threads");
+    require_at_least(max_episode_steps, 1, "max_episode_steps");
+    core_.reset(new Core(num_envs, make_params<Env>(params), max_episode_steps, same_step,
+                         num_threads));
+  }
+
+  py::array get_state() const override {
+    Exclusive busy(busy_);
+    py::array_t<double> out({py::ssize_t(n_), py::ssize_t(kS)});
+    core_->get_state(out.mutable_data());
+    return std::move(out);
+  }
+
+  // Sets the physics state from float64 [N, state_dim]; cancels pending autoresets.
+  void set_state(py::handle states) override {
+    Exclusive busy(busy_);
+    py::array s = checked_in(states, "states", {py::ssize_t(n_), py::ssize_t(kS)});
+    require_dtype<double>(s, "states", "float64");
+    const double* p = cptr<double>(s);
+    for (int64_t k = 0; k < n_ * kS; ++k) {
+      if (!std::isfinite(p[k])) value_error("states must be finite");
+    }
+    core_->set_state(p);
+    ready_ = true;
+  }
+
+  // Full snapshot for pickling: physics state with caches, step counters,
+  // pending autoresets, random streams, reset bounds, readiness.
+  py::dict dump() const override {
+    Exclusive busy(busy_);
+    const py::ssize_t n = py::ssize_t(n_);
+    py::array_t<double> rows({py::ssize_t(Core::kRows), n});
+    py::array_t<int64_t> steps(n);
+    py::array_t<uint8_t> pending(n);
+    py::array_t<uint64_t> rng({n, py::ssize_t(4)});
+    py::array_t<double> bounds(2);
+    core_->save(rows.mutable_data(), steps.mutable_data(), pending.mutable_data(),
+                rng.mutable_data(), bounds.mutable_data());
+    py::dict d;
+    d["rows"] = rows;
+    d["steps"] = steps;
+    d["pending"] = pending;
+    d["rng"] = rng;
+    d["bounds"] = bounds;
+    d["ready"] = ready_;
+    return d;
+  }
+
+  void load(const py::dict& d) override {
+    Exclusive busy(busy_);
+    const py::ssize_t n = py::ssize_t(n_);
+    for (const char* key : {"rows", "steps", "pending", "rng", "bounds", "ready"}) {
+      if (!d.contains(key)) value_error(std::string("snapshot lacks '") + key + "'");
+    }
+    py::array rows = checked_in(d["rows"], "rows", {py::ssize_t(Core::kRows), n});
+    py::array steps = checked_in(d["steps"], "steps", {n});
+    py::array pending = checked_in(d["pending"], "pending", {n});
+    py::array rng = checked_in(d["rng"], "rng", {n, py::ssize_t(4)});
+    py::array bounds = checked_in(d["bounds"], "bounds", {2});
+    require_dtype<double>(rows, "snapshot rows", "float64");
+    require_dtype<int64_t>(steps, "snapshot steps", "int64");
+    require_dtype<uint8_t>(pending, "snapshot pending", "uint8");
+    require_dtype<uint64_t>(rng, "snapshot rng", "uint64");
+    require_dtype<double>(bounds, "snapshot bounds", "float64");
+    const bool ready = py::cast<bool>(d["ready"]);
+    core_->restore(cptr<double>(rows), cptr<int64_t>(steps), cptr<uint8_t>(pending),
+                   cptr<uint64_t>(rng), cptr<double>(bounds));
+    ready_ = ready;
+  }
+
+  int threads_used() const override { return core_->threads_used(); }
+  int64_t items_by_workers() const override { return core_->items_by_workers(); }
+  int64_t max_episode_steps() const override { return core_->max_episode_steps(); }
+
+ private:
+  static int64_t checked_num_envs(int64_t num_envs) {
+    require_at_least(num_envs, 1, "num_envs");
+    return num_envs;
+  }
+
+  void core_reset(const uint64_t* seeds, const uint8_t* mask, double a, double b) override {
+    const typename Env::Bounds bounds{a, b};
+    py::array& obs = own_.obs;
+    dispatch<float, double>(own_.obs_dtype, [&](auto o) {
+      using O = typename decltype(o)::type;
+      O* out = mptr<O>(obs);
+      py::gil_scoped_release nogil;
+      core_->reset(seeds, mask, bounds, out);
+    });
+  }
+
+  // Actions: [N] int64/int32 in [0, kNumActions) (discrete) or [N, kActDim]
+  // finite float32/float64 (Box).
+  void run_step(py::handle actions, StepOut& o) override {
+    const py::ssize_t n = py::ssize_t(n_);
+    DType act_dtype;
+    py::array a;
+    if constexpr (Env::kDiscrete) {
+      a = checked_in(actions, "actions", {n});
+      act_dtype = dtype_of(a);
+      if (act_dtype != DType::kI64 && act_dtype != DType::kI32) {
+        type_error("actions must be an integer array (int64 or int32) of shape (" +
+                   std::to_string(n_) + ",), got dtype " + dtype_str(a));
+      }
+    } else {
+      a = checked_in(actions, "actions", {n, py::ssize_t(Env::kActDim)});
+      act_dtype = float_dtype(a, "actions");
+    }
+    auto typed = [&](auto at, auto ot, auto rt) {
+      using A = typename decltype(at)::type;
+      using O = typename decltype(ot)::type;
+      using R = typename decltype(rt)::type;
+      step_typed<A, O, R>(cptr<A>(a), o);
+    };
+    auto by_outputs = [&](auto at) {
+      dispatch<float, double>(o.obs_dtype, [&](auto ot) {
+        dispatch<float, double>(o.rew_dtype, [&](auto rt) { typed(at, ot, rt); });
+      });
+    };
+    if constexpr (Env::kDiscrete) {
+      dispatch<int64_t, int32_t>(act_dtype, by_outputs);
+    } else {
+      dispatch<float, double>(act_dtype, by_outputs);
+    }
+  }
+
+  template <class A, class O, class R>
+  void step_typed(const A* act, StepOut& o) {
+    if constexpr (Env::kDiscrete) {
+      const int64_t bad = core_->first_invalid_discrete(act);
+      if (bad >= 0) {
+        value_error("actions[" + std::to_string(bad) + "] = " + std::to_string(int64_t(act[bad])) +
+                    " is outside the action space Discrete(" + std::to_string(Env::kNumActions) +
+                    ")");
+      }
+    } else {
+      const int64_t bad = core_->first_nonfinite(act);
+      if (bad >= 0) {
+        value_error("actions must be finite; entry " + std::to_string(bad) + " (env " +
+                    std::to_string(bad / Env::kActDim) + ") is " +
+                    std::to_string(double(act[bad])));
+      }
+    }
+    O* obs = mptr<O>(o.obs);
+    R* rew = mptr<R>(o.rew);
+    bool* term = mptr<bool>(o.term);
+    bool* trunc = mptr<bool>(o.trunc);
+    float* fo = mptr<float>(final_obs_);
+    bool* fm = mptr<bool>(final_mask_);
+    py::gil_scoped_release nogil;
+    core_->step(act, obs, rew, term, trunc, fo, fm);
+  }
+
+  std::unique_ptr<Core> core_;
+};
+
+}  // namespace bindings
+}  // namespace pgfast

@@ -1,0 +1,16 @@
+// pgfast._C: the return kernels (bind_returns.cpp) and the native vector
+// envs (bind_envs.cpp). Only the files in csrc/bindings/ include pybind11.
+#include <pybind11/pybind11.h>
+
+namespace pgfast {
+namespace bindings {
+void bind_returns(pybind11::module_& m);
+void bind_envs(pybind11::module_& m);
+}  // namespace bindings
+}  // namespace pgfast
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "pgfast C++ kernels: returns/advantages and vectorised environments";
+  pgfast::bindings::bind_returns(m);
+  pgfast::bindings::bind_envs(m);
+}

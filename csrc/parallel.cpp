@@ -1,0 +1,42 @@
+#include "parallel.hpp"
+
+#ifdef _WIN32
+#include <process.h>
+#define PGFAST_GETPID _getpid
+#else
+#include <unistd.h>
+#define PGFAST_GETPID getpid
+#endif
+
+namespace pgfast {
+namespace {
+
+std::mutex g_mu;
+// Never deleted at exit: its workers sleep until the process ends. Replaced
+// (the old one joined) when a caller asks for more threads than it has.
+WorkerPool* g_pool = nullptr;  // guarded by g_mu
+long g_pool_pid = 0;           // the process that started g_pool's threads
+
+}  // namespace
+
+SharedPoolLease::SharedPoolLease(int threads) {
+  if (threads <= 1 || !g_mu.try_lock()) return;
+  locked_ = true;
+  const long pid = long(PGFAST_GETPID());
+  if (g_pool != nullptr && g_pool_pid != pid) {
+    // A forked child inherits the pool but not its threads: abandon it.
+    g_pool = nullptr;
+  }
+  if (g_pool == nullptr || g_pool->size() < threads) {
+    delete g_pool;
+    g_pool = new WorkerPool(threads - 1);
+    g_pool_pid = pid;
+  }
+  pool_ = g_pool;
+}
+
+SharedPoolLease::~SharedPoolLease() {
+  if (locked_) g_mu.unlock();
+}
+
+}  // namespace pgfast

@@ -1,0 +1,195 @@
+// The one parallel-for of the C++ cores, used by the return kernels and the
+// vector envs: a fixed pool of worker threads that, with the calling thread,
+// runs body(item) for every item in [0, n_items).
+//
+// Callers split their work into items whose results do not depend on which
+// thread runs them (columns of a [T, N] array, blocks of envs), so every
+// result is bit-identical for any thread count.
+//
+// This header sees no Python.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace pgfast {
+
+// Each thread owns a contiguous lane of items and takes them from an atomic
+// counter; a thread that is done takes the rest of the others' lanes, so a
+// worker the OS has not scheduled yet never holds up a job (the caller simply
+// does more items). Between back-to-back jobs workers spin ~50 us before
+// sleeping, so a job does not pay a futex wake-up per thread. One caller at a
+// time: run() is not reentrant.
+class WorkerPool {
+ public:
+  explicit WorkerPool(int num_workers) : lanes_(new Lane[size_t(num_workers) + 1]) {
+    for (int w = 0; w < num_workers; ++w) threads_.emplace_back([this, w] { loop(w + 1); });
+  }
+  ~WorkerPool() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // Threads that take part in a job: the workers and the caller.
+  int size() const { return int(threads_.size()) + 1; }
+  // Items run by the worker threads so far (not by the caller): lets tests
+  // check that the threaded path really ran.
+  int64_t items_by_workers() const { return worker_items_.load(std::memory_order_relaxed); }
+
+  void run(int64_t n_items, const std::function<void(int64_t)>& body) {
+    if (n_items <= 0) return;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      job_ = &body;
+      n_items_ = n_items;
+      const int lanes = size();
+      const int64_t per = (n_items + lanes - 1) / lanes;
+      for (int l = 0; l < lanes; ++l) {
+        lanes_[l].next.store(std::min(n_items, l * per), std::memory_order_relaxed);
+        lanes_[l].end = std::min(n_items, (l + 1) * per);
+      }
+      done_.store(0, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    work(body, n_items, 0);
+    if (!spin_until([&] { return done_.load(std::memory_order_acquire) == n_items; })) {
+      std::unique_lock<std::mutex> lk(mu_);
+      done_cv_.wait(lk, [&] { return done_.load(std::memory_order_acquire) == n_items; });
+    }
+    {
+      // Late workers find no job; those already in it have no items left.
+      std::lock_guard<std::mutex> lk(mu_);
+      job_ = nullptr;
+    }
+    while (active_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  }
+
+ private:
+  static void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  // Spins up to ~50 us for pred(); returns whether it became true.
+  template <class Pred>
+  static bool spin_until(Pred pred) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    for (;;) {
+      for (int k = 0; k < 32; ++k) {
+        if (pred()) return true;
+        cpu_relax();
+      }
+      if (std::chrono::steady_clock::now() > deadline) return pred();
+    }
+  }
+
+  // Runs items until none are left, first from its own lane (the same items
+  // every job, so their data stays in this core's cache), then from the
+  // others'; returns how many it ran.
+  int64_t work(const std::function<void(int64_t)>& body, int64_t n_items, int lane) {
+    const int lanes = size();
+    int64_t ran = 0;
+    for (int j = 0; j < lanes; ++j) {
+      Lane& l = lanes_[(lane + j) % lanes];
+      for (;;) {
+        const int64_t i = l.next.fetch_add(1, std::memory_order_relaxed);
+        if (i >= l.end) break;
+        body(i);
+        ++ran;
+        if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_items) {
+          std::lock_guard<std::mutex> lk(mu_);
+          done_cv_.notify_one();
+        }
+      }
+    }
+    return ran;
+  }
+
+  void loop(int lane) {
+    uint64_t seen = 0;
+    for (;;) {
+      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
+      const std::function<void(int64_t)>* job;
+      int64_t n;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+        seen = generation_.load(std::memory_order_acquire);
+        if (stop_) return;
+        job = job_;
+        n = n_items_;
+        if (job != nullptr) active_.fetch_add(1, std::memory_order_acq_rel);
+      }
+      if (job != nullptr) {
+        worker_items_.fetch_add(work(*job, n, lane), std::memory_order_relaxed);
+        active_.fetch_sub(1, std::memory_order_acq_rel);
+      }
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  const std::function<void(int64_t)>* job_ = nullptr;  // guarded by mu_
+  int64_t n_items_ = 0;                                 // guarded by mu_
+  bool stop_ = false;                                   // guarded by mu_
+  // Items [start, end) of a lane, start advanced by whoever takes one.
+  struct alignas(64) Lane {
+    std::atomic<int64_t> next{0};
+    int64_t end = 0;  // written under mu_ before the job is published
+  };
+  std::unique_ptr<Lane[]> lanes_;
+  std::atomic<int64_t> done_{0};
+  std::atomic<int> active_{0};
+  std::atomic<int64_t> worker_items_{0};
+  std::atomic<uint64_t> generation_{0};
+};
+
+// body(item) for every item in [0, n_items): on the calling thread alone when
+// pool is null or there is a single item, else across the pool.
+template <class Body>
+void parallel_for(WorkerPool* pool, int64_t n_items, Body&& body) {
+  if (pool == nullptr || n_items <= 1) {
+    for (int64_t i = 0; i < n_items; ++i) body(i);
+    return;
+  }
+  // std::ref: the std::function holds a reference, no copy or allocation.
+  pool->run(n_items, std::function<void(int64_t)>(std::ref(body)));
+}
+
+// The process-wide pool for callers that own none (the return kernels), held
+// for the lifetime of a lease. One lease at a time: a caller that finds the
+// pool in use (another Python thread computing returns with the GIL
+// released) gets no pool and runs on its own thread, with the same results.
+class SharedPoolLease {
+ public:
+  // A pool of at least `threads` threads (caller included); none for 1.
+  explicit SharedPoolLease(int threads);
+  ~SharedPoolLease();
+  SharedPoolLease(const SharedPoolLease&) = delete;
+  SharedPoolLease& operator=(const SharedPoolLease&) = delete;
+
+  WorkerPool* pool() const { return pool_; }
+
+ private:
+  bool locked_ = false;
+  WorkerPool* pool_ = nullptr;
+};
+
+}  // namespace pgfast
