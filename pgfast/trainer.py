@@ -54,7 +54,7 @@ from pgfast.envs import make_vec
 from pgfast.nn import ActorCritic
 from pgfast.session import CheckpointSchedule, SignalGuard, StopFlag
 
-__all__ = ["train", "load", "load_checkpoint", "Run"]
+__all__ = ["train", "load", "load_checkpoint", "Run", "config_help"]  # config_help: re-exported
 
 PathLike = Union[str, "os.PathLike[str]"]
 

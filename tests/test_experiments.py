@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from pgfast import study
 from pgfast.logs import PROGRESS_NAME, CsvLog, read_progress
@@ -208,3 +209,17 @@ def test_job_with_partial_last_rollout_counts_as_done(tmp_path):
     assert study.job_status(job) == "done"
     again = study.run_job(job, log=lambda m: None)
     assert again["status"] == "skipped" and again["eval_mean"] == r["eval_mean"]
+
+
+def test_run_experiment_in_process_leaves_torch_threads_alone(tmp_path):
+    (job,) = study.make_jobs(["ppo"], ["CartPole-v1"], [0], tmp_path, total_timesteps=64,
+                             overrides={"num_envs": 2, "num_steps": 32, "num_minibatches": 1, "update_epochs": 1},
+                             eval_episodes=1, tensorboard=False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # not the jobs' one thread
+        (r,) = study.run_experiment([job], workers=1, log=lambda m: None)
+        assert r["status"] == "done"
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -1,16 +1,22 @@
 """pgfast.train / Run / pgfast.load: determinism, checkpoints, callbacks, interrupts, errors."""
 
 import math
+import multiprocessing
 import os
 import pickle
 import signal
+from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
 import pgfast
+from pgfast import checkpoint
 from pgfast.envs import native_ids
+from pgfast.evaluation import clip_actions
+from pgfast.session import CheckpointSchedule, SignalGuard, StopFlag
 
 SMALL = dict(num_envs=4, num_steps=32, num_minibatches=2, update_epochs=2)
 WALL_CLOCK = ("sps", "time")
@@ -159,7 +165,7 @@ def test_evaluate_returns_mean_and_std_and_leaves_training_state_alone():
 
 
 def test_unknown_config_field_lists_valid_ones():
-    with pytest.raises(ValueError, match=r"unknown config field\(s\) \['clip_cof'\].*clip_coef"):
+    with pytest.raises(ValueError, match=r"unknown config field\(s\).*'clip_cof'.*clip_coef"):
         pgfast.train("ppo", "CartPole-v1", total_timesteps=128, clip_cof=0.1)
     with pytest.raises(ValueError, match="baseline"):
         pgfast.train("ppo", "CartPole-v1", total_timesteps=128, baseline=True)
@@ -344,3 +350,94 @@ def test_history_does_not_depend_on_the_callers_torch_threads():
     finally:
         torch.set_num_threads(before)
     assert hists[0] == hists[1]
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def test_signal_handlers_are_installed_in_one_module():
+    root = Path(pgfast.__file__).parent
+    users = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.py") if "signal.signal(" in p.read_text())
+    assert users == ["session.py"]
+
+
+def test_signal_guard_defers_the_first_sigint_and_raises_on_the_second():
+    stop = StopFlag()
+    with SignalGuard(stop):
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested and stop.reason() == "signal SIGINT"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_second_sigint_mid_iteration_leaves_the_last_consistent_checkpoint(tmp_path):
+    path = tmp_path / "ck.pt"
+    cfg = pgfast.algos.make_config("vpg", total_timesteps=512, **SMALL)
+    run = pgfast.Run("vpg", "CartPole-v1", cfg, seed=0, device="cpu")
+    update = run.updater.update
+
+    def update_under_two_sigints(*args):
+        if run.iteration == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # deferred to the end of the iteration
+            os.kill(os.getpid(), signal.SIGINT)  # interrupts at once, mid-iteration
+        return update(*args)
+
+    run.updater.update = update_under_two_sigints
+    with pytest.raises(KeyboardInterrupt):
+        run.learn(checkpoint_path=path, checkpoint_every=1)
+    assert not run.consistent and run.iteration == 1
+    assert pgfast.load(path).iteration == 1  # not overwritten by the half-updated run
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_stop_flag_shares_requests_through_an_event():
+    event = multiprocessing.get_context("spawn").Event()
+    a, b = StopFlag(event), StopFlag(event)
+    assert not b.requested
+    a.request()
+    assert b.requested and b.reason() == "stop requested"
+
+
+def test_checkpoint_schedule_periods_and_no_second_save_of_a_step():
+    saved = []
+    s = CheckpointSchedule(lambda: saved.append("it"), every_iterations=2)
+    for it in range(1, 6):
+        s.after_iteration(it, 10 * it)
+    s.final(50)
+    s.final(50)
+    assert saved == ["it"] * 3 and s.saved_step == 50  # iterations 2, 4 and the end
+    t = CheckpointSchedule(lambda: saved.append("t0"), every_seconds=0)
+    t.after_iteration(1, 10)
+    t.final(10)
+    assert saved.count("t0") == 1
+    resumed = CheckpointSchedule(lambda: saved.append("r"), every_seconds=3600, saved_step=10)
+    resumed.after_iteration(1, 20)
+    resumed.final(20)
+    assert saved.count("r") == 1
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        CheckpointSchedule(lambda: None, every_iterations=-1)
+
+
+def test_rotating_checkpoints_and_fallback(tmp_path):
+    checkpoint.save_rotating({"format": checkpoint.FORMAT, "n": 1}, tmp_path)
+    checkpoint.save_rotating({"format": checkpoint.FORMAT, "n": 2}, tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.prev.pt", "ckpt.pt"]  # no temporary file left
+    assert checkpoint.read(tmp_path / "ckpt.pt")["n"] == 2
+    (tmp_path / "ckpt.pt").write_bytes(b"")
+    msgs = []
+    ck, used = checkpoint.load_with_fallback(tmp_path, checkpoint.read, msgs.append)
+    assert ck["n"] == 1 and used.name == "ckpt.prev.pt"
+    assert len(msgs) == 1 and "empty" in msgs[0] and "previous checkpoint" in msgs[0]
+    checkpoint.set_aside_newer(used, msgs.append)
+    assert (tmp_path / "ckpt.pt.corrupt").exists() and not (tmp_path / "ckpt.pt").exists()
+    with pytest.raises(checkpoint.CheckpointError, match="does not exist"):
+        checkpoint.load_with_fallback(tmp_path / "none.pt", checkpoint.read)
+
+
+def test_box_actions_are_clipped_in_one_place():
+    box = gym.spaces.Box(-2.0, 2.0, (1,), dtype=np.float32)
+    out = clip_actions(np.array([[3.0], [-0.5]]), box)
+    assert out.dtype == np.float32 and out.tolist() == [[2.0], [-0.5]]
+    discrete = np.array([0, 1])
+    assert clip_actions(discrete, gym.spaces.Discrete(2)) is discrete
