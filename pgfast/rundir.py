@@ -16,6 +16,7 @@ after a checkpoint (a second SIGINT stops at once).
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from contextlib import nullcontext
@@ -130,7 +131,7 @@ class TrainSession:
             csv_log.append(row)
             tb.append(row)
             r = scalar(row.get("episodic_return"))
-            if r is not None and r == r:
+            if r is not None and not math.isnan(r):
                 state["ret"] = r
             if bar is not None:
                 bar.update(max(0, step - int(state["step"])))
