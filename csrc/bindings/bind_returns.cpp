@@ -64,13 +64,14 @@ py::array py_reward_to_go(py::object rewards_, py::object terminated_,
   require_same_shape(r, "rewards", te, "terminated");
   require_same_shape(r, "rewards", tr, "truncated");
   const DType fk = flag_pair_dtype(te, tr, dk);
-  py::array nv;
   const bool has_nv = !next_values_.is_none();
+  const void* nv_data = nullptr;  // next_values_ keeps the array alive
   if (has_nv) {
-    nv = as_array(next_values_, "next_values");
+    const py::array nv = as_array(next_values_, "next_values");
     require_same_shape(r, "rewards", nv, "next_values");
     require_same_dtype(nv, "next_values", dk, "rewards");
     require_c_contiguous(nv, "next_values");
+    nv_data = nv.data();
   }
   require_c_contiguous(r, "rewards");
   require_c_contiguous(te, "terminated");
@@ -81,7 +82,7 @@ py::array py_reward_to_go(py::object rewards_, py::object terminated_,
     using D = typename decltype(dt)::type;
     dispatch<uint8_t, D>(fk, [&](auto ft) {
       using F = typename decltype(ft)::type;
-      const D* nvp = has_nv ? cptr<D>(nv) : nullptr;
+      const D* nvp = static_cast<const D*>(nv_data);
       py::gil_scoped_release nogil;
       reward_to_go(cptr<D>(r), cptr<F>(te), cptr<F>(tr), nvp, mptr<D>(out), T, N, D(g),
                    num_threads);

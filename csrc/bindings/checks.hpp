@@ -49,16 +49,35 @@ constexpr DType dtype_v<float> = DType::kF32;
 template <>
 constexpr DType dtype_v<double> = DType::kF64;
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+constexpr char kNativeByteOrder = '>';
+#else
+constexpr char kNativeByteOrder = '<';
+#endif
+
+// From the descriptor's fields (no dtype objects made: this runs every step).
 inline DType dtype_of(const py::array& a) {
   const py::dtype d = a.dtype();
-  if (d.equal(py::dtype::of<float>())) return DType::kF32;
-  if (d.equal(py::dtype::of<double>())) return DType::kF64;
-  if (d.equal(py::dtype::of<bool>())) return DType::kBool;
-  if (d.equal(py::dtype::of<uint8_t>())) return DType::kU8;
-  if (d.equal(py::dtype::of<int64_t>())) return DType::kI64;
-  if (d.equal(py::dtype::of<int32_t>())) return DType::kI32;
-  if (d.equal(py::dtype::of<uint64_t>())) return DType::kU64;
-  return DType::kOther;
+  const char order = d.byteorder();
+  if (order != '=' && order != '|' && order != kNativeByteOrder) return DType::kOther;
+  switch (d.normalized_num()) {
+    case py::dtype::num_of<bool>():
+      return DType::kBool;
+    case py::dtype::num_of<uint8_t>():
+      return DType::kU8;
+    case py::dtype::num_of<int32_t>():
+      return DType::kI32;
+    case py::dtype::num_of<int64_t>():
+      return DType::kI64;
+    case py::dtype::num_of<uint64_t>():
+      return DType::kU64;
+    case py::dtype::num_of<float>():
+      return DType::kF32;
+    case py::dtype::num_of<double>():
+      return DType::kF64;
+    default:
+      return DType::kOther;
+  }
 }
 
 inline std::string dtype_str(const py::array& a) { return std::string(py::str(a.dtype())); }

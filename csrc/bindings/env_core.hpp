@@ -90,18 +90,17 @@ class VecEnvCore {
   void reset(py::object seeds, py::object mask, double a, double b) {
     Exclusive busy(busy_);
     if (!std::isfinite(a) || !std::isfinite(b)) value_error("reset bounds must be finite");
-    py::array seeds_arr, mask_arr;
     const uint64_t* seeds_p = nullptr;
     const uint8_t* mask_p = nullptr;
-    if (!seeds.is_none()) {
-      seeds_arr = checked_in(seeds, "seeds", {py::ssize_t(n_)});
-      require_dtype<uint64_t>(seeds_arr, "seeds", "uint64");
-      seeds_p = cptr<uint64_t>(seeds_arr);
+    if (!seeds.is_none()) {  // seeds and mask stay alive: the caller holds them
+      const py::array arr = checked_in(seeds, "seeds", {py::ssize_t(n_)});
+      require_dtype<uint64_t>(arr, "seeds", "uint64");
+      seeds_p = cptr<uint64_t>(arr);
     }
     if (!mask.is_none()) {
-      mask_arr = checked_in(mask, "reset_mask", {py::ssize_t(n_)});
-      require_dtype<bool>(mask_arr, "reset_mask", "bool");
-      mask_p = cptr<uint8_t>(mask_arr);
+      const py::array arr = checked_in(mask, "reset_mask", {py::ssize_t(n_)});
+      require_dtype<bool>(arr, "reset_mask", "bool");
+      mask_p = cptr<uint8_t>(arr);
     }
     core_reset(seeds_p, mask_p, a, b);
     ready_ = true;
@@ -156,17 +155,19 @@ class VecEnvCore {
 
   StepOut check_outputs(py::handle obs, py::handle rew, py::handle term,
                         py::handle trunc) const {
-    StepOut o;
+    // Built from checked arrays only: a default-constructed py::array would
+    // allocate an empty array, four times per step.
     const py::ssize_t n = py::ssize_t(n_);
-    o.obs = checked_out(obs, "obs_out", {n, py::ssize_t(obs_dim_)});
-    o.obs_dtype = float_dtype(o.obs, "obs_out");
-    o.rew = checked_out(rew, "rew_out", {n});
-    o.rew_dtype = float_dtype(o.rew, "rew_out");
-    o.term = checked_out(term, "term_out", {n});
-    require_dtype<bool>(o.term, "term_out", "bool");
-    o.trunc = checked_out(trunc, "trunc_out", {n});
-    require_dtype<bool>(o.trunc, "trunc_out", "bool");
-    return o;
+    py::array o = checked_out(obs, "obs_out", {n, py::ssize_t(obs_dim_)});
+    const DType obs_dtype = float_dtype(o, "obs_out");
+    py::array r = checked_out(rew, "rew_out", {n});
+    const DType rew_dtype = float_dtype(r, "rew_out");
+    py::array te = checked_out(term, "term_out", {n});
+    require_dtype<bool>(te, "term_out", "bool");
+    py::array tr = checked_out(trunc, "trunc_out", {n});
+    require_dtype<bool>(tr, "trunc_out", "bool");
+    return StepOut{std::move(o), std::move(r), std::move(te), std::move(tr), obs_dtype,
+                   rew_dtype};
   }
 
   const char* env_id_;
@@ -291,6 +292,14 @@ class PyVecEnv final : public VecEnvCore {
   int64_t max_episode_steps() const override { return core_->max_episode_steps(); }
 
  private:
+  std::vector<py::ssize_t> action_shape() const {
+    if constexpr (Env::kDiscrete) {
+      return {py::ssize_t(n_)};
+    } else {
+      return {py::ssize_t(n_), py::ssize_t(Env::kActDim)};
+    }
+  }
+
   static int64_t checked_num_envs(int64_t num_envs) {
     require_at_least(num_envs, 1, "num_envs");
     return num_envs;
@@ -310,18 +319,15 @@ class PyVecEnv final : public VecEnvCore {
   // Actions: [N] int64/int32 in [0, kNumActions) (discrete) or [N, kActDim]
   // finite float32/float64 (Box).
   void run_step(py::handle actions, StepOut& o) override {
-    const py::ssize_t n = py::ssize_t(n_);
+    const py::array a = checked_in(actions, "actions", action_shape());
     DType act_dtype;
-    py::array a;
     if constexpr (Env::kDiscrete) {
-      a = checked_in(actions, "actions", {n});
       act_dtype = dtype_of(a);
       if (act_dtype != DType::kI64 && act_dtype != DType::kI32) {
         type_error("actions must be an integer array (int64 or int32) of shape (" +
                    std::to_string(n_) + ",), got dtype " + dtype_str(a));
       }
     } else {
-      a = checked_in(actions, "actions", {n, py::ssize_t(Env::kActDim)});
       act_dtype = float_dtype(a, "actions");
     }
     auto typed = [&](auto at, auto ot, auto rt) {
