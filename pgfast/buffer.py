@@ -35,11 +35,13 @@ envs as time-major ``[T, N]`` tensors on the training device.
 from __future__ import annotations
 
 import collections
-from typing import Deque, Dict, Optional
+from typing import Any, Deque, Dict, Optional, Sequence, Tuple, Union
 
 import gymnasium as gym
 import numpy as np
 import torch
+
+from pgfast.nn.normalization import RewardScaler
 
 __all__ = ["RolloutBuffer", "Collector", "RewardScaler", "episode_stats"]
 
@@ -50,7 +52,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 def episode_stats(rewards: np.ndarray, dones: np.ndarray, carry_ret: np.ndarray,
-                  carry_len: np.ndarray):
+                  carry_len: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Returns and lengths of the episodes that end inside a rollout, vectorised.
 
     Args:
@@ -98,8 +100,9 @@ class RolloutBuffer:
             ``truncated[t, i]`` (last observation of the truncated episode).
     """
 
-    def __init__(self, num_steps: int, num_envs: int, obs_shape, action_space,
-                 device="cpu"):
+    def __init__(self, num_steps: int, num_envs: int, obs_shape: Sequence[int], action_space: Any,
+                 device: Union[str, torch.device] = "cpu") -> None:
+        """Allocate the ``[T, N]`` tensors (``[T + 1, N, *obs_shape]`` observations)."""
         if not isinstance(num_steps, int) or num_steps < 1:
             raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
         if not isinstance(num_envs, int) or num_envs < 1:
@@ -144,44 +147,6 @@ class RolloutBuffer:
             self.truncated.copy_(self.host_truncated, non_blocking=True)
 
 
-class RewardScaler:
-    """Reward scaling as gymnasium's ``NormalizeReward`` (vectorised over N envs).
-
-    Keeps a per-env discounted return ``R <- gamma * R + r`` (reset where an episode
-    ended) and divides rewards by the running std of R; the result is clipped to
-    ``[-clip, clip]``. State is numpy float64 and saved in checkpoints.
-    """
-
-    def __init__(self, num_envs: int, gamma: float, clip: float = 10.0, eps: float = 1e-8):
-        self.gamma, self.clip, self.eps = float(gamma), float(clip), float(eps)
-        self.ret = np.zeros(num_envs, dtype=np.float64)
-        self.mean, self.var, self.count = 0.0, 1.0, 1e-4
-
-    def __call__(self, rewards: np.ndarray, done: np.ndarray) -> None:
-        """Scale ``rewards`` ``[N]`` in place; ``done`` ``[N]`` marks episodes that ended."""
-        self.ret *= self.gamma
-        self.ret += rewards
-        x = self.ret
-        b_mean, b_var, n = float(x.mean()), float(x.var()), x.shape[0]
-        delta = b_mean - self.mean
-        tot = self.count + n
-        self.mean += delta * n / tot
-        self.var = (self.var * self.count + b_var * n + delta * delta * self.count * n / tot) / tot
-        self.count = tot
-        np.multiply(rewards, 1.0 / np.sqrt(self.var + self.eps), out=rewards, casting="unsafe")
-        np.clip(rewards, -self.clip, self.clip, out=rewards)
-        self.ret[done] = 0.0
-
-    def state_dict(self) -> dict:
-        """State for checkpoints."""
-        return {"ret": self.ret.copy(), "mean": self.mean, "var": self.var, "count": self.count}
-
-    def load_state_dict(self, d: dict) -> None:
-        """Restore from :meth:`state_dict`."""
-        self.ret[:] = d["ret"]
-        self.mean, self.var, self.count = d["mean"], d["var"], d["count"]
-
-
 class Collector:
     """Runs the policy in a vector env and fills a :class:`RolloutBuffer`.
 
@@ -197,8 +162,9 @@ class Collector:
         stats_window: number of recent finished episodes kept for statistics.
     """
 
-    def __init__(self, env, policy, buffer: RolloutBuffer, generator: torch.Generator,
-                 reward_scaler: Optional[RewardScaler] = None, stats_window: int = 100):
+    def __init__(self, env: Any, policy: Any, buffer: RolloutBuffer, generator: torch.Generator,
+                 reward_scaler: Optional[RewardScaler] = None, stats_window: int = 100) -> None:
+        """Check the env against the buffer and make the ``[N]`` row views and trackers."""
         mode = env.metadata.get("autoreset_mode")
         if mode != gym.vector.AutoresetMode.SAME_STEP:
             raise ValueError(f"env must use autoreset_mode='same_step', got {mode!r}")
@@ -223,12 +189,13 @@ class Collector:
             self.obs_stage_np = _np(self.obs_stage)
         self._obs_rows = list(buffer.obs.unbind(0))  # row views, made once
         self._act_rows = list(buffer.actions.unbind(0))
-        self.obs_np = _np(buffer.obs) if self.on_cpu else None
-        self.actions_np = _np(buffer.actions) if self.on_cpu else None
+        # CPU only (None on other devices): numpy views of the buffer rows the env writes into
+        self.obs_np: Any = _np(buffer.obs) if self.on_cpu else None
+        self.actions_np: Any = _np(buffer.actions) if self.on_cpu else None
         self.rew_np = _np(buffer.host_rewards)
         self.term_np = _np(buffer.host_terminated)
         self.trunc_np = _np(buffer.host_truncated)
-        self.raw_rew = np.zeros((buffer.num_steps, N), dtype=np.float32) \
+        self.raw_rew: Any = np.zeros((buffer.num_steps, N), dtype=np.float32) \
             if reward_scaler is not None else None
         self.ep_ret = np.zeros(N, dtype=np.float64)
         self.ep_len = np.zeros(N, dtype=np.int64)
@@ -324,12 +291,15 @@ class Collector:
         self._carry = False
 
     def _finish_episodes(self, rewards: np.ndarray, dones: np.ndarray) -> None:
+        """Record the episodes that ended in the rollout (rewards, dones ``[T, N]``)."""
         rets, lens = episode_stats(rewards, dones, self.ep_ret, self.ep_len)
         self.recent_returns.extend(rets.tolist())
         self.recent_lengths.extend(lens.tolist())
         self.episodes_finished += len(rets)
 
     def _store_final_obs(self, t: int, trunc: np.ndarray, info: dict) -> None:
+        """Copy the last observations of the episodes truncated at step t (``trunc`` ``[N]``)
+        into ``final_obs[t]`` ``[N, *obs_shape]``."""
         mask = info.get("_final_obs")
         if mask is None:
             raise RuntimeError("env reported a truncation without info['final_obs'] "

@@ -298,15 +298,18 @@ def test_trpo_update_respects_trust_region():
     obs, *_ = flat_batch(run.buffer)
     with torch.no_grad():
         old = run.policy(obs)[0]
+    theta0 = run.policy.actor_vector()
     adv, ret = run.updater.advantages(run.buffer)
     stats = run.updater.update(run.buffer, adv, ret)
     from pgfast.nn import categorical_kl
     with torch.no_grad():
         kl = categorical_kl(old, run.policy(obs)[0]).mean().item()
-    assert kl <= 0.005 + 1e-7
+    # the line search accepts a step (a search that rejects every step leaves the policy
+    # unchanged and must fail here): the policy moved, inside the trust region
+    assert stats["line_search_accepted"] == 1.0
+    assert 0 < kl <= 0.005 + 1e-7
     assert kl == pytest.approx(stats["approx_kl"], abs=1e-7)
-    if stats["line_search_accepted"]:
-        assert kl > 0
+    assert not torch.equal(run.policy.actor_vector(), theta0)
 
 
 

@@ -245,6 +245,54 @@ def test_reward_scaler_matches_reference():
     assert np.array_equal(a, b)
 
 
+def _reward_scaler_left_to_right(rew, done, gamma, clip=10.0, eps=1e-8):
+    """Reward scaling with gymnasium's / OpenAI baselines' update, products left to right."""
+    ret = np.zeros(rew.shape[1])
+    mean, var, count = 0.0, 1.0, 1e-4
+    out, stats = rew.copy(), []
+    for t in range(rew.shape[0]):
+        ret = ret * gamma + out[t]
+        b_mean, b_var, n = float(ret.mean()), float(ret.var()), ret.shape[0]
+        delta = b_mean - mean
+        tot = count + n
+        mean = mean + delta * n / tot
+        var = (var * count + b_var * n + delta * delta * count * n / tot) / tot
+        count = tot
+        out[t] = np.clip(out[t] * (1.0 / np.sqrt(var + eps)), -clip, clip)
+        stats.append((mean, var, count))
+        ret[done[t]] = 0.0
+    return out, stats
+
+
+def test_reward_scaler_is_bitwise_the_left_to_right_update():
+    """The shared running-variance update keeps the reward scaler's exact rounding
+    (its statistics are saved in checkpoints and scale every reward)."""
+    rng = np.random.default_rng(3)
+    rew = (rng.normal(size=(400, 5)) * 4).astype(np.float32)
+    done = rng.random((400, 5)) < 0.05
+    sc = RewardScaler(5, gamma=0.99)
+    got = rew.copy()
+    stats = []
+    for t in range(400):
+        sc(got[t], done[t])
+        stats.append((sc.mean, sc.var, sc.count))
+    expect, ref_stats = _reward_scaler_left_to_right(rew.astype(np.float64), done, 0.99)
+    assert stats == ref_stats
+    assert np.array_equal(got, expect.astype(np.float32))
+    # the rounding order matters (so the check above has teeth): the observations'
+    # order gives different bits on the same data
+    from pgfast.nn import merge_moments
+    lr = ro = (0.0, 1.0, 1e-4)
+    differs = False
+    for _ in range(200):
+        x = rng.normal(size=5) * 4
+        bm, bv = float(x.mean()), float(x.var())
+        lr = merge_moments(*lr, bm, bv, 5, ratio_first=False)
+        ro = merge_moments(*ro, bm, bv, 5, ratio_first=True)
+        differs |= lr != ro
+    assert differs
+
+
 @pytest.mark.parametrize("backend", ["gymnasium", "native"])
 def test_time_limit_bootstrap_with_real_cartpole(backend):
     import pgfast

@@ -16,12 +16,12 @@ def test_mlp_shapes_and_orthogonal_init():
     net = pnn.mlp(5, (16, 8), 3, activation="relu", ortho_init=True, out_gain=0.5)
     assert net(torch.randn(7, 5)).shape == (7, 3)
     lins = [m for m in net if isinstance(m, torch.nn.Linear)]
-    assert [l.weight.shape for l in lins] == [(16, 5), (8, 16), (3, 8)]
+    assert [lin.weight.shape for lin in lins] == [(16, 5), (8, 16), (3, 8)]
     w = lins[1].weight  # 8 x 16: orthonormal rows scaled by sqrt(2)
     assert torch.allclose(w @ w.T, 2.0 * torch.eye(8), atol=1e-5)
     w = lins[2].weight
     assert torch.allclose(w @ w.T, 0.25 * torch.eye(3), atol=1e-5)
-    assert all(torch.all(l.bias == 0) for l in lins)
+    assert all(torch.all(lin.bias == 0) for lin in lins)
     assert isinstance(net[1], torch.nn.ReLU)
 
 
@@ -196,3 +196,144 @@ def test_rollout_noise_sampling_has_the_policy_distribution(continuous):
     else:
         freq = torch.bincount(a, minlength=3).double() / a.numel()
         assert torch.allclose(freq, pi[0].softmax(-1).double(), atol=0.01)
+
+
+# --------------------------------------------------------------------------- package layout / checkpoints
+
+
+def test_every_name_of_the_single_module_is_importable_from_pgfast_nn():
+    names = ["mlp", "activation_fn", "categorical_log_prob", "categorical_entropy",
+             "categorical_sample", "categorical_kl", "gaussian_log_prob", "gaussian_entropy",
+             "gaussian_sample", "gaussian_kl", "CategoricalPolicy", "GaussianPolicy", "ValueNet",
+             "ActorCritic", "RunningMeanStd", "_LOG_2PI", "_ACTIVATIONS", "_check_sizes",
+             "_space_info"]
+    for n in names:
+        assert hasattr(pnn, n), n
+    assert pnn._LOG_2PI == math.log(2.0 * math.pi)
+    from pgfast.buffer import RewardScaler
+    assert RewardScaler is pnn.RewardScaler
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_actor_critic_state_dict_keys_are_those_of_saved_checkpoints(continuous):
+    space = gym.spaces.Box(-1, 1, (2,), dtype=np.float32) if continuous else gym.spaces.Discrete(3)
+    ac = pnn.ActorCritic(4, space, (8, 8), norm_obs=True)
+    keys = ["log_std"] if continuous else []  # own parameters first, then the submodules'
+    keys += ["weights.0", "weights.1", "weights.2", "biases.0", "biases.1", "biases.2"]
+    keys += [f"obs_rms.{k}" for k in ("mean", "var", "count", "mean32", "inv_std32")]
+    assert list(ac.state_dict()) == keys  # the parameter order is also the optimiser-state order
+    assert [n for n, _ in ac.named_parameters()] == [k for k in keys if "obs_rms" not in k]
+    shapes = [(2, 4, 8), (2, 8, 8), (2, 8, space.shape[0] if continuous else 3)]
+    assert [tuple(ac.state_dict()[f"weights.{i}"].shape) for i in range(3)] == shapes
+
+
+# --------------------------------------------------------------------------- running statistics
+
+
+def test_running_mean_std_update_is_bitwise_the_ratio_first_merge():
+    """Observation statistics keep their exact float64 rounding (saved in checkpoints)."""
+    rng = np.random.default_rng(1)
+    rms = pnn.RunningMeanStd((4,))
+    mean = torch.zeros(4, dtype=torch.float64)
+    var = torch.ones(4, dtype=torch.float64)
+    count = torch.tensor(1e-4, dtype=torch.float64)
+    for n in (3, 64, 7, 128, 1, 33):
+        x = torch.as_tensor(rng.normal(1.5, 4.0, size=(n, 4)), dtype=torch.float32)
+        rms.update(x)
+        xd = x.double()
+        b_mean, b_var = xd.mean(0), xd.var(0, unbiased=False)
+        delta = b_mean - mean
+        tot = count + n
+        mean = mean + delta * (n / tot)
+        var = (var * count + b_var * n + delta * delta * (count * n / tot)) / tot
+        count = tot
+        assert torch.equal(rms.mean, mean) and torch.equal(rms.var, var)
+        assert torch.equal(rms.count, count)
+        assert torch.equal(rms.inv_std32, (1.0 / torch.sqrt(var + 1e-8)).float())
+
+
+def test_merge_moments_of_two_halves_equals_moments_of_the_whole():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 3))
+    for ratio_first in (True, False):
+        m, v, c = pnn.merge_moments(torch.as_tensor(x[:15].mean(0)), torch.as_tensor(x[:15].var(0)),
+                                    torch.tensor(15.0, dtype=torch.float64),
+                                    torch.as_tensor(x[15:].mean(0)), torch.as_tensor(x[15:].var(0)),
+                                    25, ratio_first)
+        assert np.allclose(m.numpy(), x.mean(0), rtol=1e-12) and np.allclose(v.numpy(), x.var(0))
+        assert float(c) == 40.0
+        fm, fv, fc = pnn.merge_moments(float(x[:15, 0].mean()), float(x[:15, 0].var()), 15.0,
+                                       float(x[15:, 0].mean()), float(x[15:, 0].var()), 25,
+                                       ratio_first)
+        assert fm == pytest.approx(x[:, 0].mean(), rel=1e-12) and fv == pytest.approx(x[:, 0].var())
+
+
+# --------------------------------------------------------------------------- fused gradient path
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_evaluate_actions_is_forward_plus_log_prob_entropy(continuous):
+    torch.manual_seed(0)
+    space = gym.spaces.Box(-1, 1, (2,), dtype=np.float32) if continuous else gym.spaces.Discrete(3)
+    ac = pnn.ActorCritic(4, space, (16, 16), norm_obs=True)
+    ac.obs_rms.update(torch.randn(30, 4) * 2)
+    obs = torch.randn(12, 4)
+    with torch.no_grad():
+        pi, v = ac(obs)
+        act = ac.sample(pi)
+    logp, ent, val = ac.evaluate_actions(obs, act)
+    ref_logp, ref_ent = ac.log_prob_entropy(pi, act)
+    assert torch.equal(logp.detach(), ref_logp) and torch.equal(ent.detach(), ref_ent)
+    assert torch.equal(val.detach(), v)
+    assert logp.requires_grad and val.requires_grad
+    fp = ac.evaluate_actions_fused(obs, act)
+    assert torch.equal(fp.pi_out, pi) and torch.equal(fp.value, v)
+    assert torch.allclose(fp.logp, ref_logp, atol=1e-6) and not fp.logp.requires_grad
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("ent_coef", [0.0, 0.1])
+def test_backward_fused_equals_autograd_for_any_loss_of_logp_and_value(continuous, activation,
+                                                                       ent_coef):
+    """The network's hand-written backward knows nothing of PPO: for a loss
+    L = sum(c * logp) + sum(d * V) - ent_coef * mean(H) it writes autograd's gradient."""
+    torch.manual_seed(0)
+    space = gym.spaces.Box(-1, 1, (2,), dtype=np.float32) if continuous else gym.spaces.Discrete(3)
+    ac = pnn.ActorCritic(5, space, (16, 8), activation=activation, norm_obs=True,
+                         log_std_init=-0.2).double()
+    ac.obs_rms.update(torch.randn(50, 5) * 3 + 1)
+    B = 32
+    obs = torch.randn(B, 5, dtype=torch.float64)
+    with torch.no_grad():
+        act = ac.sample(ac(obs)[0])
+    c = torch.randn(B, dtype=torch.float64)
+    d = torch.randn(B, dtype=torch.float64)
+    logp, ent, v = ac.evaluate_actions(obs, act)
+    loss = (c * logp).sum() + (d * v).sum() - ent_coef * ent.mean()
+    ref = torch.autograd.grad(loss, list(ac.parameters()))
+    for p in ac.parameters():
+        p.grad = torch.full_like(p, 123.0)  # overwritten, not accumulated
+    fp = ac.evaluate_actions_fused(obs, act)
+    got_ent = ac.backward_fused(fp, c, d, ent_coef, want_entropy=True)
+    for (name, p), g in zip(ac.named_parameters(), ref):
+        assert torch.allclose(p.grad, g, atol=1e-10, rtol=1e-8), name
+    assert torch.allclose(got_ent, ent.detach(), atol=1e-12)
+    # a precomputed one-hot (Discrete) gives the same gradients; no entropy unless asked
+    first = [p.grad.clone() for p in ac.parameters()]
+    assert ac.backward_fused(fp, c, d, ent_coef, ac.onehot_actions(act)) is None
+    assert all(torch.equal(p.grad, g) for p, g in zip(ac.parameters(), first))
+
+
+def test_onehot_actions():
+    ac = pnn.ActorCritic(2, gym.spaces.Discrete(3), (4,))
+    oh = ac.onehot_actions(torch.tensor([2, 0, 1, 2]))
+    assert torch.equal(oh, torch.eye(3)[[2, 0, 1, 2]])
+    box = pnn.ActorCritic(2, gym.spaces.Box(-1, 1, (2,), dtype=np.float32), (4,))
+    assert box.onehot_actions(torch.zeros(4, 2)) is None
+
+
+def test_critic_and_actor_parameter_groups():
+    ac = pnn.ActorCritic(2, gym.spaces.Box(-1, 1, (2,), dtype=np.float32), (4,))
+    assert ac.critic_params_for_grad() == ac.stacked_parameters()
+    assert ac.actor_params_for_grad() == ac.stacked_parameters() + [ac.log_std]

@@ -17,12 +17,17 @@ backward pass and one fused Adam step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
 
 import torch
 
-from pgfast.algos import AlgoBase, BaseConfig, flat_batch, make_adam
-from pgfast.nn import _LOG_2PI, categorical_entropy, gaussian_entropy
+from pgfast.algos.base import AlgoBase, flat_batch
+from pgfast.config import BaseConfig
+from pgfast.optim import make_adam
+from pgfast.nn import ActorCritic
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pgfast.buffer import RolloutBuffer
 
 __all__ = ["PPOConfig", "PPO", "ppo_clip_loss", "ppo_value_loss", "ppo_minibatch_loss",
            "ppo_minibatch_grads"]
@@ -53,7 +58,8 @@ class PPOConfig(BaseConfig):
     fast_grads: bool = True
     """hand-written minibatch gradients (same values as autograd, fewer torch ops)"""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        """Check the fields (after the shared checks of BaseConfig)."""
         super().__post_init__()
         if not (self.clip_coef > 0):
             raise ValueError(f"clip_coef must be > 0, got {self.clip_coef!r}")
@@ -82,18 +88,18 @@ def ppo_value_loss(v: torch.Tensor, v_old: torch.Tensor, returns: torch.Tensor,
     return 0.5 * torch.max(unclipped, (v_clip - returns).square()).mean()
 
 
-_tanh_bwd = torch.ops.aten.tanh_backward  # g * (1 - y^2) in one op
-_relu_bwd = torch.ops.aten.threshold_backward  # g * (y > 0) in one op
-
-
-def ppo_minibatch_loss(policy, obs, actions, logp_old, v_old, adv, returns, clip_coef: float,
-                       clip_vloss: bool, ent_coef: float, vf_coef: float):
-    """Autograd reference of one minibatch: ``(loss, (logp, pg_loss, v_loss, entropy))``.
+def ppo_minibatch_loss(policy: ActorCritic, obs: torch.Tensor, actions: torch.Tensor,
+                       logp_old: torch.Tensor, v_old: torch.Tensor, adv: torch.Tensor,
+                       returns: torch.Tensor, clip_coef: float, clip_vloss: bool, ent_coef: float,
+                       vf_coef: float
+                       ) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                      torch.Tensor]]:
+    """Autograd reference of one minibatch: ``(loss, (logp [B], pg_loss, v_loss, entropy))``.
 
     ``loss = pg_loss + vf_coef * v_loss - ent_coef * entropy`` with the clipped
-    surrogate (:func:`ppo_clip_loss`) and value loss (:func:`ppo_value_loss`)."""
-    pi_out, v = policy(obs)
-    logp, ent = policy.log_prob_entropy(pi_out, actions)
+    surrogate (:func:`ppo_clip_loss`) and value loss (:func:`ppo_value_loss`);
+    obs ``[B, obs_dim]``, actions ``[B]`` / ``[B, D]``, the other tensors ``[B]``."""
+    logp, ent, v = policy.evaluate_actions(obs, actions)
     ent = ent.mean()
     pg_loss = ppo_clip_loss(logp, logp_old, adv, clip_coef)
     v_loss = ppo_value_loss(v, v_old, returns, clip_coef if clip_vloss else None)
@@ -101,15 +107,19 @@ def ppo_minibatch_loss(policy, obs, actions, logp_old, v_old, adv, returns, clip
     return loss, (logp, pg_loss, v_loss, ent)
 
 
-def ppo_minibatch_grads(policy, obs, actions, logp_old, v_old, adv, returns, clip_coef: float,
-                        clip_vloss: bool, ent_coef: float, vf_coef: float,
-                        onehot: Optional[torch.Tensor] = None, want_stats: bool = False):
+def ppo_minibatch_grads(policy: ActorCritic, obs: torch.Tensor, actions: torch.Tensor,
+                        logp_old: torch.Tensor, v_old: torch.Tensor, adv: torch.Tensor,
+                        returns: torch.Tensor, clip_coef: float, clip_vloss: bool,
+                        ent_coef: float, vf_coef: float, onehot: Optional[torch.Tensor] = None,
+                        want_stats: bool = False) -> Any:
     """Gradients of :func:`ppo_minibatch_loss` written by hand into ``p.grad``.
 
-    One forward pass that keeps the activations, the loss derivatives in closed
-    form, and the backward pass through the fused :class:`pgfast.nn.ActorCritic`
-    as batched matrix products: about half the torch ops of autograd, with no
-    graph bookkeeping. Equal to autograd's gradients up to float rounding (tested).
+    The network's no-grad forward (:meth:`pgfast.nn.ActorCritic.evaluate_actions_fused`),
+    the loss derivatives with respect to log-probs and values in closed form (here),
+    and the network's hand-written backward (:meth:`pgfast.nn.ActorCritic.backward_fused`):
+    about half the torch ops of autograd, with no graph bookkeeping. Equal to
+    autograd's gradients up to float rounding (tested). Shapes as
+    :func:`ppo_minibatch_loss`.
 
     Args:
         onehot: ``[B, n]`` float one-hot actions for Discrete policies (computed if None).
@@ -118,55 +128,16 @@ def ppo_minibatch_grads(policy, obs, actions, logp_old, v_old, adv, returns, cli
     Returns:
         ``logp`` ``[B]`` (detached), or the stats tuple if ``want_stats``.
     """
-    B = obs.shape[0]
-    W, b = policy.layer_tensors()
-    L = policy.num_layers
     with torch.no_grad():
-        x = obs.reshape(B, -1)
-        if policy.obs_rms is not None:
-            x = policy.obs_rms.normalize(x)
-        if x.dtype != W[0].dtype:
-            x = x.to(W[0].dtype)
-        tanh = policy.activation == "tanh"
-        hs = [x.expand(2, *x.shape)]
-        h = torch.baddbmm(b[0], hs[0], W[0])
-        for i in range(1, L):
-            h = h.tanh() if tanh else h.relu()
-            hs.append(h)
-            h = torch.baddbmm(b[i], h, W[i])
-        pi, v = h[0], h[1, :, 0]
-        inv_b = 1.0 / B
+        fp = policy.evaluate_actions_fused(obs, actions)
+        logp, v = fp.logp, fp.value
+        inv_b = 1.0 / obs.shape[0]
         # d pg_loss / d logp
-        if policy.continuous:
-            log_std = policy.log_std
-            inv_std = torch.exp(-log_std)
-            z = (actions - pi) * inv_std
-            logp = -0.5 * (z * z).sum(-1) - (log_std.sum() + 0.5 * pi.shape[-1] * _LOG_2PI)
-        else:
-            lsm = pi.log_softmax(-1)
-            p = lsm.exp()
-            logp = lsm.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
         ratio = (logp - logp_old).exp()
         ra = ratio * adv
         active = ra <= ratio.clamp(1.0 - clip_coef, 1.0 + clip_coef) * adv
         g_lp = (ra * active).mul_(-inv_b)
-        g_out = torch.zeros_like(h)
-        if policy.continuous:
-            torch.mul(z * inv_std, g_lp.unsqueeze(-1), out=g_out[0])
-            g_ls = (z * z - 1.0).mul_(g_lp.unsqueeze(-1)).sum(0)
-            if ent_coef:
-                g_ls -= ent_coef
-            ent = None
-        else:
-            if onehot is None:
-                onehot = torch.zeros_like(p).scatter_(-1, actions.unsqueeze(-1), 1.0)
-            torch.mul(onehot - p, g_lp.unsqueeze(-1), out=g_out[0])
-            ent = None
-            if ent_coef or want_stats:
-                ent_rows = -(p * lsm).sum(-1)
-                if ent_coef:  # d(-ent_coef * mean H)/d logits = ent_coef/B * p * (lsm + H)
-                    g_out[0].addcmul_(p, lsm + ent_rows.unsqueeze(-1), value=ent_coef * inv_b)
-                ent = ent_rows
+        # d (vf_coef * v_loss) / d v
         u = v - returns
         if clip_vloss:
             dv = v - v_old
@@ -175,27 +146,14 @@ def ppo_minibatch_grads(policy, obs, actions, logp_old, v_old, adv, returns, cli
             g_v = torch.where(use_u, u, cdiff * (dv.abs() < clip_coef))
         else:
             g_v = u
-        g_out[1, :, 0] = g_v.mul_(vf_coef * inv_b)
-        # backward through the stacked layers
-        g = g_out
-        for i in range(L - 1, -1, -1):
-            torch.bmm(hs[i].transpose(1, 2), g, out=W[i].grad)
-            torch.sum(g, 1, keepdim=True, out=b[i].grad)
-            if i > 0:
-                g = torch.bmm(g, W[i].transpose(1, 2))
-                g = _tanh_bwd(g, hs[i]) if tanh else _relu_bwd(g, hs[i], 0.0)
-        if policy.continuous:
-            policy.log_std.grad.copy_(g_ls)
+        ent = policy.backward_fused(fp, g_lp, g_v.mul_(vf_coef * inv_b), ent_coef, onehot,
+                                    want_entropy=want_stats)
         if not want_stats:
             return logp
+        assert ent is not None
         pg_loss = -torch.min(ra, ratio.clamp(1.0 - clip_coef, 1.0 + clip_coef) * adv).mean()
         v_loss = ppo_value_loss(v, v_old, returns, clip_coef if clip_vloss else None)
-        if ent is None:
-            ent_m = (gaussian_entropy(policy.log_std, B) if policy.continuous
-                     else categorical_entropy(pi)).mean()
-        else:
-            ent_m = ent.mean()
-        return logp, pg_loss, v_loss, ent_m
+        return logp, pg_loss, v_loss, ent.mean()
 
 
 class PPO(AlgoBase):
@@ -204,13 +162,14 @@ class PPO(AlgoBase):
     name = "ppo"
     Config = PPOConfig
 
-    def __init__(self, policy, config: PPOConfig, generator: torch.Generator):
+    def __init__(self, policy: ActorCritic, config: PPOConfig, generator: torch.Generator) -> None:
+        """Optimisers for ``policy``; ``generator`` drives the minibatch shuffling."""
         super().__init__(policy, config, generator)
         self.params = list(policy.parameters())
         self.optimizers["ac"] = make_adam(self.params, config.learning_rate)
         self.base_lrs["ac"] = config.learning_rate
 
-    def update(self, buf, adv: torch.Tensor, returns: torch.Tensor) -> Dict[str, float]:
+    def update(self, buf: RolloutBuffer, adv: torch.Tensor, returns: torch.Tensor) -> Dict[str, float]:
         """Run the epochs of minibatch updates; returns statistics of the last minibatch."""
         cfg, pol, opt = self.cfg, self.policy, self.optimizers["ac"]
         obs, act, logp_old, v_old = flat_batch(buf)
@@ -224,14 +183,13 @@ class PPO(AlgoBase):
         fast = cfg.fast_grads
         if cfg.norm_adv and nmb == 1:  # one minibatch: the normalised advantages never change
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        if fast and not pol.continuous:
-            onehot = torch.zeros(B, pol.out_dim, device=obs.device).scatter_(
-                -1, act.unsqueeze(-1), 1.0)
-        else:
+        onehot = pol.onehot_actions(act) if fast else None
+        if onehot is None:
             onehot = act  # unused placeholder, keeps the tuple shape
         data = (obs, act, logp_old, v_old, adv, ret, onehot)
         epochs_done = 0
-        stats = None
+        stats: Optional[Tuple[torch.Tensor, ...]] = None
+        mbs: Sequence[Tuple[torch.Tensor, ...]]
         check_kl = cfg.target_kl is not None
         last_epoch = cfg.update_epochs - 1
         for epoch in range(cfg.update_epochs):
@@ -259,9 +217,11 @@ class PPO(AlgoBase):
                 opt.step(clip_norm)
             epochs_done += 1
             if check_kl:
+                assert stats is not None and cfg.target_kl is not None
                 lr_ = stats[0] - stats[1]
                 if float((lr_.exp() - 1 - lr_).mean()) > cfg.target_kl:
                     break
+        assert stats is not None  # the last epoch's last minibatch always reports
         with torch.no_grad():
             logp, lp0, pg_loss, v_loss, ent = stats
             logratio = logp - lp0

@@ -17,11 +17,17 @@ Per iteration, on the whole rollout (advantages from GAE, normalised if ``norm_a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
 
 import torch
 
-from pgfast.algos import AlgoBase, BaseConfig, flat_batch, make_adam
+from pgfast.algos.base import AlgoBase, flat_batch
+from pgfast.config import BaseConfig
+from pgfast.nn import ActorCritic
+from pgfast.optim import make_adam
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pgfast.buffer import RolloutBuffer
 
 __all__ = ["TRPOConfig", "TRPO", "conjugate_gradient", "line_search"]
 
@@ -49,7 +55,8 @@ class TRPOConfig(BaseConfig):
     max_grad_norm: float = 0.0
     """clip of the value-gradient norm (0 disables)"""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        """Check the fields (after the shared checks of BaseConfig)."""
         super().__post_init__()
         if not (self.max_kl > 0):
             raise ValueError(f"max_kl must be > 0, got {self.max_kl!r}")
@@ -108,17 +115,21 @@ class TRPO(AlgoBase):
     name = "trpo"
     Config = TRPOConfig
 
-    def __init__(self, policy, config: TRPOConfig, generator: torch.Generator):
+    def __init__(self, policy: ActorCritic, config: TRPOConfig, generator: torch.Generator) -> None:
+        """Optimisers for ``policy``; ``generator`` drives the minibatch shuffling."""
         super().__init__(policy, config, generator)
         self.pi_params = policy.actor_params_for_grad()
-        self.v_params = policy.stacked_parameters()
+        self.v_params = policy.critic_params_for_grad()
         self.optimizers["v"] = make_adam(self.v_params, config.learning_rate)
         self.base_lrs["v"] = config.learning_rate
 
     def fisher_vector_product_fn(self, obs: torch.Tensor, old_pi_out: torch.Tensor,
-                                 old_log_std):
-        """``v -> (F + cg_damping I) v`` with F the Hessian of the mean KL(old || theta)
-        at theta = current parameters (old = current, so it is the Fisher matrix)."""
+                                 old_log_std: Optional[torch.Tensor]
+                                 ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``v -> (F + cg_damping I) v`` (v: flat actor vector ``[n_actor]``) with F the
+        Hessian of the mean KL(old || theta) over obs ``[B, obs_dim]`` at theta = current
+        parameters (old = current, so it is the Fisher matrix); ``old_pi_out``
+        ``[B, out_dim]``, ``old_log_std`` ``[D]`` (None for Discrete)."""
         pol, params = self.policy, self.pi_params
         pi_out, _ = pol(obs)
         kl = pol.kl(old_pi_out, old_log_std, pi_out).mean()
@@ -127,12 +138,13 @@ class TRPO(AlgoBase):
         damping = self.cfg.cg_damping
 
         def fvp(v: torch.Tensor) -> torch.Tensor:
+            """``(F + damping I) v`` for a flat actor vector ``[n_actor]``."""
             hv = torch.autograd.grad(flat.dot(v), params, retain_graph=True)
             return pol.actor_flat(hv) + damping * v
 
         return fvp
 
-    def update(self, buf, adv: torch.Tensor, returns: torch.Tensor) -> Dict[str, float]:
+    def update(self, buf: RolloutBuffer, adv: torch.Tensor, returns: torch.Tensor) -> Dict[str, float]:
         """Policy step (CG + line search), then value regression."""
         cfg, pol = self.cfg, self.policy
         obs, act, logp_old, _ = flat_batch(buf)
@@ -144,9 +156,9 @@ class TRPO(AlgoBase):
             old_pi_out = pol(obs)[0]
             old_log_std = pol.log_std.detach().clone() if pol.continuous else None
 
-        def surrogate():
-            pi_out, _ = pol(obs)
-            logp, ent = pol.log_prob_entropy(pi_out, act)
+        def surrogate() -> torch.Tensor:
+            """Mean importance-weighted advantage (+ entropy bonus) over the ``[B]`` batch."""
+            logp, ent, _ = pol.evaluate_actions(obs, act)
             s = ((logp - logp_old).exp() * A).mean()
             return s + cfg.ent_coef * ent.mean() if cfg.ent_coef else s
 
@@ -159,7 +171,8 @@ class TRPO(AlgoBase):
         x0 = pol.actor_vector()
         surr0 = float(surr.detach())
 
-        def evaluate(theta):
+        def evaluate(theta: torch.Tensor) -> Tuple[float, float]:
+            """``(surrogate, mean KL(old || theta))`` at actor vector ``theta`` ``[n_actor]``."""
             pol.set_actor_vector(theta)
             with torch.no_grad():
                 s = surrogate()

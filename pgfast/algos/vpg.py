@@ -17,12 +17,18 @@ Policy loss on the whole rollout (one gradient step per iteration)::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict
+from typing import TYPE_CHECKING, Dict, Tuple
 
 import torch
 
-from pgfast.algos import AlgoBase, BaseConfig, flat_batch, make_adam
+from pgfast.algos.base import AlgoBase, flat_batch
+from pgfast.config import BaseConfig
+from pgfast.nn import ActorCritic
+from pgfast.optim import make_adam
 from pgfast.returns import reward_to_go
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pgfast.buffer import RolloutBuffer
 
 __all__ = ["VPGConfig", "VPG", "vpg_loss"]
 
@@ -46,7 +52,8 @@ class VPGConfig(BaseConfig):
     max_grad_norm: float = 0.0
     """clip of the global gradient norm (0 disables)"""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        """Check the fields (after the shared checks of BaseConfig)."""
         super().__post_init__()
         if not (self.vf_learning_rate >= 0):
             raise ValueError(f"vf_learning_rate must be >= 0, got {self.vf_learning_rate!r}")
@@ -63,17 +70,18 @@ class VPG(AlgoBase):
     name = "vpg"
     Config = VPGConfig
 
-    def __init__(self, policy, config: VPGConfig, generator: torch.Generator):
+    def __init__(self, policy: ActorCritic, config: VPGConfig, generator: torch.Generator) -> None:
+        """Optimisers for ``policy``; ``generator`` drives the minibatch shuffling."""
         super().__init__(policy, config, generator)
         self.pi_params = policy.actor_params_for_grad()
         self.optimizers["pi"] = make_adam(self.pi_params, config.learning_rate)
         self.base_lrs["pi"] = config.learning_rate
         if config.baseline:
-            self.v_params = policy.stacked_parameters()
+            self.v_params = policy.critic_params_for_grad()
             self.optimizers["v"] = make_adam(self.v_params, config.vf_learning_rate)
             self.base_lrs["v"] = config.vf_learning_rate
 
-    def advantages(self, buf):
+    def advantages(self, buf: RolloutBuffer) -> Tuple[torch.Tensor, torch.Tensor]:
         """Rewards-to-go (no baseline) or GAE with the learned V; ``[T, N]`` each."""
         cfg = self.cfg
         if cfg.baseline:
@@ -81,7 +89,7 @@ class VPG(AlgoBase):
         g = reward_to_go(buf.rewards, buf.terminated, buf.truncated, cfg.gamma)
         return g, g
 
-    def update(self, buf, adv: torch.Tensor, returns: torch.Tensor) -> Dict[str, float]:
+    def update(self, buf: RolloutBuffer, adv: torch.Tensor, returns: torch.Tensor) -> Dict[str, float]:
         """One policy-gradient step, then (baseline) the value regression."""
         cfg, pol = self.cfg, self.policy
         obs, act, logp_old, _ = flat_batch(buf)
@@ -90,8 +98,7 @@ class VPG(AlgoBase):
         if cfg.norm_adv:
             A = (A - A.mean()) / (A.std() + 1e-8)
         opt = self.optimizers["pi"]
-        pi_out, _ = pol(obs)
-        logp, ent = pol.log_prob_entropy(pi_out, act)
+        logp, ent, _ = pol.evaluate_actions(obs, act)
         ent = ent.mean()
         pg_loss = vpg_loss(logp, A)
         loss = pg_loss - cfg.ent_coef * ent if cfg.ent_coef else pg_loss

@@ -1,0 +1,396 @@
+"""The fused actor-critic network the trainer and every algorithm use.
+
+Actor and critic MLPs with the same hidden sizes are stored as stacked
+``[2, d_in, d_out]`` weights and evaluated together by batched matrix products, so
+one forward pass costs as many torch ops as one MLP (op overhead, not arithmetic,
+dominates these small nets). The network also owns its hand-written backward pass
+(:meth:`ActorCritic.evaluate_actions_fused` + :meth:`ActorCritic.backward_fused`):
+an algorithm supplies only the derivatives of its loss with respect to the
+log-probabilities and values, never the layers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from pgfast.nn.distributions import (_LOG_2PI, categorical_entropy, categorical_kl,
+                                     categorical_log_prob, categorical_sample, gaussian_entropy,
+                                     gaussian_kl, gaussian_log_prob, gaussian_sample)
+from pgfast.nn.networks import _check_sizes, _space_info, activation_fn
+from pgfast.nn.normalization import RunningMeanStd
+
+__all__ = ["ActorCritic", "FusedPass"]
+
+_tanh_bwd = torch.ops.aten.tanh_backward  # g * (1 - y^2) in one op
+_relu_bwd = torch.ops.aten.threshold_backward  # g * (y > 0) in one op
+
+
+class FusedPass:
+    """What :meth:`ActorCritic.evaluate_actions_fused` keeps for :meth:`ActorCritic.backward_fused`.
+
+    Public attributes (detached, B = batch): ``pi_out`` ``[B, out_dim]`` (logits or
+    means), ``value`` ``[B]``, ``logp`` ``[B]`` (log pi(a|s) of the given actions).
+    The rest are the layer inputs and distribution intermediates of the backward pass.
+    """
+
+    __slots__ = ("pi_out", "value", "logp", "actions", "inputs", "out", "z", "inv_std", "lsm",
+                 "probs")
+
+    def __init__(self, pi_out: torch.Tensor, value: torch.Tensor, logp: torch.Tensor,
+                 actions: torch.Tensor, inputs: List[torch.Tensor], out: torch.Tensor,
+                 z: Optional[torch.Tensor], inv_std: Optional[torch.Tensor],
+                 lsm: Optional[torch.Tensor], probs: Optional[torch.Tensor]) -> None:
+        """Hold the tensors (inputs: ``[2, B, d_i]`` per layer; out: ``[2, B, out_dim]``)."""
+        self.pi_out, self.value, self.logp, self.actions = pi_out, value, logp, actions
+        self.inputs, self.out = inputs, out
+        self.z, self.inv_std, self.lsm, self.probs = z, inv_std, lsm, probs
+
+
+class ActorCritic(nn.Module):
+    """Actor and critic MLPs (same hidden sizes) evaluated together as one network.
+
+    Layer ``i`` holds ``weight_i`` ``[2, d_i, d_{i+1}]`` and ``bias_i`` ``[2, 1, d_{i+1}]``;
+    index 0 is the actor, index 1 the critic. The output layer has ``out_dim``
+    columns (logits for ``Discrete(n)``, means for ``Box(D)``); the critic uses
+    column 0 of its slice (the other critic output columns are unused, receive
+    zero gradient and therefore never change under Adam/SGD).
+
+    Forward with obs ``[B, obs_dim]`` -> ``(pi_out [B, out_dim], value [B])``.
+    The gradient of an actor-only loss is exactly zero on the critic slices and
+    vice versa, so actor and critic can also be optimised separately (VPG, TRPO:
+    :meth:`actor_params_for_grad`, :meth:`critic_params_for_grad`).
+
+    Args:
+        obs_dim: flattened observation size.
+        action_space: gymnasium ``Discrete`` or 1-D ``Box``.
+        hidden_sizes: hidden widths shared by actor and critic.
+        activation: "tanh" or "relu".
+        ortho_init: orthogonal init (hidden gain sqrt(2), actor output 0.01, critic 1).
+        log_std_init: initial log-std of a Gaussian policy.
+        norm_obs: normalise observations by running statistics (``obs_rms``, a
+            :class:`pgfast.nn.RunningMeanStd`, updated by the trainer).
+        clip_obs: clip of normalised observations.
+    """
+
+    def __init__(self, obs_dim: int, action_space: Any, hidden_sizes: Sequence[int] = (64, 64),
+                 activation: str = "tanh", ortho_init: bool = True, log_std_init: float = 0.0,
+                 norm_obs: bool = False, clip_obs: float = 10.0) -> None:
+        """Build the stacked layers ``[B, obs_dim] -> hidden_sizes... -> [B, out_dim]`` (x2)."""
+        super().__init__()
+        self.continuous, self.out_dim = _space_info(action_space)
+        hs = _check_sizes(obs_dim, hidden_sizes, self.out_dim)
+        self.obs_dim = int(obs_dim)
+        self.activation = activation
+        _, self._act = activation_fn(activation)
+        dims = (self.obs_dim,) + hs + (self.out_dim,)
+        self.num_layers = len(dims) - 1
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for i in range(self.num_layers):
+            w = torch.empty(2, dims[i], dims[i + 1])
+            last = i == self.num_layers - 1
+            for k in range(2):
+                if ortho_init:
+                    gain = (0.01 if k == 0 else 1.0) if last else math.sqrt(2.0)
+                    rows = dims[i + 1] if not (last and k == 1) else 1
+                    m = torch.empty(rows, dims[i])
+                    nn.init.orthogonal_(m, gain)
+                else:
+                    bound = 1.0 / math.sqrt(dims[i])
+                    rows = dims[i + 1] if not (last and k == 1) else 1
+                    m = torch.empty(rows, dims[i]).uniform_(-bound, bound)
+                w[k].zero_()
+                w[k, :, :rows] = m.t()
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(torch.zeros(2, 1, dims[i + 1])))
+        self.log_std: Optional[nn.Parameter]
+        if self.continuous:
+            self.log_std = nn.Parameter(torch.full((self.out_dim,), float(log_std_init)))
+        else:
+            self.log_std = None
+        self.norm_obs = bool(norm_obs)
+        self.obs_rms = RunningMeanStd((self.obs_dim,), clip=clip_obs) if norm_obs else None
+        self._lists: Optional[Tuple[List[nn.Parameter], List[nn.Parameter]]] = None
+
+    def layer_tensors(self) -> Tuple[List[nn.Parameter], List[nn.Parameter]]:
+        """``(weights, biases)`` as plain lists of ``[2, d_i, d_{i+1}]`` / ``[2, 1, d_{i+1}]``
+        tensors (cached: ParameterList indexing is slow)."""
+        if self._lists is None:
+            self._lists = (list(self.weights), list(self.biases))
+        return self._lists
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "ActorCritic":
+        """``.to()``/``.double()`` may replace parameters: drop the cached lists."""
+        self._lists = None
+        return super()._apply(fn, *args, **kwargs)
+
+    # ---- forward -------------------------------------------------------------------
+    def forward(self, obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(pi_out [B, out_dim], value [B])`` for observations ``[B, obs_dim]``."""
+        w, b = self._lists or self.layer_tensors()
+        x = obs if obs.dim() == 2 else obs.reshape(obs.shape[0], -1)
+        if self.obs_rms is not None:
+            x = self.obs_rms.normalize(x)
+        if x.dtype != w[0].dtype:
+            x = x.to(w[0].dtype)
+        act = self._act
+        h = torch.baddbmm(b[0], x.expand(2, *x.shape), w[0])
+        for i in range(1, self.num_layers):
+            h = torch.baddbmm(b[i], act(h), w[i])
+        return h[0], h[1, :, 0]
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(s) ``[B]`` for observations ``[B, obs_dim]``."""
+        return self.forward(obs)[1]
+
+    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor
+                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(log pi(a|s) [B], entropy [B], value [B])`` for observations ``[B, obs_dim]``
+        and actions ``[B]`` (Discrete) / ``[B, D]`` (Box), differentiable by autograd."""
+        pi_out, v = self.forward(obs)
+        logp, ent = self.log_prob_entropy(pi_out, actions)
+        return logp, ent, v
+
+    # ---- hand-written gradients --------------------------------------------------------
+    def onehot_actions(self, actions: torch.Tensor) -> Optional[torch.Tensor]:
+        """Float one-hot ``[B, n]`` of Discrete actions ``[B]`` for :meth:`backward_fused`
+        (precompute it once per batch); None for Box actions."""
+        if self.continuous:
+            return None
+        return torch.zeros(actions.shape[0], self.out_dim, device=actions.device).scatter_(
+            -1, actions.unsqueeze(-1), 1.0)
+
+    def evaluate_actions_fused(self, obs: torch.Tensor, actions: torch.Tensor) -> FusedPass:
+        """No-grad forward of observations ``[B, obs_dim]`` that keeps what
+        :meth:`backward_fused` needs; ``.pi_out`` ``[B, out_dim]``, ``.value`` ``[B]`` and
+        ``.logp`` ``[B]`` (of actions ``[B]`` int64 / ``[B, D]``) are the results."""
+        if torch.is_grad_enabled():  # no context switch when the caller is already no-grad
+            with torch.no_grad():
+                return self._evaluate_actions_fused(obs, actions)
+        return self._evaluate_actions_fused(obs, actions)
+
+    def _evaluate_actions_fused(self, obs: torch.Tensor, actions: torch.Tensor) -> FusedPass:
+        """:meth:`evaluate_actions_fused` in no-grad mode (obs ``[B, obs_dim]``)."""
+        B = obs.shape[0]
+        W, b = self._lists or self.layer_tensors()
+        x = obs.reshape(B, -1)
+        if self.obs_rms is not None:
+            x = self.obs_rms.normalize(x)
+        if x.dtype != W[0].dtype:
+            x = x.to(W[0].dtype)
+        tanh = self.activation == "tanh"
+        hs = [x.expand(2, *x.shape)]
+        h = torch.baddbmm(b[0], hs[0], W[0])
+        for i in range(1, self.num_layers):
+            h = h.tanh() if tanh else h.relu()
+            hs.append(h)
+            h = torch.baddbmm(b[i], h, W[i])
+        pi, v = h[0], h[1, :, 0]
+        if self.log_std is not None:
+            log_std = self.log_std
+            inv_std = torch.exp(-log_std)
+            z = (actions - pi) * inv_std
+            logp = -0.5 * (z * z).sum(-1) - (log_std.sum() + 0.5 * pi.shape[-1] * _LOG_2PI)
+            return FusedPass(pi, v, logp, actions, hs, h, z, inv_std, None, None)
+        lsm = pi.log_softmax(-1)
+        p = lsm.exp()
+        logp = lsm.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        return FusedPass(pi, v, logp, actions, hs, h, None, None, lsm, p)
+
+    def backward_fused(self, fp: FusedPass, grad_logp: torch.Tensor, grad_value: torch.Tensor,
+                       ent_coef: float = 0.0, onehot: Optional[torch.Tensor] = None,
+                       want_entropy: bool = False) -> Optional[torch.Tensor]:
+        """Write into ``p.grad`` (overwriting; the ``.grad`` tensors must exist) the
+        gradient of a scalar loss ``L(logp, value) - ent_coef * mean(entropy)``.
+
+        The chain rule through the distribution and the stacked layers is done by hand
+        as batched matrix products (about half the torch ops of autograd, no graph);
+        it equals autograd's gradient up to float rounding (tested).
+
+        Args:
+            fp: the pass from :meth:`evaluate_actions_fused` (parameters unchanged since).
+            grad_logp: ``dL/d logp`` ``[B]``.
+            grad_value: ``dL/d value`` ``[B]``.
+            ent_coef: weight of the entropy bonus subtracted from the loss.
+            onehot: :meth:`onehot_actions` of the batch (Discrete; computed if None).
+            want_entropy: return the entropy ``[B]``.
+
+        Returns:
+            Entropy per row ``[B]`` (detached) if ``want_entropy``, else None.
+        """
+        if torch.is_grad_enabled():  # no context switch when the caller is already no-grad
+            with torch.no_grad():
+                return self._backward_fused(fp, grad_logp, grad_value, ent_coef, onehot,
+                                            want_entropy)
+        return self._backward_fused(fp, grad_logp, grad_value, ent_coef, onehot, want_entropy)
+
+    def _backward_fused(self, fp: FusedPass, grad_logp: torch.Tensor, grad_value: torch.Tensor,
+                        ent_coef: float, onehot: Optional[torch.Tensor], want_entropy: bool
+                        ) -> Optional[torch.Tensor]:
+        """:meth:`backward_fused` in no-grad mode (grad_logp, grad_value ``[B]``)."""
+        W, b = self._lists or self.layer_tensors()
+        B = fp.value.shape[0]
+        inv_b = 1.0 / B
+        tanh = self.activation == "tanh"
+        ent = None
+        g_out = torch.zeros_like(fp.out)
+        g_lp = grad_logp.unsqueeze(-1)
+        if self.log_std is not None:
+            z = fp.z
+            assert z is not None and fp.inv_std is not None
+            torch.mul(z * fp.inv_std, g_lp, out=g_out[0])
+            g_ls = (z * z - 1.0).mul_(g_lp).sum(0)
+            if ent_coef:
+                g_ls -= ent_coef
+            if want_entropy:
+                ent = gaussian_entropy(self.log_std, B)
+        else:
+            p, lsm = fp.probs, fp.lsm
+            assert p is not None and lsm is not None
+            if onehot is None:
+                onehot = torch.zeros_like(p).scatter_(-1, fp.actions.unsqueeze(-1), 1.0)
+            torch.mul(onehot - p, g_lp, out=g_out[0])
+            if ent_coef or want_entropy:
+                ent_rows = -(p * lsm).sum(-1)
+                if ent_coef:  # d(-ent_coef * mean H)/d logits = ent_coef/B * p * (lsm + H)
+                    g_out[0].addcmul_(p, lsm + ent_rows.unsqueeze(-1), value=ent_coef * inv_b)
+                ent = ent_rows if want_entropy else None
+        g_out[1, :, 0] = grad_value
+        # backward through the stacked layers
+        hs = fp.inputs
+        g = g_out
+        for i in range(self.num_layers - 1, -1, -1):
+            torch.bmm(hs[i].transpose(1, 2), g, out=W[i].grad)
+            torch.sum(g, 1, keepdim=True, out=b[i].grad)
+            if i > 0:
+                g = torch.bmm(g, W[i].transpose(1, 2))
+                g = _tanh_bwd(g, hs[i]) if tanh else _relu_bwd(g, hs[i], 0.0)
+        if self.log_std is not None:
+            assert self.log_std.grad is not None
+            self.log_std.grad.copy_(g_ls)
+        return ent
+
+    # ---- distribution helpers on pi_out ----------------------------------------------
+    def log_prob(self, pi_out: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """log pi(a|s) ``[B]`` from the actor output ``[B, out_dim]`` and actions
+        ``[B]`` (Discrete) / ``[B, D]`` (Box)."""
+        if self.log_std is not None:
+            return gaussian_log_prob(pi_out, self.log_std, actions)
+        return categorical_log_prob(pi_out, actions)
+
+    def log_prob_entropy(self, pi_out: torch.Tensor, actions: torch.Tensor
+                         ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(log pi(a|s) [B], entropy [B])`` from the actor output ``[B, out_dim]``,
+        sharing the log-softmax for Discrete."""
+        if self.log_std is not None:
+            return (gaussian_log_prob(pi_out, self.log_std, actions),
+                    gaussian_entropy(self.log_std, pi_out.shape[0]))
+        logp_all = pi_out.log_softmax(-1)
+        logp = logp_all.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+        return logp, -(logp_all.exp() * logp_all).sum(-1)
+
+    def entropy(self, pi_out: torch.Tensor) -> torch.Tensor:
+        """Entropy ``[B]`` from the actor output ``[B, out_dim]``."""
+        if self.log_std is not None:
+            return gaussian_entropy(self.log_std, pi_out.shape[0])
+        return categorical_entropy(pi_out)
+
+    def sample(self, pi_out: torch.Tensor, deterministic: bool = False,
+               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Actions from the actor output ``[B, out_dim]``: mode if ``deterministic`` else
+        a sample (Box: unclipped ``[B, D]`` float; Discrete: ``[B]`` int64)."""
+        if self.log_std is not None:
+            return pi_out if deterministic else gaussian_sample(pi_out, self.log_std, generator)
+        return pi_out.argmax(-1) if deterministic else categorical_sample(pi_out, generator)
+
+    def rollout_noise(self, num_steps: int, num_envs: int,
+                      generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Pre-drawn sampling noise for a whole rollout, ``[T, N, out_dim]``.
+
+        Discrete: standard Gumbel noise ``-log(E)``, ``E ~ Exp(1)``, so that
+        ``argmax(logits + noise)`` is a sample of the categorical (Gumbel-max trick).
+        Box: standard normal noise, so that ``mean + exp(log_std) * noise`` is a sample.
+        Drawing it once per rollout saves several torch ops per env step.
+        """
+        dev = self.weights[0].device
+        shape = (num_steps, num_envs, self.out_dim)
+        if self.log_std is not None:
+            return torch.randn(shape, generator=generator, device=dev)
+        e = torch.empty(shape, device=dev).exponential_(generator=generator)
+        return e.log_().neg_()
+
+    def sample_with_noise(self, pi_out: torch.Tensor, noise: torch.Tensor,
+                          std: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Actions from the actor output ``[N, out_dim]`` and one row ``[N, out_dim]`` of
+        :meth:`rollout_noise` (Box: pass ``std = exp(log_std)`` ``[D]``, computed once per
+        rollout)."""
+        if self.continuous:
+            assert std is not None
+            return torch.addcmul(pi_out, std, noise)
+        return (pi_out + noise).argmax(-1)
+
+    def kl(self, old_pi_out: torch.Tensor, old_log_std: Optional[torch.Tensor],
+           pi_out: torch.Tensor) -> torch.Tensor:
+        """KL(old || current) per row ``[B]`` from actor outputs ``[B, out_dim]``
+        (``old_log_std`` ``[D]``, None for Discrete)."""
+        if self.log_std is not None:
+            assert old_log_std is not None
+            return gaussian_kl(old_pi_out, old_log_std, pi_out, self.log_std)
+        return categorical_kl(old_pi_out, pi_out)
+
+    def act(self, obs: torch.Tensor, deterministic: bool = False,
+            generator: Optional[torch.Generator] = None
+            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(actions, logp [B], value [B])`` for observations ``[B, obs_dim]``."""
+        pi_out, v = self.forward(obs)
+        a = self.sample(pi_out, deterministic, generator)
+        return a, self.log_prob(pi_out, a), v
+
+    # ---- parameter groups ------------------------------------------------------------
+    def stacked_parameters(self) -> List[nn.Parameter]:
+        """The stacked ``[2, ...]`` weight and bias tensors (actor index 0, critic 1)."""
+        return list(self.weights) + list(self.biases)
+
+    def critic_params_for_grad(self) -> List[nn.Parameter]:
+        """Parameters a value loss depends on (the stacked tensors; the gradient of a
+        value loss is zero on their actor slices, so Adam leaves those unchanged)."""
+        return self.stacked_parameters()
+
+    def actor_params_for_grad(self) -> List[nn.Parameter]:
+        """Parameters an actor loss depends on (stacked tensors, plus log_std ``[D]`` for Box)."""
+        ps = self.stacked_parameters()
+        return ps + [self.log_std] if self.log_std is not None else ps
+
+    def actor_flat(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Flatten the actor slices of per-parameter tensors ordered as
+        :meth:`actor_params_for_grad` (e.g. their gradients) into one vector ``[n_actor]``."""
+        n = len(self.weights) + len(self.biases)
+        parts = [t[0].reshape(-1) for t in tensors[:n]]
+        if self.continuous:
+            parts.append(tensors[n].reshape(-1))
+        return torch.cat(parts)
+
+    @torch.no_grad()
+    def actor_vector(self) -> torch.Tensor:
+        """Current actor parameters as one flat vector ``[n_actor]`` (a copy)."""
+        return self.actor_flat(self.actor_params_for_grad())
+
+    @torch.no_grad()
+    def set_actor_vector(self, vec: torch.Tensor) -> None:
+        """Overwrite the actor parameters from a flat vector ``[n_actor]`` (inverse of
+        :meth:`actor_vector`); the critic slices are untouched."""
+        i = 0
+        for p in self.stacked_parameters():
+            n = p[0].numel()
+            p[0].copy_(vec[i:i + n].view_as(p[0]))
+            i += n
+        if self.log_std is not None:
+            n = self.log_std.numel()
+            self.log_std.copy_(vec[i:i + n])
+            i += n
+        if i != vec.numel():
+            raise ValueError(f"vec has {vec.numel()} entries, the actor has {i}")

@@ -1,0 +1,88 @@
+"""Action distributions as plain functions of the network outputs.
+
+Categorical (``Discrete(n)``): logits ``[B, n]``, integer actions ``[B]``.
+Diagonal Gaussian (``Box(D)``): means ``[B, D]``, a state-independent log-std ``[D]``,
+actions ``[B, D]``.
+
+Written with plain torch ops (no ``torch.distributions`` objects and no argument
+validation in the hot path). Gaussian samples are *not* clipped: log-probs are
+those of the unclipped sample; clipping to the action bounds happens only at the
+env boundary (see :mod:`pgfast.buffer`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+__all__ = [
+    "categorical_log_prob",
+    "categorical_entropy",
+    "categorical_sample",
+    "categorical_kl",
+    "gaussian_log_prob",
+    "gaussian_entropy",
+    "gaussian_sample",
+    "gaussian_kl",
+]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def categorical_log_prob(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """log pi(a) for logits ``[B, n]`` and integer actions ``[B]`` -> ``[B]``."""
+    return logits.log_softmax(-1).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+
+def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of the categorical with logits ``[B, n]`` -> ``[B]``."""
+    logp = logits.log_softmax(-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def categorical_sample(logits: torch.Tensor, generator: Optional[torch.Generator] = None
+                       ) -> torch.Tensor:
+    """Sample actions ``[B]`` (int64) from logits ``[B, n]`` by inverting the CDF."""
+    cdf = logits.softmax(-1).cumsum_(-1)
+    u = torch.rand(cdf.shape[:-1] + (1,), generator=generator, device=cdf.device,
+                   dtype=cdf.dtype)
+    # first index with cdf >= u (= number of entries below u); the clamp guards a CDF
+    # that sums to 1 - eps.
+    return torch.searchsorted(cdf, u).squeeze_(-1).clamp_(max=logits.shape[-1] - 1)
+
+
+def categorical_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) per row for two logits tensors ``[B, n]`` -> ``[B]``."""
+    lp = logits_p.log_softmax(-1)
+    lq = logits_q.log_softmax(-1)
+    return (lp.exp() * (lp - lq)).sum(-1)
+
+
+def gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor
+                      ) -> torch.Tensor:
+    """log N(a; mean, diag(exp(log_std))^2), mean/actions ``[B, D]``, log_std ``[D]`` -> ``[B]``."""
+    z = (actions - mean) * torch.exp(-log_std)
+    return -0.5 * (z * z).sum(-1) - log_std.sum() - 0.5 * mean.shape[-1] * _LOG_2PI
+
+
+def gaussian_entropy(log_std: torch.Tensor, batch: int) -> torch.Tensor:
+    """Entropy of the diagonal Gaussian with log-std ``[D]`` (independent of the mean),
+    expanded to ``[batch]``."""
+    return (log_std.sum() + 0.5 * log_std.shape[-1] * (1.0 + _LOG_2PI)).expand(batch)
+
+
+def gaussian_sample(mean: torch.Tensor, log_std: torch.Tensor,
+                    generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Unclipped sample ``mean + exp(log_std) * eps`` of shape ``[B, D]`` (log_std ``[D]``)."""
+    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean + log_std.exp() * eps
+
+
+def gaussian_kl(mean_p: torch.Tensor, log_std_p: torch.Tensor, mean_q: torch.Tensor,
+                log_std_q: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) between diagonal Gaussians, means ``[B, D]``, log-stds ``[D]`` -> ``[B]``."""
+    var_p = torch.exp(2.0 * log_std_p)
+    var_q = torch.exp(2.0 * log_std_q)
+    return (log_std_q - log_std_p + (var_p + (mean_p - mean_q) ** 2) / (2.0 * var_q) - 0.5).sum(-1)

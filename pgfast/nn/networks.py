@@ -1,0 +1,163 @@
+"""MLP builder, activations and the stand-alone policy and value networks.
+
+* :func:`mlp` builds a plain ``nn.Sequential`` multi-layer perceptron.
+* :class:`CategoricalPolicy` (``Discrete`` actions), :class:`GaussianPolicy`
+  (``Box`` actions, diagonal Gaussian with a state-independent log-std) and
+  :class:`ValueNet` are small stand-alone modules (the trainer uses the fused
+  :class:`pgfast.nn.ActorCritic` instead).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from pgfast.nn.distributions import (categorical_entropy, categorical_log_prob, categorical_sample,
+                                     gaussian_entropy, gaussian_log_prob, gaussian_sample)
+
+__all__ = ["mlp", "activation_fn", "CategoricalPolicy", "GaussianPolicy", "ValueNet"]
+
+Activation = Tuple[Type[nn.Module], Callable[[torch.Tensor], torch.Tensor]]
+_ACTIVATIONS: Dict[str, Activation] = {"tanh": (nn.Tanh, torch.tanh), "relu": (nn.ReLU, torch.relu)}
+
+
+def activation_fn(name: str) -> Activation:
+    """Return ``(module_class, function)`` for an activation name ("tanh" or "relu")."""
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {name!r}")
+    return _ACTIVATIONS[name]
+
+
+def _check_sizes(in_dim: Any, hidden_sizes: Sequence[int], out_dim: Any) -> Tuple[int, ...]:
+    """Validate layer sizes; returns the hidden widths as a tuple of ints."""
+    for name, v in (("in_dim", in_dim), ("out_dim", out_dim)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    hs = tuple(hidden_sizes)
+    if any(not isinstance(h, (int, np.integer)) or isinstance(h, bool) or h < 1 for h in hs):
+        raise ValueError(f"hidden_sizes must be positive ints, got {hidden_sizes!r}")
+    return tuple(int(h) for h in hs)
+
+
+def _space_info(action_space: Any) -> Tuple[bool, int]:
+    """``(continuous, out_dim)`` of a gymnasium ``Discrete(n)`` (n) or 1-D ``Box(D)`` (D)."""
+    if isinstance(action_space, gym.spaces.Discrete):
+        if int(action_space.start) != 0:
+            raise ValueError(f"Discrete action spaces must start at 0, got start={action_space.start}")
+        return False, int(action_space.n)
+    if isinstance(action_space, gym.spaces.Box):
+        if len(action_space.shape) != 1:
+            raise ValueError(f"Box action spaces must be 1-D, got shape {action_space.shape}")
+        return True, int(action_space.shape[0])
+    raise TypeError(f"action_space must be gymnasium Discrete or Box, got {type(action_space).__name__}")
+
+
+def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int, activation: str = "tanh",
+        ortho_init: bool = True, out_gain: float = 1.0) -> nn.Sequential:
+    """Multi-layer perceptron ``[B, in_dim] -> hidden_sizes... -> [B, out_dim]``.
+
+    Args:
+        in_dim: input features.
+        hidden_sizes: widths of the hidden layers (may be empty: a linear map).
+        out_dim: output features (no activation on the output).
+        activation: "tanh" or "relu" between layers.
+        ortho_init: orthogonal weights (gain sqrt(2) for hidden layers, ``out_gain``
+            for the output layer) and zero biases, as in the PPO implementation
+            details; otherwise torch's default init.
+        out_gain: gain of the output layer when ``ortho_init``.
+    """
+    hs = _check_sizes(in_dim, hidden_sizes, out_dim)
+    act_cls, _ = activation_fn(activation)
+    dims = (int(in_dim),) + hs + (int(out_dim),)
+    layers: List[nn.Module] = []
+    for i in range(len(dims) - 1):
+        lin = nn.Linear(dims[i], dims[i + 1])
+        if ortho_init:
+            gain = out_gain if i == len(dims) - 2 else math.sqrt(2.0)
+            nn.init.orthogonal_(lin.weight, gain)
+            nn.init.zeros_(lin.bias)
+        layers.append(lin)
+        if i < len(dims) - 2:
+            layers.append(act_cls())
+    return nn.Sequential(*layers)
+
+
+class CategoricalPolicy(nn.Module):
+    """Categorical policy for ``Discrete(n)`` actions: an MLP giving logits ``[B, n]``."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: Sequence[int] = (64, 64),
+                 activation: str = "tanh", ortho_init: bool = True) -> None:
+        """Logits MLP ``[B, obs_dim] -> [B, n_actions]`` (output gain 0.01)."""
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_sizes, n_actions, activation, ortho_init, out_gain=0.01)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, n]`` for observations ``[B, obs_dim]``."""
+        return self.net(obs)
+
+    def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """log pi(a|s) ``[B]`` for observations ``[B, obs_dim]`` and actions ``[B]``."""
+        return categorical_log_prob(self.net(obs), actions)
+
+    def entropy(self, obs: torch.Tensor) -> torch.Tensor:
+        """Entropy ``[B]`` for observations ``[B, obs_dim]``."""
+        return categorical_entropy(self.net(obs))
+
+    def sample(self, obs: torch.Tensor, deterministic: bool = False,
+               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Actions ``[B]``: argmax if ``deterministic`` else a sample."""
+        logits = self.net(obs)
+        return logits.argmax(-1) if deterministic else categorical_sample(logits, generator)
+
+
+class GaussianPolicy(nn.Module):
+    """Diagonal Gaussian policy for ``Box`` actions with a state-independent log-std.
+
+    The mean comes from an MLP, ``log_std`` is a free parameter ``[D]``. Samples are
+    not clipped (clip them to the action bounds only when passing them to the env).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int] = (64, 64),
+                 activation: str = "tanh", ortho_init: bool = True,
+                 log_std_init: float = 0.0) -> None:
+        """Mean MLP ``[B, obs_dim] -> [B, act_dim]`` and log-std ``[act_dim]``."""
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_sizes, act_dim, activation, ortho_init, out_gain=0.01)
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Means ``[B, D]`` for observations ``[B, obs_dim]``."""
+        return self.net(obs)
+
+    def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """log pi(a|s) ``[B]`` of unclipped actions ``[B, D]``."""
+        return gaussian_log_prob(self.net(obs), self.log_std, actions)
+
+    def entropy(self, obs: torch.Tensor) -> torch.Tensor:
+        """Entropy ``[B]`` for observations ``[B, obs_dim]``."""
+        return gaussian_entropy(self.log_std, obs.shape[0])
+
+    def sample(self, obs: torch.Tensor, deterministic: bool = False,
+               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Actions ``[B, D]``: the mean if ``deterministic`` else an unclipped sample."""
+        mean = self.net(obs)
+        return mean if deterministic else gaussian_sample(mean, self.log_std, generator)
+
+
+class ValueNet(nn.Module):
+    """State-value network V(s): an MLP with one output, returns ``[B]``."""
+
+    def __init__(self, obs_dim: int, hidden_sizes: Sequence[int] = (64, 64),
+                 activation: str = "tanh", ortho_init: bool = True) -> None:
+        """MLP ``[B, obs_dim] -> [B, 1]`` (output gain 1)."""
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_sizes, 1, activation, ortho_init, out_gain=1.0)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Values ``[B]`` for observations ``[B, obs_dim]``."""
+        return self.net(obs).squeeze(-1)
