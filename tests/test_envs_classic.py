@@ -616,9 +616,10 @@ def test_get_set_state_roundtrip(env_id):
 def test_set_state_bad_input():
     env = pgfast.make_vec("Acrobot-v1", 4, seed=0)
     s0 = env.get_state()
-    for bad in (np.zeros((4, 3)), np.zeros((5, 4)), np.zeros(16), np.full((4, 4), np.nan),
-                np.array([["a"] * 4] * 4)):
-        with pytest.raises(ValueError):
+    for bad, error in ((np.zeros((4, 3)), ValueError), (np.zeros((5, 4)), ValueError),
+                       (np.zeros(16), ValueError), (np.full((4, 4), np.nan), ValueError),
+                       (np.array([["a"] * 4] * 4), TypeError)):  # a wrong dtype is a TypeError
+        with pytest.raises(error):
             env.set_state(bad)
         np.testing.assert_array_equal(env.get_state(), s0)
     env.set_state(np.zeros((4, 4), np.float32))  # other float dtypes are converted

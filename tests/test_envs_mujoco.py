@@ -328,24 +328,26 @@ def _bad_calls(env):
     nan[1, 0] = np.nan
     inf = good.copy()
     inf[0, -1] = np.inf
+    # a wrong dtype is a TypeError, a wrong shape, layout or value a ValueError
     return [
-        lambda: env.step(np.zeros((n, nu + 1))),
-        lambda: env.step(np.zeros((n + 1, nu))),
-        lambda: env.step(np.zeros(n * nu)),
-        lambda: env.step(nan),
-        lambda: env.step(inf),
-        lambda: env.step(np.zeros((n, nu), dtype=bool)),
-        lambda: env.step(np.zeros((n, nu), dtype=complex)),
-        lambda: env.step_into(good, np.zeros((n, env.obs_dim + 1)), np.zeros(n), np.zeros(n, bool),
-                              np.zeros(n, bool)),
-        lambda: env.step_into(good, np.zeros((n, env.obs_dim), np.int64), np.zeros(n), np.zeros(n, bool),
-                              np.zeros(n, bool)),
-        lambda: env.step_into(good, np.zeros((env.obs_dim, n)).T, np.zeros(n), np.zeros(n, bool),
-                              np.zeros(n, bool)),
-        lambda: env.step_into(good, np.zeros((n, env.obs_dim)), np.zeros(n), np.zeros(n, np.int8),
-                              np.zeros(n, bool)),
-        lambda: env.set_state(np.zeros((n, env.nq + env.nv + 1))),
-        lambda: env.set_state(np.full((n, env.nq + env.nv), np.nan)),
+        (ValueError, lambda: env.step(np.zeros((n, nu + 1)))),
+        (ValueError, lambda: env.step(np.zeros((n + 1, nu)))),
+        (ValueError, lambda: env.step(np.zeros(n * nu))),
+        (ValueError, lambda: env.step(nan)),
+        (ValueError, lambda: env.step(inf)),
+        (TypeError, lambda: env.step(np.zeros((n, nu), dtype=bool))),
+        (TypeError, lambda: env.step(np.zeros((n, nu), dtype=complex))),
+        (ValueError, lambda: env.step_into(good, np.zeros((n, env.obs_dim + 1)), np.zeros(n),
+                                           np.zeros(n, bool), np.zeros(n, bool))),
+        (TypeError, lambda: env.step_into(good, np.zeros((n, env.obs_dim), np.int64), np.zeros(n),
+                                          np.zeros(n, bool), np.zeros(n, bool))),
+        (ValueError, lambda: env.step_into(good, np.zeros((env.obs_dim, n)).T, np.zeros(n),
+                                           np.zeros(n, bool), np.zeros(n, bool))),
+        (TypeError, lambda: env.step_into(good, np.zeros((n, env.obs_dim)), np.zeros(n),
+                                          np.zeros(n, np.int8), np.zeros(n, bool))),
+        (ValueError, lambda: env.set_state(np.zeros((n, env.nq + env.nv + 1)))),
+        (ValueError, lambda: env.set_state(np.full((n, env.nq + env.nv), np.nan))),
+        (TypeError, lambda: env.set_state(np.full((n, env.nq + env.nv), "a"))),
     ]
 
 
@@ -357,9 +359,9 @@ def test_bad_input_raises_and_changes_nothing():
         actions = rng.uniform(-1, 1, (3, 3))
         env.step(actions)
         twin.step(actions)
-    for k, call in enumerate(_bad_calls(env)):
+    for k, (error, call) in enumerate(_bad_calls(env)):
         before = env.get_state()
-        with pytest.raises(ValueError):
+        with pytest.raises(error):
             call()
         np.testing.assert_array_equal(env.get_state(), before, err_msg=f"bad call {k} changed the state")
     np.testing.assert_array_equal(env._elapsed, twin._elapsed)

@@ -24,7 +24,8 @@ path, as instance attributes bound straight to extension functions:
     ``actions`` is a numpy array as the user passed it (torch tensors are
     already converted to zero-copy numpy views). Validate shape, dtype and
     values (discrete range, finite floats) *before* changing any env, raising
-    ``ValueError``; clip continuous actions as the gymnasium env does; step all
+    ``TypeError`` for a wrong type or dtype and ``ValueError`` for a wrong shape
+    or value (pgfast._C's policy); clip continuous actions as the gymnasium env does; step all
     envs with autoreset and time-limit truncation; write ``self._obs``,
     ``self._rew``, ``self._term``, ``self._trunc`` (and in "same_step" mode
     ``self._final_obs`` rows plus the ``self._final_mask`` bool [N] mask).
@@ -295,7 +296,7 @@ class NativeVectorEnv(gym.vector.VectorEnv):
             raise RuntimeError(f"{type(self).__name__}.set_state() called after close()")
         arr = as_numpy(states, "states")
         if arr.dtype.kind not in "fiu":
-            raise ValueError(f"states must be a float array, got dtype {arr.dtype}")
+            raise TypeError(f"states must be a float array, got dtype {arr.dtype}")
         self._core_set_state(np.ascontiguousarray(arr, dtype=np.float64))
         self._ready = True
 

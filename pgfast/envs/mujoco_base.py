@@ -1,0 +1,396 @@
+"""The batched MuJoCo engine behind pgfast.envs.mujoco's task classes.
+
+:class:`MujocoVectorEnv` holds ``num_envs`` simulations of one model in a
+:class:`mujoco.batch.Batch` and implements :class:`NativeVectorEnv`'s core hooks
+on it (reset noise, stepping with ``frame_skip``, time limits, autoresets,
+state access, pickling); a task subclass (in ``pgfast/envs/mujoco.py``) adds
+its observation, reward and termination on the batched state. See that
+module's docstring for the engine, the choice of it and the differences from
+gymnasium.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+import gymnasium as gym
+from gymnasium import spaces
+from gymnasium.utils import seeding
+
+from pgfast.envs.native import NativeVectorEnv
+
+__all__ = ["MujocoVectorEnv", "mujoco_available"]
+
+
+def _import_mujoco(env_id: str = "a MuJoCo env"):
+    """Import mujoco and mujoco.batch, or raise a clear ImportError."""
+    try:
+        import mujoco
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise ImportError(
+            f"{env_id} needs the 'mujoco' package (>= 4.0): pip install 'pgfast[mujoco]', "
+            f"or pass backend='gymnasium'") from e
+    try:
+        from mujoco import batch  # noqa: F401  (MuJoCo >= 4.0)
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise ImportError(
+            f"{env_id} needs mujoco >= 4.0 (for mujoco.batch); installed: "
+            f"{getattr(mujoco, '__version__', '?')}. Upgrade with "
+            f"pip install -U 'mujoco>=4.0', or pass backend='gymnasium'") from e
+    return mujoco
+
+
+def mujoco_available() -> bool:
+    """True when the native MuJoCo envs can run (mujoco >= 4.0 importable)."""
+    try:
+        _import_mujoco()
+    except ImportError:
+        return False
+    return True
+
+
+def _asset_path(xml_file: str) -> str:
+    """Resolve an XML name the way gymnasium's ``expand_model_path`` does."""
+    if xml_file.startswith(".") or xml_file.startswith("/"):
+        full = xml_file
+    elif xml_file.startswith("~"):
+        full = os.path.expanduser(xml_file)
+    else:
+        import gymnasium.envs  # the assets ship with gymnasium
+        full = os.path.join(os.path.dirname(gymnasium.envs.__file__), "mujoco", "assets", xml_file)
+    if not os.path.exists(full):
+        raise ValueError(f"xml_file {xml_file!r}: file {full} does not exist")
+    return full
+
+
+def _load_model(mujoco, path: str):
+    """Compile the MJCF at ``path`` exactly as ``MjModel.from_xml_path`` does.
+
+    The deprecated ``<compiler settotalmass>`` attribute (half_cheetah.xml) makes
+    the compiler print a warning and write MUJOCO_LOG.TXT into the working
+    directory; it is applied after compiling instead, with ``mj_setTotalmass`` +
+    ``mj_setConst``, which gives an identical model (tested field by field).
+    """
+    spec = mujoco.MjSpec.from_file(path)
+    total_mass = spec.compiler.settotalmass
+    if total_mass > 0:
+        spec.compiler.settotalmass = -1
+    model = spec.compile()
+    if total_mass > 0:
+        mujoco.mj_setTotalmass(model, total_mass)
+        mujoco.mj_setConst(model, mujoco.MjData(model))
+    return model
+
+
+def _check_out(x: np.ndarray, name: str, shape: Tuple[int, ...], dtypes: Tuple[np.dtype, ...]) -> None:
+    """Check a caller-provided output array (already a NumPy view)."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array or a CPU torch tensor, got {type(x).__name__}")
+    if x.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {x.shape}")
+    if x.dtype not in dtypes:
+        raise TypeError(f"{name} must have dtype in {[str(d) for d in dtypes]}, got {x.dtype}")
+    if not x.flags.c_contiguous or not x.flags.writeable:
+        raise ValueError(f"{name} must be C-contiguous and writable")
+
+
+_F32, _F64, _BOOL = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.bool_)
+
+
+class MujocoVectorEnv(NativeVectorEnv):
+    """``num_envs`` copies of a gymnasium v5 MuJoCo task, stepped in one C call.
+
+    The Python side (spaces, seeding, reset options, step/step_into and the
+    info dict) is :class:`pgfast.envs.native.NativeVectorEnv`'s; this class is
+    its core.  Subclasses name the task (``ENV_ID``, ``XML_FILE``,
+    ``FRAME_SKIP``, the keyword defaults in ``DEFAULTS``) and implement
+    ``_obs_dim``, ``_write_obs`` and ``_rewards`` on the batched state
+    (qpos ``[N, nq]``, qvel ``[N, nv]``).
+
+    Seeding: env i with seed s draws its reset noise from gymnasium's
+    ``np_random(s + i)``, which is what gymnasium's vector env seeded with s
+    gives its env i.
+
+    Args:
+        num_envs: number of simulations N (>= 1).
+        seed: if given, ``reset(seed=seed)`` is called once.
+        autoreset_mode: ``"next_step"`` or ``"same_step"`` (see the base class).
+        num_threads: threads that step the simulations (results do not depend on it).
+        max_episode_steps: time limit (gymnasium's TimeLimit), 1000 by default.
+        xml_file, frame_skip, reset_noise_scale, ...: the gymnasium env's keyword
+            arguments (see ``DEFAULTS`` of each class).
+    """
+
+    ENV_ID: str = ""
+    XML_FILE: str = ""
+    FRAME_SKIP: int = 1
+    DEFAULTS: Dict[str, Any] = {}
+    QVEL_NOISE: str = "uniform"  # or "normal": gymnasium's reset noise of qvel
+    _ctrl_cost_weight: float  # set by the _configure of tasks with a control cost
+
+    def __init__(self, num_envs: int = 1, seed: Optional[int] = None,
+                 autoreset_mode: str = "next_step", num_threads: int = 1,
+                 max_episode_steps: int = 1000, xml_file: Optional[str] = None,
+                 frame_skip: Optional[int] = None, render_mode: Optional[str] = None,
+                 **kwargs: Any):
+        mujoco = _import_mujoco(self.ENV_ID)
+        from mujoco import batch as mj_batch
+        for name, value in (("num_threads", num_threads), ("max_episode_steps", max_episode_steps)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if render_mode is not None:
+            raise ValueError(f"render_mode {render_mode!r} is not supported by the native {self.ENV_ID}; "
+                             f"use backend='gymnasium' to render")
+        unknown = sorted(set(kwargs) - set(self.DEFAULTS))
+        if unknown:
+            raise TypeError(f"{self.ENV_ID}: unexpected keyword argument(s) {unknown}; accepted: "
+                            f"{sorted(self.DEFAULTS) + ['frame_skip', 'max_episode_steps', 'xml_file']}")
+        params = dict(self.DEFAULTS)
+        params.update(kwargs)
+        frame_skip = self.FRAME_SKIP if frame_skip is None else frame_skip
+        if not isinstance(frame_skip, (int, np.integer)) or isinstance(frame_skip, bool) or frame_skip < 1:
+            raise ValueError(f"frame_skip must be a positive int, got {frame_skip!r}")
+
+        self._ctor = dict(num_envs=num_envs, autoreset_mode=autoreset_mode,
+                          num_threads=num_threads, max_episode_steps=max_episode_steps,
+                          xml_file=xml_file, frame_skip=frame_skip, **kwargs)
+        self.num_threads = int(num_threads)
+        self.frame_skip = int(frame_skip)
+        self.max_episode_steps = int(max_episode_steps)
+        self.model = _load_model(mujoco, _asset_path(self.XML_FILE if xml_file is None else xml_file))
+        self.dt = self.model.opt.timestep * self.frame_skip  # as gymnasium's MujocoEnv.dt
+        self.nq, self.nv, self.nu = self.model.nq, self.model.nv, self.model.nu
+        self.init_qpos = self.model.qpos0.copy()  # what MjData(model).qpos starts as
+        self.init_qvel = np.zeros(self.nv)
+        self._configure(params)
+        self.obs_dim = self._obs_dim()
+        # spaces exactly as gymnasium's env builds them
+        low, high = self.model.actuator_ctrlrange.copy().astype(np.float32).T
+        spec_kwargs = dict(kwargs)
+        if xml_file is not None:
+            spec_kwargs["xml_file"] = xml_file
+        if frame_skip != self.FRAME_SKIP:
+            spec_kwargs["frame_skip"] = self.frame_skip
+        super().__init__(
+            num_envs=num_envs,
+            single_observation_space=spaces.Box(-np.inf, np.inf, shape=(self.obs_dim,), dtype=np.float64),
+            single_action_space=spaces.Box(low=low, high=high, dtype=np.float32),
+            autoreset_mode=autoreset_mode)
+        self._env_id = self.ENV_ID
+        self.spec = copy.deepcopy(gym.spec(self.ENV_ID))  # gymnasium registers every covered id
+        self.spec.kwargs = {**self.spec.kwargs, **spec_kwargs}
+        self.spec.max_episode_steps = self.max_episode_steps
+        self.autoreset_mode = "same_step" if self._same_step else "next_step"
+
+        n = self.num_envs
+        self._batch = mj_batch.Batch(self.model, n, nthread=self.num_threads)
+        self._qpos = self._batch.bind("qpos")    # [N, nq] live view of the state rows
+        self._qvel = self._batch.bind("qvel")    # [N, nv]
+        self._ctrl = self._batch.bind("ctrl")    # [N, nu]
+        self._bind_outputs()
+        self._stage_none = int(mujoco.mjtStage.mjSTAGE_NONE)
+        self._x_before = np.zeros(n, dtype=np.float64)
+        self._elapsed = np.zeros(n, dtype=np.int64)
+        self._needs_reset = np.zeros(n, dtype=bool)
+        self._rngs: list = [None] * n
+        if seed is not None:
+            self.reset(seed=seed)
+
+    # ------------------------------------------------------------------ task hooks
+    def _configure(self, params: Dict[str, Any]) -> None:
+        """Read the task's keyword parameters into attributes."""
+        self._reset_noise_scale = float(params["reset_noise_scale"])
+
+    def _bind_outputs(self) -> None:
+        """Bind the derived MjData fields the task reads (default: none)."""
+
+    def _obs_dim(self) -> int:
+        raise NotImplementedError
+
+    def _write_obs(self, out: np.ndarray) -> None:
+        """Write observations of all envs into ``out`` [N, obs_dim] float64."""
+        raise NotImplementedError
+
+    def _before_step(self) -> None:
+        """Record what the reward needs from the state before the step."""
+        np.copyto(self._x_before, self._qpos[:, 0])
+
+    def _rewards(self, actions: np.ndarray, rew: np.ndarray, term: np.ndarray) -> None:
+        """Write rewards and termination of all envs after a step."""
+        raise NotImplementedError
+
+    def _ctrl_cost(self, actions: np.ndarray) -> np.ndarray:
+        # gymnasium: ctrl_cost_weight * np.sum(np.square(action)), in the action's dtype
+        return self._ctrl_cost_weight * np.sum(np.square(actions), axis=1)
+
+    def _x_velocity(self) -> np.ndarray:
+        return (self._qpos[:, 0] - self._x_before) / self.dt
+
+    # ------------------------------------------------------------------ core
+    def _validate_actions(self, a: np.ndarray) -> np.ndarray:
+        if a.shape != (self.num_envs, self.nu):
+            raise ValueError(f"actions must have shape {(self.num_envs, self.nu)}, got {a.shape}")
+        if a.dtype.kind not in "fiu":
+            raise TypeError(f"actions must be a real float or int array, got dtype {a.dtype}")
+        if a.dtype != _F32:  # float32 is kept: gymnasium's ctrl cost is then float32 too
+            a = a.astype(np.float64, copy=False)
+        if not np.isfinite(a).all():
+            raise ValueError("actions must be finite (got NaN or inf)")
+        return a
+
+    def _reset_envs(self, ids: Optional[np.ndarray]) -> None:
+        """gymnasium's reset of envs ``ids`` (None: all): mj_resetData, noise, mj_forward."""
+        b = self._batch
+        b.reset(ids, stage=self._stage_none)
+        rows = range(self.num_envs) if ids is None else ids
+        s = self._reset_noise_scale
+        for i in rows:
+            rng = self._rngs[i]
+            self._qpos[i] = self.init_qpos + rng.uniform(low=-s, high=s, size=self.nq)
+            if self.QVEL_NOISE == "normal":
+                self._qvel[i] = self.init_qvel + s * rng.standard_normal(self.nv)
+            else:
+                self._qvel[i] = self.init_qvel + rng.uniform(low=-s, high=s, size=self.nv)
+        b.forward(ids)
+        if ids is None:
+            self._elapsed[:] = 0
+            self._needs_reset[:] = False
+        else:
+            self._elapsed[ids] = 0
+            self._needs_reset[ids] = False
+
+    def _core_reset(self, seeds: Optional[np.ndarray], mask: Optional[np.ndarray],
+                    options: Dict[str, Any]) -> None:
+        self._check_alive()
+        ids = None if mask is None or mask.all() else np.flatnonzero(mask).astype(np.int32)
+        if seeds is not None:
+            for i in (range(self.num_envs) if ids is None else ids):
+                self._rngs[i] = seeding.np_random(int(seeds[i]) + int(i))[0]
+        self._reset_envs(ids)
+        self._write_obs(self._obs)
+
+    def _core_step(self, actions: np.ndarray) -> None:
+        self._step(actions)
+
+    def _core_step_into(self, actions: np.ndarray, obs: np.ndarray, rew: np.ndarray,
+                        term: np.ndarray, trunc: np.ndarray) -> None:
+        n = self.num_envs
+        _check_out(obs, "obs_out", (n, self.obs_dim), (_F32, _F64))
+        _check_out(rew, "rew_out", (n,), (_F32, _F64))
+        _check_out(term, "term_out", (n,), (_BOOL,))
+        _check_out(trunc, "trunc_out", (n,), (_BOOL,))
+        self._step(actions)
+        np.copyto(obs, self._obs, casting="same_kind")
+        np.copyto(rew, self._rew, casting="same_kind")
+        np.copyto(term, self._term)
+        np.copyto(trunc, self._trunc)
+
+    def _step(self, actions: np.ndarray) -> None:
+        self._check_alive()
+        a = self._validate_actions(actions)  # before any state changes
+        pending = self._needs_reset
+        any_pending = bool(pending.any())
+        self._ctrl[...] = a
+        step_ids = None
+        if any_pending:
+            # next_step mode: the envs that ended last step are reset (action ignored)
+            reset_rows = pending.copy()
+            step_ids = np.flatnonzero(~reset_rows).astype(np.int32)
+            self._reset_envs(np.flatnonzero(reset_rows).astype(np.int32))
+        self._before_step()
+        if step_ids is None or len(step_ids):
+            self._batch.step(step_ids, nstep=self.frame_skip)
+        self._elapsed += 1
+        self._write_obs(self._obs)
+        self._rewards(a, self._rew, self._term)
+        np.greater_equal(self._elapsed, self.max_episode_steps, out=self._trunc)
+        if any_pending:
+            self._elapsed[reset_rows] = 0
+            self._rew[reset_rows] = 0.0
+            self._term[reset_rows] = False
+            self._trunc[reset_rows] = False
+        ended = np.logical_or(self._term, self._trunc, out=self._needs_reset)
+        if self._same_step:
+            # reset the ended envs now; their last obs goes to final_obs
+            assert self._final_mask is not None and self._final_obs is not None
+            np.copyto(self._final_mask, ended)
+            if ended.any():
+                np.copyto(self._final_obs, self._obs)
+                self._reset_envs(np.flatnonzero(ended).astype(np.int32))
+                self._write_obs(self._obs)
+
+    def _core_get_state(self) -> np.ndarray:
+        self._check_alive()
+        return np.concatenate([self._qpos, self._qvel], axis=1)
+
+    def _core_set_state(self, states: np.ndarray) -> None:
+        """Set qpos/qvel of all envs and run mj_forward, as gymnasium's set_state(qpos, qvel).
+
+        Time, controls, the solver warm start and the step counters are kept;
+        pending autoresets are cancelled.
+        """
+        self._check_alive()
+        if states.shape != (self.num_envs, self.nq + self.nv):
+            raise ValueError(f"states must have shape {(self.num_envs, self.nq + self.nv)}, got {states.shape}")
+        if not np.isfinite(states).all():
+            raise ValueError("states must be finite")
+        self._qpos[...] = states[:, :self.nq]
+        self._qvel[...] = states[:, self.nq:]
+        self._batch.forward()
+        self._needs_reset[:] = False
+        for i in range(self.num_envs):
+            if self._rngs[i] is None:
+                self._rngs[i] = seeding.np_random(None)[0]
+        self._write_obs(self._obs)
+
+    _BUFFERS = ("_obs", "_rew", "_term", "_trunc", "_final_obs", "_final_mask")
+
+    def __getstate__(self) -> Dict[str, Any]:
+        """Pickle support: the complete env (every simulation's full integration
+        state incl. the solver warm start, step counters, pending autoresets, reset
+        random streams and output buffers), so an unpickled copy continues bit for
+        bit like the original (and checkpoints keep the time limits)."""
+        self._check_alive()
+        return {
+            "ctor": self._ctor,
+            "state": self._batch.state.copy(),
+            "elapsed": self._elapsed.copy(),
+            "needs_reset": self._needs_reset.copy(),
+            "rngs": list(self._rngs),
+            "buffers": {k: (None if getattr(self, k) is None else getattr(self, k).copy())
+                        for k in self._BUFFERS},
+            "ready": self._ready,
+            "seeded": self._seeded,
+        }
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        type(self).__init__(self, **state["ctor"])
+        self._batch.state[...] = state["state"]
+        self._elapsed[:] = state["elapsed"]
+        self._needs_reset[:] = state["needs_reset"]
+        self._rngs = list(state["rngs"])
+        for k, v in state["buffers"].items():
+            if v is not None:
+                getattr(self, k)[...] = v
+        self._ready = state["ready"]
+        self._seeded = state["seeded"]
+
+    def current_obs(self) -> np.ndarray:
+        """Observations of the current state (e.g. after set_state), float64 [N, obs_dim] (reused)."""
+        return self._obs
+
+    def _check_alive(self) -> None:
+        if self._batch is None:
+            raise RuntimeError(f"{self.ENV_ID} vector env is closed")
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Release the simulations and their threads; later calls raise RuntimeError."""
+        super().close_extras(**kwargs)
+        self._batch = None
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.ENV_ID!r}, num_envs={self.num_envs}, "
+                f"num_threads={self.num_threads}, autoreset_mode={self.autoreset_mode!r})")
