@@ -23,7 +23,7 @@ gymnasium's ``CartPoleVectorEnv``).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 import gymnasium as gym
 import numpy as np
@@ -54,6 +54,7 @@ class ClassicControlVectorEnv(NativeVectorEnv):
     """
 
     env_id: str = ""
+    _info: Dict[str, Any] = {}  # the registry's entry: pgfast._C.classic_envs()[env_id]
     _BUFFERS = ("_obs", "_rew", "_term", "_trunc", "_final_obs", "_final_mask")
 
     def __init__(self, num_envs: int = 1, seed: Optional[int] = None,
@@ -127,7 +128,7 @@ class ClassicControlVectorEnv(NativeVectorEnv):
 
     def _bounds(self, options: Dict[str, Any]) -> Tuple[float, float]:
         """The reset distribution from reset options, parsed as gymnasium's env does."""
-        info = _C.classic_envs()[self.env_id]
+        info = self._info
         (name_a, name_b), (default_a, default_b) = info["reset_options"], info["reset_defaults"]
         if (name_a, name_b) == ("low", "high"):  # checked low <= high
             return _cc_utils.maybe_parse_reset_bounds(options or None, default_a, default_b)
@@ -152,13 +153,14 @@ def _make_class(env_id: str, info: Dict[str, Any]) -> Type[ClassicControlVectorE
     """``CartPole-v1`` -> ``CartPoleVectorEnv`` (picklable: a module attribute)."""
     name = env_id.split("-")[0] + "VectorEnv"
     cls = type(name, (ClassicControlVectorEnv,),
-               {"env_id": env_id, "__doc__": _describe(env_id, info), "__module__": __name__})
+               {"env_id": env_id, "_info": info, "__doc__": _describe(env_id, info),
+                "__module__": __name__})
     globals()[name] = cls
     __all__.append(name)
     return cls
 
 
-CLASSIC_ENVS: Dict[str, Callable[..., ClassicControlVectorEnv]] = {
+CLASSIC_ENVS: Dict[str, Type[ClassicControlVectorEnv]] = {
     env_id: _make_class(env_id, info) for env_id, info in _C.classic_envs().items()
 }
 """gymnasium id -> native VectorEnv class, in registry order."""
