@@ -111,7 +111,7 @@ def test_ppo_cartpole_vs_stable_baselines3(benchmark, request):
 # --------------------------------------------------------------------------- CleanRL-style peer
 
 
-def _layer_init(layer, std=np.sqrt(2), bias_const=0.0):
+def _layer_init(layer, std=2 ** 0.5, bias_const=0.0):
     torch.nn.init.orthogonal_(layer.weight, std)
     torch.nn.init.constant_(layer.bias, bias_const)
     return layer

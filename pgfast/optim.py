@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable
+from typing import Any, Dict, Iterable, List
 
 import torch
 
@@ -46,11 +46,11 @@ class FastAdam:
 
     def zero_grad(self) -> None:
         """Zero all gradients in place."""
-        torch._foreach_zero_([p.grad for p in self.params])
+        torch._foreach_zero_([p.grad for p in self.params])  # type: ignore[misc]  # preallocated
 
     def step(self, max_grad_norm: float = 0.0) -> None:
         """One Adam step on the current ``p.grad`` (clipped to ``max_grad_norm`` if > 0)."""
-        grads = [p.grad for p in self.params]
+        grads: List[torch.Tensor] = [p.grad for p in self.params]  # type: ignore[misc]  # preallocated
         if not self.fused:  # pragma: no cover
             if max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(self.params, max_grad_norm, foreach=True)
@@ -60,7 +60,7 @@ class FastAdam:
         if max_grad_norm > 0:
             total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
             scale = (total.float() + 1e-6).div_(max_grad_norm).clamp_(min=1.0)
-        g = self.param_groups[0]
+        g: Dict[str, Any] = self.param_groups[0]
         torch._foreach_add_(self.steps, 1)
         torch._fused_adam_(self.params, grads, self.exp_avg, self.exp_avg_sq, [], self.steps,
                            amsgrad=False, lr=g["lr"], beta1=g["betas"][0], beta2=g["betas"][1],

@@ -73,7 +73,8 @@ def test_make_config_merges_preset_then_fields():
     lambda: pgfast.train("ppo", "CartPole-v1", 64, lerning_rate=1e-3),
 ])
 def test_unknown_field_says_did_you_mean(call):
-    with pytest.raises(ValueError, match=r"'lerning_rate' \(did you mean learning_rate\?\)|max_kll.*did you mean max_kl"):
+    pattern = r"'lerning_rate' \(did you mean learning_rate\?\)|max_kll.*did you mean max_kl"
+    with pytest.raises(ValueError, match=pattern):
         call()
 
 

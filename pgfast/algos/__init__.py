@@ -34,7 +34,8 @@ ALGOS: Dict[str, Type[AlgoBase]] = {"vpg": VPG, "trpo": TRPO, "ppo": PPO}
 def get_algo(name: str) -> Type[AlgoBase]:
     """The algorithm class for ``name`` (case-insensitive); ValueError with a hint otherwise."""
     if not isinstance(name, str) or name.lower() not in ALGOS:
-        raise ValueError(f"algo must be one of {', '.join(ALGOS)}, got {name!r}{did_you_mean(str(name).lower(), ALGOS)}")
+        hint = did_you_mean(str(name).lower(), ALGOS)
+        raise ValueError(f"algo must be one of {', '.join(ALGOS)}, got {name!r}{hint}")
     return ALGOS[name.lower()]
 
 

@@ -50,6 +50,11 @@ class AlgoBase:
         return gae(buf.rewards, buf.values, buf.next_values, buf.terminated, buf.truncated,
                    self.cfg.gamma, self.cfg.gae_lambda)
 
+    def update(self, buf: Any, adv: torch.Tensor, returns: torch.Tensor) -> Dict[str, float]:
+        """One update from a filled buffer and its ``[T, N]`` advantages and returns;
+        returns the statistics to log (losses, approx_kl, ...)."""
+        raise NotImplementedError
+
     def set_lr_fraction(self, frac: float) -> None:
         """Set every optimiser's lr to ``frac`` times its base lr."""
         for k, opt in self.optimizers.items():
