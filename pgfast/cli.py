@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from pgfast import study
+from pgfast import __version__, study
 from pgfast.checkpoint import CKPT_NAME, CheckpointError
 from pgfast.evaluation import RenderError, evaluate_reference, record_video
 from pgfast.logs import PROGRESS_NAME
@@ -92,6 +92,7 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
         prog="pgfast",
         description="Fast policy-gradient RL (VPG, TRPO, PPO): train agents, evaluate them, run multi-seed studies.",
     )
+    p.add_argument("--version", action="version", version=f"pgfast {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     t = sub.add_parser("train", help="train one agent", formatter_class=argparse.RawDescriptionHelpFormatter,

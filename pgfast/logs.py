@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
@@ -125,6 +126,9 @@ def read_progress(path: PathLike) -> List[Dict[str, float]]:
 _CHARTS = ("episodic_return", "episodic_length", "sps", "learning_rate")
 
 
+_HINTED = False  # the missing-tensorboard hint is printed once per process
+
+
 class TensorBoardLog:
     """TensorBoard scalars (``charts/`` and ``losses/`` tags), or nothing when
     ``enabled`` is false or tensorboard is not importable."""
@@ -135,6 +139,12 @@ class TensorBoardLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter  # optional: needs tensorboard
             except Exception:  # tensorboard missing or broken: logs are optional
+                global _HINTED
+                if not _HINTED:
+                    _HINTED = True
+                    print('TensorBoard logs skipped: tensorboard is not installed '
+                          '(pip install "pgfast-rl[tensorboard]"; --no-tensorboard hides this)',
+                          file=sys.stderr)
                 return
             self.writer = SummaryWriter(str(logdir))
 

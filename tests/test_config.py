@@ -125,3 +125,12 @@ def test_cli_unknown_set_field_one_line_error(capsys):
     assert cli.main(["train", "ppo", "CartPole-v1", "--set", "lerning_rate=1", "--out", "/nonexistent/x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "did you mean learning_rate" in err[0]
+
+
+def test_cli_version(capsys):
+    from pgfast import cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pgfast {pgfast.__version__}"

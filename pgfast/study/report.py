@@ -162,6 +162,15 @@ def aggregate(curves: Sequence[Tuple[np.ndarray, np.ndarray]], points: int = 100
     return grid, ys.mean(axis=0), std, len(curves)
 
 
+def have_matplotlib() -> bool:
+    """Whether the optional plotting library (the ``plot`` extra) is importable."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def plot_env(env_dir: PathLike, path: Optional[PathLike] = None, env_id: Optional[str] = None,
              variants: Optional[Sequence[str]] = None) -> Any:
     """Plot mean training return vs env steps for every variant under
@@ -213,7 +222,16 @@ def redraw(out: PathLike, log: Callable[[str], None] = print) -> Dict[str, Any]:
     env_dirs = [p for p in sorted(root.iterdir()) if p.is_dir() and any(p.glob(f"*/seed*/{PROGRESS_NAME}"))]
     if not env_dirs:
         raise ValueError(f"out: no study logs (ENV/VARIANT/seedS/{PROGRESS_NAME}) under {root}")
+    # results first: the summary never depends on the optional plotting library
+    rows = summarize(_collect_results(root))
+    summary = write_summary(rows, root / "summary.csv")
+    (root / "summary.md").write_text(format_summary_markdown(rows) + "\n")
+    log(format_summary(rows))
+    log(f"summary: {summary}")
     plots = []
+    if not have_matplotlib():
+        log('plots skipped: matplotlib is not installed (pip install "pgfast-rl[plot]")')
+        env_dirs = []
     for ed in env_dirs:
         png = root / f"{ed.name}.png"
         env_id = ed.name
@@ -225,11 +243,6 @@ def redraw(out: PathLike, log: Callable[[str], None] = print) -> Dict[str, Any]:
                 pass
         plot_env(ed, png, env_id=env_id)
         plots.append(png)
-    rows = summarize(_collect_results(root))
-    summary = write_summary(rows, root / "summary.csv")
-    (root / "summary.md").write_text(format_summary_markdown(rows) + "\n")
-    log(format_summary(rows))
-    log(f"summary: {summary}")
     for p in plots:
         log(f"plot:    {p}")
     return {"summary": summary, "plots": plots, "rows": rows}
