@@ -30,6 +30,15 @@ def gae(
     lam: float,
     num_threads: int = 0,
 ) -> Tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]: ...
+def nstep_returns(
+    rewards: npt.NDArray[np.floating],
+    next_values: npt.NDArray[np.floating],
+    terminated: npt.NDArray,
+    truncated: npt.NDArray,
+    gamma: float,
+    n: int,
+    num_threads: int = 0,
+) -> npt.NDArray[np.floating]: ...
 def plan_threads(T: int, N: int, num_threads: int = 0) -> int: ...
 
 # ---------------------------------------------------------------- envs

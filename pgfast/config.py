@@ -27,10 +27,13 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple, Type, TypeVar
 
-__all__ = ["BaseConfig", "field_docs", "field_types", "check_fields", "did_you_mean", "parse_value",
+__all__ = ["BaseConfig", "ADVANTAGES", "field_docs", "field_types", "check_fields", "did_you_mean", "parse_value",
            "parse_overrides", "format_help", "RESERVED"]
 
 C = TypeVar("C", bound="BaseConfig")
+
+ADVANTAGES: Tuple[str, ...] = ("gae", "nstep", "mc")
+"""Advantage estimators an algorithm accepts (``BaseConfig.advantage``)."""
 
 
 @dataclass
@@ -51,6 +54,10 @@ class BaseConfig:
     """discount factor"""
     gae_lambda: float = 0.95
     """lambda of generalised advantage estimation (1.0: returns minus baseline)"""
+    advantage: str = "gae"
+    """advantage estimator: gae (GAE(gae_lambda)), nstep (n-step return minus V) or mc (reward-to-go minus V)"""
+    nstep: int = 5
+    """steps n of the n-step return before bootstrapping from V (advantage="nstep")"""
     num_minibatches: int = 4
     """minibatches per epoch of the (value-)update"""
     update_epochs: int = 4
@@ -81,7 +88,7 @@ class BaseConfig:
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
         for name in ("num_envs", "num_steps", "total_timesteps", "num_minibatches",
-                     "update_epochs"):
+                     "update_epochs", "nstep"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
@@ -93,6 +100,9 @@ class BaseConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        if self.advantage not in ADVANTAGES:
+            raise ValueError(f"advantage must be one of {', '.join(ADVANTAGES)}, got {self.advantage!r}"
+                             f"{did_you_mean(str(self.advantage), ADVANTAGES)}")
         if self.activation not in ("tanh", "relu"):
             raise ValueError(f"activation must be 'tanh' or 'relu', got {self.activation!r}")
         if self.batch_size % self.num_minibatches:

@@ -1,4 +1,4 @@
-"""Returns and advantages: rewards-to-go, GAE and discounted cumulative sums.
+"""Returns and advantages: rewards-to-go, GAE, n-step returns and discounted cumulative sums.
 
 All functions take time-major arrays: ``[T, N]`` (T steps of N parallel envs)
 or ``[T]`` (one env). Inputs may be numpy arrays or torch tensors; the result
@@ -41,9 +41,11 @@ __all__ = [
     "discounted_cumsum",
     "reward_to_go",
     "gae",
+    "nstep_returns",
     "discounted_cumsum_reference",
     "reward_to_go_reference",
     "gae_reference",
+    "nstep_returns_reference",
 ]
 
 _FLOAT_NP = (np.dtype(np.float32), np.dtype(np.float64))
@@ -179,6 +181,38 @@ def _gae_torch(rewards, values, next_values, terminated, truncated, gamma: float
     return adv, adv + values
 
 
+def _nstep_returns_torch(rewards, next_values, terminated, truncated, gamma: float, n: int):
+    # G^(1), then n - 1 passes G^(m)[:-1] = r + gamma * G^(m-1)[1:] on the rows that are
+    # not cut (cut rows bootstrap at once and never change); n >= T is one backward sweep
+    te = terminated != 0
+    cut = te | (truncated != 0)
+    cut[-1] = True
+    zero = torch.zeros((), dtype=rewards.dtype, device=rewards.device)
+    T = rewards.shape[0]
+    if n >= T:
+        out = torch.empty_like(rewards)
+        nxt = torch.zeros_like(rewards[0])
+        for t in range(T - 1, -1, -1):
+            follow = torch.where(cut[t], next_values[t], nxt)
+            nxt = rewards[t] + torch.where(te[t], zero, gamma * follow)
+            out[t] = nxt
+        return out
+    g = rewards + torch.where(te, zero, gamma * next_values)
+    for _ in range(n - 1):
+        g = torch.cat([torch.where(cut[:-1], g[:-1], rewards[:-1] + gamma * g[1:]), g[-1:]])
+    return g
+
+
+def _check_n(n: Any) -> int:
+    if _is_tensor(n) and n.numel() == 1 and not n.is_floating_point():
+        n = n.item()
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    if int(n) < 1:
+        raise ValueError(f"n must be >= 1, got {n!r}")
+    return int(n)
+
+
 # --------------------------------------------------------------------------- public API
 
 
@@ -280,6 +314,46 @@ def gae(rewards, values, next_values, terminated, truncated, gamma: float = 0.99
     return _wrap(adv, rewards), _wrap(ret, rewards)
 
 
+def nstep_returns(rewards, next_values, terminated, truncated, gamma: float = 0.99, n: int = 5,
+                  *, num_threads: int = 0):
+    """n-step bootstrapped returns: the next ``n`` rewards, then V after ``n`` steps.
+
+    ``G1[t] = r[t] + gamma * (1 - terminated[t]) * next_values[t]`` and
+    ``Gn[t] = r[t] + gamma * (1 - terminated[t]) * (next_values[t] if cut at t else G(n-1)[t+1])``
+    where step t is cut if it terminated, was truncated, or is the last row. The
+    sum stops early at a termination (no bootstrap) or at a truncation / the end
+    of the rollout (bootstrap there). ``n=1`` is the TD(0) target; ``n >= T`` is
+    :func:`reward_to_go` with ``next_values``.
+
+    Args:
+        rewards: float32/float64 ``[T]`` or ``[T, N]``.
+        next_values: V(s_{t+1}) of the same shape and dtype; where step t was
+            truncated, V(final observation). Ignored where step t terminated.
+        terminated, truncated: flags of the same shape (bool, uint8 or float).
+        gamma: discount in [0, 1].
+        n: steps before bootstrapping, an int >= 1.
+        num_threads: C++ worker threads (0 = automatic; results are identical
+            for every value).
+
+    Returns:
+        ``G`` with the type, dtype, shape and device of ``rewards``.
+    """
+    kind, device = _check_inputs(
+        [("rewards", rewards), ("next_values", next_values), ("terminated", terminated),
+         ("truncated", truncated)],
+        ("terminated", "truncated"),
+    )
+    g = _check_coeff(gamma, "gamma")
+    steps = _check_n(n)
+    if kind == "torch" and device.type != "cpu":
+        return _nstep_returns_torch(rewards, next_values, terminated, truncated, g, steps)
+    r = _np_data(rewards)
+    te, tr = _np_flags(terminated, r.dtype), _np_flags(truncated, r.dtype)
+    if te.dtype != tr.dtype:
+        te, tr = np.ascontiguousarray(te != 0), np.ascontiguousarray(tr != 0)
+    return _wrap(_C.nstep_returns(r, _np_data(next_values), te, tr, g, steps, num_threads), rewards)
+
+
 # --------------------------------------------------------------------------- references
 # Plain-Python loops, one env (column) and one step at a time, in float64 Python
 # arithmetic. They define the semantics the kernels are tested against.
@@ -346,3 +420,22 @@ def gae_reference(rewards, values, next_values, terminated, truncated, gamma: fl
     return adv, adv + np.asarray(values, dtype=np.float64)
 
 
+def nstep_returns_reference(rewards, next_values, terminated, truncated, gamma: float = 0.99,
+                            n: int = 5) -> np.ndarray:
+    """Reference for :func:`nstep_returns` (numpy in, float64 numpy out): for each
+    step, walk forward to the first cut or the n-th step, then sum back."""
+    cols = []
+    for rc, nvc, tec, trc in zip(_columns(rewards), _columns(next_values), _columns(terminated),
+                                 _columns(truncated)):
+        T = len(rc)
+        g = [0.0] * T
+        for t in range(T):
+            s = t
+            while not (tec[s] or trc[s] or s == T - 1 or s == t + n - 1):
+                s += 1
+            acc = float(rc[s]) + (0.0 if tec[s] else gamma * float(nvc[s]))
+            for j in range(s - 1, t - 1, -1):
+                acc = float(rc[j]) + gamma * acc
+            g[t] = acc
+        cols.append(g)
+    return _stack(cols, rewards)

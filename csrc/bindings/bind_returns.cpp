@@ -9,6 +9,7 @@
 
 #include "bindings/checks.hpp"
 #include "bindings/dispatch.hpp"
+#include "nstep.hpp"
 #include "returns.hpp"
 
 namespace pgfast {
@@ -129,6 +130,40 @@ py::tuple py_gae(py::object rewards_, py::object values_, py::object next_values
   return py::make_tuple(adv, ret);
 }
 
+py::array py_nstep_returns(py::object rewards_, py::object next_values_,
+                           py::object terminated_, py::object truncated_, double gamma,
+                           int64_t n, int num_threads) {
+  py::array r = as_array(rewards_, "rewards");
+  py::array nv = as_array(next_values_, "next_values");
+  py::array te = as_array(terminated_, "terminated");
+  py::array tr = as_array(truncated_, "truncated");
+  const auto dims = time_major_dims(r, "rewards");
+  const int64_t T = dims.first, N = dims.second;
+  const DType dk = float_dtype(r, "rewards");
+  require_same_shape(r, "rewards", nv, "next_values");
+  require_same_shape(r, "rewards", te, "terminated");
+  require_same_shape(r, "rewards", tr, "truncated");
+  require_same_dtype(nv, "next_values", dk, "rewards");
+  const DType fk = flag_pair_dtype(te, tr, dk);
+  require_c_contiguous(r, "rewards");
+  require_c_contiguous(nv, "next_values");
+  require_c_contiguous(te, "terminated");
+  require_c_contiguous(tr, "truncated");
+  const double g = unit_coeff(gamma, "gamma");
+  require_at_least(n, 1, "n");
+  py::array out = empty_like(r);
+  dispatch<float, double>(dk, [&](auto dt) {
+    using D = typename decltype(dt)::type;
+    dispatch<uint8_t, D>(fk, [&](auto ft) {
+      using F = typename decltype(ft)::type;
+      py::gil_scoped_release nogil;
+      nstep_returns(cptr<D>(r), cptr<D>(nv), cptr<F>(te), cptr<F>(tr), mptr<D>(out), T, N,
+                    D(g), n, num_threads);
+    });
+  });
+  return out;
+}
+
 }  // namespace
 
 void bind_returns(py::module_& m) {
@@ -143,6 +178,10 @@ void bind_returns(py::module_& m) {
         py::arg("terminated"), py::arg("truncated"), py::arg("gamma"), py::arg("lam"),
         py::arg("num_threads") = 0,
         "Generalised advantage estimation; returns (advantages, returns).");
+  m.def("nstep_returns", &py_nstep_returns, py::arg("rewards"), py::arg("next_values"),
+        py::arg("terminated"), py::arg("truncated"), py::arg("gamma"), py::arg("n"),
+        py::arg("num_threads") = 0,
+        "n-step bootstrapped returns G^(n) over C-contiguous [T] or [T, N].");
   m.def("plan_threads", &plan_threads, py::arg("T"), py::arg("N"), py::arg("num_threads") = 0,
         "Worker threads a kernel would use for a [T, N] problem.");
 }

@@ -1,4 +1,4 @@
-"""What every algorithm shares: GAE advantages, learning-rate annealing, optimiser
+"""What every algorithm shares: advantages (GAE, n-step or Monte-Carlo), learning-rate annealing, optimiser
 state, the value-function fit, and flattening of a ``[T, N]`` rollout.
 
 An algorithm class (see :data:`pgfast.algos.ALGOS`) derives from :class:`AlgoBase`::
@@ -20,7 +20,7 @@ import torch
 
 from pgfast.config import BaseConfig
 from pgfast.optim import FastAdam
-from pgfast.returns import gae
+from pgfast.returns import gae, nstep_returns, reward_to_go
 
 __all__ = ["AlgoBase", "explained_variance", "flat_batch"]
 
@@ -33,7 +33,7 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
 
 
 class AlgoBase:
-    """Shared pieces: GAE advantages, learning-rate annealing, optimiser state."""
+    """Shared pieces: advantages, learning-rate annealing, optimiser state."""
 
     name = "base"
     Config = BaseConfig
@@ -46,9 +46,28 @@ class AlgoBase:
         self.base_lrs: Dict[str, float] = {}
 
     def advantages(self, buf: Any) -> Tuple[torch.Tensor, torch.Tensor]:
-        """GAE advantages and returns ``[T, N]`` from a filled buffer."""
-        return gae(buf.rewards, buf.values, buf.next_values, buf.terminated, buf.truncated,
-                   self.cfg.gamma, self.cfg.gae_lambda)
+        """Advantages and value targets ``[T, N]`` from a filled buffer, by ``cfg.advantage``:
+
+        * ``"gae"``: GAE(``gae_lambda``); returns = A + V.
+        * ``"nstep"``: A = G^(n) - V with the ``nstep``-step bootstrapped return G^(n).
+        * ``"mc"``: A = G - V with the rewards-to-go G (bootstrapped from V only at
+          truncations and the end of the rollout).
+
+        For nstep and mc the value targets are G itself.
+        """
+        cfg = self.cfg
+        kind = getattr(cfg, "advantage", "gae")
+        if kind == "gae":
+            return gae(buf.rewards, buf.values, buf.next_values, buf.terminated, buf.truncated,
+                       cfg.gamma, cfg.gae_lambda)
+        if kind == "nstep":
+            g = nstep_returns(buf.rewards, buf.next_values, buf.terminated, buf.truncated, cfg.gamma,
+                              cfg.nstep)
+        elif kind == "mc":
+            g = reward_to_go(buf.rewards, buf.terminated, buf.truncated, cfg.gamma, buf.next_values)
+        else:
+            raise ValueError(f"unknown advantage estimator {kind!r}")
+        return g - buf.values, g
 
     def update(self, buf: Any, adv: torch.Tensor, returns: torch.Tensor) -> Dict[str, float]:
         """One update from a filled buffer and its ``[T, N]`` advantages and returns;

@@ -8,7 +8,8 @@ Policy loss on the whole rollout (one gradient step per iteration)::
   an episode cut by the end of the rollout or by a time limit contributes only the
   rewards seen, as Spinning Up's ``finish_path(0)``).
 * ``baseline=True``: ``A = G_t - V(s_t)`` with ``G_t`` bootstrapped from V at cuts
-  (``gae_lambda=1``), or GAE(lambda) for ``gae_lambda < 1``; V is refitted every
+  (``gae_lambda=1``), or GAE(lambda) for ``gae_lambda < 1``, or the estimator
+  that ``advantage`` names (n-step returns or rewards-to-go minus V); V is refitted every
   iteration by MSE on the latest returns (``update_epochs`` x ``num_minibatches``
   Adam steps at ``vf_learning_rate``).
 * ``norm_adv`` normalises A over the rollout.
@@ -57,6 +58,9 @@ class VPGConfig(BaseConfig):
         super().__post_init__()
         if not (self.vf_learning_rate >= 0):
             raise ValueError(f"vf_learning_rate must be >= 0, got {self.vf_learning_rate!r}")
+        if not self.baseline and self.advantage != "gae":
+            raise ValueError(f"advantage={self.advantage!r} needs a value baseline (baseline=True); "
+                             "without one VPG uses the plain rewards-to-go")
 
 
 def vpg_loss(logp: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
@@ -82,7 +86,8 @@ class VPG(AlgoBase):
             self.base_lrs["v"] = config.vf_learning_rate
 
     def advantages(self, buf: RolloutBuffer) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Rewards-to-go (no baseline) or GAE with the learned V; ``[T, N]`` each."""
+        """Rewards-to-go (no baseline) or the ``advantage`` estimator with the learned V
+        (:meth:`AlgoBase.advantages`); ``[T, N]`` each."""
         cfg = self.cfg
         if cfg.baseline:
             return super().advantages(buf)

@@ -41,6 +41,9 @@ class Variant:
 
 
 VARIANTS: Dict[str, Variant] = {
+    # the literal REINFORCE: raw rewards-to-go, neither a baseline nor the per-rollout
+    # normalisation (which subtracts the batch mean, i.e. a constant baseline)
+    "vpg-raw": Variant("vpg-raw", "vpg", (("baseline", False), ("norm_adv", False)), "VPG (raw rewards-to-go)"),
     "vpg": Variant("vpg", "vpg", (("baseline", False),), "VPG (no baseline)"),
     "vpg-baseline": Variant("vpg-baseline", "vpg", (("baseline", True),), "VPG + baseline"),
     "trpo": Variant("trpo", "trpo", (), "TRPO"),
@@ -49,7 +52,7 @@ VARIANTS: Dict[str, Variant] = {
 """All variants known to the experiments, by name."""
 
 EXPERIMENTS: Dict[str, Tuple[str, ...]] = {
-    "baseline": ("vpg", "vpg-baseline"),
+    "baseline": ("vpg-raw", "vpg", "vpg-baseline"),
     "ppo-vs-vpg": ("vpg-baseline", "ppo"),
     "all-algos": ("vpg", "vpg-baseline", "trpo", "ppo"),
 }
