@@ -133,7 +133,11 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
         "skips finished jobs and resumes interrupted ones. Writes OUT/summary.csv (final evaluation return per "
         "variant and env: mean, std and 95% CI over seeds) and one OUT/ENV_ID.png per env. Experiments: "
         + "; ".join(f"{k}: {', '.join(v)}" for k, v in study.EXPERIMENTS.items())))
-    x.add_argument("name", metavar="NAME", choices=list(study.EXPERIMENTS), help=", ".join(study.EXPERIMENTS))
+    x.add_argument("name", metavar="NAME", choices=[*study.EXPERIMENTS, "variance"],
+                   help=", ".join(study.EXPERIMENTS) + "; variance: the gradient variance of each policy-gradient "
+                   "estimator at fixed policies (OUT/variance.csv and a plot per env; the first seed only)")
+    x.add_argument("--quick", action="store_true",
+                   help="variance only: the initial policy and fewer repeats (CartPole in about a minute)")
     x.add_argument("--envs", nargs="+", default=list(study.DEFAULT_ENVS),
                    help=f"environment ids (default: {' '.join(study.DEFAULT_ENVS)})")
     x.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
@@ -226,10 +230,24 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_variance(a: argparse.Namespace) -> int:
+    from pgfast.study import variance
+
+    out = Path(a.out or "runs/variance")
+    settings = variance.QUICK if a.quick else variance.FULL
+    print(f"experiment variance{' (quick)' if a.quick else ''}: envs {', '.join(a.envs)}; seed {a.seeds[0]}; "
+          f"out {out}", flush=True)
+    variance.run_variance(a.envs, out, settings, seed=a.seeds[0], log=lambda m: print(m, flush=True))
+    print(f"table: {out / 'variance.csv'}")
+    return 0
+
+
 def _cmd_experiment(a: argparse.Namespace) -> int:
     from pgfast import algos as registry
     from pgfast.config import parse_overrides
 
+    if a.name == "variance":
+        return _cmd_variance(a)
     variants = study.EXPERIMENTS[a.name]
     algos = sorted({study.VARIANTS[v].algo for v in variants})
     per_algo = parse_overrides(_flatten(a.overrides), {n: registry.config_class(n) for n in algos})
