@@ -125,6 +125,7 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
     e.add_argument("--episodes", type=_positive_int, default=20, help="episodes (default 20)")
     e.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the mode")
     e.add_argument("--video", default=None, metavar="DIR", help="record videos of the episodes into DIR")
+    e.add_argument("--gif", action="store_true", help="with --video: also write a small GIF of each episode")
     e.add_argument("--reference", action="store_true",
                    help="also evaluate in gymnasium's own implementation of the env (cross-check of native envs)")
 
@@ -217,7 +218,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         raise CLIError(str(ex)) from None
     if a.video is not None:
         try:
-            paths = record_video(run, a.video, episodes=a.episodes, deterministic=not a.stochastic)
+            paths = record_video(run, a.video, episodes=a.episodes, deterministic=not a.stochastic, gif=a.gif)
         except RenderError as ex:
             raise CLIError(str(ex)) from None
         for p in paths:

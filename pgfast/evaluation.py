@@ -15,6 +15,7 @@ Evaluation never touches the training state (generators, statistics).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Protocol, Sequence, Tuple
 
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 __all__ = ["clip_actions", "act", "vector_returns", "play_episode", "mean_std", "evaluate_reference",
-           "record_video", "RenderError"]
+           "record_video", "RenderError", "headless_mujoco_gl", "gif_frames"]
 
 
 class RenderError(RuntimeError):
@@ -133,59 +134,134 @@ def evaluate_reference(run: _Run, episodes: int = 10, deterministic: bool = True
     return mean_std(returns)
 
 
-def record_video(run: _Run, video_dir: str | Path, episodes: int = 1, deterministic: bool = True) -> List[Path]:
-    """Play ``episodes`` episodes of ``run``'s policy in one gymnasium env
-    rendering ``rgb_array`` frames and record them into ``video_dir``.
+_MUJOCO_GL_PACKAGES = {"egl": "libegl1", "osmesa": "libosmesa6"}
+"""Debian/Ubuntu package that provides each headless MuJoCo renderer."""
 
-    Uses gymnasium's ``RecordVideo`` (MP4, needs moviepy); without moviepy the
-    frames are written as GIFs with imageio. Raises :class:`RenderError` when
-    the env cannot render (e.g. pygame or an OpenGL context missing). Returns
-    the paths written.
+
+def _is_mujoco(env_id: str) -> bool:
+    try:
+        spec = gym.spec(env_id)
+    except Exception:
+        return False
+    return "mujoco" in str(spec.entry_point)
+
+
+def headless_mujoco_gl() -> str:
+    """Choose the MuJoCo OpenGL backend for headless rendering and set ``MUJOCO_GL``:
+    the user's ``MUJOCO_GL`` if set, else ``glfw`` with a display, else ``egl`` or
+    ``osmesa``, whichever library is present. Raises :class:`RenderError` naming the
+    system packages when neither is."""
+    import ctypes.util
+    import os
+
+    chosen = os.environ.get("MUJOCO_GL")
+    if chosen:
+        return chosen
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return "glfw"
+    for backend, lib in (("egl", "EGL"), ("osmesa", "OSMesa")):
+        if ctypes.util.find_library(lib):
+            os.environ["MUJOCO_GL"] = backend
+            os.environ.setdefault("PYOPENGL_PLATFORM", backend)
+            return backend
+    raise RenderError("--video: MuJoCo needs an OpenGL context to render without a display: install EGL "
+                      "(Debian/Ubuntu: apt-get install libegl1) or OSMesa (apt-get install libosmesa6), "
+                      "then set MUJOCO_GL=egl or MUJOCO_GL=osmesa")
+
+
+def _render_hint(env_id: str, ex: BaseException) -> str:
+    text = f"{type(ex).__name__}: {ex}"
+    if "pygame" in text.lower():
+        return f"{text}; install the classic-control renderer with: pip install \"pgfast-rl[video]\" (pygame)"
+    if _is_mujoco(env_id):
+        import os
+
+        gl = os.environ.get("MUJOCO_GL", "")
+        pkg = _MUJOCO_GL_PACKAGES.get(gl, "libegl1 (EGL) or libosmesa6 (OSMesa)")
+        return (f"{text}; MuJoCo renders headless through EGL or OSMesa (MUJOCO_GL={gl or 'unset'}): "
+                f"install {pkg} (Debian/Ubuntu) and set MUJOCO_GL=egl or MUJOCO_GL=osmesa")
+    return text
+
+
+def gif_frames(frames: Sequence[np.ndarray], fps: float, max_width: int = 240, max_fps: float = 25.0,
+               max_seconds: float = 10.0) -> Tuple[List[np.ndarray], float]:
+    """Frames for a small GIF: every k-th frame (at most ``max_fps``), at most
+    ``max_seconds`` long, each downscaled by an integer stride to at most
+    ``max_width`` pixels wide. Returns ``(frames, gif_fps)``."""
+    step = max(1, int(math.ceil(fps / max_fps)))
+    gif_fps = fps / step
+    keep = list(frames[::step])[: max(1, int(max_seconds * gif_fps))]
+    out = []
+    for f in keep:
+        stride = max(1, int(math.ceil(f.shape[1] / max_width)))
+        out.append(np.ascontiguousarray(f[::stride, ::stride]))
+    return out, gif_fps
+
+
+def record_video(run: _Run, video_dir: str | Path, episodes: int = 1, deterministic: bool = True,
+                 gif: bool = False) -> List[Path]:
+    """Play ``episodes`` episodes of ``run``'s policy in one gymnasium env rendering
+    ``rgb_array`` frames, headless, and write each as ``VIDEO_DIR/ALGO-ENV-episode-K.mp4``
+    (imageio with imageio-ffmpeg), plus a small GIF of it with ``gif=True``
+    (see :func:`gif_frames`).
+
+    Classic-control envs render with pygame (``pip install "pgfast-rl[video]"``);
+    MuJoCo envs through EGL or OSMesa (:func:`headless_mujoco_gl`). Raises
+    :class:`RenderError` with the missing package when the env cannot render.
+    Returns the paths written.
     """
     vdir = Path(video_dir)
     try:
+        import imageio.v2 as imageio
+    except ImportError:
+        raise RenderError('--video: writing videos needs imageio and imageio-ffmpeg: '
+                          'pip install "pgfast-rl[video]"') from None
+    if _is_mujoco(run.env_id):
+        headless_mujoco_gl()
+    try:
         env = gym.make(run.env_id, render_mode="rgb_array")
     except Exception as ex:
-        raise RenderError(f"--video: cannot make {run.env_id} with render_mode='rgb_array' ({ex})") from None
+        raise RenderError(f"--video: cannot make {run.env_id} with render_mode='rgb_array' "
+                          f"({_render_hint(run.env_id, ex)})") from None
     if "rgb_array" not in (env.metadata.get("render_modes") or []):
         env.close()
         raise RenderError(f"--video: {run.env_id} does not render rgb_array frames")
-    fps = int(env.metadata.get("render_fps") or 30)
-    try:
-        env = gym.wrappers.RecordVideo(env, str(vdir), episode_trigger=lambda e: True,
-                                       name_prefix=f"{run.algo}-{run.env_id}", disable_logger=True)
-        recorder = "mp4"
-    except gym.error.DependencyNotInstalled:
-        recorder = "gif"  # moviepy missing: write GIFs with imageio
-    vdir.mkdir(parents=True, exist_ok=True)
+    fps = float(env.metadata.get("render_fps") or 30)
     gen = torch.Generator(device=run.device)
     gen.manual_seed(run.seed + 7)
     written: List[Path] = []
-    frames: List[Any] = []
+    frames: List[np.ndarray] = []
 
     def grab() -> None:
         try:
             frames.append(np.asarray(env.render()))
         except Exception as ex:
-            raise RenderError(f"--video: {run.env_id} cannot render ({type(ex).__name__}: {ex})") from None
+            raise RenderError(f"--video: {run.env_id} cannot render ({_render_hint(run.env_id, ex)})") from None
 
     try:
         for ep in range(episodes):
             frames.clear()
             play_episode(run.policy, env, deterministic, gen, run.seed + 1_000_003 + ep, run.device,
-                         before_step=grab if recorder == "gif" else None)
-            if recorder == "gif":
-                import imageio.v2 as imageio  # optional dependency, only for GIFs
-
-                path = vdir / f"{run.algo}-{run.env_id}-episode-{ep}.gif"
-                imageio.mimsave(path, frames[::2], duration=2000.0 / fps, loop=0)
-                written.append(path)
+                         before_step=grab)
+            grab()  # the final state
+            vdir.mkdir(parents=True, exist_ok=True)
+            stem = f"{run.algo}-{run.env_id.replace('/', '_')}-episode-{ep}"
+            path = vdir / f"{stem}.mp4"
+            try:
+                imageio.mimwrite(path, frames, fps=fps, codec="libx264", quality=7, macro_block_size=16)
+            except Exception as ex:
+                raise RenderError(f"--video: cannot write {path} ({type(ex).__name__}: {ex}); MP4 needs "
+                                  f'imageio-ffmpeg: pip install "pgfast-rl[video]"') from None
+            written.append(path)
+            if gif:
+                small, gif_fps = gif_frames(frames, fps)
+                gpath = vdir / f"{stem}.gif"
+                imageio.mimsave(gpath, small, duration=1000.0 / gif_fps, loop=0)
+                written.append(gpath)
     except RenderError:
         raise
     except Exception as ex:
-        raise RenderError(f"--video: {run.env_id} cannot render ({type(ex).__name__}: {ex})") from None
+        raise RenderError(f"--video: {run.env_id} cannot render ({_render_hint(run.env_id, ex)})") from None
     finally:
         env.close()
-    if recorder == "mp4":
-        written = sorted(vdir.glob("*.mp4"))
     return written
