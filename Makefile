@@ -14,7 +14,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_CPU ?= torch==2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
-EXTRAS ?= test,lint,bench,mujoco,plot,tensorboard,ray
+EXTRAS ?= test,lint,bench,mujoco,plot,tensorboard,ray,tune
 comma := ,
 STAMP := $(VENV)/.pgfast-installed-$(subst $(comma),-,$(EXTRAS))
 WHEEL_BUILD := build/wheel

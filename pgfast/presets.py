@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-__all__ = ["PRESETS", "STUDY_TIMESTEPS"]
+__all__ = ["PRESETS", "STUDY_TIMESTEPS", "DEFAULTS_BY_ACTION_SPACE"]
 
 # Env-step budgets of the reproduced study (per job).
 STUDY_TIMESTEPS: Dict[str, int] = {
@@ -114,3 +114,29 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
     },
 }
 """algo -> env id -> Config fields. Envs not listed use the Config defaults."""
+
+# Settings for envs without a preset, chosen by the type of their action space.
+# Discrete actions keep the Config defaults (CleanRL's ppo.py: 4 envs x 128 steps, ...).
+# Box actions get the continuous-control settings known to work across MuJoCo:
+# CleanRL's ppo_continuous_action.py defaults (1 env x 2048 steps, 10 epochs of 32
+# minibatches, lr 3e-4 annealed, no entropy bonus, GAE 0.95, observation and reward
+# normalisation), and for TRPO / VPG the same batch and normalisation with Spinning Up's
+# step sizes (TRPO delta 0.01, value lr 1e-3; VPG policy lr 3e-4, value lr 1e-3).
+DEFAULTS_BY_ACTION_SPACE: Dict[str, Dict[str, Dict[str, Any]]] = {
+    "Box": {
+        "ppo": dict(
+            num_envs=1, num_steps=2048, num_minibatches=32, update_epochs=10, learning_rate=3e-4,
+            anneal_lr=True, gamma=0.99, gae_lambda=0.95, ent_coef=0.0, clip_coef=0.2, clip_vloss=True,
+            vf_coef=0.5, max_grad_norm=0.5, norm_obs=True, norm_reward=True,
+        ),
+        "trpo": dict(
+            num_envs=1, num_steps=2048, gamma=0.99, gae_lambda=0.95, max_kl=0.01, learning_rate=1e-3,
+            update_epochs=10, num_minibatches=32, norm_obs=True, norm_reward=True,
+        ),
+        "vpg": dict(
+            num_envs=1, num_steps=2048, gamma=0.99, gae_lambda=0.95, learning_rate=3e-4,
+            vf_learning_rate=1e-3, update_epochs=10, num_minibatches=32, norm_obs=True, norm_reward=True,
+        ),
+    },
+}
+"""action-space type name -> algo -> Config fields, for envs that have no preset."""

@@ -12,8 +12,9 @@ The functions below resolve a name and combine the per-env settings of
 
 from __future__ import annotations
 
+import functools
 import sys
-from typing import IO, Any, Dict, Optional, Type
+from typing import IO, Any, Dict, Optional, Tuple, Type
 
 from pgfast import presets
 from pgfast.algos.base import AlgoBase, explained_variance, flat_batch
@@ -23,7 +24,7 @@ from pgfast.algos.ppo import PPO  # noqa: E402  (the modules above must be impor
 from pgfast.algos.trpo import TRPO  # noqa: E402
 from pgfast.algos.vpg import VPG  # noqa: E402
 
-__all__ = ["ALGOS", "get_algo", "config_class", "get_preset", "study_timesteps", "make_config",
+__all__ = ["ALGOS", "get_algo", "config_class", "get_preset", "resolve_settings", "action_space_kind", "study_timesteps", "make_config",
            "config_help", "AlgoBase", "BaseConfig", "FastAdam", "make_adam", "explained_variance",
            "flat_batch", "field_docs"]
 
@@ -44,11 +45,48 @@ def config_class(name: str) -> Type[BaseConfig]:
     return get_algo(name).Config
 
 
+@functools.lru_cache(maxsize=None)
+def action_space_kind(env_id: str) -> Optional[str]:
+    """The type name of ``env_id``'s action space ("Box", "Discrete", ...), or None
+    when gymnasium does not know the id (one env is made and closed to find out)."""
+    import gymnasium as gym
+
+    try:
+        gym.spec(env_id)
+    except gym.error.Error:
+        return None
+    env = gym.make(env_id)
+    try:
+        return type(env.action_space).__name__
+    finally:
+        env.close()
+
+
+def resolve_settings(algo: str, env_id: Optional[str]) -> Tuple[Dict[str, Any], str]:
+    """The starting Config fields for ``algo`` on ``env_id`` and where they come from.
+
+    In order: the env's preset in :data:`pgfast.presets.PRESETS` ("preset ppo/Acrobot-v1"),
+    else the defaults for its type of action space in
+    :data:`pgfast.presets.DEFAULTS_BY_ACTION_SPACE` ("defaults for Box actions"), else the
+    Config's own defaults ("PPOConfig defaults for Discrete actions")."""
+    cls = get_algo(algo)
+    if env_id is None:
+        return {}, f"{cls.Config.__name__} defaults"
+    preset = presets.PRESETS.get(cls.name, {}).get(env_id)
+    if preset is not None:
+        return dict(preset), f"preset {cls.name}/{env_id}"
+    kind = action_space_kind(env_id)
+    by_space = presets.DEFAULTS_BY_ACTION_SPACE.get(kind or "", {}).get(cls.name)
+    if by_space is not None:
+        return dict(by_space), f"defaults for {kind} actions (no preset for {env_id})"
+    return {}, f"{cls.Config.__name__} defaults" + (f" for {kind} actions" if kind else "")
+
+
 def get_preset(algo: str, env_id: str) -> Dict[str, Any]:
-    """A fresh dict of the preset Config fields for ``algo`` on ``env_id`` from
-    :data:`pgfast.presets.PRESETS` ({} when the env has none: the Config defaults apply)."""
-    name = get_algo(algo).name
-    return dict(presets.PRESETS.get(name, {}).get(env_id, {}))
+    """A fresh dict of the starting Config fields for ``algo`` on ``env_id``: its preset,
+    else the defaults for its action space (see :func:`resolve_settings`; {} means the
+    Config defaults apply)."""
+    return resolve_settings(algo, env_id)[0]
 
 
 def study_timesteps(env_id: str, default: int = 100_000) -> int:
