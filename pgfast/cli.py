@@ -17,12 +17,14 @@ import textwrap
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from pgfast import __version__, study
+import gymnasium as gym
+
+from pgfast import __version__, checkpoint, study
 from pgfast.checkpoint import CKPT_NAME, CheckpointError
 from pgfast.evaluation import RenderError, evaluate_reference, record_video
 from pgfast.logs import PROGRESS_NAME
 from pgfast.rundir import TrainSession
-from pgfast.session import Interrupted
+from pgfast.session import Interrupted, Terminated, command_signals, exit_status
 from pgfast.trainer import load_checkpoint
 
 __all__ = ["main", "build_parser"]
@@ -106,7 +108,8 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
                    help="env steps to train in total (default: the env's study budget; with --resume: the "
                         "checkpoint's target)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="training device")
+    t.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
+                   help="training device (default auto; with --resume: the checkpoint's)")
     t.add_argument("--set", dest="overrides", action="append", nargs="+", default=[], metavar="FIELD=VALUE",
                    help="override a Config field, e.g. --set learning_rate=3e-4 num_envs=16 (fields listed below)")
     t.add_argument("--out", default=None, help="output directory (default runs/ALGO-ENV_ID-seedS; with --resume: "
@@ -123,6 +126,9 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
         "optionally record videos of the episodes (gymnasium's RecordVideo; needs an env that renders rgb_array)."))
     e.add_argument("ckpt", metavar="CKPT", help="checkpoint file or run directory")
     e.add_argument("--episodes", type=_positive_int, default=20, help="episodes (default 20)")
+    e.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
+                   help="device to load the agent on (default: the checkpoint's; cpu runs a CUDA-trained agent "
+                        "on a machine without CUDA)")
     e.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the mode")
     e.add_argument("--video", default=None, metavar="DIR", help="record videos of the episodes into DIR")
     e.add_argument("--gif", action="store_true", help="with --video: also write a small GIF of each episode")
@@ -166,33 +172,58 @@ def _flatten(groups: Sequence[Sequence[str]]) -> List[str]:
     return [s for g in groups for s in g]
 
 
+def _check_device(device: Optional[str]) -> None:
+    """Refuse ``--device cuda`` without CUDA, before anything is created."""
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise CLIError("--device cuda: CUDA is not available on this machine (use --device cpu)")
+
+
+def _check_env(env_id: str) -> None:
+    """Refuse an unknown environment id, before anything is created."""
+    from pgfast.envs import native_ids
+
+    if env_id in native_ids():
+        return
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as ex:
+        raise CLIError(f"unknown environment {env_id!r}: {ex}") from None
+
+
 def _cmd_train(a: argparse.Namespace) -> int:
     from pgfast import algos
     from pgfast.config import parse_overrides
 
-    if a.resume is None:
-        if a.algo is None or a.env_id is None:
-            raise CLIError("train: ALGO and ENV_ID are required (or --resume CKPT)")
+    _check_device(a.device)
+    algo: Optional[str] = None
+    if a.algo is not None:
         try:
             algo = algos.get_algo(a.algo).name
         except ValueError as ex:
             raise CLIError(str(ex)) from None
+    if a.resume is None:
+        if algo is None or a.env_id is None:
+            raise CLIError("train: ALGO and ENV_ID are required (or --resume CKPT)")
+        _check_env(a.env_id)
         cfg = algos.get_preset(algo, a.env_id)
         cfg.update(parse_overrides(_flatten(a.overrides), {algo: algos.config_class(algo)})[algo])
         total = a.total_timesteps or algos.study_timesteps(a.env_id)
         out = Path(a.out or f"runs/{algo}-{a.env_id.replace('/', '_')}-seed{a.seed}")
+        device: Optional[str] = a.device or "auto"
     else:
-        if a.algo is not None or a.env_id is not None:
-            raise CLIError("train: with --resume, ALGO and ENV_ID come from the checkpoint; drop them")
         if _flatten(a.overrides):
             raise CLIError("train: --set cannot change a run being resumed")
         rp = Path(a.resume)
-        if not rp.exists():
-            raise CLIError(f"train: --resume: {rp} does not exist")
-        algo, cfg, total = None, {}, a.total_timesteps
-        out = Path(a.out) if a.out else (rp if rp.is_dir() else rp.parent)
+        if not checkpoint.exists(rp):
+            raise CLIError(f"train: --resume: no checkpoint at {rp}")
+        cfg, total, device = {}, a.total_timesteps, a.device
+        run_dir = rp if rp.is_dir() and not (rp.name == CKPT_NAME and not (rp / CKPT_NAME).exists()) else rp.parent
+        out = Path(a.out) if a.out else run_dir
     sess = TrainSession(
-        out, algo=algo, env_id=a.env_id, total_timesteps=total, seed=a.seed, device=a.device, config=cfg,
+        out, algo=algo, env_id=a.env_id, total_timesteps=total, seed=a.seed, device=device, config=cfg,
         resume=a.resume, checkpoint_interval=a.checkpoint_interval, tensorboard=not a.no_tensorboard,
         progress_bar=not a.no_progress, log=lambda m: print(m, file=sys.stderr, flush=True),
     )
@@ -200,20 +231,28 @@ def _cmd_train(a: argparse.Namespace) -> int:
         run = sess.run_training()
     except Interrupted as ex:
         print(f"pgfast: {ex}; resume with: pgfast train --resume {out / CKPT_NAME}", file=sys.stderr)
-        return 130
+        return exit_status(ex.signum)
     except CheckpointError as ex:
         raise CLIError(str(ex)) from None
+    except OSError as ex:
+        raise CLIError(f"{ex.strerror or ex}: {ex.filename or out}") from None
     print(f"checkpoint: {out / CKPT_NAME}")
     print(f"log:        {out / PROGRESS_NAME}")
     if a.eval_episodes > 0:
-        mean, std = run.evaluate(episodes=a.eval_episodes, deterministic=True)
+        try:
+            mean, std = run.evaluate(episodes=a.eval_episodes, deterministic=True)
+        except KeyboardInterrupt as ex:
+            print(f"pgfast: interrupted during the final evaluation (training is complete and saved in "
+                  f"{out / CKPT_NAME})", file=sys.stderr)
+            return exit_status(15 if isinstance(ex, Terminated) else 2)
         print(f"eval return over {a.eval_episodes} episodes: {mean:.2f} ± {std:.2f}")
     return 0
 
 
 def _cmd_eval(a: argparse.Namespace) -> int:
+    _check_device(a.device)
     try:
-        run = load_checkpoint(a.ckpt, log=lambda m: print(m, file=sys.stderr))
+        run = load_checkpoint(a.ckpt, log=lambda m: print(m, file=sys.stderr), device=a.device)
     except CheckpointError as ex:
         raise CLIError(str(ex)) from None
     if a.video is not None:
@@ -263,12 +302,17 @@ def _cmd_experiment(a: argparse.Namespace) -> int:
         )
     print(f"experiment {a.name}: variants {', '.join(variants)}; envs {', '.join(a.envs)}; seeds "
           f"{' '.join(map(str, a.seeds))}; out {out}", flush=True)
+    _check_device(a.device)
     try:
         study.run_experiment(jobs, workers=a.workers, backend=a.backend, address=a.address)
     except Interrupted as ex:
         print(f"pgfast: {ex}", file=sys.stderr)
         print("rerun the same command to resume: finished jobs are skipped", file=sys.stderr)
-        return 130
+        return exit_status(ex.signum)
+    except KeyboardInterrupt as ex:  # a second Ctrl-C (or SIGTERM) while the jobs were stopping
+        print("pgfast: interrupted again: stopped waiting for the jobs (each saves only a consistent state); "
+              "rerun the same command to resume", file=sys.stderr)
+        return exit_status(15 if isinstance(ex, Terminated) else 2)
     except RuntimeError as ex:  # some jobs failed: report, draw what finished
         print(f"pgfast experiment: {ex}", file=sys.stderr)
         print("rerun the same command to retry them: finished jobs are skipped", file=sys.stderr)
@@ -296,10 +340,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = parser.parse_args(argv)
     handlers = {"train": _cmd_train, "eval": _cmd_eval, "experiment": _cmd_experiment, "plot": _cmd_plot}
     try:
-        return handlers[a.command](a)
-    except (CLIError, ValueError) as ex:
+        with command_signals():
+            return handlers[a.command](a)
+    except (CLIError, ValueError, CheckpointError, gym.error.Error) as ex:
         print(f"pgfast {a.command}: error: {ex}", file=sys.stderr)
         return 2
+    except OSError as ex:
+        print(f"pgfast {a.command}: error: {ex.strerror or ex}: {ex.filename or ''}", file=sys.stderr)
+        return 2
+    except Terminated:
+        print(f"pgfast {a.command}: terminated (SIGTERM)", file=sys.stderr)
+        return exit_status(15)
+    except KeyboardInterrupt:
+        print(f"pgfast {a.command}: interrupted", file=sys.stderr)
+        return exit_status(2)
 
 
 if __name__ == "__main__":

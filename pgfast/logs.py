@@ -131,9 +131,15 @@ _HINTED = False  # the missing-tensorboard hint is printed once per process
 
 class TensorBoardLog:
     """TensorBoard scalars (``charts/`` and ``losses/`` tags), or nothing when
-    ``enabled`` is false or tensorboard is not importable."""
+    ``enabled`` is false or tensorboard is not importable.
 
-    def __init__(self, logdir: PathLike, enabled: bool = True) -> None:
+    ``resume_step``: a resumed run's checkpoint step. Events logged after it by
+    the interrupted run are purged (TensorBoard's ``purge_step``), and steps up
+    to it are not written again, so a resumed run's charts hold each step once.
+    """
+
+    def __init__(self, logdir: PathLike, enabled: bool = True, resume_step: Optional[int] = None) -> None:
+        self.resume_step = resume_step
         self.writer: Any = None
         if enabled:
             try:
@@ -146,13 +152,16 @@ class TensorBoardLog:
                           '(pip install "pgfast-rl[tensorboard]"; --no-tensorboard hides this)',
                           file=sys.stderr)
                 return
-            self.writer = SummaryWriter(str(logdir))
+            purge = None if resume_step is None else int(resume_step) + 1
+            self.writer = SummaryWriter(str(logdir), purge_step=purge)
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Write one history row's scalars at its ``global_step``."""
         if self.writer is None:
             return
         step = int(row.get("global_step", 0))
+        if self.resume_step is not None and step <= self.resume_step:
+            return
         for k, v in row.items():
             if k == "global_step":
                 continue

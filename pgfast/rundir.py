@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 import os
 import sys
+import tempfile
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Dict, Mapping, Optional, Union
@@ -29,7 +31,7 @@ from pgfast import checkpoint
 from pgfast.algos import get_algo
 from pgfast.logs import PROGRESS_NAME, CsvLog, TensorBoardLog, scalar
 from pgfast.session import CheckpointSchedule, Interrupted, SignalGuard, StopFlag
-from pgfast.trainer import Run, load
+from pgfast.trainer import InexactResumeWarning, Run, load
 
 __all__ = ["TrainSession"]
 
@@ -48,6 +50,10 @@ class TrainSession:
     iteration; a KeyboardInterrupt or :class:`~pgfast.session.Interrupted`
     raised from it stops training after a checkpoint.
 
+    ``device``: the training device; with ``resume``, None keeps the
+    checkpoint's and a device given overrides it (a CUDA run continues on CPU).
+    ``algo``/``env_id`` given with ``resume`` must be the checkpoint's.
+
     ``stop``: the :class:`~pgfast.session.StopFlag` of whoever runs this session
     (a study runner, which then owns the signal handling); without one, the
     session guards SIGINT/SIGTERM itself.
@@ -60,7 +66,7 @@ class TrainSession:
         env_id: Optional[str] = None,
         total_timesteps: Optional[int] = None,
         seed: int = 0,
-        device: str = "cpu",
+        device: Optional[str] = "cpu",
         config: Optional[Mapping[str, Any]] = None,
         resume: Optional[PathLike] = None,
         checkpoint_interval: float = 60.0,
@@ -94,7 +100,7 @@ class TrainSession:
         fields = dict(self.config)
         fields["total_timesteps"] = self.total_timesteps
         cfg = get_algo(self.algo).Config(**fields)
-        return Run(self.algo, self.env_id, cfg, seed=self.seed, device=self.device)
+        return Run(self.algo, self.env_id, cfg, seed=self.seed, device=self.device or "auto")
 
     def _save(self) -> None:
         assert self.run is not None
@@ -104,20 +110,40 @@ class TrainSession:
         """Train to ``total_timesteps``; returns the Run. Raises
         :class:`~pgfast.session.Interrupted` when stopped by SIGINT/SIGTERM or
         by the stop flag (after saving the run's latest consistent state)."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        # everything that can fail on the arguments fails before the directory is touched
         start_step: Optional[int] = None
         if self.resume is not None:
-            resumed, loaded = checkpoint.load_with_fallback(self.resume, load, self.log)
-            checkpoint.set_aside_newer(loaded, self.log)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", InexactResumeWarning)  # said through log below
+                resumed, loaded = checkpoint.load_with_fallback(
+                    self.resume, lambda p: load(p, device=self.device), self.log)
+            for what, given, saved in (("ALGO", self.algo, resumed.algo), ("ENV_ID", self.env_id, resumed.env_id)):
+                if given is not None and given != saved and not (what == "ALGO" and get_algo(given).name == saved):
+                    resumed.close()
+                    raise ValueError(f"--resume: {what} {given} differs from the checkpoint's {saved} "
+                                     f"({loaded}); drop it or give {saved}")
             self.run = resumed
             start_step = resumed.global_step
             if self.total_timesteps is None:
                 self.total_timesteps = int(resumed.config.total_timesteps)
-            self.log(f"resuming from {self.resume} at step {start_step}")
+        else:
+            self.run = self._new_run()
         assert self.total_timesteps is not None
+        self._prepare_dir()
+        if self.resume is not None:
+            checkpoint.set_aside_newer(loaded, self.log)
+            self.log(f"resuming from {self.resume} at step {start_step}")
+            if self.run.resume_note is not None:
+                self.log(f"note: {self.run.resume_note}")
         target = self.total_timesteps
+        batch = int(self.run.config.batch_size)
+        left = target - self.run.global_step
+        if left > 0 and left % batch:
+            n = max(left // batch, 1 if self.run.global_step == 0 else 0)
+            self.log(f"note: {left} steps to go is not a multiple of the batch ({batch} steps per iteration): "
+                     f"training runs {n} iteration(s), to step {self.run.global_step + n * batch}")
         csv_log = CsvLog(self.out_dir / PROGRESS_NAME, resume_step=start_step)
-        tb = TensorBoardLog(self.out_dir / "tb", self.tensorboard)
+        tb = TensorBoardLog(self.out_dir / "tb", self.tensorboard, resume_step=start_step)
         bar = None
         if self.progress_bar:
             bar = tqdm(total=target, initial=start_step or 0, unit="step", dynamic_ncols=True, file=sys.stderr)
@@ -144,17 +170,15 @@ class TrainSession:
         try:
             with guard:
                 try:
-                    if self.run is None:
-                        self.run = self._new_run()
                     run = self.run
                     if target > run.global_step:
                         # continue the original schedule exactly when the target is the run's own
                         more = None if int(run.config.total_timesteps) == target else target - run.global_step
                         run.learn(more, callback=callback, stop=stop, schedule=schedule)
                 except (KeyboardInterrupt, Interrupted) as e:
-                    self._stopped(schedule)
+                    saved = self._stopped(schedule)
                     why = stop.reason() if stop.requested else type(e).__name__
-                    raise Interrupted(f"interrupted ({why})") from None
+                    raise Interrupted(f"interrupted ({why}); {saved}", stop.signum) from None
             schedule.final(run.global_step)
         finally:
             if bar is not None:
@@ -162,14 +186,26 @@ class TrainSession:
             tb.close()
         return run
 
-    def _stopped(self, schedule: CheckpointSchedule) -> None:
-        """Save (unless already saved) and report, after training stopped early."""
+    def _prepare_dir(self) -> None:
+        """Create the output directory and check that checkpoints can be written there."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        cur = self.out_dir / checkpoint.CKPT_NAME
+        if cur.is_dir():
+            raise checkpoint.CheckpointError(f"{cur} is a directory: checkpoints cannot be written there")
+        probe = tempfile.NamedTemporaryFile(dir=self.out_dir, prefix=".pgfast-probe-")
+        probe.close()
+
+    def _stopped(self, schedule: CheckpointSchedule) -> str:
+        """Save (unless already saved) after training stopped early; returns what was done."""
         run = self.run
         if run is None:
-            self.log("stopped before the first iteration; nothing to save")
+            msg = "stopped before the first iteration; nothing saved"
         elif run.consistent:
             schedule.final(run.global_step)  # usually done by Run.learn already
-            self.log(f"stopped at step {run.global_step}; checkpoint saved to {self.out_dir / checkpoint.CKPT_NAME}")
+            msg = f"stopped at step {run.global_step}; checkpoint saved to {self.out_dir / checkpoint.CKPT_NAME}"
         else:  # a second SIGINT in the middle of an iteration: the run is half-updated
             kept = "none" if schedule.saved_step is None else f"step {schedule.saved_step}"
-            self.log(f"stopped in the middle of an iteration; not saved (latest checkpoint: {kept})")
+            msg = (f"stopped again in the middle of an iteration; that half-updated state was NOT saved "
+                   f"(latest consistent checkpoint: {kept})")
+        self.log(msg)
+        return msg

@@ -12,6 +12,10 @@ module that installs signal handlers.
   or SIGTERM sets the flag, so the iteration finishes, the run stays consistent
   and is saved before training stops; a second SIGINT raises KeyboardInterrupt
   at once. The previous handlers are restored on exit.
+* :func:`deferred_signals`: SIGINT/SIGTERM are held back while a checkpoint is
+  written (:func:`pgfast.checkpoint.write`), so no signal lands between its
+  renames; :func:`command_signals` turns signals outside training into
+  exceptions a command reports in one line (exit status 130 / 143).
 * :class:`CheckpointSchedule`: when to save: every N iterations or every S
   seconds, and once more when training ends or stops, never twice in a row for
   the same step (so a rotating save keeps the older checkpoint as the previous one).
@@ -22,15 +26,92 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from contextlib import contextmanager
 from types import FrameType
-from typing import Any, Callable, Dict, Optional, Protocol, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence
 
-__all__ = ["Interrupted", "StopFlag", "SignalGuard", "CheckpointSchedule"]
+__all__ = ["Interrupted", "Terminated", "StopFlag", "SignalGuard", "CheckpointSchedule", "deferred_signals",
+           "exit_status", "command_signals"]
 
 
 class Interrupted(Exception):
     """Training was stopped by a signal (SIGINT/SIGTERM) or a stop request;
-    the run's latest consistent state has been checkpointed."""
+    the run's latest consistent state has been checkpointed (or, after a
+    second SIGINT in the middle of an iteration, deliberately not: the message
+    says which). ``signum``: the signal that stopped it, if one did."""
+
+    def __init__(self, message: str = "interrupted", signum: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received outside training, under :func:`command_signals`."""
+
+
+def exit_status(signum: Optional[int]) -> int:
+    """The exit status of a command stopped by ``signum``: 128 + signum (130
+    for SIGINT, 143 for SIGTERM); 130 when no signal is known."""
+    return 128 + int(signum) if signum is not None else 128 + int(signal.SIGINT)
+
+
+_deferring = threading.local()
+
+
+@contextmanager
+def deferred_signals(signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back for the duration of the block (e.g. while a
+    checkpoint file is written and renamed), then deliver them as they would
+    have been. Only in the main thread (elsewhere Python runs no handlers);
+    nested uses defer to the outermost."""
+    if threading.current_thread() is not threading.main_thread() or getattr(_deferring, "on", False):
+        yield
+        return
+    pending: List[int] = []
+    old: Dict[int, Any] = {}
+
+    def hold(signum: int, frame: Optional[FrameType]) -> None:
+        pending.append(signum)
+
+    _deferring.on = True
+    try:
+        for s in signals:
+            try:
+                old[s] = signal.signal(s, hold)
+            except (ValueError, OSError):  # pragma: no cover - platform without this signal
+                pass
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        _deferring.on = False
+        for s in dict.fromkeys(pending):  # each signal once, in arrival order
+            h = old.get(s)
+            if callable(h):
+                h(s, None)
+            elif h == signal.SIG_DFL:
+                signal.raise_signal(s)
+
+
+@contextmanager
+def command_signals() -> Iterator[None]:
+    """For a command-line process: SIGINT raises KeyboardInterrupt and SIGTERM
+    raises :class:`Terminated`, wherever they land outside training (whose
+    :class:`SignalGuard` takes over meanwhile), so that the command can exit
+    with one line and status 130 / 143 instead of a traceback."""
+    def term(signum: int, frame: Optional[FrameType]) -> None:
+        raise Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+           signal.SIGTERM: signal.signal(signal.SIGTERM, term)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 class _Event(Protocol):

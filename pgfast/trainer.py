@@ -20,10 +20,12 @@ env is reset with ``seed``. On CPU the same seed gives a bit-identical history
 Checkpoints (:meth:`Run.save`) hold the config, weights, optimiser state,
 observation statistics, generator state, counters, history, episode trackers and
 the env state, written atomically by :mod:`pgfast.checkpoint`. The env state is
-captured as completely as the env allows (see :mod:`pgfast.checkpoint`): for the
-native envs and gymnasium ``SyncVectorEnv`` s of picklable envs (MuJoCo included),
-``save -> load -> learn`` continues exactly like an uninterrupted run; other envs
-give a valid but not bit-identical continuation.
+captured exactly where the env allows (see :mod:`pgfast.checkpoint`): for the
+native envs, gymnasium ``SyncVectorEnv`` s of picklable envs and gymnasium's
+MuJoCo envs, ``save -> load -> learn`` continues exactly like an uninterrupted
+run. For other envs (Box2D, ...) the checkpoint records that it is not exact and
+:func:`load` warns (:class:`InexactResumeWarning`) and resets the env
+deterministically.
 
 Lifecycle (:mod:`pgfast.session`): :meth:`Run.learn` checks a stop flag at the end
 of every iteration and follows a checkpoint schedule; SIGINT is deferred to the
@@ -40,6 +42,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import warnings
 from contextlib import nullcontext
 from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple, Union
 
@@ -54,7 +57,7 @@ from pgfast.envs import make_vec
 from pgfast.nn import ActorCritic
 from pgfast.session import CheckpointSchedule, SignalGuard, StopFlag
 
-__all__ = ["train", "load", "load_checkpoint", "Run", "config_help"]  # config_help: re-exported
+__all__ = ["train", "load", "load_checkpoint", "Run", "InexactResumeWarning", "config_help"]  # config_help: re-exported
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -128,12 +131,15 @@ class Run:
         self.buffer = RolloutBuffer(cfg.num_steps, cfg.num_envs, obs_space.shape,
                                     self.env.single_action_space, self.device)
         scaler = RewardScaler(cfg.num_envs, cfg.gamma, cfg.clip_reward) if cfg.norm_reward else None
-        self.collector = Collector(self.env, self.policy, self.buffer, self.generator, scaler)
+        self.collector = Collector(self.env, self.policy, self.buffer, self.generator, scaler,
+                                   native=cfg.native_rollout)
         self.collector.reset(seed=self.seed)
         self.global_step = 0
         self.iteration = 0
         self.history: List[Dict[str, Any]] = []
         self.consistent = True
+        self.resume_note: Optional[str] = None
+        """Set by :func:`load` when the env state was not captured exactly (why, and what was done)."""
         if _checkpoint is not None:
             self._load_state(_checkpoint)
 
@@ -278,6 +284,8 @@ class Run:
     # ---- checkpoints --------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
         """Everything needed to continue the run (see module docstring)."""
+        env_state = checkpoint.capture_env(self.env)
+        note = checkpoint.inexact_reason(env_state)
         return {
             "format": checkpoint.FORMAT,
             "algo": self.algo,
@@ -295,7 +303,9 @@ class Run:
             "history": [dict(r) for r in self.history],
             "collector": self.collector.state_dict(),
             "obs0": self.collector.current_obs().detach().cpu().clone(),
-            "env_state": checkpoint.capture_env(self.env),
+            "env_state": env_state,
+            "env_exact": note is None,
+            "env_note": note,
         }
 
     def save(self, path: PathLike) -> None:
@@ -313,16 +323,22 @@ class Run:
         self.iteration = int(ck["iteration"])
         self.history = [dict(r) for r in ck["history"]]
         self.collector.load_state_dict(ck["collector"])
-        if ck["env_state"] is None:
-            # the env could not be captured and was reset fresh (in __init__): the
-            # rollout starts from its reset observations, with new episodes
-            self.collector.ep_ret[:] = 0.0
-            self.collector.ep_len[:] = 0
+        captured = ck["env_state"]
+        note = checkpoint.inexact_reason(captured)
+        if note is not None and (captured is None or captured[0] != "state"):
+            # the env state was not captured: reset deterministically (a stream of its
+            # own per resumed iteration), with new episodes, and say so
+            reset_seed = (self.seed + 1_000_003 * self.iteration) % 2**31
+            self.collector.reset(seed=reset_seed)
+            note += f"; the env was reset with seed {reset_seed} and new episodes"
         else:
             self.collector.set_current_obs(ck["obs0"].to(self.device))
-        self.env = checkpoint.restore_env(self.env, ck["env_state"])
-        self.collector.env = self.env
-        self.collector.step_into = getattr(self.env, "step_into", None)
+            self.env = checkpoint.restore_env(self.env, captured)
+            self.collector.env = self.env
+            self.collector.step_into = getattr(self.env, "step_into", None)
+        if note is not None:
+            self.resume_note = (f"{self.env_id}: resumed run is not identical to an uninterrupted one: "
+                                f"the env state was not captured exactly ({note})")
 
     def close(self) -> None:
         """Close the env."""
@@ -369,18 +385,33 @@ def train(algo: str, env_id: str, total_timesteps: Optional[int] = None, seed: i
                      checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every)
 
 
-def load(path: PathLike, device: Optional[Union[str, torch.device]] = None) -> Run:
-    """Load a checkpoint written by :meth:`Run.save` and return the :class:`Run`.
+class InexactResumeWarning(UserWarning):
+    """A loaded run cannot continue exactly like an uninterrupted one: its env
+    state was not captured (see :attr:`Run.resume_note`)."""
 
-    ``device`` overrides the saved device (a CUDA run loads on CPU with
-    ``device="cpu"``). Checkpoints are pickles: load only files you trust.
-    """
+
+def _load(path: PathLike, device: Optional[Union[str, torch.device]]) -> Run:
     ck = checkpoint.read(path)
     algo_cls = get_algo(ck["algo"])
     cfg = algo_cls.Config(**ck["config"])
     dev = ck["device"] if device is None else device
     return Run(ck["algo"], ck["env_id"], cfg, seed=ck["seed"], device=dev,
                env_kwargs=ck["env_kwargs"], _checkpoint=ck)
+
+
+def load(path: PathLike, device: Optional[Union[str, torch.device]] = None) -> Run:
+    """Load a checkpoint written by :meth:`Run.save` and return the :class:`Run`.
+
+    ``device`` overrides the saved device (a CUDA run loads on CPU with
+    ``device="cpu"``). When the env state was not captured exactly (e.g. a
+    Box2D env), the env is reset deterministically and an
+    :class:`InexactResumeWarning` says so (also in ``run.resume_note``).
+    Checkpoints are pickles: load only files you trust.
+    """
+    run = _load(path, device)
+    if run.resume_note is not None:
+        warnings.warn(run.resume_note, InexactResumeWarning, stacklevel=2)
+    return run
 
 
 def load_checkpoint(path: PathLike, log: Callable[[str], None] = print,
@@ -392,4 +423,7 @@ def load_checkpoint(path: PathLike, log: Callable[[str], None] = print,
     :class:`pgfast.checkpoint.CheckpointError` when neither can be read.
     ``device`` as in :func:`load`.
     """
-    return checkpoint.load_with_fallback(path, lambda p: load(p, device), log)[0]
+    run = checkpoint.load_with_fallback(path, lambda p: _load(p, device), log)[0]
+    if run.resume_note is not None:
+        log(f"note: {run.resume_note}")
+    return run

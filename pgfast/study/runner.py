@@ -216,10 +216,10 @@ def run_experiment(
         f"on {backend} with {n_workers} worker(s)")
     # longest jobs first (shorter makespan on a pool; ties keep the given order)
     pending.sort(key=lambda j: -j.total_timesteps)
+    flag = stop if stop is not None else StopFlag()
     if pending and backend == "ray":  # Ctrl-C here raises KeyboardInterrupt; Ray stops its tasks
         results.update(_run_ray(pending, n_workers, address, say, t0))
     elif pending:
-        flag = stop if stop is not None else StopFlag()
         guard: ContextManager[Any] = SignalGuard(flag) if stop is None else nullcontext()
         with guard:
             if n_workers == 1:
@@ -230,7 +230,7 @@ def run_experiment(
     bad = [r for r in out if r["status"] not in ("done", "skipped")]
     say(f"[{_stamp(t0)}] finished {len(out) - len(bad)}/{len(out)} jobs in {time.monotonic() - t0:.1f}s")
     if any(r["status"] == "interrupted" for r in bad):
-        raise Interrupted("some jobs were interrupted; rerun the same command to resume them")
+        raise Interrupted("some jobs were interrupted; rerun the same command to resume them", flag.signum)
     if bad:
         raise RuntimeError("jobs failed: " + "; ".join(f"{r['key']}: {r.get('error', r['status'])}" for r in bad))
     return out
@@ -247,10 +247,10 @@ def _run_here(pending: Sequence[Job], stop: StopFlag, log: Log,
             try:
                 r = run_job(j, stop=stop, on_iteration=on_iteration, log=log)
             except KeyboardInterrupt:
-                raise Interrupted(f"interrupted during {j.key}") from None
+                raise Interrupted(f"interrupted during {j.key}", stop.signum) from None
             results[j.key] = r
             if r["status"] == "interrupted":
-                raise Interrupted(f"interrupted during {j.key}; rerun the same command to resume")
+                raise Interrupted(f"interrupted during {j.key}; rerun the same command to resume", stop.signum)
     finally:
         torch.set_num_threads(old_threads)
     return results
