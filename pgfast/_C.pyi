@@ -1,6 +1,6 @@
 """Type stub of the pgfast._C extension module (tested to match its exports)."""
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -123,3 +123,29 @@ class ClassicVecEnv:
     def final_obs(self) -> npt.NDArray[np.float32]: ...
     @property
     def final_mask(self) -> npt.NDArray[np.bool_]: ...
+
+# ---- native rollout (csrc/rollout.hpp, csrc/bindings/bind_rollout.cpp)
+
+def policy_forward(
+    weights: List[npt.NDArray[np.float32]],
+    biases: List[npt.NDArray[np.float32]],
+    activation: str,
+    obs: npt.NDArray[np.float32],
+) -> npt.NDArray[np.float32]: ...
+def rollout_mlp(
+    step_into: Callable[..., Any],
+    weights: List[npt.NDArray[np.float32]],
+    biases: List[npt.NDArray[np.float32]],
+    activation: str,
+    noise: npt.NDArray[np.float32],
+    obs: npt.NDArray[np.float32],
+    actions: npt.NDArray[Any],
+    rewards: npt.NDArray[np.float32],
+    terminated: npt.NDArray[np.bool_],
+    truncated: npt.NDArray[np.bool_],
+    final_obs: npt.NDArray[np.float32],
+    std: Optional[npt.NDArray[np.float32]] = None,
+    low: Optional[npt.NDArray[np.float32]] = None,
+    high: Optional[npt.NDArray[np.float32]] = None,
+    env_actions: Optional[npt.NDArray[np.float32]] = None,
+) -> bool: ...

@@ -27,6 +27,15 @@ envs as time-major ``[T, N]`` tensors on the training device.
   episode. Where step t terminated, next_values is ignored by the advantage
   kernels (no bootstrap). The last row uses V(obs[T]), so a rollout that stops
   mid-episode is bootstrapped.
+* Native rollout (``native=True``, :attr:`Collector.native`): where the policy is a
+  plain MLP :class:`pgfast.nn.ActorCritic` on CPU (no observation or reward
+  normalisation) and the env offers ``step_into``, the whole T-step loop runs in
+  one C++ call (``pgfast._C.rollout_mlp``): the actor's forward reads the torch
+  parameters in place and samples with the same pre-drawn noise, with the GIL
+  released; the env writes into the same rows. Its float32 forward agrees with
+  torch's to rounding, so actions are the torch path's except where two noisy
+  logits tie to within rounding (tested); log-probabilities and values still come
+  from the batched torch forward below, so the update sees exact quantities.
 * Episode returns and lengths (of the raw, unscaled rewards) are computed once
   per rollout from the ``[T, N]`` rewards and flags (:func:`episode_stats`), with
   no per-env or per-step Python.
@@ -41,6 +50,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from pgfast import _C
 from pgfast.nn.normalization import RewardScaler
 
 __all__ = ["RolloutBuffer", "Collector", "RewardScaler", "episode_stats"]
@@ -160,10 +170,13 @@ class Collector:
         generator: torch generator for action sampling (on the buffer's device).
         reward_scaler: optional :class:`RewardScaler`.
         stats_window: number of recent finished episodes kept for statistics.
+        native: use the native rollout where it applies (see the module docstring;
+            :attr:`native` says whether it does).
     """
 
     def __init__(self, env: Any, policy: Any, buffer: RolloutBuffer, generator: torch.Generator,
-                 reward_scaler: Optional[RewardScaler] = None, stats_window: int = 100) -> None:
+                 reward_scaler: Optional[RewardScaler] = None, stats_window: int = 100,
+                 native: bool = False) -> None:
         """Check the env against the buffer and make the ``[N]`` row views and trackers."""
         mode = env.metadata.get("autoreset_mode")
         if mode != gym.vector.AutoresetMode.SAME_STEP:
@@ -203,6 +216,21 @@ class Collector:
         self.recent_lengths: Deque[int] = collections.deque(maxlen=stats_window)
         self.episodes_finished = 0
         self._carry = False  # True once obs[T] holds the current observations
+        self.native = bool(native) and self._native_applies()
+
+    def _native_applies(self) -> bool:
+        """Whether the native rollout can run this env/policy/buffer (CPU, ``step_into``,
+        flat observations, a float32 tanh/ReLU MLP without obs/reward normalisation)."""
+        pol = self.policy
+        if not (self.on_cpu and self.step_into is not None and self.reward_scaler is None
+                and len(self.buf.obs_shape) == 1 and getattr(pol, "obs_rms", True) is None
+                and getattr(pol, "activation", None) in ("tanh", "relu")
+                and hasattr(pol, "native_layers")):
+            return False
+        if self.continuous and self.env_actions.dtype != np.float32:
+            return False
+        ws, _ = pol.native_layers()
+        return len(ws) <= 8 and all(w.dtype == np.float32 for w in ws)
 
     # ---- start ----------------------------------------------------------------------
     def reset(self, seed: Optional[int] = None) -> None:
@@ -228,11 +256,14 @@ class Collector:
         trunc_any = False
         with torch.inference_mode():
             forward, sample = pol.forward, pol.sample_with_noise
-            noise = pol.rollout_noise(T, buf.num_envs, self.gen).unbind(0)
+            noise_all = pol.rollout_noise(T, buf.num_envs, self.gen)
+            noise = noise_all.unbind(0)
             std = pol.log_std.exp() if pol.continuous else None
             obs_rows, act_rows = self._obs_rows, self._act_rows
             scaler = self.reward_scaler
-            for t in range(T):
+            if self.native:
+                trunc_any = self._collect_native(noise_all, std)
+            for t in range(0 if self.native else T):
                 a = sample(forward(obs_rows[t])[0], noise[t], std)
                 act_rows[t].copy_(a)
                 if self.on_cpu:
@@ -280,6 +311,23 @@ class Collector:
             if trunc_any:
                 m = buf.truncated
                 nv[m] = pol.value(buf.final_obs[m])
+
+    def _collect_native(self, noise: torch.Tensor, std: Optional[torch.Tensor]) -> bool:
+        """The T-step loop of :meth:`collect` in one C++ call (noise ``[T, N, out_dim]``,
+        ``std`` ``[D]`` for Box); returns True if some step truncated an episode."""
+        ws, bs = self.policy.native_layers()
+        buf = self.buf
+        assert self.step_into is not None
+        if self.continuous:
+            assert std is not None
+            return bool(_C.rollout_mlp(
+                self.step_into, ws, bs, self.policy.activation, noise.numpy(), self.obs_np,
+                self.actions_np, self.rew_np, self.term_np, self.trunc_np,
+                _np(buf.final_obs), std=std.numpy(), low=self.low, high=self.high,
+                env_actions=self.env_actions))
+        return bool(_C.rollout_mlp(
+            self.step_into, ws, bs, self.policy.activation, noise.numpy(), self.obs_np,
+            self.actions_np, self.rew_np, self.term_np, self.trunc_np, _np(buf.final_obs)))
 
     def current_obs(self) -> torch.Tensor:
         """The observations ``[N, *obs_shape]`` the next rollout starts from (a view)."""

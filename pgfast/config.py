@@ -84,6 +84,8 @@ class BaseConfig:
     """clip of normalised observations"""
     clip_reward: float = 10.0
     """clip of scaled rewards"""
+    native_rollout: bool = False
+    """rollout's policy forward + env steps in one C++ call (CPU, step_into envs, no obs/reward norm)"""
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)

@@ -6,6 +6,7 @@ namespace pgfast {
 namespace bindings {
 void bind_returns(pybind11::module_& m);
 void bind_envs(pybind11::module_& m);
+void bind_rollout(pybind11::module_& m);
 }  // namespace bindings
 }  // namespace pgfast
 
@@ -13,4 +14,5 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "pgfast C++ kernels: returns/advantages and vectorised environments";
   pgfast::bindings::bind_returns(m);
   pgfast::bindings::bind_envs(m);
+  pgfast::bindings::bind_rollout(m);
 }

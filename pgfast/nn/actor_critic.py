@@ -123,6 +123,13 @@ class ActorCritic(nn.Module):
             self._lists = (list(self.weights), list(self.biases))
         return self._lists
 
+    def native_layers(self) -> Tuple[List[Any], List[Any]]:
+        """``(weights, biases)`` as numpy arrays sharing memory with the parameters
+        (``[2, d_i, d_{i+1}]`` / ``[2, 1, d_{i+1}]``, CPU only), for the native rollout
+        (:func:`pgfast._C.rollout_mlp` reads the actor slice 0 in place)."""
+        w, b = self._lists or self.layer_tensors()
+        return [t.detach().numpy() for t in w], [t.detach().numpy() for t in b]
+
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "ActorCritic":
         """``.to()``/``.double()`` may replace parameters: drop the cached lists."""
         self._lists = None

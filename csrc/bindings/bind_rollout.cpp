@@ -1,0 +1,216 @@
+// pgfast._C's native rollout (csrc/rollout.hpp): the T-step rollout of an MLP
+// policy in a vector env in one call. Per step the policy's forward and
+// sampling run with the GIL released; the env is stepped through its
+// step_into (the GIL is taken for that call only; a native env's core then
+// runs without Python), writing straight into the caller's buffer rows.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bindings/checks.hpp"
+#include "rollout.hpp"
+
+namespace pgfast {
+namespace bindings {
+namespace {
+
+using rollout::Mlp;
+
+// The actor slices of ActorCritic's stacked layers: weights[i] float32
+// [2, d_i, d_{i+1}], biases[i] float32 [2, 1, d_{i+1}] (index 0 is the actor).
+// The arrays are kept alive by `keep`.
+Mlp actor_mlp(const py::list& weights, const py::list& biases, const std::string& activation,
+              std::vector<py::array>& keep) {
+  Mlp m;
+  const size_t L = weights.size();
+  if (L < 1 || L > size_t(rollout::kMaxLayers)) {
+    value_error("weights must hold 1 to " + std::to_string(rollout::kMaxLayers) + " layers");
+  }
+  if (biases.size() != L) value_error("weights and biases must have the same length");
+  if (activation == "tanh") {
+    m.tanh = true;
+  } else if (activation == "relu") {
+    m.tanh = false;
+  } else {
+    value_error("activation must be 'tanh' or 'relu', got '" + activation + "'");
+  }
+  m.num_layers = int(L);
+  for (size_t i = 0; i < L; ++i) {
+    py::array w = as_array(weights[i], "weights[i]");
+    if (w.ndim() != 3 || w.shape(0) != 2) {
+      value_error("weights[" + std::to_string(i) + "] must be [2, d_in, d_out], got " +
+                  shape_str(w));
+    }
+    const py::ssize_t din = w.shape(1), dout = w.shape(2);
+    if (din < 1 || dout < 1) value_error("layer sizes must be >= 1");
+    if (i == 0) {
+      m.dims[0] = int(din);
+    } else if (din != m.dims[i]) {
+      value_error("weights[" + std::to_string(i) + "] has d_in " + std::to_string(din) +
+                  ", the previous layer gives " + std::to_string(m.dims[i]));
+    }
+    m.dims[i + 1] = int(dout);
+    w = checked_in(w, "weights[i]", {2, din, dout});
+    require_dtype<float>(w, "weights", "float32");
+    py::array b = checked_in(biases[i], "biases[i]", {2, 1, dout});
+    require_dtype<float>(b, "biases", "float32");
+    m.w[i] = cptr<float>(w);  // the actor slice is the first [d_in, d_out] block
+    m.b[i] = cptr<float>(b);
+    keep.push_back(std::move(w));
+    keep.push_back(std::move(b));
+  }
+  return m;
+}
+
+py::array policy_forward(const py::list& weights, const py::list& biases,
+                         const std::string& activation, py::handle obs) {
+  std::vector<py::array> keep;
+  const Mlp m = actor_mlp(weights, biases, activation, keep);
+  py::array x = as_array(obs, "obs");
+  if (x.ndim() != 2) value_error("obs must be [B, obs_dim], got " + shape_str(x));
+  const py::ssize_t B = x.shape(0);
+  x = checked_in(x, "obs", {B, py::ssize_t(m.dims[0])});
+  require_dtype<float>(x, "obs", "float32");
+  py::array_t<float> out({B, py::ssize_t(m.dims[m.num_layers])});
+  std::vector<float> scratch(size_t(rollout::mlp_scratch_size(m, B)));
+  const float* xp = cptr<float>(x);
+  float* op = out.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    rollout::mlp_forward(m, xp, B, op, scratch.data());
+  }
+  return std::move(out);
+}
+
+py::array row(py::array& a, int64_t t) {
+  std::vector<py::ssize_t> shape(a.shape() + 1, a.shape() + a.ndim());
+  std::vector<py::ssize_t> strides(a.strides() + 1, a.strides() + a.ndim());
+  char* p = static_cast<char*>(a.mutable_data()) + t * a.strides(0);
+  return py::array(a.dtype(), shape, strides, p, a);
+}
+
+// The rollout. Returns True if some step truncated an episode.
+bool rollout_mlp(py::object step_into, const py::list& weights, const py::list& biases,
+                 const std::string& activation, py::handle noise_obj, py::handle obs_obj,
+                 py::handle actions_obj, py::handle rewards_obj, py::handle term_obj,
+                 py::handle trunc_obj, py::handle final_obs_obj, py::object std_obj, py::object low_obj,
+                 py::object high_obj, py::object env_actions_obj) {
+  if (!PyCallable_Check(step_into.ptr())) type_error("step_into must be callable");
+  std::vector<py::array> keep;
+  const Mlp m = actor_mlp(weights, biases, activation, keep);
+  py::array noise = as_array(noise_obj, "noise");
+  if (noise.ndim() != 3) value_error("noise must be [T, N, out_dim], got " + shape_str(noise));
+  const py::ssize_t T = noise.shape(0), N = noise.shape(1);
+  const py::ssize_t K = m.dims[m.num_layers], D0 = m.dims[0];
+  if (T < 1 || N < 1) value_error("noise must have T >= 1 and N >= 1");
+  noise = checked_in(noise, "noise", {T, N, K});
+  require_dtype<float>(noise, "noise", "float32");
+  py::array obs = checked_out(obs_obj, "obs", {T + 1, N, D0});
+  require_dtype<float>(obs, "obs", "float32");
+  py::array rew = checked_out(rewards_obj, "rewards", {T, N});
+  require_dtype<float>(rew, "rewards", "float32");
+  py::array term = checked_out(term_obj, "terminated", {T, N});
+  require_dtype<bool>(term, "terminated", "bool");
+  py::array trunc = checked_out(trunc_obj, "truncated", {T, N});
+  require_dtype<bool>(trunc, "truncated", "bool");
+  py::array fin = checked_out(final_obs_obj, "final_obs", {T, N, D0});
+  require_dtype<float>(fin, "final_obs", "float32");
+  const bool continuous = !std_obj.is_none();
+  py::array actions, std_a, low, high, env_act;
+  if (continuous) {
+    actions = checked_out(actions_obj, "actions", {T, N, K});
+    require_dtype<float>(actions, "actions", "float32");
+    std_a = checked_in(std_obj, "std", {K});
+    require_dtype<float>(std_a, "std", "float32");
+    low = checked_in(low_obj, "low", {K});
+    require_dtype<float>(low, "low", "float32");
+    high = checked_in(high_obj, "high", {K});
+    require_dtype<float>(high, "high", "float32");
+    env_act = checked_out(env_actions_obj, "env_actions", {N, K});
+    require_dtype<float>(env_act, "env_actions", "float32");
+  } else {
+    actions = checked_out(actions_obj, "actions", {T, N});
+    require_dtype<int64_t>(actions, "actions", "int64");
+  }
+  require_disjoint({{&obs, "obs"}, {&actions, "actions"}, {&rew, "rewards"},
+                    {&term, "terminated"}, {&trunc, "truncated"}, {&fin, "final_obs"}});
+
+  const float* noise_p = cptr<float>(noise);
+  float* obs_p = mptr<float>(obs);
+  float* fin_p = mptr<float>(fin);
+  const bool* trunc_p = cptr<bool>(trunc);
+  std::vector<float> scratch(size_t(rollout::mlp_scratch_size(m, N)));
+  std::vector<float> out(size_t(N * K));
+  bool trunc_any = false;
+  for (int64_t t = 0; t < T; ++t) {
+    {
+      py::gil_scoped_release nogil;
+      rollout::mlp_forward(m, obs_p + t * N * D0, N, out.data(), scratch.data());
+      if (continuous) {
+        rollout::sample_gaussian(out.data(), cptr<float>(std_a), noise_p + t * N * K, N, int(K),
+                                 cptr<float>(low), cptr<float>(high),
+                                 mptr<float>(actions) + t * N * K, mptr<float>(env_act));
+      } else {
+        rollout::sample_categorical(out.data(), noise_p + t * N * K, N, int(K),
+                                    mptr<int64_t>(actions) + t * N);
+      }
+    }
+    py::object info = step_into(continuous ? py::object(env_act) : py::object(row(actions, t)),
+                                row(obs, t + 1), row(rew, t), row(term, t), row(trunc, t));
+    const bool* tr = trunc_p + t * N;
+    bool any = false;
+    for (int64_t i = 0; i < N; ++i) any = any || tr[i];
+    if (!any) continue;
+    // the last observations of the truncated episodes: info["final_obs"] [N, obs_dim]
+    // float32, valid where info["_final_obs"] [N] bool (same_step autoreset)
+    if (!py::isinstance<py::dict>(info) || !info.contains("final_obs") ||
+        !info.contains("_final_obs")) {
+      throw std::runtime_error("env reported a truncation without info['final_obs'] "
+                               "(is it in same_step autoreset mode?)");
+    }
+    const py::array env_fin = checked_in(info["final_obs"], "info['final_obs']", {N, D0});
+    require_dtype<float>(env_fin, "info['final_obs']", "float32");
+    const py::array env_mask = checked_in(info["_final_obs"], "info['_final_obs']", {N});
+    require_dtype<bool>(env_mask, "info['_final_obs']", "bool");
+    const float* env_fin_p = cptr<float>(env_fin);
+    const bool* env_mask_p = cptr<bool>(env_mask);
+    for (int64_t i = 0; i < N; ++i) {
+      if (tr[i] && env_mask_p[i]) {
+        std::memcpy(fin_p + (t * N + i) * D0, env_fin_p + i * D0, size_t(D0) * sizeof(float));
+        trunc_any = true;
+      }
+    }
+  }
+  return trunc_any;
+}
+
+}  // namespace
+
+void bind_rollout(py::module_& m) {
+  m.def("policy_forward", &policy_forward, py::arg("weights"), py::arg("biases"),
+        py::arg("activation"), py::arg("obs"),
+        "The actor MLP of pgfast.nn.ActorCritic's stacked layers (weights[i] float32 "
+        "[2, d_in, d_out], biases[i] [2, 1, d_out]; slice 0) on obs float32 [B, obs_dim]: "
+        "float32 [B, out_dim], the native rollout's forward.");
+  m.def("rollout_mlp", &rollout_mlp, py::arg("step_into"), py::arg("weights"),
+        py::arg("biases"), py::arg("activation"), py::arg("noise"), py::arg("obs"),
+        py::arg("actions"), py::arg("rewards"), py::arg("terminated"), py::arg("truncated"),
+        py::arg("final_obs"),
+        py::arg("std") = py::none(), py::arg("low") = py::none(), py::arg("high") = py::none(),
+        py::arg("env_actions") = py::none(),
+        "T-step rollout of the actor MLP in a native env (same_step autoreset): for t < T, "
+        "actions[t] from obs[t] and noise[t] (Gumbel-max, or mean + std * noise for Box, "
+        "clipped to [low, high] into env_actions for the env), then "
+        "info = step_into(actions, obs[t + 1], rewards[t], terminated[t], truncated[t]); where "
+        "truncated, info['final_obs'] (float32 [N, obs_dim], valid where info['_final_obs']) "
+        "goes to final_obs[t]. Returns True if any step truncated.");
+}
+
+}  // namespace bindings
+}  // namespace pgfast
