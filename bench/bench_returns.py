@@ -96,3 +96,33 @@ def test_gae_peer_256x1024(benchmark, impl):
     else:
         t = [torch.from_numpy(a) for a in (r, v, nv, te, tr)]
         benchmark(gae_torch_loop, *t, 0.99, 0.95)
+
+
+# --------------------------------------------------------------------------- n-step returns
+
+
+def nstep_numpy_loop(r, nv, te, tr, gamma, n):
+    """n-step returns in NumPy, the way one writes it without a kernel: G^(1), then
+    n - 1 passes over the whole [T, N] array (cut rows keep their bootstrap)."""
+    cut = te | tr
+    cut[-1] = True
+    g = r + np.where(te, 0.0, gamma * nv).astype(r.dtype)
+    for _ in range(n - 1):
+        g[:-1] = np.where(cut[:-1], g[:-1], r[:-1] + gamma * g[1:])
+    return g
+
+
+NSTEP_CASES = [(2048, 1, 5), (2048, 1, 20), (256, 1024, 5), (256, 1024, 20)]
+
+
+@pytest.mark.parametrize("T,N,n", NSTEP_CASES, ids=[f"{t}x{m}-n{k}" for t, m, k in NSTEP_CASES])
+def test_nstep_pgfast_vs_numpy_loop(benchmark, T, N, n):
+    r, _, nv, te, tr = _inputs(T, N)
+    args = (r, nv, te, tr, 0.99, n)
+    g = benchmark(pgfast.nstep_returns, *args)
+    t_np = best_time(lambda: nstep_numpy_loop(*args))
+    t_ours = best_time(lambda: pgfast.nstep_returns(*args))
+    np.testing.assert_allclose(nstep_numpy_loop(*args), g, rtol=1e-4, atol=1e-4)
+    benchmark.extra_info.update(shape=f"{T}x{N}", n=n, pgfast_elements_per_s=T * N / t_ours,
+                                numpy_loop_elements_per_s=T * N / t_np, speedup_vs_numpy_loop=t_np / t_ours)
+    print(f"\n[nstep {T}x{N} n={n}] pgfast {T * N / t_ours:.3e} el/s; {t_np / t_ours:.1f}x numpy loop")

@@ -11,6 +11,8 @@ namespace {
 // Column chunks are multiples of this many elements (64 bytes of float32), as
 // in csrc/returns.cpp, so two threads never write to the same cache line.
 constexpr int64_t kChunkAlign = 16;
+// Columns per cache block of the multi-pass path (a multiple of kChunkAlign).
+constexpr int64_t kBlock = 64;
 
 template <class F>
 inline bool is_set(F f) {
@@ -67,7 +69,10 @@ void nstep_returns(const T* rewards, const T* next_values, const F* terminated,
   // n < T: out holds G^(1); each further pass m = 2..n turns G^(m-1) into
   // G^(m) in place. Walking t upwards, row t+1 still holds G^(m-1) when row t
   // reads it. Cut rows never change (they bootstrap from next_values at once).
-  parallel_columns(N, threads, [&](int64_t n0, int64_t n1) {
+  // Columns in blocks of kBlock through all n passes, so a block's rows stay in cache.
+  parallel_columns(N, threads, [&](int64_t c0, int64_t c1) {
+   for (int64_t n0 = c0; n0 < c1; n0 += kBlock) {
+    const int64_t n1 = std::min(c1, n0 + kBlock);
     for (int64_t t = 0; t < T_; ++t) {
       const int64_t row = t * N;
       const T* __restrict r = rewards + row;
@@ -84,13 +89,17 @@ void nstep_returns(const T* rewards, const T* next_values, const F* terminated,
         const T* __restrict r = rewards + row;
         const F* __restrict te = terminated + row;
         const F* __restrict tr = truncated + row;
-        T* g = out + row;
-        const T* gn = out + row + N;
+        // rows t and t+1 of out do not overlap
+        T* __restrict g = out + row;
+        const T* __restrict gn = out + row + N;
         for (int64_t k = n0; k < n1; ++k) {
-          if (!(is_set(te[k]) || is_set(tr[k]))) g[k] = r[k] + gamma * gn[k];
+          const bool cut = is_set(te[k]) || is_set(tr[k]);
+          const T follow = r[k] + gamma * gn[k];
+          g[k] = cut ? g[k] : follow;  // a select, so the loop vectorises
         }
       }
     }
+   }
   });
 }
 
