@@ -324,3 +324,140 @@ def test_sigterm_stops_a_pool_study_cleanly(tmp_path):
         d = out / key
         assert load_checkpoint(d).global_step == read_progress(d / "progress.csv")[-1]["global_step"]
     assert "rerun the same command" in stderr
+
+
+# ------------------------------------------- issue 10: one-line errors, edges ---
+
+
+def _one_line_error(capsys, rc):
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_unknown_env_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc = cli.main(["train", "ppo", "Acrobot-v9", "--total-timesteps", "64", "--no-progress"])
+    assert "Acrobot-v9" in _one_line_error(capsys, rc)
+    assert list(tmp_path.iterdir()) == []  # no runs/... left behind
+
+
+def test_bad_out_dirs_are_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    for out in ("/proc/x", str(tmp_path / "file" / "x")):
+        rc = cli.main(["train", "ppo", "CartPole-v1", "--total-timesteps", "64", "--device", "cpu",
+                       "--set", *TINY_PPO, "--out", out, "--no-progress"])
+        _one_line_error(capsys, rc)
+
+
+def test_device_cuda_without_cuda_fails_before_the_out_dir(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    rc = cli.main(["train", "ppo", "CartPole-v1", "--device", "cuda", "--out", str(tmp_path / "c")])
+    assert "CUDA is not available" in _one_line_error(capsys, rc)
+    assert not (tmp_path / "c").exists()
+
+
+def test_resume_into_unwritable_dir_is_one_line(tmp_path, capsys, monkeypatch):
+    assert _train(tmp_path, steps=64) == 0
+    capsys.readouterr()
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "run"))
+
+    monkeypatch.setattr("pgfast.rundir.tempfile.NamedTemporaryFile", denied)  # root ignores chmod
+    rc = cli.main(["train", "--resume", str(tmp_path / "run"), "--total-timesteps", "128", "--no-progress"])
+    assert "Permission denied" in _one_line_error(capsys, rc)
+
+
+def test_resume_with_algo_and_env(tmp_path, capsys):
+    assert _train(tmp_path, steps=64) == 0
+    ck = str(tmp_path / "run" / "ckpt.pt")
+    assert cli.main(["train", "ppo", "CartPole-v1", "--resume", ck, "--total-timesteps", "128",
+                     "--no-progress", "--eval-episodes", "0"]) == 0
+    assert load_checkpoint(ck).global_step == 128
+    capsys.readouterr()
+    rc = cli.main(["train", "vpg", "CartPole-v1", "--resume", ck, "--total-timesteps", "192", "--no-progress"])
+    err = _one_line_error(capsys, rc)
+    assert "vpg" in err and "ppo" in err
+    rc = cli.main(["train", "ppo", "Pendulum-v1", "--resume", ck, "--total-timesteps", "192", "--no-progress"])
+    err = _one_line_error(capsys, rc)
+    assert "Pendulum-v1" in err and "CartPole-v1" in err
+
+
+def test_budget_not_a_multiple_of_the_batch_is_announced(tmp_path, capsys):
+    assert _train(tmp_path, steps=100) == 0  # batch 64: one iteration, to step 64
+    err = capsys.readouterr().err
+    assert "not a multiple of the batch" in err and "to step 64" in err
+
+
+def test_ctrl_c_during_final_evaluation(tmp_path, capsys, monkeypatch):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("pgfast.trainer.Run.evaluate", interrupted)
+    rc = _train(tmp_path, steps=64)
+    err = capsys.readouterr().err
+    assert rc == 130 and "interrupted during the final evaluation" in err and "Traceback" not in err
+    assert load_checkpoint(tmp_path / "run").global_step == 64
+
+
+def _as_cuda_checkpoint(src, dst):
+    import torch
+
+    ck = torch.load(src, map_location="cpu", weights_only=False)
+    ck["device"], ck["generator_device"] = "cuda", "cuda"
+    torch.save(ck, dst)
+
+
+def test_cuda_checkpoint_on_a_cpu_machine(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _train(tmp_path, steps=64) == 0
+    cdir = tmp_path / "cudarun"
+    cdir.mkdir()
+    _as_cuda_checkpoint(tmp_path / "run" / "ckpt.pt", cdir / "ckpt.pt")
+    capsys.readouterr()
+    rc = cli.main(["eval", str(cdir), "--episodes", "1"])
+    assert "CUDA is not available" in _one_line_error(capsys, rc)
+    assert cli.main(["eval", str(cdir), "--episodes", "1", "--device", "cpu"]) == 0
+    assert cli.main(["train", "--resume", str(cdir), "--device", "cpu", "--total-timesteps", "128",
+                     "--no-progress", "--eval-episodes", "0"]) == 0
+    run = load_checkpoint(cdir)
+    assert run.global_step == 128 and str(run.device) == "cpu"
+
+
+def test_resume_after_a_kill_between_the_renames(tmp_path, capsys):
+    # what an interrupted rotating save of earlier versions left: ckpt.prev.pt and
+    # the complete temporary file of the newer checkpoint, no ckpt.pt
+    assert _train(tmp_path, steps=64) == 0
+    d = tmp_path / "run"
+    assert cli.main(["train", "--resume", str(d), "--total-timesteps", "128", "--no-progress",
+                     "--eval-episodes", "0"]) == 0
+    os.replace(d / "ckpt.pt", d / ".pgfast-abcd.tmp")
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(d / "ckpt.pt"), "--total-timesteps", "192", "--no-progress",
+                     "--eval-episodes", "0"]) == 0
+    assert "interrupted save" in capsys.readouterr().err
+    assert load_checkpoint(d).global_step == 192
+    assert not list(d.glob(".pgfast-*"))
+
+
+def test_tensorboard_events_not_duplicated_after_resume(tmp_path, capsys):
+    ea = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    assert _train(tmp_path, steps=192) == 0
+    d = tmp_path / "run"
+    # the interrupted run had logged past its last checkpoint: resume from an older one
+    os.replace(d / "ckpt.prev.pt", d / "ckpt.pt")
+    start = load_checkpoint(d).global_step
+    assert start < 192
+    assert cli.main(["train", "--resume", str(d), "--total-timesteps", "256", "--no-progress",
+                     "--eval-episodes", "0"]) == 0
+    acc = ea.EventAccumulator(str(d / "tb"))
+    acc.Reload()
+    steps = [e.step for e in acc.Scalars("charts/episodic_length")]
+    assert steps == sorted(set(steps)) == [64, 128, 192, 256], steps

@@ -5,6 +5,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -444,3 +445,129 @@ def test_box_actions_are_clipped_in_one_place():
     assert out.dtype == np.float32 and out.tolist() == [[2.0], [-0.5]]
     discrete = np.array([0, 1])
     assert clip_actions(discrete, gym.spaces.Discrete(2)) is discrete
+
+
+# ------------------------------------------- issue 10: crash-safe checkpoints, double Ctrl-C ---
+
+
+def _tiny_run(total=64):
+    return pgfast.train("ppo", "CartPole-v1", total, seed=3, device="cpu", num_envs=2, num_steps=16,
+                        hidden_sizes=(8,), update_epochs=1, num_minibatches=1)
+
+
+def test_rotating_save_killed_between_renames_keeps_a_complete_ckpt(tmp_path, monkeypatch):
+    run = _tiny_run()
+    checkpoint.save_rotating(run.state_dict(), tmp_path)
+    real = os.replace
+    calls = []
+
+    def dying(src, dst):
+        calls.append(dst)
+        if os.fspath(dst).endswith(checkpoint.CKPT_NAME):  # the rename that installs the new file
+            raise SystemExit("killed")
+        real(src, dst)
+
+    monkeypatch.setattr(checkpoint.os, "replace", dying)
+    run.learn(32)
+    with pytest.raises(SystemExit):
+        checkpoint.save_rotating(run.state_dict(), tmp_path)
+    monkeypatch.undo()
+    assert calls and (tmp_path / "ckpt.pt").is_file() and (tmp_path / "ckpt.prev.pt").is_file()
+    assert pgfast.load(tmp_path / "ckpt.pt").global_step == 64  # the old one, complete
+
+
+def test_sigint_during_a_save_is_held_back_until_it_is_complete(tmp_path, monkeypatch):
+    run = _tiny_run()
+    checkpoint.save_rotating(run.state_dict(), tmp_path)
+    run.learn(32)
+    real = os.replace
+
+    def replace_and_signal(src, dst):
+        os.kill(os.getpid(), signal.SIGINT)  # Python's default handler: KeyboardInterrupt
+        real(src, dst)
+
+    monkeypatch.setattr(checkpoint.os, "replace", replace_and_signal)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save_rotating(run.state_dict(), tmp_path)
+    monkeypatch.undo()
+    assert pgfast.load(tmp_path / "ckpt.pt").global_step == 96  # the new one, complete
+    assert pgfast.load(tmp_path / "ckpt.prev.pt").global_step == 64
+
+
+def test_checkpoint_permissions_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        _tiny_run().save(tmp_path / "x.pt")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.pt").stat().st_mode & 0o777 == 0o644
+
+
+def test_directory_named_ckpt_pt(tmp_path):
+    run = _tiny_run()
+    run.save(tmp_path / "ckpt.prev.pt")
+    (tmp_path / "ckpt.pt").mkdir()
+    logs = []
+    loaded = pgfast.trainer.load_checkpoint(tmp_path / "ckpt.pt", log=logs.append)
+    assert loaded.global_step == 64 and "is a directory" in logs[0]
+    assert pgfast.trainer.load_checkpoint(tmp_path, log=logs.append).global_step == 64
+    with pytest.raises(checkpoint.CheckpointError, match="is a directory"):
+        checkpoint.save_rotating(run.state_dict(), tmp_path)
+
+
+def _double_sigint_child(out_dir, delay, gap, q):
+    import threading
+
+    from pgfast.rundir import TrainSession
+    from pgfast.session import Interrupted
+
+    torch.set_num_threads(1)
+
+    def fire():
+        time.sleep(delay)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(gap)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    sess = TrainSession(out_dir, "ppo", "CartPole-v1", 2048, seed=5, device="cpu", tensorboard=False,
+                        checkpoint_interval=0, log=lambda m: None,
+                        config=dict(num_envs=4, num_steps=32, hidden_sizes=(16,), update_epochs=2))
+    threading.Thread(target=fire, daemon=True).start()
+    try:
+        sess.run_training()
+        msg = "finished"
+    except Interrupted as e:
+        msg = str(e)
+    except KeyboardInterrupt:  # landed before training started (the command reports it, exit 130)
+        msg = "interrupted while starting: nothing saved"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a late second signal must not lose the report
+    q.put(msg)
+
+
+def test_double_sigint_at_many_offsets_never_saves_an_inconsistent_state(tmp_path):
+    """Two SIGINTs ``gap`` apart at many offsets: the run either stops after a
+    consistent save or exits without saving (and says which); whatever is on disk
+    then continues exactly like an uninterrupted run."""
+
+    ref = pgfast.train("ppo", "CartPole-v1", 2048, seed=5, device="cpu", tuned=False, num_envs=4, num_steps=32,
+                       hidden_sizes=(16,), update_epochs=2)
+    ctx = multiprocessing.get_context("fork")
+    outcomes = []
+    for i, delay in enumerate([0.05, 0.15, 0.3, 0.45, 0.6, 0.8]):
+        d = tmp_path / f"r{i}"
+        q = ctx.Queue()
+        p = ctx.Process(target=_double_sigint_child, args=(d, delay, 0.05, q))
+        p.start()
+        p.join(120)
+        msg = q.get(timeout=5)
+        saved = "checkpoint saved" in msg
+        assert saved or "NOT saved" in msg or "nothing saved" in msg or msg == "finished", msg
+        outcomes.append((delay, "saved" if saved else ("finished" if msg == "finished" else "not saved")))
+        if (d / "ckpt.pt").exists():
+            run = pgfast.trainer.load_checkpoint(d)
+            n = len(run.history)
+            _same_history(ref.history[:n], run.history)
+            run.learn()
+            _same_history(ref.history, run.history)
+            assert _params_equal(ref, run)
+    print("double SIGINT outcomes (delay, outcome):", outcomes)
