@@ -165,6 +165,23 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
     pl = sub.add_parser("plot", help="redraw a study's plots and summary", description=(
         "Redraw OUT/ENV_ID.png and OUT/summary.csv from the logs of a study directory."))
     pl.add_argument("dir", metavar="DIR", help="study output directory")
+
+    tu = sub.add_parser("tune", help="search hyperparameters with Optuna", description=(
+        "Search ALGO's config fields on ENV_ID with Optuna (TPE sampler, median pruner on the learning curve). "
+        "Each trial trains for --budget steps per seed and scores the mean deterministic evaluation return. "
+        "The study is stored in SQLite, so rerunning the same command resumes it. Writes best.json, "
+        "best_preset.py (a snippet for pgfast/presets.py), trials.csv and search.png to --out. The search "
+        "ranges are pgfast.tune.SEARCH_SPACES."))
+    tu.add_argument("algo", metavar="ALGO", help="vpg, trpo or ppo")
+    tu.add_argument("env_id", metavar="ENV_ID", help="environment id")
+    tu.add_argument("--trials", type=_positive_int, default=20, help="trials in the whole study (default 20)")
+    tu.add_argument("--budget", type=_positive_int, default=50_000, help="env steps per trial and seed")
+    tu.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds trained per trial (default 0)")
+    tu.add_argument("--backend", default="local", choices=["local", "ray"], help="run trials here or as Ray tasks")
+    tu.add_argument("--address", default=None, help="Ray cluster address to join (default: a local Ray)")
+    tu.add_argument("--workers", type=_positive_int, default=2, help="parallel trials with --backend ray")
+    tu.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///OUT/tune.db)")
+    tu.add_argument("--out", default=None, help="output directory (default runs/tune-ALGO-ENV_ID)")
     return p
 
 
@@ -333,12 +350,23 @@ def _cmd_plot(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(a: argparse.Namespace) -> int:
+    from pgfast import tune
+
+    out = Path(a.out or f"runs/tune-{a.algo.lower()}-{a.env_id.replace('/', '_')}")
+    tune.tune(a.algo, a.env_id, trials=a.trials, budget=a.budget, out=out, seeds=a.seeds, backend=a.backend,
+              address=a.address, storage=a.storage, workers=a.workers,
+              log=lambda m: print(m, file=sys.stderr, flush=True))
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``pgfast`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_help_target(argv))
     a = parser.parse_args(argv)
-    handlers = {"train": _cmd_train, "eval": _cmd_eval, "experiment": _cmd_experiment, "plot": _cmd_plot}
+    handlers = {"train": _cmd_train, "eval": _cmd_eval, "experiment": _cmd_experiment, "plot": _cmd_plot,
+                "tune": _cmd_tune}
     try:
         with command_signals():
             return handlers[a.command](a)
