@@ -1,4 +1,5 @@
-"""End-to-end training speed: pgfast PPO against Stable-Baselines3 and a CleanRL-style loop.
+"""End-to-end training speed: pgfast PPO against Stable-Baselines3, a CleanRL-style loop and a
+fully jitted JAX PPO (bench/_jax_ppo.py).
 
 Run (full size, a few minutes)::
 
@@ -268,3 +269,103 @@ def test_ppo_cleanrl_defaults_steps_per_second(benchmark, request):
           f"CleanRL-style {peer_sps:.0f} steps/s: {ours_sps / peer_sps:.2f}x")
     if STRICT and not _disabled(request):
         assert ours_sps / peer_sps >= TARGET_SPEEDUP, "missed the 5x target vs CleanRL-style"
+
+
+# --------------------------------------------------------------------------- fully jitted JAX peer
+
+JAX_SIZES = [(4, 128), (64, 128)]
+# Env steps per comparison at full size (the issue's wall-clock goal is for 500k steps);
+# PGFAST_BENCH_JAX_STEPS overrides it (shorter runs on a busy machine).
+JAX_STEPS = int(os.environ.get("PGFAST_BENCH_JAX_STEPS", "500000"))
+
+
+def _load_jax_peer():
+    """bench/_jax_ppo.py as a module (bench/ is not a package)."""
+    import importlib.util
+    import pathlib
+    import sys
+
+    name = "pgfast_bench_jax_ppo"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, pathlib.Path(__file__).with_name("_jax_ppo.py"))
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
+def _one_core():
+    """Pin the process to one core (returns the previous affinity, or None where unsupported)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    old = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(old)})
+    return old
+
+
+@pytest.mark.parametrize("num_envs,num_steps", JAX_SIZES, ids=[f"{n}x{t}" for n, t in JAX_SIZES])
+def test_ppo_cartpole_vs_jax_ppo(benchmark, request, num_envs, num_steps):
+    """PPO, CleanRL's defaults (4 minibatches, 4 epochs, 64x64 tanh) on CartPole-v1, one core:
+    pgfast (torch rollout, and the native rollout) against a fully jitted JAX PPO
+    (bench/_jax_ppo.py, PureJaxRL's design on gymnax's CartPole-v1), same process, one after
+    the other. Steady state: pgfast's whole ``learn()`` vs the peer's compiled run; wall-clock:
+    pgfast's whole ``pgfast.train`` call vs the peer's compile + run."""
+    pytest.importorskip("jax", reason="jax not installed: no JAX PPO peer (pip install jax jaxlib gymnax)")
+    pytest.importorskip("gymnax", reason="gymnax not installed: no JAX PPO peer (pip install gymnax)")
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+    _jax_ppo = _load_jax_peer()
+
+    if _disabled(request) and num_envs != JAX_SIZES[0][0]:
+        pytest.skip("--benchmark-disable: one size checks that the comparison runs (the JAX "
+                    "compile alone takes a minute on one busy core)")
+    batch = num_envs * num_steps
+    steps = 2 * batch if _disabled(request) else max(batch, JAX_STEPS // batch * batch)
+    kw = dict(total_timesteps=steps, seed=0, device="cpu", tuned=False, num_envs=num_envs,
+              num_steps=num_steps, num_minibatches=4, update_epochs=4)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    old_aff = _one_core()
+    out = {}
+    try:
+        peer = _jax_ppo.run(num_envs, num_steps, steps, seed=0)
+
+        def timed(native):
+            t0 = time.perf_counter()
+            run = pgfast.train("ppo", "CartPole-v1", native_rollout=native, **kw)
+            # whole call; learn() alone (history "time": since the first iteration began)
+            return run, time.perf_counter() - t0, run.history[-1]["time"]
+
+        def ours():
+            out["torch"] = timed(False)
+
+        benchmark.pedantic(ours, rounds=1, iterations=1)
+        out["native"] = timed(True)
+    finally:
+        torch.set_num_threads(old_threads)
+        if old_aff is not None:
+            os.sched_setaffinity(0, old_aff)
+    info = {"timesteps": steps, "jax_ppo_sps": peer["sps"], "jax_ppo_compile_s": peer["compile_s"],
+            "jax_ppo_total_s": peer["total_s"], "jax_ppo_last_return": peer["last_return"]}
+    for name, (run, wall, learn) in out.items():
+        sps = steps / learn
+        info[f"pgfast_{name}_sps"] = sps
+        info[f"pgfast_{name}_wall_s"] = wall
+        info[f"pgfast_{name}_last_return"] = run.history[-1]["episodic_return"]
+    info["speedup_vs_jax_ppo"] = info["pgfast_torch_sps"] / peer["sps"]
+    info["speedup_native_rollout_vs_jax_ppo"] = info["pgfast_native_sps"] / peer["sps"]
+    info["speedup_wall_vs_jax_ppo"] = peer["total_s"] / info["pgfast_torch_wall_s"]
+    info["speedup_wall_native_rollout_vs_jax_ppo"] = peer["total_s"] / info["pgfast_native_wall_s"]
+    info["target_vs_jax_ppo"] = 1.0
+    info["target_speedup_wall_vs_jax_ppo"] = 2.0
+    benchmark.extra_info.update(info)
+    print(f"\nPPO CartPole {num_envs}x{num_steps}, {steps} steps, one core: JAX peer "
+          f"{peer['sps']:.0f} steps/s (+{peer['compile_s']:.1f} s compile, {peer['total_s']:.1f} s "
+          f"in all); pgfast {info['pgfast_torch_sps']:.0f} steps/s ({info['pgfast_torch_wall_s']:.1f} s), "
+          f"native rollout {info['pgfast_native_sps']:.0f} steps/s ({info['pgfast_native_wall_s']:.1f} s): "
+          f"{info['speedup_vs_jax_ppo']:.2f}x / {info['speedup_native_rollout_vs_jax_ppo']:.2f}x steady, "
+          f"{info['speedup_wall_vs_jax_ppo']:.2f}x / {info['speedup_wall_native_rollout_vs_jax_ppo']:.2f}x "
+          "wall-clock")
+    if STRICT and not _disabled(request):
+        assert info["speedup_vs_jax_ppo"] >= 1.0, "slower than the JAX peer at steady state"
