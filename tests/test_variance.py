@@ -42,7 +42,7 @@ def test_estimator_weights():
     np.testing.assert_array_equal(w["total-return"][:, 0].numpy(), [3, 3, 3, 3, 3, 3])
     np.testing.assert_array_equal(w["total-return"][:, 1].numpy(), [6] * 6)
     np.testing.assert_array_equal(w["reward-to-go"][:, 0].numpy(), [3, 2, 1, 3, 2, 1])
-    np.testing.assert_array_equal(w["reward-to-go-baseline"][:, 0].numpy(), [2.5, 1.5, 0.5, 2.5, 1.5, 0.5])
+    np.testing.assert_array_equal(w["reward-to-go-baseline"][:, 0].numpy(), [2.5, 1.5, 0.5, 3.0, 2.0, 1.0])
     # gae-0 is the TD error, nstep-1 the same; gae-1 bootstraps at the rollout end
     np.testing.assert_array_equal(w["gae-0"][:, 1].numpy(), [1.0] * 6)
     np.testing.assert_array_equal(w["nstep-1"].numpy(), w["gae-0"].numpy())

@@ -17,7 +17,10 @@ of the env's PPO preset), for every estimator of :data:`ESTIMATORS`:
 * ``reward-to-go``: the Monte-Carlo reward-to-go G_t (not bootstrapped: an
   episode cut by the end of the rollout counts only the rewards seen);
 * ``reward-to-go-baseline``: G_t - V(s_t) with V refitted to this policy's
-  returns on separate rollouts first;
+  returns on separate rollouts first; as in VPG with a baseline (and Spinning
+  Up's ``finish_path(V(s_T))``), an episode still running at the end of the
+  rollout, or cut by a time limit, is completed by V there (so this estimator
+  equals ``gae-1``, a consistency check);
 * ``gae-<lambda>``: GAE(lambda) with the refitted V, lambda in 0, 0.5, 0.9, 0.95, 1;
 * ``nstep-<n>``: G^(n)_t - V(s_t) (:func:`pgfast.nstep_returns`), n in 1, 5, 20.
 
@@ -26,11 +29,15 @@ Per estimator it reports
 
 * ``variance``: the trace of the covariance of g across repeats divided by the
   squared norm of their mean (the noise-to-signal ratio of one batch);
-* ``cosine``: the cosine similarity of the mean of g to a reference gradient, the
-  ``reward-to-go`` estimator on a batch ``ref_batches`` times larger (an
-  unbiased estimate of the same expectation: estimators that bootstrap from an
-  imperfect V show their bias as a lower cosine; unbiased ones approach 1 as
-  ``repeats`` grows).
+* ``cosine``: the cosine similarity of the mean of g to a reference gradient:
+  ``ref_batches`` rollouts of the training size from the same start states,
+  each run on for H more steps (``gamma**H < 1e-3``, :func:`reference_horizon`)
+  so that its Monte-Carlo rewards-to-go see the discounted future that a
+  training rollout cuts off; the gradient is taken over the first
+  ``num_steps`` steps only. It estimates the true discounted policy gradient
+  at the training rollouts' states, so a low cosine shows bias: from the
+  truncation at the end of a short rollout (``total-return``,
+  ``reward-to-go``) or from an imperfect V (the bootstrapping estimators).
 
 The result is ``DIR/variance.csv`` (:data:`CSV_FIELDS`) and, with matplotlib,
 ``DIR/variance-ENV.png``.
@@ -55,7 +62,7 @@ from pgfast.envs import make_vec
 from pgfast.returns import gae, nstep_returns, reward_to_go
 
 __all__ = ["ESTIMATORS", "CSV_FIELDS", "Settings", "QUICK", "FULL", "gradient_stats", "estimator_weights",
-           "run_variance", "write_csv", "plot_variance"]
+           "run_variance", "write_csv", "plot_variance", "reference_horizon"]
 
 GAE_LAMBDAS: Tuple[float, ...] = (0.0, 0.5, 0.9, 0.95, 1.0)
 NSTEPS: Tuple[int, ...] = (1, 5, 20)
@@ -130,7 +137,8 @@ def estimator_weights(buf: RolloutBuffer, gamma: float) -> torch.Tensor:
     r, te, tr = buf.rewards, buf.terminated, buf.truncated
     v, nv = buf.values, buf.next_values
     g_mc = reward_to_go(r, te, tr, gamma)
-    out = [_past_rewards(r, te, tr) + g_mc, g_mc, g_mc - v]
+    g_boot = reward_to_go(r, te, tr, gamma, nv)
+    out = [_past_rewards(r, te, tr) + g_mc, g_mc, g_boot - v]
     out += [gae(r, v, nv, te, tr, gamma, lam)[0] for lam in GAE_LAMBDAS]
     out += [nstep_returns(r, nv, te, tr, gamma, n) - v for n in NSTEPS]
     return torch.stack(out)
@@ -185,6 +193,15 @@ def _refit_value(policy: Any, env_id: str, cfg: Any, s: Settings, seed: int) -> 
                 opt.step()
 
 
+def reference_horizon(gamma: float, tol: float = 1e-3, cap: int = 2000) -> int:
+    """Extra steps H after a rollout with ``gamma**H < tol`` (at most ``cap``)."""
+    if gamma <= 0.0:
+        return 0
+    if gamma >= 1.0:
+        return cap
+    return min(cap, int(math.ceil(math.log(tol) / math.log(gamma))))
+
+
 def measure(policy: Any, env_id: str, cfg: Any, s: Settings, seed: int, log: Log) -> Dict[str, Tuple[float, float]]:
     """``estimator -> (variance, cosine)`` at one fixed policy (its critic is refitted
     first, on a copy)."""
@@ -192,16 +209,18 @@ def measure(policy: Any, env_id: str, cfg: Any, s: Settings, seed: int, log: Log
     t0 = time.perf_counter()
     _refit_value(pol, env_id, cfg, s, seed + 1)
     ne, T = cfg.num_envs, cfg.num_steps
-    # the reference: reward-to-go on ref_batches rollouts of the training size
+    # the reference: rollouts of the training size, each followed by H more steps so that
+    # their rewards-to-go see (almost) the whole discounted future (gamma^H < 1e-3)
+    H = reference_horizon(cfg.gamma)
     ref = torch.zeros(())
     done = 0
     chunk = 50
     while done < s.ref_batches:
         k = min(chunk, s.ref_batches - done)
-        buf = _collect(pol, env_id, ne * k, T, seed + 10_000_000 + done * ne)
-        w = reward_to_go(buf.rewards, buf.terminated, buf.truncated, cfg.gamma).reshape(1, -1)
-        ref = ref + _grads(pol, buf.obs[:-1].reshape(-1, *buf.obs_shape),
-                           buf.actions.reshape(T * ne * k, *buf.actions.shape[2:]), w)[0] * k
+        buf = _collect(pol, env_id, ne * k, T + H, seed + 10_000_000 + done * ne)
+        w = reward_to_go(buf.rewards, buf.terminated, buf.truncated, cfg.gamma)[:T].reshape(1, -1)
+        ref = ref + _grads(pol, buf.obs[:T].reshape(-1, *buf.obs_shape),
+                           buf.actions[:T].reshape(T * ne * k, *buf.actions.shape[2:]), w)[0] * k
         done += k
     ref = ref / s.ref_batches
     # the repeats: independent rollouts of the training size, all collected in one vector env
