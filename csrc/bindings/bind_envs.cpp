@@ -120,13 +120,20 @@ void bind_envs(py::module_& m) {
       .def("step_into", &E::step_into, py::arg("actions"), py::arg("obs_out"),
            py::arg("rew_out"), py::arg("term_out"), py::arg("trunc_out"),
            "Step all envs, writing into the given arrays.")
-      .def("reset", &E::reset, py::arg("seeds"), py::arg("mask"), py::arg("a"), py::arg("b"),
-           "Reset (masked) envs with reset bounds (a, b); writes every env's obs.")
+      .def("reset", &E::reset, py::arg("mask"), py::arg("a"), py::arg("b"),
+           "Reset (masked) envs with reset bounds (a, b), for this reset only; writes every "
+           "env's obs.")
+      .def("seed", &E::seed, py::arg("entropy"), py::arg("nwords") = py::none(),
+           py::arg("mask") = py::none(),
+           "Reseed (masked) envs' streams as numpy's PCG64(SeedSequence(x_i)), x_i given by "
+           "its little-endian uint32 words entropy[i, :nwords[i]].")
+      .def("any_pending", &E::any_pending,
+           "True if some env ended and awaits a reset (next_step/disabled modes).")
       .def("get_state", &E::get_state, "Physics state, float64 [N, state_dim].")
       .def("set_state", &E::set_state, py::arg("states"),
            "Set the physics state from float64 [N, state_dim]; cancels pending autoresets.")
       .def("dump", &E::dump,
-           "Full snapshot (state and caches, step counters, pending resets, RNG, bounds).")
+           "Full snapshot (state and caches, step counters, pending resets, RNG streams).")
       .def("load", &E::load, py::arg("snapshot"), "Restore a dump() snapshot.")
       .def_property_readonly("env_id", &E::env_id)
       .def_property_readonly("state_dim", &E::state_dim)

@@ -86,24 +86,45 @@ class VecEnvCore {
     run_step(actions, o);
   }
 
-  // Reset (masked) envs with reset bounds (a, b); writes every env's obs.
-  void reset(py::object seeds, py::object mask, double a, double b) {
+  // Reset (masked) envs with reset bounds (a, b) for this reset only; writes
+  // every env's obs. The range of each drawn component must be finite (as
+  // numpy's Generator.uniform requires).
+  void reset(py::object mask, double a, double b) {
     Exclusive busy(busy_);
     if (!std::isfinite(a) || !std::isfinite(b)) value_error("reset bounds must be finite");
-    const uint64_t* seeds_p = nullptr;
-    const uint8_t* mask_p = nullptr;
-    if (!seeds.is_none()) {  // seeds and mask stay alive: the caller holds them
-      const py::array arr = checked_in(seeds, "seeds", {py::ssize_t(n_)});
-      require_dtype<uint64_t>(arr, "seeds", "uint64");
-      seeds_p = cptr<uint64_t>(arr);
-    }
-    if (!mask.is_none()) {
-      const py::array arr = checked_in(mask, "reset_mask", {py::ssize_t(n_)});
-      require_dtype<bool>(arr, "reset_mask", "bool");
-      mask_p = cptr<uint8_t>(arr);
-    }
-    core_reset(seeds_p, mask_p, a, b);
+    const uint8_t* mask_p = optional_mask(mask);
+    core_reset(mask_p, a, b);
     ready_ = true;
+  }
+
+  // Reseed the random streams of (masked) envs: env i as numpy's
+  // PCG64(SeedSequence(x_i)) where x_i's little-endian uint32 words are
+  // entropy[i, :nwords[i]] (entropy uint32 [N, W], W >= 1; nwords int64 [N]
+  // in [1, W], or None for W words each).
+  void seed(py::object entropy, py::object nwords, py::object mask) {
+    Exclusive busy(busy_);
+    if (!py::isinstance<py::array>(entropy)) type_error("entropy must be a numpy array");
+    const py::array e = py::reinterpret_borrow<py::array>(entropy);
+    if (e.ndim() != 2 || e.shape(0) != py::ssize_t(n_) || e.shape(1) < 1) {
+      value_error("entropy must have shape (" + std::to_string(n_) + ", W) with W >= 1");
+    }
+    const py::ssize_t width = e.shape(1);
+    const py::array arr = checked_in(entropy, "entropy", {py::ssize_t(n_), width});
+    require_dtype<uint32_t>(arr, "entropy", "uint32");
+    const int64_t* nw = nullptr;
+    py::array nw_arr;
+    if (!nwords.is_none()) {
+      nw_arr = checked_in(nwords, "nwords", {py::ssize_t(n_)});
+      require_dtype<int64_t>(nw_arr, "nwords", "int64");
+      nw = cptr<int64_t>(nw_arr);
+      for (int64_t i = 0; i < n_; ++i) {
+        if (nw[i] < 1 || nw[i] > int64_t(width)) value_error("nwords must be in [1, W]");
+      }
+    }
+    const uint8_t* mask_p = optional_mask(mask);
+    const uint32_t* ent = cptr<uint32_t>(arr);
+    py::gil_scoped_release nogil;
+    core_seed(ent, int64_t(width), nw, mask_p);
   }
 
   const char* env_id() const { return env_id_; }
@@ -124,6 +145,8 @@ class VecEnvCore {
   virtual int threads_used() const = 0;
   virtual int64_t items_by_workers() const = 0;
   virtual int64_t max_episode_steps() const = 0;
+  // True if some env ended and awaits a reset (next_step/disabled modes).
+  virtual bool any_pending() const = 0;
 
  protected:
   VecEnvCore(const char* env_id, int64_t num_envs, int state_dim, int obs_dim)
@@ -139,8 +162,18 @@ class VecEnvCore {
 
   // Checks actions, then steps every env into `out` (GIL released).
   virtual void run_step(py::handle actions, StepOut& out) = 0;
-  // Resets with checked seeds/mask (either may be null), writing own_.obs.
-  virtual void core_reset(const uint64_t* seeds, const uint8_t* mask, double a, double b) = 0;
+  // Resets with a checked mask (may be null), writing own_.obs.
+  virtual void core_reset(const uint8_t* mask, double a, double b) = 0;
+  virtual void core_seed(const uint32_t* entropy, int64_t width, const int64_t* nwords,
+                         const uint8_t* mask) = 0;
+
+  // A reset mask: None, or bool [N] (kept alive by the caller).
+  const uint8_t* optional_mask(const py::object& mask) const {
+    if (mask.is_none()) return nullptr;
+    const py::array arr = checked_in(mask, "reset_mask", {py::ssize_t(n_)});
+    require_dtype<bool>(arr, "reset_mask", "bool");
+    return cptr<uint8_t>(arr);
+  }
 
   template <class T>
   static py::array zeros(std::vector<py::ssize_t> shape) {
@@ -244,7 +277,8 @@ class PyVecEnv final : public VecEnvCore {
   }
 
   // Full snapshot for pickling: physics state with caches, step counters,
-  // pending autoresets, random streams, reset bounds, readiness.
+  // pending autoresets, random streams (PCG64 state/increment, "rng_kind"
+  // "pcg64"), readiness.
   py::dict dump() const override {
     Exclusive busy(busy_);
     const py::ssize_t n = py::ssize_t(n_);
@@ -252,15 +286,14 @@ class PyVecEnv final : public VecEnvCore {
     py::array_t<int64_t> steps(n);
     py::array_t<uint8_t> pending(n);
     py::array_t<uint64_t> rng({n, py::ssize_t(4)});
-    py::array_t<double> bounds(2);
     core_->save(rows.mutable_data(), steps.mutable_data(), pending.mutable_data(),
-                rng.mutable_data(), bounds.mutable_data());
+                rng.mutable_data());
     py::dict d;
     d["rows"] = rows;
     d["steps"] = steps;
     d["pending"] = pending;
     d["rng"] = rng;
-    d["bounds"] = bounds;
+    d["rng_kind"] = "pcg64";
     d["ready"] = ready_;
     return d;
   }
@@ -268,28 +301,32 @@ class PyVecEnv final : public VecEnvCore {
   void load(const py::dict& d) override {
     Exclusive busy(busy_);
     const py::ssize_t n = py::ssize_t(n_);
-    for (const char* key : {"rows", "steps", "pending", "rng", "bounds", "ready"}) {
+    for (const char* key : {"rows", "steps", "pending", "rng", "ready"}) {
       if (!d.contains(key)) value_error(std::string("snapshot lacks '") + key + "'");
+    }
+    if (!d.contains("rng_kind") || !py::isinstance<py::str>(d["rng_kind"]) ||
+        py::cast<std::string>(d["rng_kind"]) != "pcg64") {
+      value_error("snapshot holds random streams of an older pgfast (not numpy's PCG64); "
+                  "it cannot continue exactly");
     }
     py::array rows = checked_in(d["rows"], "rows", {py::ssize_t(Core::kRows), n});
     py::array steps = checked_in(d["steps"], "steps", {n});
     py::array pending = checked_in(d["pending"], "pending", {n});
     py::array rng = checked_in(d["rng"], "rng", {n, py::ssize_t(4)});
-    py::array bounds = checked_in(d["bounds"], "bounds", {2});
     require_dtype<double>(rows, "snapshot rows", "float64");
     require_dtype<int64_t>(steps, "snapshot steps", "int64");
     require_dtype<uint8_t>(pending, "snapshot pending", "uint8");
     require_dtype<uint64_t>(rng, "snapshot rng", "uint64");
-    require_dtype<double>(bounds, "snapshot bounds", "float64");
     const bool ready = py::cast<bool>(d["ready"]);
     core_->restore(cptr<double>(rows), cptr<int64_t>(steps), cptr<uint8_t>(pending),
-                   cptr<uint64_t>(rng), cptr<double>(bounds));
+                   cptr<uint64_t>(rng));
     ready_ = ready;
   }
 
   int threads_used() const override { return core_->threads_used(); }
   int64_t items_by_workers() const override { return core_->items_by_workers(); }
   int64_t max_episode_steps() const override { return core_->max_episode_steps(); }
+  bool any_pending() const override { return core_->any_pending(); }
 
  private:
   std::vector<py::ssize_t> action_shape() const {
@@ -305,15 +342,20 @@ class PyVecEnv final : public VecEnvCore {
     return num_envs;
   }
 
-  void core_reset(const uint64_t* seeds, const uint8_t* mask, double a, double b) override {
+  void core_reset(const uint8_t* mask, double a, double b) override {
     const typename Env::Bounds bounds{a, b};
     py::array& obs = own_.obs;
     dispatch<float, double>(own_.obs_dtype, [&](auto o) {
       using O = typename decltype(o)::type;
       O* out = mptr<O>(obs);
       py::gil_scoped_release nogil;
-      core_->reset(seeds, mask, bounds, out);
+      core_->reset(mask, bounds, out);
     });
+  }
+
+  void core_seed(const uint32_t* entropy, int64_t width, const int64_t* nwords,
+                 const uint8_t* mask) override {
+    core_->seed(entropy, width, nwords, mask);
   }
 
   // Actions: [N] int64/int32 in [0, kNumActions) (discrete) or [N, kActDim]

@@ -4,15 +4,22 @@
 // envs/env.hpp. Layout: the physics state is structure-of-arrays,
 // state_[j * N + i] holds component j of env i (j < kStateDim + kCacheDim).
 // Per env there is a step counter for the time limit, a pending-autoreset
-// flag and an own random stream derived from (seed, env index), so results
-// never depend on how envs are split across threads: step() with 1 or k
-// threads is bit-identical.
+// flag and an own random stream (numpy's PCG64 seeded through SeedSequence,
+// envs/rng.hpp: env i of a vector env seeded with s draws what gymnasium's
+// env i does), so results never depend on how envs are split across threads:
+// step() with 1 or k threads is bit-identical.
 //
 // Autoreset modes (as gymnasium.vector.AutoresetMode):
 //   NEXT_STEP: an env that ended at step t is reset at step t+1 (its action
 //              is ignored, reward 0, terminated = truncated = false).
 //   SAME_STEP: an env that ends at step t is reset within step t; its last
 //              observation goes to final_obs[i] and final_mask[i] is set.
+//   DISABLED:  stepped as NEXT_STEP, but the caller resets ended envs (a
+//              masked reset) before the next step; any_pending() tells the
+//              binding to refuse a step that would need an autoreset.
+// An autoreset draws from the env's own stream with the default reset
+// distribution (reset options apply to the reset they are given to only,
+// as in gymnasium's SyncVectorEnv, whose autoresets call env.reset()).
 //
 // This header sees no Python: arrays are raw pointers whose sizes the caller
 // (csrc/bindings/env_core.hpp) has checked.
@@ -71,7 +78,13 @@ class VecEnv {
         rng_(size_t(num_envs)) {
     const int64_t by_size = std::max<int64_t>(1, n_ / kMinEnvsPerThread);
     threads_ = int(std::max<int64_t>(1, std::min<int64_t>(num_threads, by_size)));
-    if (threads_ > 1) pool_.reset(new WorkerPool(threads_ - 1));
+    if (threads_ > 1) {
+      // At most max_pool_threads(), and fewer where the OS refuses a thread
+      // (csrc/parallel.hpp): results are the same for any count.
+      pool_.reset(new WorkerPool(threads_ - 1));
+      threads_ = pool_->size();
+      if (threads_ == 1) pool_.reset();
+    }
     for (int64_t i = 0; i < n_; ++i) {
       double s[kRows] = {};
       Env::refresh(s);
@@ -103,18 +116,34 @@ class VecEnv {
     return -1;
   }
 
-  // Reset envs (all, or those with mask[i] != 0). seeds (may be null): env i
-  // reseeds its stream from (seeds[i], i) before sampling. Writes the current
-  // observation of every env to obs [N, kObsDim]. The bounds become the reset
-  // distribution of later autoresets too.
-  template <class O>
-  void reset(const uint64_t* seeds, const uint8_t* mask, const Bounds& bounds, O* obs) {
-    bounds_ = bounds;
+  // Reseed the streams of envs (all, or those with mask[i] != 0): env i from
+  // the seed integer whose little-endian uint32 words are
+  // entropy[i * width .. i * width + nwords[i]) (nwords null: width words).
+  void seed(const uint32_t* entropy, int64_t width, const int64_t* nwords, const uint8_t* mask) {
     for (int64_t i = 0; i < n_; ++i) {
       if (mask == nullptr || mask[i]) {
-        if (seeds != nullptr) rng_[size_t(i)].seed(seeds[i], uint64_t(i));
+        rng_[size_t(i)].seed(entropy + i * width, nwords == nullptr ? width : nwords[i]);
+      }
+    }
+  }
+
+  // True if some env ended and awaits a reset (NEXT_STEP/DISABLED modes).
+  bool any_pending() const {
+    for (const uint8_t p : pending_) {
+      if (p) return true;
+    }
+    return false;
+  }
+
+  // Reset envs (all, or those with mask[i] != 0), drawing from each env's
+  // stream with the reset distribution `bounds` (this reset only). Writes
+  // the current observation of every env to obs [N, kObsDim].
+  template <class O>
+  void reset(const uint8_t* mask, const Bounds& bounds, O* obs) {
+    for (int64_t i = 0; i < n_; ++i) {
+      if (mask == nullptr || mask[i]) {
         double s[kRows];
-        Env::reset(s, rng_[size_t(i)], bounds_);
+        Env::reset(s, rng_[size_t(i)], bounds);
         Env::refresh(s);
         store(i, s);
         steps_[size_t(i)] = 0;
@@ -148,23 +177,20 @@ class VecEnv {
   }
 
   // Everything a step depends on, for checkpoints: rows [kRows, N] (state
-  // and cache, structure of arrays), steps [N], pending [N], rng [N, 4],
-  // bounds [2] (the reset distribution of autoresets).
-  void save(double* rows, int64_t* steps, uint8_t* pending, uint64_t* rng,
-            double* bounds) const {
+  // and cache, structure of arrays), steps [N], pending [N], rng [N, 4]
+  // (PCG64 state and increment, high word first: Rng::get).
+  void save(double* rows, int64_t* steps, uint8_t* pending, uint64_t* rng) const {
     std::copy(state_.begin(), state_.end(), rows);
     std::copy(steps_.begin(), steps_.end(), steps);
     std::copy(pending_.begin(), pending_.end(), pending);
     for (int64_t i = 0; i < n_; ++i) rng_[size_t(i)].get(rng + 4 * i);
-    std::memcpy(bounds, &bounds_, sizeof(Bounds));
   }
   void restore(const double* rows, const int64_t* steps, const uint8_t* pending,
-               const uint64_t* rng, const double* bounds) {
+               const uint64_t* rng) {
     std::copy(rows, rows + state_.size(), state_.begin());
     std::copy(steps, steps + n_, steps_.begin());
     for (int64_t i = 0; i < n_; ++i) pending_[size_t(i)] = pending[i] ? 1 : 0;
     for (int64_t i = 0; i < n_; ++i) rng_[size_t(i)].set(rng + 4 * i);
-    bounds_ = Bounds{bounds[0], bounds[1]};
   }
 
   // State as [N, kStateDim] (row per env).
@@ -259,7 +285,7 @@ class VecEnv {
           load(i, s);
           write_obs(s, final_obs + i * kObsDim);
         }
-        Env::reset(s, rng_[size_t(i)], bounds_);
+        Env::reset(s, rng_[size_t(i)], Bounds{});
         Env::refresh(s);
         store(i, s);
       }
@@ -274,7 +300,6 @@ class VecEnv {
 
   int64_t n_;
   Params params_;
-  Bounds bounds_{};
   int64_t max_steps_;
   bool same_step_;
   std::vector<double> state_;

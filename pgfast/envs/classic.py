@@ -11,14 +11,25 @@ floating-point precision, rewards, termination, time limit (truncation after
 ``max_episode_steps``, gymnasium's TimeLimit count), reset distribution and
 reset options, spaces and dtypes. Observations are float32, rewards float64.
 
-Randomness: resets draw from a per-env random stream (xoshiro256++) seeded from
-(seed, env index), not from numpy's generator. Trajectories are therefore
-deterministic per (seed, index) and independent of ``num_threads``, but their
-start states differ numerically from gymnasium's own seeding with the same seed.
-(Parity with gymnasium is established by copying states, see ``set_state``.)
+Randomness: env i draws its resets from numpy's ``PCG64(SeedSequence(seed_i))``
+(ported to C++, csrc/envs/rng.hpp) with seed_i = s + i after ``reset(seed=s)``,
+exactly what ``gymnasium.make_vec(id, n, vectorization_mode="sync")`` gives its
+env i: seeded trajectories (observations, rewards, flags, infos, autoresets)
+equal gymnasium's bit for bit, ``np_random_seed`` and ``np_random`` too, for any
+``num_threads``.
 
-Reset options persist for later autoresets until the next ``reset`` (as in
-gymnasium's ``CartPoleVectorEnv``).
+Reset options apply to the reset they are passed to only; autoresets use the
+default distribution (as gymnasium's single envs inside its vector envs).
+Bounds whose range is not finite raise :class:`ResetBoundsError` (a ValueError
+and OverflowError, what numpy's ``uniform`` raises in gymnasium).
+
+Rendering: ``render_mode="rgb_array"`` returns a tuple of N frames (uint8
+[H, W, 3]) drawn by gymnasium's own env of the same id, kept only for drawing,
+into which env i's state is copied; "human" shows env 0 in a window after every
+step and reset (as a gymnasium env in human mode) and ``render()`` returns N
+Nones; with no render mode ``render()`` warns and returns N Nones (gymnasium's
+SyncVectorEnv). Pendulum frames lack the torque arrow (the last action is not
+kept).
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ from gymnasium.envs.classic_control import utils as _cc_utils
 from gymnasium.envs.registration import load_env_creator
 
 from pgfast import _C
-from pgfast.envs.native import NativeVectorEnv
+from pgfast.envs.native import NativeVectorEnv, ResetBoundsError, SeedRows
 
 __all__ = ["ClassicControlVectorEnv", "CLASSIC_ENVS"]
 
@@ -42,11 +53,15 @@ class ClassicControlVectorEnv(NativeVectorEnv):
     Args:
         num_envs: N.
         seed: if given, ``reset(seed=seed)`` is called once (env i seeded from (seed, i)).
-        autoreset_mode: ``"next_step"`` or ``"same_step"``.
+        autoreset_mode: ``"next_step"``, ``"same_step"``, ``"disabled"`` or a
+            :class:`gymnasium.vector.AutoresetMode`.
         num_threads: threads stepping chunks of 1024 envs (at most one per
             2048 envs, so only N >= 4096 uses a second thread; results are
             bit-identical to one thread).
         max_episode_steps: time limit (default: gymnasium's registered value).
+        render_mode: None, ``"rgb_array"`` or ``"human"`` (see the module docstring).
+        copy: ``step``/``reset`` return fresh arrays (default, as gymnasium) or,
+            with False, this env's own buffers overwritten by the next call.
         **kwargs: the gymnasium env's constructor arguments (e.g. ``g`` for
             Pendulum, ``sutton_barto_reward`` for CartPole).
 
@@ -56,13 +71,17 @@ class ClassicControlVectorEnv(NativeVectorEnv):
     env_id: str = ""
     _info: Dict[str, Any] = {}  # the registry's entry: pgfast._C.classic_envs()[env_id]
     _BUFFERS = ("_obs", "_rew", "_term", "_trunc", "_final_obs", "_final_mask")
+    metadata: Dict[str, Any] = {"render_modes": ["human", "rgb_array"],
+                                "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
 
     def __init__(self, num_envs: int = 1, seed: Optional[int] = None,
-                 autoreset_mode: str = "next_step", num_threads: int = 1,
+                 autoreset_mode: Any = "next_step", num_threads: int = 1,
                  max_episode_steps: Optional[int] = None, render_mode: Optional[str] = None,
-                 **kwargs: Any) -> None:
-        if render_mode is not None:
-            raise ValueError(f"native {self.env_id} does not render; got render_mode={render_mode!r}")
+                 copy: bool = True, **kwargs: Any) -> None:
+        if render_mode not in (None, "rgb_array", "human"):
+            raise ValueError(f"render_mode must be None, 'rgb_array' or 'human', got {render_mode!r}")
+        self.render_mode = render_mode
+        self._renderer: Any = None
         if not isinstance(num_threads, (int, np.integer)) or isinstance(num_threads, bool) \
                 or num_threads < 1:
             raise ValueError(f"num_threads must be a positive int, got {num_threads!r}")
@@ -72,16 +91,21 @@ class ClassicControlVectorEnv(NativeVectorEnv):
             raise ValueError(f"max_episode_steps must be a positive int, got {max_episode_steps!r}")
         self._ctor = dict(num_envs=num_envs, autoreset_mode=autoreset_mode,
                           num_threads=int(num_threads), max_episode_steps=int(max_episode_steps),
-                          **kwargs)
+                          render_mode=render_mode, copy=copy, **kwargs)
         # The gymnasium env validates kwargs and gives the exact spaces.
         entry_point = gym.spec(self.env_id).entry_point
         creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
         assert creator is not None, f"{self.env_id} has no gymnasium entry point"
         ref = creator(**kwargs)
+        self.metadata = {**type(self).metadata, "render_fps": ref.metadata.get("render_fps")}
+        spec_kwargs: Dict[str, Any] = {**kwargs, "max_episode_steps": int(max_episode_steps)}
+        if num_threads != 1:
+            spec_kwargs["num_threads"] = int(num_threads)
         super().__init__(num_envs=num_envs, single_observation_space=ref.observation_space,
                          single_action_space=ref.action_space, autoreset_mode=autoreset_mode,
-                         env_id=self.env_id,
-                         spec_kwargs={**kwargs, "max_episode_steps": int(max_episode_steps)})
+                         env_id=self.env_id, spec_kwargs=spec_kwargs, copy=copy)
+        self.metadata["render_fps"] = ref.metadata.get("render_fps")
+        self._ref_kwargs = dict(kwargs)
         # The core converts each parameter by its kind (float() or bool()) and
         # rejects names it does not know.
         core: Any = _C.ClassicVecEnv(self.env_id, self.num_envs, self._same_step, int(num_threads),
@@ -89,11 +113,14 @@ class ClassicControlVectorEnv(NativeVectorEnv):
         core.bind_outputs(self._obs, self._rew, self._term, self._trunc,
                           self._final_obs, self._final_mask)
         self._c = core
+        kinds = (np.int64, np.int32) if self._info["discrete"] else (np.float32, np.float64)
+        self._CORE_ACTION_DTYPES = frozenset(np.dtype(k) for k in kinds)
         self.num_threads = int(num_threads)
         self.max_episode_steps = int(max_episode_steps)
         # Hot path: the hooks are the bound C++ methods, no Python frame in between.
         vars(self).update(_core_step=core.step, _core_step_into=core.step_into,
-                          _core_get_state=core.get_state, _core_set_state=core.set_state)
+                          _core_get_state=core.get_state, _core_set_state=core.set_state,
+                          _core_any_pending=core.any_pending)
         if seed is not None:
             self.reset(seed=seed)
 
@@ -109,6 +136,10 @@ class ClassicControlVectorEnv(NativeVectorEnv):
             "ready": self._ready,
             "seeded": self._seeded,
             "closed": self.closed,
+            "was_reset": self._was_reset.copy(),
+            "has_stream": self._has_stream.copy(),
+            "seed_rows": None if self._seed_rows is None else
+            (self._seed_rows.words, self._seed_rows.nwords, self._seed_rows.which),
         }
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
@@ -120,25 +151,112 @@ class ClassicControlVectorEnv(NativeVectorEnv):
         self._ready = state["ready"]
         self._seeded = state["seeded"]
         self.closed = state["closed"]
+        self._was_reset[:] = state["was_reset"]
+        self._has_stream[:] = state["has_stream"]
+        rows = state["seed_rows"]
+        self._seed_rows = None if rows is None else SeedRows(*rows)
 
     @property
     def threads_used(self) -> int:
         """Worker threads a step actually uses (1 when N is too small to split)."""
         return int(self._c.threads_used)
 
-    def _bounds(self, options: Dict[str, Any]) -> Tuple[float, float]:
-        """The reset distribution from reset options, parsed as gymnasium's env does."""
+    def _parse_options(self, options: Dict[str, Any]) -> Tuple[float, float]:
+        """The reset distribution from reset options, parsed as gymnasium's env does;
+        a range that is not finite raises ResetBoundsError (numpy's OverflowError)."""
         info = self._info
         (name_a, name_b), (default_a, default_b) = info["reset_options"], info["reset_defaults"]
         if (name_a, name_b) == ("low", "high"):  # checked low <= high
-            return _cc_utils.maybe_parse_reset_bounds(options or None, default_a, default_b)
-        return (_cc_utils.verify_number_and_cast(options.get(name_a, default_a)),
-                _cc_utils.verify_number_and_cast(options.get(name_b, default_b)))
+            a, b = _cc_utils.maybe_parse_reset_bounds(options or None, default_a, default_b)
+            ranges = [b - a]
+        else:  # symmetric bounds [-x, x], [-y, y] (Pendulum)
+            a = _cc_utils.verify_number_and_cast(options.get(name_a, default_a))
+            b = _cc_utils.verify_number_and_cast(options.get(name_b, default_b))
+            ranges = [a - (-a), b - (-b)]
+        if not all(np.isfinite(r) for r in ranges):
+            raise ResetBoundsError(
+                f"{self.env_id}: reset options {name_a}={a!r}, {name_b}={b!r} give a range that is "
+                f"not finite (high - low range exceeds valid bounds)")
+        return a, b
 
-    def _core_reset(self, seeds: Optional[np.ndarray], mask: Optional[np.ndarray],
-                    options: Dict[str, Any]) -> None:
-        a, b = self._bounds(options)
-        self._c.reset(seeds, mask, a, b)
+    def _core_seed(self, rows: SeedRows) -> None:
+        self._c.seed(rows.words, rows.nwords, rows.which)
+
+    def _core_reset(self, mask: Optional[np.ndarray], options: Tuple[float, float]) -> None:
+        self._c.reset(mask, options[0], options[1])
+
+    def _core_any_pending(self) -> bool:  # replaced by the bound core method in __init__
+        return bool(self._c.any_pending())
+
+    def _coerce_actions(self, actions: np.ndarray) -> np.ndarray:
+        """Any integer dtype (discrete) or real dtype (Box) and any layout, as gymnasium takes."""
+        if self._info["discrete"]:
+            if actions.dtype.kind not in "iu":
+                raise TypeError(f"actions must be an integer array of shape ({self.num_envs},), "
+                                f"got dtype {actions.dtype}")
+            if actions.dtype.kind == "u" and actions.size and actions.max() > np.iinfo(np.int64).max:
+                raise ValueError(f"actions must be in the action space {self.single_action_space}")
+            return np.ascontiguousarray(actions, dtype=np.int64)
+        if actions.dtype.kind not in "fiu":
+            raise TypeError(f"actions must be a real array, got dtype {actions.dtype}")
+        if actions.dtype.kind in "iu" or actions.dtype.itemsize not in (4, 8):
+            return np.ascontiguousarray(actions, dtype=np.float64)
+        return np.ascontiguousarray(actions, dtype=actions.dtype.newbyteorder("="))
+
+    @property  # type: ignore[misc]
+    def np_random(self) -> Tuple[np.random.Generator, ...]:  # type: ignore[override]
+        """Copies of each env's random generator (numpy Generators with the env's
+        current PCG64 state; drawing from them does not advance the env)."""
+        _ = self.np_random_seed  # gives unseeded envs a stream, as gymnasium does
+        rng = self._c.dump()["rng"]
+        out = []
+        for hs, ls, hi, li in rng.tolist():
+            bg = np.random.PCG64()
+            bg.state = {"bit_generator": "PCG64", "state": {"state": hs << 64 | ls, "inc": hi << 64 | li},
+                        "has_uint32": 0, "uinteger": 0}
+            out.append(np.random.Generator(bg))
+        return tuple(out)
+
+    # ------------------------------------------------------------ rendering
+    def _render_env(self) -> Any:
+        if self._renderer is None:
+            self._renderer = gym.make(self.env_id, render_mode=self.render_mode,
+                                      **self._ref_kwargs).unwrapped
+        return self._renderer
+
+    def _draw(self, i: int, state: np.ndarray) -> Any:
+        env = self._render_env()
+        env.state = state[i].copy()
+        if hasattr(env, "last_u"):
+            env.last_u = None
+        return env.render()
+
+    def render(self) -> Optional[Tuple[Any, ...]]:
+        """The frames of all N envs (gymnasium's SyncVectorEnv.render): a tuple of uint8
+        [H, W, 3] arrays in "rgb_array" mode, of None otherwise."""
+        if self.render_mode is None:
+            gym.logger.warn("You are calling render method without specifying any render mode. "
+                            "You can specify the render_mode at initialization, "
+                            f'e.g. pgfast.make_vec("{self.env_id}", render_mode="rgb_array")')
+            return tuple(None for _ in range(self.num_envs))
+        if self.render_mode == "human":
+            self._after_step()
+            return tuple(None for _ in range(self.num_envs))
+        state = self.get_state()
+        return tuple(self._draw(i, state) for i in range(self.num_envs))
+
+    def _after_step(self) -> None:
+        if self.render_mode == "human":
+            self._draw(0, self.get_state())
+
+    def _after_reset(self) -> None:
+        self._after_step()
+
+    def close_extras(self, **kwargs: Any) -> None:
+        super().close_extras(**kwargs)
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
 
 
 def _describe(env_id: str, info: Dict[str, Any]) -> str:

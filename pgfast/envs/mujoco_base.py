@@ -11,16 +11,14 @@ gymnasium.
 
 from __future__ import annotations
 
-import copy
 import os
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
-import gymnasium as gym
 from gymnasium import spaces
 from gymnasium.utils import seeding
 
-from pgfast.envs.native import NativeVectorEnv
+from pgfast.envs.native import NativeVectorEnv, SeedRows
 
 __all__ = ["MujocoVectorEnv", "mujoco_available"]
 
@@ -117,7 +115,7 @@ class MujocoVectorEnv(NativeVectorEnv):
     Args:
         num_envs: number of simulations N (>= 1).
         seed: if given, ``reset(seed=seed)`` is called once.
-        autoreset_mode: ``"next_step"`` or ``"same_step"`` (see the base class).
+        autoreset_mode: ``"next_step"``, ``"same_step"`` or ``"disabled"`` (see the base class).
         num_threads: threads that step the simulations (results do not depend on it).
         max_episode_steps: time limit (gymnasium's TimeLimit), 1000 by default.
         xml_file, frame_skip, reset_noise_scale, ...: the gymnasium env's keyword
@@ -135,7 +133,7 @@ class MujocoVectorEnv(NativeVectorEnv):
                  autoreset_mode: str = "next_step", num_threads: int = 1,
                  max_episode_steps: int = 1000, xml_file: Optional[str] = None,
                  frame_skip: Optional[int] = None, render_mode: Optional[str] = None,
-                 **kwargs: Any):
+                 copy: bool = True, **kwargs: Any):
         mujoco = _import_mujoco(self.ENV_ID)
         from mujoco import batch as mj_batch
         for name, value in (("num_threads", num_threads), ("max_episode_steps", max_episode_steps)):
@@ -156,7 +154,7 @@ class MujocoVectorEnv(NativeVectorEnv):
 
         self._ctor = dict(num_envs=num_envs, autoreset_mode=autoreset_mode,
                           num_threads=num_threads, max_episode_steps=max_episode_steps,
-                          xml_file=xml_file, frame_skip=frame_skip, **kwargs)
+                          xml_file=xml_file, frame_skip=frame_skip, copy=copy, **kwargs)
         self.num_threads = int(num_threads)
         self.frame_skip = int(frame_skip)
         self.max_episode_steps = int(max_episode_steps)
@@ -178,12 +176,14 @@ class MujocoVectorEnv(NativeVectorEnv):
             num_envs=num_envs,
             single_observation_space=spaces.Box(-np.inf, np.inf, shape=(self.obs_dim,), dtype=np.float64),
             single_action_space=spaces.Box(low=low, high=high, dtype=np.float32),
-            autoreset_mode=autoreset_mode)
+            autoreset_mode=autoreset_mode, copy=copy)
         self._env_id = self.ENV_ID
-        self.spec = copy.deepcopy(gym.spec(self.ENV_ID))  # gymnasium registers every covered id
-        self.spec.kwargs = {**self.spec.kwargs, **spec_kwargs}
-        self.spec.max_episode_steps = self.max_episode_steps
-        self.autoreset_mode = "same_step" if self._same_step else "next_step"
+        if self.num_threads != 1:
+            spec_kwargs["num_threads"] = self.num_threads
+        # gymnasium registers every covered id
+        self.spec = self._make_spec(self.ENV_ID, {**spec_kwargs,
+                                                  "max_episode_steps": self.max_episode_steps})
+        self.autoreset_mode = self.metadata["autoreset_mode"].name.lower()
 
         n = self.num_envs
         self._batch = mj_batch.Batch(self.model, n, nthread=self.num_threads)
@@ -262,13 +262,17 @@ class MujocoVectorEnv(NativeVectorEnv):
             self._elapsed[ids] = 0
             self._needs_reset[ids] = False
 
-    def _core_reset(self, seeds: Optional[np.ndarray], mask: Optional[np.ndarray],
-                    options: Dict[str, Any]) -> None:
+    def _core_seed(self, rows: SeedRows) -> None:
+        self._check_alive()
+        for i in np.flatnonzero(rows.which).tolist():
+            self._rngs[i] = seeding.np_random(rows.int_at(i))[0]
+
+    def _core_any_pending(self) -> bool:
+        return bool(self._needs_reset.any())
+
+    def _core_reset(self, mask: Optional[np.ndarray], options: Dict[str, Any]) -> None:
         self._check_alive()
         ids = None if mask is None or mask.all() else np.flatnonzero(mask).astype(np.int32)
-        if seeds is not None:
-            for i in (range(self.num_envs) if ids is None else ids):
-                self._rngs[i] = seeding.np_random(int(seeds[i]) + int(i))[0]
         self._reset_envs(ids)
         self._write_obs(self._obs)
 
@@ -364,6 +368,10 @@ class MujocoVectorEnv(NativeVectorEnv):
                         for k in self._BUFFERS},
             "ready": self._ready,
             "seeded": self._seeded,
+            "was_reset": self._was_reset.copy(),
+            "has_stream": self._has_stream.copy(),
+            "seed_rows": None if self._seed_rows is None else
+            (self._seed_rows.words, self._seed_rows.nwords, self._seed_rows.which),
         }
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
@@ -377,6 +385,10 @@ class MujocoVectorEnv(NativeVectorEnv):
                 getattr(self, k)[...] = v
         self._ready = state["ready"]
         self._seeded = state["seeded"]
+        self._was_reset[:] = state["was_reset"]
+        self._has_stream[:] = state["has_stream"]
+        rows = state["seed_rows"]
+        self._seed_rows = None if rows is None else SeedRows(*rows)
 
     def current_obs(self) -> np.ndarray:
         """Observations of the current state (e.g. after set_state), float64 [N, obs_dim] (reused)."""

@@ -60,20 +60,130 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-__all__ = ["NativeVectorEnv", "as_numpy"]
+__all__ = ["NativeVectorEnv", "as_numpy", "parse_autoreset_mode", "SeedRows", "ResetNeeded",
+           "ClosedEnvironmentError", "SeedError", "ResetBoundsError", "AutoresetNeeded"]
 
-_MAX_SEED = 2**64 - 1
-_AUTORESET_MODES = {
-    "next_step": AutoresetMode.NEXT_STEP, AutoresetMode.NEXT_STEP: AutoresetMode.NEXT_STEP,
-    "same_step": AutoresetMode.SAME_STEP, AutoresetMode.SAME_STEP: AutoresetMode.SAME_STEP,
+_AUTORESET_MODES: Dict[Any, AutoresetMode] = {
+    "next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP,
+    "disabled": AutoresetMode.DISABLED,
+    **{m.value: m for m in AutoresetMode}, **{m: m for m in AutoresetMode},
 }
+
+
+def parse_autoreset_mode(mode: Any) -> AutoresetMode:
+    """``"next_step"``/``"same_step"``/``"disabled"``, gymnasium's values
+    (``"NextStep"``, ...) or an :class:`AutoresetMode` -> the enum (ValueError otherwise)."""
+    try:
+        found = _AUTORESET_MODES.get(mode)
+    except TypeError:  # unhashable
+        found = None
+    if found is None:
+        raise ValueError(f"autoreset_mode must be 'next_step', 'same_step', 'disabled' or a "
+                         f"gymnasium.vector.AutoresetMode, got {mode!r}")
+    return found
+
+
+# Exceptions: each is the type gymnasium raises in that case and the type of
+# pgfast's own policy (RuntimeError for misuse of the lifecycle, ValueError for
+# bad values), so code written against either catches it.
+class ResetNeeded(gym.error.ResetNeeded, RuntimeError):
+    """step() before every env was reset (gymnasium: ResetNeeded)."""
+
+
+class ClosedEnvironmentError(gym.error.ClosedEnvironmentError, RuntimeError):
+    """Use after close() (as gymnasium's AsyncVectorEnv; its SyncVectorEnv keeps working)."""
+
+
+class SeedError(gym.error.Error, ValueError):
+    """A seed that is not a non-negative int (gymnasium's np_random raises Error)."""
+
+
+class ResetBoundsError(ValueError, OverflowError):
+    """Reset bounds whose range is not finite (numpy's Generator.uniform raises OverflowError)."""
+
+
+class AutoresetNeeded(RuntimeError, AssertionError):
+    """autoreset_mode=DISABLED: step() while an ended env was not reset with a reset_mask
+    (gymnasium's SyncVectorEnv asserts)."""
+
+
+def _int_words(x: int) -> List[int]:
+    """numpy's _int_to_uint32_array: little-endian uint32 words of x >= 0 (0 -> [0])."""
+    words = [x & 0xFFFFFFFF]
+    x >>= 32
+    while x:
+        words.append(x & 0xFFFFFFFF)
+        x >>= 32
+    return words
+
+
+class SeedRows:
+    """Seed integers of N envs as numpy's SeedSequence reads them.
+
+    ``words`` uint32 [N, W] (W >= 4, little-endian words, zero-padded),
+    ``nwords`` int64 [N] (word counts; None when W == 4, where zero padding
+    does not change the seed), ``which`` bool [N] (envs that get a seed).
+    """
+
+    __slots__ = ("words", "nwords", "which")
+
+    def __init__(self, words: np.ndarray, nwords: Optional[np.ndarray], which: np.ndarray) -> None:
+        self.words, self.nwords, self.which = words, nwords, which
+
+    @classmethod
+    def consecutive(cls, seed: int, n: int) -> "SeedRows":
+        """Env i gets seed + i (gymnasium's vector envs)."""
+        if seed + n - 1 < 2**64:
+            v = np.arange(n, dtype=np.uint64) + np.uint64(seed)
+            words = np.zeros((n, 4), dtype=np.uint32)
+            words[:, 0] = v & np.uint64(0xFFFFFFFF)
+            words[:, 1] = v >> np.uint64(32)
+            return cls(words, None, np.ones(n, dtype=np.bool_))
+        return cls.from_list([seed + i for i in range(n)])
+
+    @classmethod
+    def from_list(cls, seeds: Sequence[Optional[int]]) -> "SeedRows":
+        n = len(seeds)
+        rows = [_int_words(s) if s is not None else [0] for s in seeds]
+        width = max(4, max(len(r) for r in rows))
+        words = np.zeros((n, width), dtype=np.uint32)
+        nwords = np.empty(n, dtype=np.int64)
+        for i, r in enumerate(rows):
+            words[i, :len(r)] = r
+            nwords[i] = len(r)
+        which = np.array([s is not None for s in seeds], dtype=np.bool_)
+        return cls(words, nwords if width > 4 else None, which)
+
+    @classmethod
+    def entropy(cls, n: int) -> "SeedRows":
+        """Fresh 128-bit seeds from the OS (numpy's SeedSequence() with no argument)."""
+        words = np.frombuffer(os.urandom(16 * n), dtype=np.uint32).reshape(n, 4).copy()
+        return cls(words, None, np.ones(n, dtype=np.bool_))
+
+    def counts(self) -> np.ndarray:
+        if self.nwords is not None:
+            return self.nwords
+        return np.full(len(self.words), self.words.shape[1], dtype=np.int64)
+
+    def int_at(self, i: int) -> int:
+        return sum(int(w) << (32 * k) for k, w in enumerate(self.words[i, :int(self.counts()[i])]))
+
+    def merged(self, other: "SeedRows") -> "SeedRows":
+        """These rows where ``which``, else ``other``'s (``which`` is the union)."""
+        width = max(self.words.shape[1], other.words.shape[1])
+        words = np.zeros((len(self.words), width), dtype=np.uint32)
+        words[:, :other.words.shape[1]] = other.words
+        words[self.which] = 0
+        words[self.which, :self.words.shape[1]] = self.words[self.which]
+        nw = np.where(self.which, self.counts(), other.counts())
+        return SeedRows(words, nw if width > 4 else None, self.which | other.which)
 
 
 def as_numpy(x: Any, name: str, writeable: bool = False) -> np.ndarray:
@@ -110,10 +220,14 @@ class NativeVectorEnv(gym.vector.VectorEnv):
         num_envs: number of envs N.
         single_observation_space / single_action_space: the spaces of one env.
         observation_space / action_space: their batched versions (``batch_space``).
-        metadata["autoreset_mode"]: ``AutoresetMode.NEXT_STEP`` or ``AutoresetMode.SAME_STEP``.
+        metadata["autoreset_mode"]: the :class:`gymnasium.vector.AutoresetMode`.
+        copy: ``step``/``reset`` return fresh arrays (True, gymnasium's default)
+            or this env's own buffers, overwritten by the next call (False).
     """
 
     metadata: Dict[str, Any] = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    # dtypes of the actions the core takes as they are (None: any)
+    _CORE_ACTION_DTYPES: Optional[frozenset] = None
 
     def __init__(
         self,
@@ -124,34 +238,33 @@ class NativeVectorEnv(gym.vector.VectorEnv):
         autoreset_mode: Union[str, AutoresetMode] = "next_step",
         env_id: Optional[str] = None,
         spec_kwargs: Optional[Dict[str, Any]] = None,
+        copy: bool = True,
     ) -> None:
         """Allocate the output buffers and set spaces and metadata.
 
         ``spec_kwargs`` (may hold ``max_episode_steps``) update the copy of the
         registered gymnasium spec of ``env_id`` stored as ``self.spec``.
         """
-        if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
+        if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, (bool, np.bool_)) \
+                or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
-        mode = _AUTORESET_MODES.get(autoreset_mode)
-        if mode is None:
-            raise ValueError(f"autoreset_mode must be 'next_step' or 'same_step', got {autoreset_mode!r}")
+        mode = parse_autoreset_mode(autoreset_mode)
         self.num_envs = int(num_envs)
+        self.copy = bool(copy)
         self.single_observation_space = single_observation_space
         self.single_action_space = single_action_space
         self.observation_space = batch_space(single_observation_space, self.num_envs)
         self.action_space = batch_space(single_action_space, self.num_envs)
         self.metadata = dict(type(self).metadata)
         self.metadata["autoreset_mode"] = mode
-        self.render_mode = None
+        if not hasattr(self, "render_mode"):
+            self.render_mode = None
         self.spec = None
-        if env_id is not None and env_id in gym.registry:
-            spec = gym.spec(env_id)
-            extra = dict(spec_kwargs or {})
-            max_steps = extra.pop("max_episode_steps", spec.max_episode_steps)
-            self.spec = dataclasses.replace(spec, kwargs={**spec.kwargs, **extra},
-                                            max_episode_steps=max_steps)
         self._env_id = env_id
         self._same_step = mode == AutoresetMode.SAME_STEP
+        self._disabled = mode == AutoresetMode.DISABLED
+        if env_id is not None and env_id in gym.registry:
+            self.spec = self._make_spec(env_id, dict(spec_kwargs or {}))
         assert single_observation_space.shape is not None, "the observation space needs a shape"
         n, shape = self.num_envs, tuple(single_observation_space.shape)
         dtype = single_observation_space.dtype
@@ -161,9 +274,33 @@ class NativeVectorEnv(gym.vector.VectorEnv):
         self._trunc = np.zeros(n, dtype=np.bool_)
         self._final_obs = np.zeros((n, *shape), dtype=dtype) if self._same_step else None
         self._final_mask = np.zeros(n, dtype=np.bool_) if self._same_step else None
-        self._ready = False     # True once reset() or set_state() ran
-        self._seeded = False    # True once any reset seeded the random streams
+        self._ready = False     # True once every env was reset (or set_state() ran)
+        self._was_reset = np.zeros(n, dtype=np.bool_)  # envs reset at least once
+        self._seeded = False    # True once every env has a random stream
+        self._has_stream = np.zeros(n, dtype=np.bool_)
+        self._seed_rows: Optional[SeedRows] = None  # the seed of each env's current stream
         self.closed = False
+
+    def _make_spec(self, env_id: str, extra: Dict[str, Any]) -> Any:
+        """The registered spec with this env's arguments, so that
+        ``gymnasium.make_vec(env.spec)`` builds an equivalent env (through this
+        class as the spec's vector entry point)."""
+        spec = gym.spec(env_id)
+        max_steps = extra.pop("max_episode_steps", spec.max_episode_steps)
+        kwargs = {**spec.kwargs, **extra}
+        if max_steps != spec.max_episode_steps:
+            kwargs["max_episode_steps"] = max_steps
+        if self.num_envs != 1:
+            kwargs["num_envs"] = self.num_envs
+        kwargs["vectorization_mode"] = "vector_entry_point"
+        kwargs["autoreset_mode"] = self.metadata["autoreset_mode"]
+        if not self.copy:
+            kwargs["copy"] = False
+        if self.render_mode is not None:
+            kwargs["render_mode"] = self.render_mode
+        cls = type(self)
+        return dataclasses.replace(spec, kwargs=kwargs, max_episode_steps=max_steps,
+                                   vector_entry_point=f"{cls.__module__}:{cls.__qualname__}")
 
     # ------------------------------------------------------------ hooks
     def _core_step(self, actions: np.ndarray) -> None:  # pragma: no cover - abstract
@@ -173,8 +310,17 @@ class NativeVectorEnv(gym.vector.VectorEnv):
                         term: np.ndarray, trunc: np.ndarray) -> None:  # pragma: no cover
         raise NotImplementedError
 
-    def _core_reset(self, seeds: Optional[np.ndarray], mask: Optional[np.ndarray],
-                    options: Dict[str, Any]) -> None:  # pragma: no cover - abstract
+    def _parse_options(self, options: Dict[str, Any]) -> Any:
+        """Validate reset options (before anything changes); the result goes to _core_reset."""
+        return options
+
+    def _core_seed(self, rows: SeedRows) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _core_reset(self, mask: Optional[np.ndarray], options: Any) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _core_any_pending(self) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _core_get_state(self) -> np.ndarray:  # pragma: no cover - abstract
@@ -183,28 +329,62 @@ class NativeVectorEnv(gym.vector.VectorEnv):
     def _core_set_state(self, states: np.ndarray) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _coerce_actions(self, actions: np.ndarray) -> np.ndarray:
+        """Actions of a dtype or layout the core does not take as they are (default: as is)."""
+        return actions
+
     # ------------------------------------------------------------ API
+    def _actions(self, actions: Any) -> np.ndarray:
+        if type(actions) is not np.ndarray:
+            actions = as_numpy(actions, "actions")
+        if actions.ndim == 0:
+            raise TypeError(f"actions must be a batch of {self.num_envs} actions (an array or "
+                            f"list), got a scalar {actions!r}")
+        ok = self._CORE_ACTION_DTYPES
+        if ok is not None and (actions.dtype not in ok or not actions.flags.c_contiguous):
+            actions = self._coerce_actions(actions)
+        if self._disabled and self._core_any_pending():
+            raise AutoresetNeeded(
+                "autoreset_mode=DISABLED: an env ended and was not reset; call "
+                "reset(options={'reset_mask': terminated | truncated}) before the next step")
+        return actions
+
     def step(self, actions: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Dict[str, Any]]:
         """Step all N envs with ``actions`` ([N] ints for Discrete, [N, *shape] floats for Box).
 
         Returns ``(obs [N, *obs_shape], rewards float64 [N], terminated bool [N],
-        truncated bool [N], info)``. The arrays are this env's own buffers,
-        overwritten by the next call. In "next_step" mode an env that ended at
-        the previous step is reset instead (its action is ignored; reward 0,
-        flags False). In "same_step" mode an env that ends is reset in this
-        call: ``obs`` holds its reset observation and ``info["final_obs"]``
-        (dense [N, *obs_shape]; rows valid where ``info["_final_obs"]`` is set)
-        its last one.
+        truncated bool [N], info)``, fresh arrays (with ``copy=False``: this
+        env's own buffers, overwritten by the next call). In "next_step" mode
+        an env that ended at the previous step is reset instead (its action is
+        ignored; reward 0, flags False). In "same_step" mode an env that ends
+        is reset in this call: ``obs`` holds its reset observation and the info
+        is gymnasium's: ``info["final_obs"]`` an object array holding the last
+        observation where ``info["_final_obs"]`` is set (None elsewhere),
+        ``info["final_info"]`` ``{}`` with its mask ``info["_final_info"]``; no
+        keys when no env ended. In "disabled" mode ended envs stay as they are
+        until ``reset(options={"reset_mask": ...})``; stepping before that
+        raises :class:`AutoresetNeeded`.
         """
         if not self._ready:
             self._raise_not_ready("step")
-        if type(actions) is not np.ndarray:
-            actions = as_numpy(actions, "actions")
-        self._core_step(actions)
+        self._core_step(self._actions(actions))
+        info: Dict[str, Any] = {}
         if self._same_step:
-            return self._obs, self._rew, self._term, self._trunc, \
-                {"final_obs": self._final_obs, "_final_obs": self._final_mask}
-        return self._obs, self._rew, self._term, self._trunc, {}
+            mask = self._final_mask
+            assert mask is not None and self._final_obs is not None
+            if mask.any():
+                final = np.full(self.num_envs, None, dtype=object)
+                for i in np.flatnonzero(mask).tolist():
+                    final[i] = self._final_obs[i].copy()
+                info = {"final_obs": final, "_final_obs": mask.copy(),
+                        "final_info": {}, "_final_info": mask.copy()}
+        self._after_step()
+        if self.copy:
+            return self._obs.copy(), self._rew.copy(), self._term.copy(), self._trunc.copy(), info
+        return self._obs, self._rew, self._term, self._trunc, info
+
+    def _after_step(self) -> None:
+        """Runs after every step (rendering in "human" mode)."""
 
     def step_into(self, actions: Any, obs_out: Any, rew_out: Any, term_out: Any,
                   trunc_out: Any) -> Dict[str, Any]:
@@ -221,12 +401,14 @@ class NativeVectorEnv(gym.vector.VectorEnv):
             buffers (``buffer.numpy()[t]``) instead.
 
         Returns:
-            the info dict, as :meth:`step` would return it.
+            the info dict; in "same_step" mode always the dense form
+            ``{"final_obs": [N, *obs_shape] array (rows valid where the mask is
+            set), "_final_obs": bool [N] mask}``, both this env's own buffers
+            (the zero-copy path; :meth:`step` returns gymnasium's form).
         """
         if not self._ready:
             self._raise_not_ready("step_into")
-        if type(actions) is not np.ndarray:
-            actions = as_numpy(actions, "actions")
+        actions = self._actions(actions)
         if type(obs_out) is not np.ndarray:
             obs_out = as_numpy(obs_out, "obs_out", writeable=True)
         if type(rew_out) is not np.ndarray:
@@ -236,28 +418,35 @@ class NativeVectorEnv(gym.vector.VectorEnv):
         if type(trunc_out) is not np.ndarray:
             trunc_out = as_numpy(trunc_out, "trunc_out", writeable=True)
         self._core_step_into(actions, obs_out, rew_out, term_out, trunc_out)
+        self._after_step()
         if self._same_step:
             return {"final_obs": self._final_obs, "_final_obs": self._final_mask}
         return {}
 
     def reset(self, *, seed: Union[int, Sequence[Optional[int]], None] = None,
               options: Optional[Dict[str, Any]] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
-        """Reset all envs (or those in ``options["reset_mask"]``).
+        """Reset all envs (or those in ``options["reset_mask"]``), as gymnasium's vector envs.
 
         Args:
-            seed: ``None`` continues each env's random stream (seeded from OS
-                entropy on first use); an int ``s`` seeds env i from (s, i); a
-                list of N ints/None seeds env i from (seed[i], i) (None: entropy).
-            options: env-specific reset options (e.g. ``{"low": -0.1, "high": 0.1}``
-                for CartPole, as in gymnasium) and optionally ``"reset_mask"``,
-                a bool [N] numpy array selecting the envs to reset.
+            seed: ``None`` continues each env's random stream (an env never
+                seeded gets a fresh 128-bit seed from the OS, as gymnasium's
+                ``np_random()``); an int ``s`` seeds env i with ``s + i``; a list
+                of N ints/None seeds env i with ``seed[i]`` (None: continue).
+                Env i's stream is numpy's ``PCG64(SeedSequence(seed_i))``, the
+                one gymnasium's env i gets, so resets draw the same numbers.
+            options: env-specific reset options for this reset only (e.g.
+                ``{"low": -0.1, "high": 0.1}`` for CartPole; later autoresets
+                use the defaults, as gymnasium's envs do) and optionally
+                ``"reset_mask"``, a bool [N] numpy array selecting the envs to
+                reset (others keep state, step counters and pending autoresets).
+                A first reset may be masked; stepping needs every env reset.
 
         Returns:
-            ``(obs [N, *obs_shape], {})``; obs is the env's own buffer.
+            ``(obs [N, *obs_shape], {})`` (a fresh array unless ``copy=False``).
         """
         if self.closed:
-            raise RuntimeError(f"{type(self).__name__}.reset() called after close()")
-        seeds = self._parse_seed(seed)
+            raise ClosedEnvironmentError(f"{type(self).__name__}.reset() called after close()")
+        rows = self._parse_seed(seed)
         opts = dict(options) if options else {}
         mask = opts.pop("reset_mask", None)
         if mask is not None:
@@ -269,21 +458,53 @@ class NativeVectorEnv(gym.vector.VectorEnv):
                 raise TypeError(f"options['reset_mask'] must have dtype bool, got {mask.dtype}")
             if not mask.any():
                 raise ValueError("options['reset_mask'] must contain at least one True value")
-            if not self._ready:
-                raise RuntimeError("reset with options['reset_mask'] needs a full reset() first")
             mask = np.ascontiguousarray(mask)
-        if seeds is None and not self._seeded:
-            seeds = _entropy_seeds(self.num_envs)
-        self._core_reset(seeds, mask, opts)
-        if seeds is not None:
-            self._seeded = True
-        self._ready = True
-        return self._obs, {}
+        parsed = self._parse_options(opts)
+        targets = np.ones(self.num_envs, dtype=np.bool_) if mask is None else mask
+        if rows is not None:
+            rows.which &= targets  # a masked reset seeds the masked envs only
+        fresh = targets & ~self._has_stream
+        if rows is not None:
+            fresh &= ~rows.which
+        if fresh.any():
+            new = SeedRows.entropy(self.num_envs)
+            new.which = fresh
+            rows = new if rows is None else rows.merged(new)
+        if rows is not None and rows.which.any():
+            self._set_seeds(rows)
+        self._core_reset(mask, parsed)
+        self._was_reset |= targets
+        self._ready = bool(self._was_reset.all())
+        self._after_reset()
+        return (self._obs.copy() if self.copy else self._obs), {}
+
+    def _after_reset(self) -> None:
+        """Runs after every reset (rendering in "human" mode)."""
+
+    def _set_seeds(self, rows: SeedRows) -> None:
+        self._core_seed(rows)
+        self._seed_rows = rows if self._seed_rows is None else rows.merged(self._seed_rows)
+        self._has_stream |= rows.which
+        self._seeded = bool(self._has_stream.all())
+
+    @property
+    def np_random_seed(self) -> Tuple[int, ...]:  # type: ignore[override]
+        """The seed of each env's random stream (gymnasium's ``np_random_seed`` of env i:
+        ``s + i`` after ``reset(seed=s)``, a 128-bit OS seed for an env never seeded)."""
+        if self.closed:
+            raise ClosedEnvironmentError(f"{type(self).__name__}.np_random_seed used after close()")
+        if not self._has_stream.all():
+            new = SeedRows.entropy(self.num_envs)
+            new.which = ~self._has_stream
+            self._set_seeds(new)
+        rows = self._seed_rows
+        assert rows is not None
+        return tuple(rows.int_at(i) for i in range(self.num_envs))
 
     def get_state(self) -> np.ndarray:
         """A float64 [N, k] copy of every env's physics state (gymnasium's ``unwrapped.state`` order)."""
         if self.closed:
-            raise RuntimeError(f"{type(self).__name__}.get_state() called after close()")
+            raise ClosedEnvironmentError(f"{type(self).__name__}.get_state() called after close()")
         return self._core_get_state()
 
     def set_state(self, states: Any) -> None:
@@ -293,15 +514,18 @@ class NativeVectorEnv(gym.vector.VectorEnv):
         ``states``); per-env elapsed-step counters are kept.
         """
         if self.closed:
-            raise RuntimeError(f"{type(self).__name__}.set_state() called after close()")
+            raise ClosedEnvironmentError(f"{type(self).__name__}.set_state() called after close()")
         arr = as_numpy(states, "states")
         if arr.dtype.kind not in "fiu":
             raise TypeError(f"states must be a float array, got dtype {arr.dtype}")
         self._core_set_state(np.ascontiguousarray(arr, dtype=np.float64))
+        self._was_reset[:] = True
         self._ready = True
 
     def close_extras(self, **kwargs: Any) -> None:
-        """Mark the env closed: later step/reset/get_state/set_state raise RuntimeError."""
+        """Mark the env closed: later step/reset/get_state/set_state raise
+        :class:`ClosedEnvironmentError` (a RuntimeError), as gymnasium's
+        AsyncVectorEnv does (its SyncVectorEnv keeps stepping after close())."""
         self._ready = False
 
     def __repr__(self) -> str:
@@ -311,30 +535,32 @@ class NativeVectorEnv(gym.vector.VectorEnv):
     # ------------------------------------------------------------ helpers
     def _raise_not_ready(self, what: str) -> None:
         if self.closed:
-            raise RuntimeError(f"{type(self).__name__}.{what}() called after close()")
-        raise RuntimeError(f"{type(self).__name__}.{what}() called before reset(); call reset() first")
+            raise ClosedEnvironmentError(f"{type(self).__name__}.{what}() called after close()")
+        raise ResetNeeded(f"{type(self).__name__}.{what}() called before reset() of every env; "
+                          f"call reset() first")
 
-    def _parse_seed(self, seed: Any) -> Optional[np.ndarray]:
+    def _parse_seed(self, seed: Any) -> Optional[SeedRows]:
         n = self.num_envs
         if seed is None:
             return None
-        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-            if not 0 <= int(seed) <= _MAX_SEED:
-                raise ValueError(f"seed must be a non-negative int below 2**64, got {seed!r}")
-            return np.full(n, int(seed), dtype=np.uint64)
+        if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
+            if int(seed) < 0:
+                raise SeedError(f"Seed must be greater or equal to zero, actual value: {seed}")
+            return SeedRows.consecutive(int(seed), n)
         if isinstance(seed, (list, tuple, np.ndarray)):
             if len(seed) != n:
-                raise ValueError(f"a seed list must have num_envs={n} entries, got {len(seed)}")
-            out = _entropy_seeds(n)
+                raise ValueError(f"If seeds are passed as a list the length must match "
+                                 f"num_envs={n} but got length={len(seed)}.")
+            out: List[Optional[int]] = []
             for i, s in enumerate(seed):
                 if s is None:
-                    continue
-                if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or not 0 <= int(s) <= _MAX_SEED:
-                    raise ValueError(f"seed[{i}] must be None or a non-negative int below 2**64, got {s!r}")
-                out[i] = int(s)
-            return out
+                    out.append(None)
+                elif not isinstance(s, (int, np.integer)) or isinstance(s, (bool, np.bool_)):
+                    raise SeedError(f"seed[{i}] must be a python integer or None, actual type: "
+                                    f"{type(s)}")
+                elif int(s) < 0:
+                    raise SeedError(f"seed[{i}] must be greater or equal to zero, actual value: {s}")
+                else:
+                    out.append(int(s))
+            return SeedRows.from_list(out)
         raise TypeError(f"seed must be None, an int or a list of ints, got {type(seed).__name__}")
-
-
-def _entropy_seeds(n: int) -> np.ndarray:
-    return np.frombuffer(os.urandom(8 * n), dtype=np.uint64).copy()
