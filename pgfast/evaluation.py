@@ -184,14 +184,14 @@ def _render_hint(env_id: str, ex: BaseException) -> str:
 
 
 def gif_frames(frames: Sequence[np.ndarray], fps: float, max_width: int = 240, max_fps: float = 25.0,
-               max_seconds: float = 10.0) -> Tuple[List[np.ndarray], float]:
+               max_seconds: float = 10.0) -> Tuple[List[Any], float]:
     """Frames for a small GIF: every k-th frame (at most ``max_fps``), at most
     ``max_seconds`` long, each downscaled by an integer stride to at most
     ``max_width`` pixels wide. Returns ``(frames, gif_fps)``."""
     step = max(1, int(math.ceil(fps / max_fps)))
     gif_fps = fps / step
     keep = list(frames[::step])[: max(1, int(max_seconds * gif_fps))]
-    out = []
+    out: List[Any] = []
     for f in keep:
         stride = max(1, int(math.ceil(f.shape[1] / max_width)))
         out.append(np.ascontiguousarray(f[::stride, ::stride]))
@@ -230,7 +230,7 @@ def record_video(run: _Run, video_dir: str | Path, episodes: int = 1, determinis
     gen = torch.Generator(device=run.device)
     gen.manual_seed(run.seed + 7)
     written: List[Path] = []
-    frames: List[np.ndarray] = []
+    frames: List[Any] = []
 
     def grab() -> None:
         try:

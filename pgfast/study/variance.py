@@ -158,7 +158,7 @@ def _collect(policy: Any, env_id: str, num_envs: int, num_steps: int, seed: int)
     """One rollout of ``num_envs`` freshly reset envs (values/next_values from ``policy``)."""
     env = make_vec(env_id, num_envs, seed=None, autoreset_mode="same_step")
     try:
-        buf = RolloutBuffer(num_steps, num_envs, env.single_observation_space.shape,
+        buf = RolloutBuffer(num_steps, num_envs, tuple(env.single_observation_space.shape or ()),
                             env.single_action_space, "cpu")
         gen = torch.Generator()
         gen.manual_seed(seed)
