@@ -219,3 +219,47 @@ def test_classic_single_env_step_latency(benchmark, env_id):
     if STRICT:
         assert t_ours * 1e6 <= TARGET_SINGLE_US
         assert t_gym / t_ours >= TARGET_SINGLE_VS_GYM
+
+
+RESET_ENVS = 1024
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("seeded", [True, False], ids=["seeded", "unseeded"])
+def test_classic_reset_1024(benchmark, env_id, seeded):
+    """Reset cost at 1024 envs: ``reset(seed=0)`` (each env's numpy PCG64 stream
+    seeded through SeedSequence with seed + i, then the reset draws) or ``reset()``
+    (draws only), pgfast vs gymnasium's ``SyncVectorEnv`` reset the same way
+    (the vector env pgfast reproduces bit for bit) and, for CartPole, gymnasium's
+    NumPy ``CartPoleVectorEnv`` (one stream for all envs, so not the same draws)."""
+    n = RESET_ENVS
+    env = pgfast.make_vec(env_id, num_envs=n, seed=0)
+    kw = {"seed": 0} if seeded else {}
+    if benchmark.disabled:
+        benchmark(lambda: env.reset(**kw))
+        obs, _ = env.reset(**kw)
+        assert obs.shape == (n, *env.single_observation_space.shape)
+        return
+    benchmark.pedantic(lambda: env.reset(**kw), rounds=20, warmup_rounds=2)
+    fns = {"pgfast": lambda: env.reset(**kw)}
+    sync = gym.make_vec(env_id, num_envs=n, vectorization_mode="sync")
+    sync.reset(seed=0)
+    fns["gymnasium_sync"] = lambda: sync.reset(**kw)
+    if env_id == "CartPole-v1":
+        vec = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point")
+        vec.reset(seed=0)
+        fns["gymnasium_vector"] = lambda: vec.reset(**kw)
+    best = _interleaved_best(fns)
+    info = benchmark.extra_info
+    info.update(env_id=env_id, num_envs=n, seeded=seeded, pgfast_reset_us=best["pgfast"] * 1e6)
+    line = f"\n[{env_id} reset {n} envs {'seeded' if seeded else 'unseeded'}] pgfast " \
+           f"{best['pgfast'] * 1e6:.1f} us"
+    for peer in fns:
+        if peer == "pgfast":
+            continue
+        info[f"{peer}_reset_us"] = best[peer] * 1e6
+        info[f"speedup_vs_{peer}"] = best[peer] / best["pgfast"]
+        line += f"; {peer} {best[peer] * 1e6:.1f} us ({best[peer] / best['pgfast']:.1f}x)"
+    print(line)
+    env.close()
+    sync.close()

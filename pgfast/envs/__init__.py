@@ -96,6 +96,10 @@ def make_vec(
             vectorization_mode = spec_mode
         if env_id.max_episode_steps != gym.spec(env_id.id).max_episode_steps:
             spec_kwargs.setdefault("max_episode_steps", env_id.max_episode_steps)
+        if "autoreset_mode" in spec_kwargs:
+            spec_mode_ = spec_kwargs.pop("autoreset_mode")
+            if autoreset_mode is None:
+                autoreset_mode = spec_mode_
         kwargs = {**spec_kwargs, **kwargs}
         if "num_threads" in kwargs:
             num_threads = kwargs.pop("num_threads")

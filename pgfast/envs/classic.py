@@ -227,8 +227,8 @@ class ClassicControlVectorEnv(NativeVectorEnv):
     def _draw(self, i: int, state: np.ndarray) -> Any:
         env = self._render_env()
         env.state = state[i].copy()
-        if hasattr(env, "last_u"):
-            env.last_u = None
+        if self.env_id.startswith("Pendulum"):
+            env.last_u = None  # the torque arrow is not drawn (the last action is not kept)
         return env.render()
 
     def render(self) -> Optional[Tuple[Any, ...]]:
