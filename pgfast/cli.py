@@ -24,7 +24,7 @@ from pgfast.checkpoint import CKPT_NAME, CheckpointError
 from pgfast.evaluation import RenderError, evaluate_reference, record_video
 from pgfast.logs import PROGRESS_NAME
 from pgfast.rundir import TrainSession
-from pgfast.session import Interrupted, Terminated, command_signals, exit_status
+from pgfast.session import Interrupted, Terminated, command_signals, exit_status, ignore_signals_at_exit
 from pgfast.trainer import load_checkpoint
 
 __all__ = ["main", "build_parser"]
@@ -249,6 +249,9 @@ def _cmd_train(a: argparse.Namespace) -> int:
     except Interrupted as ex:
         print(f"pgfast: {ex}; resume with: pgfast train --resume {out / CKPT_NAME}", file=sys.stderr)
         return exit_status(ex.signum)
+    except KeyboardInterrupt as ex:  # before training started (its guard handles signals from then on)
+        print("pgfast: interrupted before training started; nothing saved", file=sys.stderr)
+        return exit_status(15 if isinstance(ex, Terminated) else 2)
     except CheckpointError as ex:
         raise CLIError(str(ex)) from None
     except OSError as ex:
@@ -362,6 +365,10 @@ def _cmd_tune(a: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``pgfast`` console script; returns the exit status."""
+    if argv is None:  # the console script: a signal landing while the process exits is not reported
+        import atexit
+
+        atexit.register(ignore_signals_at_exit)
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_help_target(argv))
     a = parser.parse_args(argv)

@@ -31,7 +31,7 @@ from types import FrameType
 from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence
 
 __all__ = ["Interrupted", "Terminated", "StopFlag", "SignalGuard", "CheckpointSchedule", "deferred_signals",
-           "exit_status", "command_signals"]
+           "exit_status", "command_signals", "ignore_signals_at_exit"]
 
 
 class Interrupted(Exception):
@@ -91,6 +91,16 @@ def deferred_signals(signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)) -
                 h(s, None)
             elif h == signal.SIG_DFL:
                 signal.raise_signal(s)
+
+
+def ignore_signals_at_exit() -> None:
+    """Ignore SIGINT/SIGTERM from now on: for a command-line process that has
+    reported its outcome and is exiting. Registered with ``atexit`` by the
+    command, it runs before the exit handlers registered earlier (such as
+    logging's shutdown), which a late Ctrl-C would otherwise interrupt."""
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
 
 
 @contextmanager
