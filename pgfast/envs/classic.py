@@ -52,7 +52,7 @@ class ClassicControlVectorEnv(NativeVectorEnv):
 
     Args:
         num_envs: N.
-        seed: if given, ``reset(seed=seed)`` is called once (env i seeded from (seed, i)).
+        seed: if given, ``reset(seed=seed)`` is called once (env i seeded with seed + i).
         autoreset_mode: ``"next_step"``, ``"same_step"``, ``"disabled"`` or a
             :class:`gymnasium.vector.AutoresetMode`.
         num_threads: threads stepping chunks of 1024 envs (at most one per

@@ -7,41 +7,48 @@ classic-control envs a C++ object from ``pgfast._C``). One ``step`` is one call
 into the core for all ``N`` envs; no per-env Python runs anywhere.
 
 Output arrays (``obs`` [N, *obs_shape], ``rewards`` [N] float64, ``terminated``
-and ``truncated`` [N] bool, and in "same_step" mode ``info["final_obs"]`` /
-``info["_final_obs"]``) are allocated once and overwritten by every later
-``step``/``reset``: copy them if you need to keep them.
+and ``truncated`` [N] bool) are allocated once; ``step``/``reset`` return fresh
+copies of them (gymnasium's ``copy=True``) unless the env was made with
+``copy=False``, when they return the buffers themselves, overwritten by every
+later call. ``step_into`` writes into caller-owned arrays (zero-copy).
 
 Writing a subclass (e.g. a batched MuJoCo env)
 ------------------------------------------------
-Call ``super().__init__(num_envs=..., single_observation_space=...,
-single_action_space=..., autoreset_mode=..., env_id=...)`` first (it allocates
-``self._obs``, ``self._rew``, ``self._term``, ``self._trunc`` and, in
-"same_step" mode, ``self._final_obs`` / ``self._final_mask``), then provide the
-five core hooks below, either as methods or, to save a Python frame on the hot
+Set ``self.render_mode`` (if it renders), then call ``super().__init__(num_envs=...,
+single_observation_space=..., single_action_space=..., autoreset_mode=..., env_id=...,
+copy=...)`` (it allocates ``self._obs``, ``self._rew``, ``self._term``, ``self._trunc``
+and, in "same_step" mode, ``self._final_obs`` / ``self._final_mask``), then provide
+the core hooks below, either as methods or, to save a Python frame on the hot
 path, as instance attributes bound straight to extension functions:
 
 ``_core_step(actions) -> None``
-    ``actions`` is a numpy array as the user passed it (torch tensors are
-    already converted to zero-copy numpy views). Validate shape, dtype and
-    values (discrete range, finite floats) *before* changing any env, raising
-    ``TypeError`` for a wrong type or dtype and ``ValueError`` for a wrong shape
-    or value (pgfast._C's policy); clip continuous actions as the gymnasium env does; step all
-    envs with autoreset and time-limit truncation; write ``self._obs``,
-    ``self._rew``, ``self._term``, ``self._trunc`` (and in "same_step" mode
-    ``self._final_obs`` rows plus the ``self._final_mask`` bool [N] mask).
+    ``actions`` is a numpy array of at least one dimension (torch tensors are
+    already converted to zero-copy numpy views; with ``_CORE_ACTION_DTYPES`` set,
+    other dtypes and layouts went through ``_coerce_actions`` first). Validate
+    shape, dtype and values (discrete range, finite floats) *before* changing
+    any env, raising ``TypeError`` for a wrong type or dtype and ``ValueError``
+    for a wrong shape or value (pgfast._C's policy); clip continuous actions as
+    the gymnasium env does; step all envs with autoreset (none in "disabled"
+    mode) and time-limit truncation; write ``self._obs``, ``self._rew``,
+    ``self._term``, ``self._trunc`` (and in "same_step" mode ``self._final_obs``
+    rows plus the ``self._final_mask`` bool [N] mask).
 ``_core_step_into(actions, obs, rew, term, trunc) -> None``
     The same, writing into caller-given numpy arrays instead of the own
     buffers (the final-obs buffers stay the own ones). The core must check
     every array (shape [N, *obs_shape] / [N], dtype float32 or float64 for obs
     and rew, bool for flags, C-contiguous, writeable) so that nothing can make
     it write out of bounds.
-``_core_reset(seeds, mask, options) -> None``
-    ``seeds`` is ``None`` (continue each env's random stream) or a uint64 [N]
-    array (env i derives its stream from (seeds[i], i)); ``mask`` is ``None``
-    (reset all) or a bool [N] array (reset only where set; others keep their
-    state, step counters and pending autoresets); ``options`` is the reset
-    options dict without ``"reset_mask"``. Writes the current observation of
-    *every* env into ``self._obs``.
+``_parse_options(options) -> parsed``
+    Validate the reset options (without ``"reset_mask"``) before anything changes.
+``_core_seed(rows) -> None``
+    Reseed the streams of the envs where ``rows.which`` (a :class:`SeedRows`):
+    env i as gymnasium's ``np_random(rows.int_at(i))``.
+``_core_reset(mask, parsed) -> None``
+    ``mask`` is ``None`` (reset all) or a bool [N] array (reset only where set;
+    others keep their state, step counters and pending autoresets). Draw from
+    each env's stream; write the current observation of *every* env into ``self._obs``.
+``_core_any_pending() -> bool``
+    True if an env ended and was not reset yet (checked in "disabled" mode).
 ``_core_get_state() -> np.ndarray``
     A fresh float64 [N, k] copy of the physics state.
 ``_core_set_state(states) -> None``
@@ -50,9 +57,12 @@ path, as instance attributes bound straight to extension functions:
     autoresets (step counters are kept).
 
 The base class handles: spaces and their batched versions, metadata
-(``autoreset_mode`` as :class:`gymnasium.vector.AutoresetMode`), seed parsing
-(None / int / list), ``options["reset_mask"]``, torch-to-numpy conversion,
-step-before-reset and use-after-close errors (RuntimeError), and the info dict.
+(``autoreset_mode`` as :class:`gymnasium.vector.AutoresetMode`), the spec (which
+``gymnasium.make_vec(env.spec)`` rebuilds through this class), seed parsing as
+gymnasium's vector envs (None / int s -> s + i / list) and ``np_random_seed``,
+``options["reset_mask"]``, torch-to-numpy conversion, copies, gymnasium's
+same_step info, and the lifecycle errors (:class:`ResetNeeded`,
+:class:`ClosedEnvironmentError`, :class:`AutoresetNeeded`).
 """
 
 from __future__ import annotations
@@ -178,10 +188,10 @@ class SeedRows:
     def merged(self, other: "SeedRows") -> "SeedRows":
         """These rows where ``which``, else ``other``'s (``which`` is the union)."""
         width = max(self.words.shape[1], other.words.shape[1])
-        words = np.zeros((len(self.words), width), dtype=np.uint32)
-        words[:, :other.words.shape[1]] = other.words
-        words[self.which] = 0
-        words[self.which, :self.words.shape[1]] = self.words[self.which]
+
+        def padded(w: np.ndarray) -> np.ndarray:
+            return w if w.shape[1] == width else np.pad(w, ((0, 0), (0, width - w.shape[1])))
+        words = np.where(self.which[:, None], padded(self.words), padded(other.words))
         nw = np.where(self.which, self.counts(), other.counts())
         return SeedRows(words, nw if width > 4 else None, self.which | other.which)
 
@@ -483,7 +493,10 @@ class NativeVectorEnv(gym.vector.VectorEnv):
 
     def _set_seeds(self, rows: SeedRows) -> None:
         self._core_seed(rows)
-        self._seed_rows = rows if self._seed_rows is None else rows.merged(self._seed_rows)
+        if self._seed_rows is None or rows.which.all():
+            self._seed_rows = rows
+        else:
+            self._seed_rows = rows.merged(self._seed_rows)
         self._has_stream |= rows.which
         self._seeded = bool(self._has_stream.all())
 
