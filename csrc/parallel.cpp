@@ -16,6 +16,9 @@ std::mutex g_mu;
 // (the old one joined) when a caller asks for more threads than it has.
 WorkerPool* g_pool = nullptr;  // guarded by g_mu
 long g_pool_pid = 0;           // the process that started g_pool's threads
+// Threads asked of the pool when the OS last refused some (0: never): a
+// request that large is not tried again, so a refusal costs once, not per call.
+int g_refused_at = 0;  // guarded by g_mu
 
 }  // namespace
 
@@ -27,9 +30,18 @@ SharedPoolLease::SharedPoolLease(int threads) {
     // A forked child inherits the pool but not its threads: abandon it.
     g_pool = nullptr;
   }
-  if (g_pool == nullptr || g_pool->size() < threads) {
+  threads = std::min(threads, max_pool_threads());
+  const bool refused_before = g_refused_at != 0 && threads >= g_refused_at;
+  if (g_pool == nullptr || (g_pool->size() < threads && !refused_before)) {
     delete g_pool;
-    g_pool = new WorkerPool(threads - 1);
+    g_pool = nullptr;
+    try {
+      g_pool = new WorkerPool(threads - 1);
+    } catch (const std::bad_alloc&) {
+      g_refused_at = threads;
+      return;  // no pool: the caller runs every item
+    }
+    if (g_pool->size() < threads) g_refused_at = threads;
     g_pool_pid = pid;
   }
   pool_ = g_pool;

@@ -6,6 +6,12 @@
 // thread runs them (columns of a [T, N] array, blocks of envs), so every
 // result is bit-identical for any thread count.
 //
+// Thread counts: a request above kMaxThreadRequest is an error (the bindings
+// raise ValueError); below it, a pool never gets more than max_pool_threads()
+// (4x the hardware threads) and, when the OS refuses a thread, keeps the ones
+// that started (at worst the caller alone): a spawn failure never aborts,
+// hangs or changes a result.
+//
 // This header sees no Python.
 #pragma once
 
@@ -14,13 +20,24 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 namespace pgfast {
+
+// The largest num_threads any kernel or env accepts.
+constexpr int64_t kMaxThreadRequest = 1024;
+
+// The most threads (caller included) one pool runs: 4x the hardware threads.
+inline int max_pool_threads() {
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  return int(std::min<int64_t>(kMaxThreadRequest, 4 * int64_t(hw)));
+}
 
 // Each thread owns a contiguous lane of items and takes them from an atomic
 // counter; a thread that is done takes the rest of the others' lanes, so a
@@ -30,8 +47,22 @@ namespace pgfast {
 // time: run() is not reentrant.
 class WorkerPool {
  public:
-  explicit WorkerPool(int num_workers) : lanes_(new Lane[size_t(num_workers) + 1]) {
-    for (int w = 0; w < num_workers; ++w) threads_.emplace_back([this, w] { loop(w + 1); });
+  // Up to num_workers threads (at most max_pool_threads() - 1): if the OS
+  // refuses one (std::system_error, or no memory for its stack), the pool
+  // keeps those that started; size() tells how many run.
+  explicit WorkerPool(int num_workers) {
+    num_workers = std::max(0, std::min(num_workers, max_pool_threads() - 1));
+    lanes_.reset(new Lane[size_t(num_workers) + 1]);
+    threads_.reserve(size_t(num_workers));
+    for (int w = 0; w < num_workers; ++w) {
+      try {
+        threads_.emplace_back([this, w] { loop(w + 1); });
+      } catch (const std::system_error&) {
+        break;
+      } catch (const std::bad_alloc&) {
+        break;
+      }
+    }
   }
   ~WorkerPool() {
     {
@@ -179,7 +210,8 @@ void parallel_for(WorkerPool* pool, int64_t n_items, Body&& body) {
 // released) gets no pool and runs on its own thread, with the same results.
 class SharedPoolLease {
  public:
-  // A pool of at least `threads` threads (caller included); none for 1.
+  // A pool of `threads` threads (caller included; at most max_pool_threads(),
+  // fewer where the OS refused some); none for 1.
   explicit SharedPoolLease(int threads);
   ~SharedPoolLease();
   SharedPoolLease(const SharedPoolLease&) = delete;

@@ -40,14 +40,14 @@ void parallel_columns(int64_t N, int threads, Fn&& fn) {
 }  // namespace
 
 int plan_threads(int64_t T_, int64_t N, int num_threads) {
-  int64_t max_by_columns = std::max<int64_t>(1, N / kChunkAlign);
-  if (num_threads > 0) {
-    return int(std::max<int64_t>(1, std::min<int64_t>(num_threads, max_by_columns)));
-  }
-  int hw = int(std::max(1u, std::thread::hardware_concurrency()));
-  int64_t by_size = (T_ * N) / kMinElementsPerThread;
-  int64_t t = std::min<int64_t>({int64_t(hw), by_size, max_by_columns});
-  return int(std::max<int64_t>(1, t));
+  if (T_ <= 0 || N <= 0) return 1;
+  const int64_t max_by_columns = std::max<int64_t>(1, N / kChunkAlign);
+  const int64_t cap = std::min<int64_t>(max_by_columns, max_pool_threads());
+  if (num_threads > 0) return int(std::max<int64_t>(1, std::min<int64_t>(num_threads, cap)));
+  const int64_t hw = std::max(1u, std::thread::hardware_concurrency());
+  // T_ * N / kMinElementsPerThread without overflowing: compare before multiplying
+  const int64_t by_size = T_ > (int64_t(1) << 62) / N ? hw : (T_ * N) / kMinElementsPerThread;
+  return int(std::max<int64_t>(1, std::min<int64_t>({hw, by_size, cap})));
 }
 
 template <class T, class F>

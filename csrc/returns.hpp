@@ -38,8 +38,10 @@ void gae(const T* rewards, const T* values, const T* next_values,
          const F* terminated, const F* truncated, T* advantages, T* returns,
          int64_t T_, int64_t N, T gamma, T lam, int num_threads);
 
-// Number of worker threads a kernel uses for a [T, N] problem when asked for
-// num_threads (0 = automatic). Exposed so tests can force the threaded path.
+// Number of threads a kernel uses for a [T, N] problem when asked for
+// num_threads (0 = automatic, negative treated as 0): at most one per 16
+// columns and max_pool_threads() (csrc/parallel.hpp). Exposed so tests can
+// force the threaded path.
 int plan_threads(int64_t T_, int64_t N, int num_threads);
 
 }  // namespace pgfast

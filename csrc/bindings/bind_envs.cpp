@@ -20,7 +20,7 @@ namespace bindings {
 namespace {
 
 using MakeCore = std::unique_ptr<VecEnvCore> (*)(int64_t num_envs, bool same_step,
-                                                 int num_threads, int64_t max_episode_steps,
+                                                 int64_t num_threads, int64_t max_episode_steps,
                                                  const py::dict& params);
 
 struct Entry {
@@ -31,7 +31,7 @@ struct Entry {
 };
 
 template <class Env>
-std::unique_ptr<VecEnvCore> make_core(int64_t num_envs, bool same_step, int num_threads,
+std::unique_ptr<VecEnvCore> make_core(int64_t num_envs, bool same_step, int64_t num_threads,
                                       int64_t max_episode_steps, const py::dict& params) {
   return std::make_unique<PyVecEnv<Env>>(num_envs, same_step, num_threads, max_episode_steps,
                                          params);
@@ -72,7 +72,7 @@ std::string registered_ids() {
 }
 
 std::unique_ptr<VecEnvCore> make_classic(const std::string& env_id, int64_t num_envs,
-                                         bool same_step, int num_threads,
+                                         bool same_step, int64_t num_threads,
                                          py::object max_episode_steps, py::object params) {
   for (const Entry& e : registry()) {
     if (env_id != e.id) continue;

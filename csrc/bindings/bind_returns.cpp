@@ -31,7 +31,8 @@ DType flag_pair_dtype(const py::array& te, const py::array& tr, DType data) {
 }
 
 py::array py_discounted_cumsum(py::object x_, py::object dones_, double gamma,
-                               int num_threads) {
+                               int64_t num_threads_) {
+  const int num_threads = thread_request(num_threads_, 0, "num_threads");
   py::array x = as_array(x_, "x"), dones = as_array(dones_, "dones");
   const auto dims = time_major_dims(x, "x");
   const int64_t T = dims.first, N = dims.second;
@@ -55,7 +56,8 @@ py::array py_discounted_cumsum(py::object x_, py::object dones_, double gamma,
 
 py::array py_reward_to_go(py::object rewards_, py::object terminated_,
                           py::object truncated_, double gamma, py::object next_values_,
-                          int num_threads) {
+                          int64_t num_threads_) {
+  const int num_threads = thread_request(num_threads_, 0, "num_threads");
   py::array r = as_array(rewards_, "rewards");
   py::array te = as_array(terminated_, "terminated");
   py::array tr = as_array(truncated_, "truncated");
@@ -94,7 +96,8 @@ py::array py_reward_to_go(py::object rewards_, py::object terminated_,
 
 py::tuple py_gae(py::object rewards_, py::object values_, py::object next_values_,
                  py::object terminated_, py::object truncated_, double gamma, double lam,
-                 int num_threads) {
+                 int64_t num_threads_) {
+  const int num_threads = thread_request(num_threads_, 0, "num_threads");
   py::array r = as_array(rewards_, "rewards");
   py::array v = as_array(values_, "values");
   py::array nv = as_array(next_values_, "next_values");
@@ -164,6 +167,12 @@ py::array py_nstep_returns(py::object rewards_, py::object next_values_,
   return out;
 }
 
+int py_plan_threads(int64_t T, int64_t N, int64_t num_threads) {
+  require_at_least(T, 0, "T");
+  require_at_least(N, 0, "N");
+  return plan_threads(T, N, thread_request(num_threads, 0, "num_threads"));
+}
+
 }  // namespace
 
 void bind_returns(py::module_& m) {
@@ -182,7 +191,7 @@ void bind_returns(py::module_& m) {
         py::arg("terminated"), py::arg("truncated"), py::arg("gamma"), py::arg("n"),
         py::arg("num_threads") = 0,
         "n-step bootstrapped returns G^(n) over C-contiguous [T] or [T, N].");
-  m.def("plan_threads", &plan_threads, py::arg("T"), py::arg("N"), py::arg("num_threads") = 0,
+  m.def("plan_threads", &py_plan_threads, py::arg("T"), py::arg("N"), py::arg("num_threads") = 0,
         "Worker threads a kernel would use for a [T, N] problem.");
 }
 

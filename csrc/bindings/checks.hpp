@@ -15,8 +15,12 @@
 
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "parallel.hpp"
 
 namespace pgfast {
 namespace bindings {
@@ -219,6 +223,66 @@ inline double unit_coeff(double x, const char* name) {
 inline void require_at_least(int64_t x, int64_t lo, const char* name) {
   if (x < lo) value_error(std::string(name) + " must be >= " + std::to_string(lo) + ", got " +
                           std::to_string(x));
+}
+
+// A thread count in [lo, kMaxThreadRequest] (csrc/parallel.hpp); kernels
+// and envs use at most max_pool_threads() of them.
+inline int thread_request(int64_t x, int64_t lo, const char* name) {
+  if (x < lo || x > kMaxThreadRequest) {
+    value_error(std::string(name) + " must be in [" + std::to_string(lo) + ", " +
+                std::to_string(kMaxThreadRequest) + "], got " + std::to_string(x));
+  }
+  return int(x);
+}
+
+// Index of the first non-finite value of n, or -1.
+template <class T>
+int64_t first_nonfinite(const T* p, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) {
+    if (!std::isfinite(p[k])) return k;
+  }
+  return -1;
+}
+
+// ---------------------------------------------------------------- overlap
+
+// The bytes [lo, hi) an array's elements can occupy (any strides).
+inline std::pair<uintptr_t, uintptr_t> byte_extent(const py::array& a) {
+  uintptr_t lo = reinterpret_cast<uintptr_t>(a.data()), hi = lo;
+  if (a.size() == 0) return {lo, lo};
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    const py::ssize_t span = (a.shape(d) - 1) * a.strides(d);
+    if (span < 0) lo -= uintptr_t(-span);
+    else hi += uintptr_t(span);
+  }
+  return {lo, hi + uintptr_t(a.itemsize())};
+}
+
+inline bool may_overlap(const py::array& a, const py::array& b) {
+  const auto x = byte_extent(a), y = byte_extent(b);
+  return x.first < x.second && y.first < y.second && x.first < y.second && y.first < x.second;
+}
+
+// Arrays a kernel writes must not share memory with each other or with what
+// it reads (a write through one would change another mid-call): ValueError
+// naming the first overlapping pair.
+using Named = std::pair<const py::array*, const char*>;
+inline void require_disjoint(std::initializer_list<Named> outputs,
+                             std::initializer_list<Named> inputs = {}) {
+  for (auto o = outputs.begin(); o != outputs.end(); ++o) {
+    for (auto p = std::next(o); p != outputs.end(); ++p) {
+      if (may_overlap(*o->first, *p->first)) {
+        value_error(std::string(o->second) + " and " + p->second +
+                    " share memory; outputs must be separate arrays");
+      }
+    }
+    for (const Named& i : inputs) {
+      if (may_overlap(*o->first, *i.first)) {
+        value_error(std::string(o->second) + " shares memory with " + i.second +
+                    "; outputs must not overlap inputs");
+      }
+    }
+  }
 }
 
 // ---------------------------------------------------------------- pointers

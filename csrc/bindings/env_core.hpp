@@ -5,6 +5,11 @@
 // snapshots), then releases the GIL and calls the VecEnv<Env> core.
 // Every array is checked (type, dtype, shape, C-contiguity, writeability)
 // before a core sees its pointer; bad input raises before any env changes.
+// What a core reads with the GIL released is either owned by this object
+// (actions are copied into a buffer of the kernel's type and checked there,
+// so no other thread can change them between check and use) or harmless in
+// any value (seeds, masks); arrays a step writes never overlap each other or
+// the actions (ValueError).
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -17,6 +22,8 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "bindings/checks.hpp"
 #include "bindings/dispatch.hpp"
@@ -24,6 +31,9 @@
 
 namespace pgfast {
 namespace bindings {
+
+// The most envs one vector env holds (every per-env index fits an int32).
+constexpr int64_t kMaxEnvs = (int64_t(1) << 31) - 1;
 
 // The GIL is released while an env steps, so two Python threads could reach
 // one env at once; the second gets a clear error instead of a data race.
@@ -67,6 +77,8 @@ class VecEnvCore {
       fm = checked_out(final_mask, "final_mask", {py::ssize_t(n_)});
       require_dtype<bool>(fm, "final_mask", "bool");
     }
+    require_disjoint({{&o.obs, "obs"}, {&o.rew, "rew"}, {&o.term, "term"}, {&o.trunc, "trunc"},
+                      {&fo, "final_obs"}, {&fm, "final_mask"}});
     own_ = std::move(o);
     final_obs_ = std::move(fo);
     final_mask_ = std::move(fm);
@@ -247,13 +259,13 @@ class PyVecEnv final : public VecEnvCore {
   using Core = envs::VecEnv<Env>;
   static constexpr int kS = Env::kStateDim;
 
-  PyVecEnv(int64_t num_envs, bool same_step, int num_threads, int64_t max_episode_steps,
+  PyVecEnv(int64_t num_envs, bool same_step, int64_t num_threads, int64_t max_episode_steps,
            const py::dict& params)
       : VecEnvCore(Env::kId, checked_num_envs(num_envs), Env::kStateDim, Env::kObsDim) {
-    require_at_least(num_threads, 1, "num_threads");
+    thread_request(num_threads, 1, "num_threads");
     require_at_least(max_episode_steps, 1, "max_episode_steps");
     core_.reset(new Core(num_envs, make_params<Env>(params), max_episode_steps, same_step,
-                         num_threads));
+                         int(num_threads)));
   }
 
   py::array get_state() const override {
@@ -317,7 +329,20 @@ class PyVecEnv final : public VecEnvCore {
     require_dtype<int64_t>(steps, "snapshot steps", "int64");
     require_dtype<uint8_t>(pending, "snapshot pending", "uint8");
     require_dtype<uint64_t>(rng, "snapshot rng", "uint64");
+    if (!py::isinstance<py::bool_>(d["ready"])) type_error("snapshot 'ready' must be a bool");
     const bool ready = py::cast<bool>(d["ready"]);
+    // What set_state and reset would refuse, a snapshot may not bring in.
+    if (first_nonfinite(cptr<double>(rows), rows.size()) >= 0) {
+      value_error("snapshot rows must be finite");
+    }
+    const int64_t* st = cptr<int64_t>(steps);
+    const int64_t limit = core_->max_episode_steps();
+    for (int64_t i = 0; i < n_; ++i) {
+      if (st[i] < 0 || st[i] > limit) {
+        value_error("snapshot steps[" + std::to_string(i) + "] = " + std::to_string(st[i]) +
+                    " is outside [0, max_episode_steps = " + std::to_string(limit) + "]");
+      }
+    }
     core_->restore(cptr<double>(rows), cptr<int64_t>(steps), cptr<uint8_t>(pending),
                    cptr<uint64_t>(rng));
     ready_ = ready;
@@ -339,6 +364,10 @@ class PyVecEnv final : public VecEnvCore {
 
   static int64_t checked_num_envs(int64_t num_envs) {
     require_at_least(num_envs, 1, "num_envs");
+    if (num_envs > kMaxEnvs) {
+      value_error("num_envs must be <= " + std::to_string(kMaxEnvs) + ", got " +
+                  std::to_string(num_envs));
+    }
     return num_envs;
   }
 
@@ -359,64 +388,72 @@ class PyVecEnv final : public VecEnvCore {
   }
 
   // Actions: [N] int64/int32 in [0, kNumActions) (discrete) or [N, kActDim]
-  // finite float32/float64 (Box).
+  // float32/float64 (Box), copied into act_ as the kernel reads them (int64,
+  // or float32 as gymnasium's Box is) and checked there: in range, or finite
+  // after the conversion (1e39 as float64 is inf as float32).
   void run_step(py::handle actions, StepOut& o) override {
     const py::array a = checked_in(actions, "actions", action_shape());
-    DType act_dtype;
+    // Outputs of step_into (own_ was checked by bind_outputs; checked again, a
+    // few comparisons) against each other, this env's final_obs buffers and
+    // the actions.
+    require_disjoint({{&o.obs, "obs"}, {&o.rew, "rew"}, {&o.term, "term"}, {&o.trunc, "trunc"},
+                      {&final_obs_, "final_obs"}, {&final_mask_, "final_mask"}},
+                     {{&a, "actions"}});
+    const int64_t m = int64_t(a.size());
+    act_.resize(size_t(m));
+    Act* act = act_.data();
     if constexpr (Env::kDiscrete) {
-      act_dtype = dtype_of(a);
-      if (act_dtype != DType::kI64 && act_dtype != DType::kI32) {
+      const DType k = dtype_of(a);
+      if (k != DType::kI64 && k != DType::kI32) {
         type_error("actions must be an integer array (int64 or int32) of shape (" +
                    std::to_string(n_) + ",), got dtype " + dtype_str(a));
       }
-    } else {
-      act_dtype = float_dtype(a, "actions");
-    }
-    auto typed = [&](auto at, auto ot, auto rt) {
-      using A = typename decltype(at)::type;
-      using O = typename decltype(ot)::type;
-      using R = typename decltype(rt)::type;
-      step_typed<A, O, R>(cptr<A>(a), o);
-    };
-    auto by_outputs = [&](auto at) {
-      dispatch<float, double>(o.obs_dtype, [&](auto ot) {
-        dispatch<float, double>(o.rew_dtype, [&](auto rt) { typed(at, ot, rt); });
+      dispatch<int64_t, int32_t>(k, [&](auto t) {
+        using A = typename decltype(t)::type;
+        std::copy_n(cptr<A>(a), m, act);
       });
-    };
-    if constexpr (Env::kDiscrete) {
-      dispatch<int64_t, int32_t>(act_dtype, by_outputs);
-    } else {
-      dispatch<float, double>(act_dtype, by_outputs);
-    }
-  }
-
-  template <class A, class O, class R>
-  void step_typed(const A* act, StepOut& o) {
-    if constexpr (Env::kDiscrete) {
-      const int64_t bad = core_->first_invalid_discrete(act);
+      const int64_t bad = core_->first_invalid_discrete(static_cast<const Act*>(act));
       if (bad >= 0) {
-        value_error("actions[" + std::to_string(bad) + "] = " + std::to_string(int64_t(act[bad])) +
+        value_error("actions[" + std::to_string(bad) + "] = " + std::to_string(act[bad]) +
                     " is outside the action space Discrete(" + std::to_string(Env::kNumActions) +
                     ")");
       }
     } else {
-      const int64_t bad = core_->first_nonfinite(act);
+      int64_t bad = -1;
+      double first_bad = 0.0;
+      dispatch<float, double>(float_dtype(a, "actions"), [&](auto t) {
+        using A = typename decltype(t)::type;
+        const A* src = cptr<A>(a);
+        for (int64_t k = 0; k < m; ++k) act[k] = Act(src[k]);
+        bad = first_nonfinite(static_cast<const Act*>(act), m);
+        if (bad >= 0) first_bad = double(src[bad]);
+      });
       if (bad >= 0) {
-        value_error("actions must be finite; entry " + std::to_string(bad) + " (env " +
-                    std::to_string(bad / Env::kActDim) + ") is " +
-                    std::to_string(double(act[bad])));
+        value_error("actions must be finite as float32; entry " + std::to_string(bad) +
+                    " (env " + std::to_string(bad / Env::kActDim) + ") is " +
+                    std::to_string(first_bad));
       }
     }
-    O* obs = mptr<O>(o.obs);
-    R* rew = mptr<R>(o.rew);
-    bool* term = mptr<bool>(o.term);
-    bool* trunc = mptr<bool>(o.trunc);
-    float* fo = mptr<float>(final_obs_);
-    bool* fm = mptr<bool>(final_mask_);
-    py::gil_scoped_release nogil;
-    core_->step(act, obs, rew, term, trunc, fo, fm);
+    dispatch<float, double>(o.obs_dtype, [&](auto ot) {
+      dispatch<float, double>(o.rew_dtype, [&](auto rt) {
+        using O = typename decltype(ot)::type;
+        using R = typename decltype(rt)::type;
+        O* obs = mptr<O>(o.obs);
+        R* rew = mptr<R>(o.rew);
+        bool* term = mptr<bool>(o.term);
+        bool* trunc = mptr<bool>(o.trunc);
+        float* fo = mptr<float>(final_obs_);
+        bool* fm = mptr<bool>(final_mask_);
+        const Act* acts = act;
+        py::gil_scoped_release nogil;
+        core_->step(acts, obs, rew, term, trunc, fo, fm);
+      });
+    });
   }
 
+  // The kernel's action type; act_ is only used under Exclusive.
+  using Act = std::conditional_t<Env::kDiscrete, int64_t, float>;
+  std::vector<Act> act_;
   std::unique_ptr<Core> core_;
 };
 

@@ -87,8 +87,13 @@ struct Acrobot {
     dy[3] = ddtheta2;
   }
 
+  static constexpr double kWrapLoopLimit = 1e6;
   static double wrap(double x, double m, double M) {
     const double diff = M - m;
+    // gymnasium's loops take |x| / diff turns (forever for inf, or where
+    // x - diff == x): an angle only set_state can bring that far (a step
+    // bounds the velocities) is first reduced by fmod, inf becomes NaN.
+    if (!(std::fabs(x) <= kWrapLoopLimit)) x = std::isfinite(x) ? std::fmod(x, diff) : NAN;
     while (x > M) x = x - diff;
     while (x < m) x = x + diff;
     return x;
