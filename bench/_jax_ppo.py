@@ -190,7 +190,7 @@ def run(num_envs: int, num_steps: int, total_timesteps: int, seed: int = 0) -> D
 
     Returns ``compile_s``, ``run_s``, ``sps`` (steady-state env steps/s of the run),
     ``total_s`` (compile + run) and ``last_return`` (mean return of the episodes that
-    finished in the last rollout).
+    finished in the last rollout that had any).
     """
     total = (total_timesteps // (num_envs * num_steps)) * num_envs * num_steps
     fn = jax.jit(make_train(num_envs, num_steps, total))
@@ -202,6 +202,7 @@ def run(num_envs: int, num_steps: int, total_timesteps: int, seed: int = 0) -> D
     out = jax.block_until_ready(compiled(key))
     t_run = time.perf_counter() - t0
     rets = np.asarray(out["mean_return"])
+    rets = rets[np.isfinite(rets)]  # rollouts in which some episode finished
     return {"compile_s": t_compile, "run_s": t_run, "total_s": t_compile + t_run,
             "sps": total / t_run, "timesteps": float(total),
             "last_return": float(rets[-1]) if rets.size else float("nan")}

@@ -160,3 +160,14 @@ def test_train_native_rollout_learns_like_torch():
     for b in nat.history:
         assert np.isfinite(b["policy_loss"]) and np.isfinite(b["value_loss"])
     assert nat.history[0]["episodes"] == ref.history[0]["episodes"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["ppo", "vpg"])
+def test_native_rollout_solves_cartpole(algo):
+    """As tests/test_learning.py, with the native rollout: CartPole-v1 solved within 150k steps."""
+    run = pgfast.train(algo, "CartPole-v1", total_timesteps=150_000, seed=0, device="cpu",
+                       native_rollout=True)
+    assert run.collector.native
+    mean, std = run.evaluate(episodes=20, deterministic=True)
+    assert mean >= 475, (algo, mean, std, run.history[-1])
