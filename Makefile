@@ -7,6 +7,7 @@
 #   make bench-check   fast benchmark subset; fails when a ratio drops below bench/baseline.json
 #   make dev     editable install into .venv
 #   make inplace rebuild pgfast/_C*.so in the source tree (for development)
+#   make sanitize   _C with ASan + UBSan (build/sanitize) and the C++-touching tests (fuzz included) against it
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,7 +15,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_CPU ?= torch==2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
-EXTRAS ?= test,lint,bench,mujoco,plot,tensorboard,ray,tune
+EXTRAS ?= test,lint,bench,mujoco,plot,tensorboard,ray,tune,video
 comma := ,
 STAMP := $(VENV)/.pgfast-installed-$(subst $(comma),-,$(EXTRAS))
 WHEEL_BUILD := build/wheel
@@ -121,6 +122,28 @@ inplace: $(PY)
 	  cmake --build build/dev && \
 	  for f in build/dev/_C*.so; do cp "$$f" "pgfast/.$$(basename $$f).tmp" && \
 	    mv -f "pgfast/.$$(basename $$f).tmp" "pgfast/$$(basename $$f)"; done'
+
+# AddressSanitizer + UndefinedBehaviorSanitizer: _C built RelWithDebInfo (unstripped)
+# in build/sanitize, put into a copy of the package (build/sanitize/pkg) that goes
+# first on PYTHONPATH; Python is not sanitized, so libasan and libstdc++ are
+# preloaded (what works with pybind11 exceptions) and leak checks are off
+# (Python keeps its objects until exit by design). Any report fails the run.
+SANITIZE_TESTS ?= test_returns.py test_envs_classic.py test_fuzz.py test_buffer.py
+SANITIZE_PKG := build/sanitize/pkg
+.PHONY: sanitize
+sanitize: install
+	@$(PY) -c "import pybind11, ninja, cmake" 2>/dev/null || $(PIP) install -q pybind11 ninja cmake
+	cmake -S . -B build/sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGFAST_SANITIZE=ON \
+	  -Dpybind11_DIR=$$($(PY) -m pybind11 --cmakedir) -DPython_EXECUTABLE=$(abspath $(PY)) >/dev/null
+	cmake --build build/sanitize
+	rm -rf $(SANITIZE_PKG) && mkdir -p $(SANITIZE_PKG)
+	cp -r pgfast $(SANITIZE_PKG)/ && rm -f $(SANITIZE_PKG)/pgfast/_C*.so
+	cp build/sanitize/_C*.so $(SANITIZE_PKG)/pgfast/
+	cd tests && PYTHONPATH=$(abspath $(SANITIZE_PKG)) \
+	  LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. -p no:cacheprovider -q \
+	  $(SANITIZE_TESTS) $(PYTEST_ARGS)
 
 clean:
 	rm -rf build dist .benchmarks pgfast/_C*.so
