@@ -24,9 +24,9 @@ from pgfast.algos.ppo import PPO  # noqa: E402  (the modules above must be impor
 from pgfast.algos.trpo import TRPO  # noqa: E402
 from pgfast.algos.vpg import VPG  # noqa: E402
 
-__all__ = ["ALGOS", "get_algo", "config_class", "get_preset", "resolve_settings", "action_space_kind", "study_timesteps", "make_config",
-           "config_help", "AlgoBase", "BaseConfig", "FastAdam", "make_adam", "explained_variance",
-           "flat_batch", "field_docs"]
+__all__ = ["ALGOS", "get_algo", "config_class", "get_preset", "resolve_settings", "action_space_kind",
+           "study_timesteps", "make_config", "config_help", "AlgoBase", "BaseConfig", "FastAdam", "make_adam",
+           "explained_variance", "flat_batch", "field_docs"]
 
 ALGOS: Dict[str, Type[AlgoBase]] = {"vpg": VPG, "trpo": TRPO, "ppo": PPO}
 """Algorithm name -> class."""
