@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
 import pickle
+import subprocess
+import sys
+import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Tuple
 
@@ -929,3 +934,137 @@ def test_seeded_trajectories_are_pinned(env_id, mode):
     They depend on libm's sin/cos/pow like the parity itself (glibc here)."""
     got = _trajectory_digest(env_id, mode)
     assert got == PARITY[env_id].digests.get(mode), f"{env_id} {mode} digest: {got!r}"
+
+
+# ---------------------------------------------------------------- reliability (native checks)
+
+
+def _child_ok(code, timeout=120):
+    """Runs code in a child: a crash or hang there fails the test, not the run."""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, (r.returncode, r.stdout[-1000:], r.stderr[-2000:])
+    return r.stdout
+
+
+def test_outputs_aliasing_the_actions_are_rejected():
+    # the issue's reproducer: obs_out is the memory of the int64 actions
+    out = _child_ok(
+        "import numpy as np, pgfast\n"
+        "n = 512; e = pgfast.make_vec('Acrobot-v1', n, seed=0)\n"
+        "b = np.zeros(n * 6, np.float32); a = b.view(np.int64)[:n]; a[:] = 1\n"
+        "try:\n"
+        "    e.step_into(a, b.reshape(n, 6), np.zeros(n), np.zeros(n, bool), np.zeros(n, bool))\n"
+        "except ValueError as err:\n"
+        "    print('ValueError', err)\n")
+    assert out.startswith("ValueError") and "actions" in out
+
+
+def test_outputs_overlapping_each_other_are_rejected():
+    n = 4
+    env = pgfast.make_vec("CartPole-v1", n, seed=0)
+    a = np.zeros(n, np.int64)
+    obs, rew = np.zeros((n, 4), np.float32), np.zeros(n)
+    term, trunc = np.zeros(n, bool), np.zeros(n, bool)
+    with pytest.raises(ValueError, match="share memory"):
+        env.step_into(a, obs, rew, term, term)
+    with pytest.raises(ValueError, match="share memory"):
+        env.step_into(a, obs, obs.reshape(-1)[:2 * n].view(np.float64), term, trunc)
+    both = np.zeros(2 * n, bool)
+    env.step_into(a, obs, rew, both[:n], both[n:])  # adjacent, not overlapping: fine
+    same = pgfast.make_vec("CartPole-v1", n, seed=0, autoreset_mode="same_step")
+    with pytest.raises(ValueError, match="final_obs"):
+        same.step_into(a, same._final_obs, rew, term, trunc)
+    with pytest.raises(ValueError, match="share memory"):
+        env._c.bind_outputs(obs, rew, term, term)
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "MountainCarContinuous-v0"])
+def test_actions_written_during_a_step_never_reach_the_kernel(env_id):
+    """Another thread writes NaN into the action array while steps run with the
+    GIL released: the kernel steps a checked copy, so the state stays finite."""
+    n = 1 << 16
+    env = pgfast.make_vec(env_id, n, seed=0)
+    a = np.zeros((n, 1), np.float32)
+    stop = threading.Event()
+
+    def scribble():
+        while not stop.is_set():
+            a[:] = np.nan
+            a[:] = 0.5
+            time.sleep(0)  # let the stepping thread check the actions between writes
+
+    t = threading.Thread(target=scribble)
+    t.start()
+    try:
+        for _ in range(60):
+            try:
+                env.step(a)
+            except ValueError:
+                pass
+    finally:
+        stop.set()
+        t.join()
+    assert np.isfinite(env.get_state()).all()
+
+
+def test_float64_action_that_overflows_float32_is_rejected():
+    env = pgfast.make_vec("MountainCarContinuous-v0", 2, seed=0)
+    before = env.get_state()
+    with pytest.raises(ValueError, match="finite"):
+        env.step(np.full((2, 1), 1e39))
+    np.testing.assert_array_equal(env.get_state(), before)
+    env.step(np.full((2, 1), 3e38))  # finite as float32: clipped, as gymnasium does
+    assert np.isfinite(env._rew).all()
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_load_rejects_what_set_state_rejects(env_id):
+    env = pgfast.make_vec(env_id, 3, seed=0)
+    good = env._c.dump()
+    bad = dict(good, rows=good["rows"].copy())
+    bad["rows"][0, 1] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        env._c.load(bad)
+    bad = dict(good, steps=good["steps"].copy())
+    bad["steps"][0] = 2 ** 62
+    with pytest.raises(ValueError, match="steps"):
+        env._c.load(bad)
+    with pytest.raises(TypeError):
+        env._c.load(dict(good, rows=good["rows"].astype(">f8")))
+    with pytest.raises(TypeError):
+        env._c.load(dict(good, ready=np.zeros(3)))
+    env._c.load(good)
+
+
+def test_byteswapped_env_arrays_are_rejected():
+    n = 3
+    env = pgfast.make_vec("CartPole-v1", n, seed=0)
+    out = (np.zeros((n, 4), np.float32), np.zeros(n), np.zeros(n, bool), np.zeros(n, bool))
+    with pytest.raises(TypeError):
+        env._c.step(np.zeros(n, ">i8"))
+    with pytest.raises(TypeError):
+        env._c.step_into(np.zeros(n, np.int64), out[0].astype(">f4"), *out[1:])
+    with pytest.raises(TypeError):
+        env._c.set_state(np.zeros((n, 4), ">f8"))
+    cont = pgfast.make_vec("Pendulum-v1", n, seed=0)
+    with pytest.raises(TypeError):
+        cont._c.step(np.zeros((n, 1), ">f4"))
+
+
+def test_thread_and_env_counts_are_bounded():
+    with pytest.raises(ValueError, match="num_threads"):
+        _C.ClassicVecEnv("CartPole-v1", 4, num_threads=10 ** 6)
+    with pytest.raises(ValueError, match="num_envs"):
+        _C.ClassicVecEnv("CartPole-v1", 2 ** 40)
+    env = _C.ClassicVecEnv("CartPole-v1", 4 * 2048, num_threads=1024)
+    assert 1 <= env.threads_used <= 4 * (os.cpu_count() or 1)
+
+
+def test_acrobot_step_after_a_huge_state_ends():
+    # gymnasium's wrap() loops |angle| / 2 pi times: forever for 1e300 or inf
+    _child_ok(
+        "import numpy as np, pgfast\n"
+        "e = pgfast.make_vec('Acrobot-v1', 3, seed=0)\n"
+        "e.set_state(np.array([[1e300, -1e12, 0, 0], [0, 0, 1e300, 1e300], [1e7, 0, 0, 0]]))\n"
+        "e.step(np.zeros(3, np.int64))\n", timeout=60)

@@ -2,6 +2,10 @@
 numpy / torch CPU / torch CUDA agreement, and every bad-input error."""
 
 import math
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -483,3 +487,77 @@ def test_extension_rejects_what_python_layer_would_fix():
         _C.discounted_cumsum(np.zeros(3), np.zeros(3, bool), float("nan"))
     with pytest.raises(TypeError, match="dones"):
         _C.discounted_cumsum(np.zeros(3), [0, 0, 0], 0.5)
+
+
+# --------------------------------------------------------------------------- reliability
+
+
+def test_thread_requests_are_bounded():
+    z = np.zeros((2, 64), np.float32)
+    f = np.zeros((2, 64), bool)
+    for bad in (10 ** 6, 1025, -1):
+        with pytest.raises(ValueError, match="num_threads"):
+            pgfast.gae(z, z, z, f, f, 0.99, 0.95, num_threads=bad)
+        with pytest.raises(ValueError, match="num_threads"):
+            _C.discounted_cumsum(z, f, 0.9, bad)
+        with pytest.raises(ValueError, match="num_threads"):
+            _C.reward_to_go(z, f, f, 0.9, None, bad)
+    # accepted up to the limit, capped at 4x the hardware threads
+    assert _C.plan_threads(2, 2 ** 20, 1024) <= 4 * (os.cpu_count() or 1)
+    np.testing.assert_array_equal(pgfast.gae(z, z, z, f, f, num_threads=1024)[0], np.zeros_like(z))
+    # no signed overflow in T * N
+    assert 1 <= _C.plan_threads(2 ** 62, 2 ** 62, 0) <= 4 * (os.cpu_count() or 1)
+    with pytest.raises(ValueError, match="T"):
+        _C.plan_threads(-1, 4, 0)
+
+
+_SPAWN_CHILD = textwrap.dedent('''
+    import importlib.machinery, importlib.util, glob, os, resource, sys
+    import numpy as np
+    pkg = importlib.util.find_spec("pgfast").submodule_search_locations[0]
+    path = sorted(glob.glob(os.path.join(pkg, "_C*.so")))[0]
+    loader = importlib.machinery.ExtensionFileLoader("pgfast._C", path)
+    spec = importlib.util.spec_from_file_location("pgfast._C", path, loader=loader)
+    C = importlib.util.module_from_spec(spec); loader.exec_module(C)
+    z = np.zeros((4, 2 ** 16), np.float32); b = z.astype(bool)
+    ref = C.gae(z + 1, z, z, b, b, 0.99, 0.95, 1)[0]
+    vm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmSize")][0]
+    # room for about two more 256 MiB thread stacks
+    resource.setrlimit(resource.RLIMIT_AS, (vm * 1024 + (600 << 20), resource.RLIM_INFINITY))
+    assert (C.gae(z + 1, z, z, b, b, 0.99, 0.95, 8)[0] == ref).all()
+    e = C.ClassicVecEnv("CartPole-v1", 8 * 2048, num_threads=8)
+    print("ok", e.threads_used)
+''')
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or "LD_PRELOAD" in os.environ,
+                    reason="needs Linux rlimits (and no sanitizer runtime's address space)")
+def test_refused_threads_fall_back_to_fewer():
+    """When the OS refuses threads (here: an address-space limit that leaves room
+    for two 256 MiB stacks), pools keep the threads that started, with the same
+    results; it used to abort ('terminate called') or hang in the unwinding."""
+    import resource
+
+    def limits():
+        resource.setrlimit(resource.RLIMIT_STACK, (256 << 20, resource.RLIM_INFINITY))
+
+    r = subprocess.run([sys.executable, "-c", _SPAWN_CHILD], preexec_fn=limits,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), (r.returncode, r.stderr[-2000:])
+
+
+@pytest.mark.parametrize("arg", range(3))
+def test_byteswapped_arrays_are_rejected(arg):
+    args = [np.ones((4, 3), np.float32) for _ in range(3)] + [np.zeros((4, 3), bool)] * 2
+    swapped = args[arg].astype(args[arg].dtype.newbyteorder())
+    args[arg] = swapped
+    with pytest.raises(TypeError):
+        _C.gae(*args, 0.99, 0.95)
+    if arg == 0:
+        with pytest.raises(TypeError):
+            _C.discounted_cumsum(swapped, args[3], 0.9)
+        with pytest.raises(TypeError):
+            _C.reward_to_go(swapped, args[3], args[4], 0.9)
+    if swapped.dtype.kind == "f":
+        with pytest.raises(TypeError):
+            pgfast.gae(*args)
