@@ -1068,3 +1068,12 @@ def test_acrobot_step_after_a_huge_state_ends():
         "e = pgfast.make_vec('Acrobot-v1', 3, seed=0)\n"
         "e.set_state(np.array([[1e300, -1e12, 0, 0], [0, 0, 1e300, 1e300], [1e7, 0, 0, 0]]))\n"
         "e.step(np.zeros(3, np.int64))\n", timeout=60)
+
+
+def test_seed_entropy_of_another_dtype_is_rejected():
+    # uint32 had no dtype tag: any unlisted dtype (int8: a quarter of the bytes read) passed
+    env = _C.ClassicVecEnv("CartPole-v1", 3)
+    for bad in (np.zeros((3, 4), np.int8), np.zeros((3, 4), ">u4"), np.zeros((3, 4), np.float16)):
+        with pytest.raises(TypeError, match="uint32"):
+            env.seed(bad)
+    env.seed(np.zeros((3, 4), np.uint32), np.full(3, 2, np.int64))

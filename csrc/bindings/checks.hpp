@@ -34,7 +34,7 @@ namespace py = pybind11;
 
 // The dtypes a kernel reads or writes; anything else (including a
 // non-native byte order) is kOther.
-enum class DType { kBool, kU8, kI32, kI64, kU64, kF32, kF64, kOther };
+enum class DType { kBool, kU8, kI32, kU32, kI64, kU64, kF32, kF64, kOther };
 
 template <class T>
 constexpr DType dtype_v = DType::kOther;
@@ -44,6 +44,8 @@ template <>
 constexpr DType dtype_v<uint8_t> = DType::kU8;
 template <>
 constexpr DType dtype_v<int32_t> = DType::kI32;
+template <>
+constexpr DType dtype_v<uint32_t> = DType::kU32;
 template <>
 constexpr DType dtype_v<int64_t> = DType::kI64;
 template <>
@@ -71,6 +73,8 @@ inline DType dtype_of(const py::array& a) {
       return DType::kU8;
     case py::dtype::num_of<int32_t>():
       return DType::kI32;
+    case py::dtype::num_of<uint32_t>():
+      return DType::kU32;
     case py::dtype::num_of<int64_t>():
       return DType::kI64;
     case py::dtype::num_of<uint64_t>():
@@ -98,6 +102,7 @@ inline DType float_dtype(const py::array& a, const char* name) {
 // Exactly T's dtype, else TypeError.
 template <class T>
 void require_dtype(const py::array& a, const char* name, const char* want) {
+  static_assert(dtype_v<T> != DType::kOther, "require_dtype needs a dtype DType names");
   if (dtype_of(a) != dtype_v<T>) {
     type_error(std::string(name) + " must be " + want + ", got " + dtype_str(a));
   }

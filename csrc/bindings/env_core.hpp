@@ -124,11 +124,12 @@ class VecEnvCore {
     const py::array arr = checked_in(entropy, "entropy", {py::ssize_t(n_), width});
     require_dtype<uint32_t>(arr, "entropy", "uint32");
     const int64_t* nw = nullptr;
-    py::array nw_arr;
+    std::vector<int64_t> nw_copy;  // checked and read by the core: owned, not the caller's
     if (!nwords.is_none()) {
-      nw_arr = checked_in(nwords, "nwords", {py::ssize_t(n_)});
+      const py::array nw_arr = checked_in(nwords, "nwords", {py::ssize_t(n_)});
       require_dtype<int64_t>(nw_arr, "nwords", "int64");
-      nw = cptr<int64_t>(nw_arr);
+      nw_copy.assign(cptr<int64_t>(nw_arr), cptr<int64_t>(nw_arr) + n_);
+      nw = nw_copy.data();
       for (int64_t i = 0; i < n_; ++i) {
         if (nw[i] < 1 || nw[i] > int64_t(width)) value_error("nwords must be in [1, W]");
       }
