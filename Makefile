@@ -51,6 +51,8 @@ $(STAMP): $(WHEEL_STAMP)
 	@$(PIP) uninstall -y -q pgfast 2>/dev/null || true
 	$(PIP) install "$$(ls $(WHEEL_BUILD)/pgfast_rl-*.whl)[$(EXTRAS)]"
 	$(PIP) install --force-reinstall --no-deps -q $(WHEEL_BUILD)/pgfast_rl-*.whl
+	$(if $(findstring bench,$(EXTRAS)),$(PIP) install -q "jax>=0.4.30" flax six seaborn && \
+	  $(PIP) install -q --no-deps "gymnax>=1.0")
 	@rm -f $(VENV)/.pgfast-installed-* && touch $(STAMP)
 
 lint: install
