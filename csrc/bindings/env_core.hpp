@@ -27,6 +27,7 @@
 
 #include "bindings/checks.hpp"
 #include "bindings/dispatch.hpp"
+#include "bindings/env_params.hpp"
 #include "envs/vec_env.hpp"
 
 namespace pgfast {
@@ -224,35 +225,6 @@ class VecEnvCore {
   StepOut own_;
   py::array final_obs_, final_mask_;
 };
-
-// Env's parameters from a Python dict, by the names of Env::kParams (any
-// other name is a ValueError naming the valid ones). A real parameter is
-// converted as float() does and must be finite; a flag as bool() does.
-template <class Env>
-typename Env::Params make_params(const py::dict& d) {
-  typename Env::Params p{};
-  for (auto item : d) {
-    if (!py::isinstance<py::str>(item.first)) {
-      type_error(std::string(Env::kId) + " parameter names must be str");
-    }
-    const std::string key = py::cast<std::string>(item.first);
-    const auto* field = std::find_if(Env::kParams.begin(), Env::kParams.end(),
-                                     [&](const auto& f) { return key == f.name; });
-    if (field == Env::kParams.end()) {
-      std::string valid;
-      for (const auto& f : Env::kParams) valid += (valid.empty() ? "" : ", ") + std::string(f.name);
-      value_error(std::string(Env::kId) + " has no parameter '" + key + "'; " +
-                  (valid.empty() ? "it takes none" : "valid parameters: " + valid));
-    }
-    const py::object value = py::reinterpret_borrow<py::object>(item.second);
-    if (field->flag != nullptr) {
-      p.*(field->flag) = bool(py::bool_(value));
-    } else {
-      p.*(field->real) = finite(double(py::float_(value)), key);
-    }
-  }
-  return p;
-}
 
 template <class Env>
 class PyVecEnv final : public VecEnvCore {
