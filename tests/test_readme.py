@@ -81,8 +81,8 @@ def _commands(code: str) -> List[List[str]]:
         if not line or line.startswith("#"):
             continue
         words = shlex.split(line)
-        env_prefix = [w for w in words if re.match(r"^[A-Z_]+=", w)]
-        words = words[len(env_prefix):]
+        while words and re.match(r"^[A-Z_]+=", words[0]):  # VAR=value prefixes
+            words = words[1:]
         if words and words[0] in ("pgfast", ".venv/bin/pgfast"):
             cmds.append(words[1:])
         elif words and words[0] not in ("make", "pip", "python", ".venv/bin/python", "git", "cd"):
