@@ -225,8 +225,11 @@ def _cmd_train(a: argparse.Namespace) -> int:
         if algo is None or a.env_id is None:
             raise CLIError("train: ALGO and ENV_ID are required (or --resume CKPT)")
         _check_env(a.env_id)
-        cfg = algos.get_preset(algo, a.env_id)
-        cfg.update(parse_overrides(_flatten(a.overrides), {algo: algos.config_class(algo)})[algo])
+        cfg, source = algos.resolve_settings(algo, a.env_id)
+        overrides = parse_overrides(_flatten(a.overrides), {algo: algos.config_class(algo)})[algo]
+        cfg.update(overrides)
+        print(f"settings: {source}" + (f"; --set {', '.join(overrides)}" if overrides else ""),
+              file=sys.stderr, flush=True)
         total = a.total_timesteps or algos.study_timesteps(a.env_id)
         out = Path(a.out or f"runs/{algo}-{a.env_id.replace('/', '_')}-seed{a.seed}")
         device: Optional[str] = a.device or "auto"

@@ -134,3 +134,16 @@ def test_cli_version(capsys):
         cli.main(["--version"])
     assert e.value.code == 0
     assert capsys.readouterr().out.strip() == f"pgfast {pgfast.__version__}"
+
+
+def test_train_prints_which_settings_it_uses(tmp_path, capsys):
+    from pgfast import cli
+
+    argv = ["train", "ppo", "CartPole-v1", "--total-timesteps", "64", "--set", "num_envs=2", "num_steps=16",
+            "num_minibatches=1", "update_epochs=1", "--out", str(tmp_path / "r"), "--no-progress",
+            "--no-tensorboard", "--eval-episodes", "0", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "settings: preset ppo/CartPole-v1; --set num_envs, num_steps, num_minibatches, update_epochs"
+    assert algos.resolve_settings("ppo", "Pusher-v5")[1].startswith("defaults for Box actions")
+    assert algos.resolve_settings("ppo", "Pusher-v5")[0]["num_steps"] == 2048
