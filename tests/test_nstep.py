@@ -298,3 +298,12 @@ def test_training_with_advantage_option_runs(kind):
     run = pgfast.train("ppo", "CartPole-v1", total_timesteps=256, seed=0, num_envs=4, num_steps=32,
                        advantage=kind, nstep=4)
     assert len(run.history) >= 1
+
+
+def test_thread_count_outside_limits_is_a_value_error():
+    z = np.zeros((4, 3), np.float32)
+    b = z.astype(bool)
+    with pytest.raises(ValueError, match="num_threads"):
+        pgfast.nstep_returns(z, z, b, b, 0.99, 2, num_threads=10**6)
+    with pytest.raises(ValueError, match="num_threads"):
+        pgfast.nstep_returns(z, z, b, b, 0.99, 2, num_threads=-1)

@@ -135,7 +135,8 @@ py::tuple py_gae(py::object rewards_, py::object values_, py::object next_values
 
 py::array py_nstep_returns(py::object rewards_, py::object next_values_,
                            py::object terminated_, py::object truncated_, double gamma,
-                           int64_t n, int num_threads) {
+                           int64_t n, int64_t num_threads_) {
+  const int num_threads = thread_request(num_threads_, 0, "num_threads");
   py::array r = as_array(rewards_, "rewards");
   py::array nv = as_array(next_values_, "next_values");
   py::array te = as_array(terminated_, "terminated");
