@@ -10,6 +10,10 @@ between machines; ratios do (roughly), so they are what is tracked:
   ``.benchmarks/ratios/<time>.json``;
 * ``--bench-check`` fails the run when a ratio falls below its accepted value in
   ``bench/baseline.json`` by more than that entry's tolerance (``make bench-check``);
+* ``--bench-best-of FILE`` keeps the best ratio of each benchmark seen so far in FILE
+  and checks that one: ``make bench-check`` measures up to three times, so a ratio
+  fails only when it stays below its floor in every attempt (a burst of load from
+  another tenant of a shared machine does not fail CI; a real regression does);
 * ``--bench-update-baseline`` writes the measured ratios into ``bench/baseline.json``
   (keeping existing tolerances), to accept a new level after a deliberate change.
 """
@@ -70,6 +74,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("pgfast ratios")
     group.addoption("--bench-check", action="store_true",
                     help="fail when a ratio drops below bench/baseline.json beyond its tolerance")
+    group.addoption("--bench-best-of", default=None, metavar="FILE",
+                    help="check the best ratio per benchmark over the attempts recorded in FILE (and add this one)")
     group.addoption("--bench-update-baseline", action="store_true",
                     help="write the measured ratios into bench/baseline.json")
 
@@ -146,6 +152,22 @@ def regressions(rows: List[Dict[str, Any]], base: Dict[str, Dict[str, float]]) -
     return bad
 
 
+def best_of(rows: List[Dict[str, Any]], path: pathlib.Path) -> List[Dict[str, Any]]:
+    """Merge ``rows`` with the best ratio per id stored in ``path`` (earlier attempts),
+    write the merged best back and return it."""
+    best: Dict[str, Dict[str, Any]] = {}
+    if path.exists():
+        try:
+            best = {r["id"]: r for r in json.loads(path.read_text())}
+        except (ValueError, KeyError, TypeError):
+            best = {}
+    for r in rows:
+        if r["id"] not in best or r["ratio"] > best[r["id"]]["ratio"]:
+            best[r["id"]] = r
+    path.write_text(json.dumps(list(best.values()), indent=1))
+    return list(best.values())
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if not config.getoption("bench_check"):
@@ -156,6 +178,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         print("\nbench-check: no ratios were measured (benchmarks disabled or all skipped)", file=sys.stderr)
         session.exitstatus = 1
         return
+    best_file = config.getoption("bench_best_of")
+    if best_file:
+        rows = best_of(rows, pathlib.Path(best_file))
     checked = [r for r in rows if r["id"] in base]
     bad = regressions(rows, base)
     print(f"\nbench-check: {len(checked)} ratios compared with {BASELINE.name}; {len(bad)} regressions",

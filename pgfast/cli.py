@@ -228,8 +228,9 @@ def _cmd_train(a: argparse.Namespace) -> int:
         cfg, source = algos.resolve_settings(algo, a.env_id)
         overrides = parse_overrides(_flatten(a.overrides), {algo: algos.config_class(algo)})[algo]
         cfg.update(overrides)
-        print(f"settings: {source}" + (f"; --set {', '.join(overrides)}" if overrides else ""),
-              file=sys.stderr, flush=True)
+        if overrides:
+            source += "; --set " + ", ".join(f"{k}={v}" for k, v in overrides.items())
+        print(f"settings: {source}", file=sys.stderr, flush=True)
         total = a.total_timesteps or algos.study_timesteps(a.env_id)
         out = Path(a.out or f"runs/{algo}-{a.env_id.replace('/', '_')}-seed{a.seed}")
         device: Optional[str] = a.device or "auto"
@@ -239,13 +240,13 @@ def _cmd_train(a: argparse.Namespace) -> int:
         rp = Path(a.resume)
         if not checkpoint.exists(rp):
             raise CLIError(f"train: --resume: no checkpoint at {rp}")
-        cfg, total, device = {}, a.total_timesteps, a.device
+        cfg, total, device, source = {}, a.total_timesteps, a.device, None
         run_dir = rp if rp.is_dir() and not (rp.name == CKPT_NAME and not (rp / CKPT_NAME).exists()) else rp.parent
         out = Path(a.out) if a.out else run_dir
     sess = TrainSession(
         out, algo=algo, env_id=a.env_id, total_timesteps=total, seed=a.seed, device=device, config=cfg,
         resume=a.resume, checkpoint_interval=a.checkpoint_interval, tensorboard=not a.no_tensorboard,
-        progress_bar=not a.no_progress, log=lambda m: print(m, file=sys.stderr, flush=True),
+        progress_bar=not a.no_progress, log=lambda m: print(m, file=sys.stderr, flush=True), settings=source,
     )
     try:
         run = sess.run_training()
@@ -263,13 +264,20 @@ def _cmd_train(a: argparse.Namespace) -> int:
     print(f"log:        {out / PROGRESS_NAME}")
     if a.eval_episodes > 0:
         try:
-            mean, std = run.evaluate(episodes=a.eval_episodes, deterministic=True)
+            for det in (True, False):
+                mean, std = run.evaluate(episodes=a.eval_episodes, deterministic=det)
+                print(eval_line(mean, std, a.eval_episodes, det))
         except KeyboardInterrupt as ex:
             print(f"pgfast: interrupted during the final evaluation (training is complete and saved in "
                   f"{out / CKPT_NAME})", file=sys.stderr)
             return exit_status(15 if isinstance(ex, Terminated) else 2)
-        print(f"eval return over {a.eval_episodes} episodes: {mean:.2f} ± {std:.2f}")
     return 0
+
+
+def eval_line(mean: float, std: float, episodes: int, deterministic: bool, where: str = "") -> str:
+    """One labelled evaluation line: which actions, how many episodes, and that ± is over episodes."""
+    kind = "deterministic (mode)" if deterministic else "stochastic (sampled)"
+    return f"eval {kind}{where}: {mean:.2f} ± {std:.2f} (mean ± std over {episodes} episodes)"
 
 
 def _cmd_eval(a: argparse.Namespace) -> int:
@@ -286,10 +294,10 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         for p in paths:
             print(f"video: {p}")
     mean, std = run.evaluate(episodes=a.episodes, deterministic=not a.stochastic)
-    print(f"eval return over {a.episodes} episodes: {mean:.2f} ± {std:.2f}")
+    print(eval_line(mean, std, a.episodes, not a.stochastic))
     if a.reference:
         mean, std = evaluate_reference(run, a.episodes, deterministic=not a.stochastic)
-        print(f"eval return over {a.episodes} episodes in gymnasium's {run.env_id}: {mean:.2f} ± {std:.2f}")
+        print(eval_line(mean, std, a.episodes, not a.stochastic, f" in gymnasium's {run.env_id}"))
     return 0
 
 

@@ -7,6 +7,9 @@ writes into one directory::
     ckpt.prev.pt    the checkpoint before it (read if ckpt.pt is unreadable)
     progress.csv    one row per iteration (:mod:`pgfast.logs`)
     tb/             TensorBoard event files (when tensorboard is importable)
+    run.json        metadata: algo, env, seed, where the settings came from (preset
+                    or defaults for the action space), the Config, pgfast version;
+                    each resume appends its step and time to ``resumes``
 
 The loop itself is :meth:`pgfast.Run.learn` under the lifecycle of
 :mod:`pgfast.session`: checkpoints every ``checkpoint_interval`` seconds and at
@@ -16,6 +19,8 @@ after a checkpoint (a second SIGINT stops at once).
 
 from __future__ import annotations
 
+import datetime
+import json
 import math
 import os
 import sys
@@ -33,7 +38,9 @@ from pgfast.logs import PROGRESS_NAME, CsvLog, TensorBoardLog, scalar
 from pgfast.session import CheckpointSchedule, Interrupted, SignalGuard, StopFlag
 from pgfast.trainer import InexactResumeWarning, Run, load
 
-__all__ = ["TrainSession"]
+__all__ = ["TrainSession", "META_NAME", "read_metadata"]
+
+META_NAME = "run.json"
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -57,6 +64,9 @@ class TrainSession:
     ``stop``: the :class:`~pgfast.session.StopFlag` of whoever runs this session
     (a study runner, which then owns the signal handling); without one, the
     session guards SIGINT/SIGTERM itself.
+
+    ``settings``: where ``config`` came from (e.g. "preset ppo/Acrobot-v1",
+    "defaults for Box actions"), recorded in the run's ``run.json``.
     """
 
     def __init__(
@@ -75,6 +85,7 @@ class TrainSession:
         log: Callable[[str], None] = print,
         on_iteration: Optional[Callable[[Run, Mapping[str, Any]], None]] = None,
         stop: Optional[StopFlag] = None,
+        settings: Optional[str] = None,
     ) -> None:
         if resume is None and (algo is None or env_id is None or total_timesteps is None):
             raise ValueError("algo, env_id and total_timesteps are required unless resume is given")
@@ -93,6 +104,7 @@ class TrainSession:
         self.log = log
         self.on_iteration = on_iteration
         self.stop = stop
+        self.settings = settings
         self.run: Optional[Run] = None
 
     def _new_run(self) -> Run:
@@ -130,6 +142,7 @@ class TrainSession:
             self.run = self._new_run()
         assert self.total_timesteps is not None
         self._prepare_dir()
+        self._write_metadata(start_step)
         if self.resume is not None:
             checkpoint.set_aside_newer(loaded, self.log)
             self.log(f"resuming from {self.resume} at step {start_step}")
@@ -195,6 +208,30 @@ class TrainSession:
         probe = tempfile.NamedTemporaryFile(dir=self.out_dir, prefix=".pgfast-probe-")
         probe.close()
 
+    def _write_metadata(self, start_step: Optional[int]) -> None:
+        """Write ``run.json`` (a new run) or append this resume to it (atomically)."""
+        assert self.run is not None
+        path = self.out_dir / META_NAME
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        meta = read_metadata(self.out_dir) if start_step is not None else None
+        if meta is None:
+            from pgfast import __version__
+
+            cfg = self.run.config
+            meta = {
+                "algo": self.run.algo, "env_id": self.run.env_id, "seed": self.run.seed,
+                "settings": self.settings or ("unknown (resumed from a checkpoint without run.json)"
+                                              if start_step is not None else "as given"),
+                "config": {k: getattr(cfg, k) for k in type(cfg).field_names()},
+                "pgfast_version": __version__, "created": now, "resumes": [],
+            }
+        if start_step is not None:
+            meta.setdefault("resumes", []).append({"step": int(start_step), "time": now,
+                                                   "total_timesteps": self.total_timesteps})
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=1, default=str) + "\n")
+        os.replace(tmp, path)
+
     def _stopped(self, schedule: CheckpointSchedule) -> str:
         """Save (unless already saved) after training stopped early; returns what was done."""
         run = self.run
@@ -209,3 +246,12 @@ class TrainSession:
                    f"(latest consistent checkpoint: {kept})")
         self.log(msg)
         return msg
+
+
+def read_metadata(run_dir: PathLike) -> Optional[Dict[str, Any]]:
+    """The ``run.json`` of a run directory as a dict (None if absent or unreadable)."""
+    try:
+        data = json.loads((Path(run_dir) / META_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -82,7 +82,8 @@ def test_train_resume_eval(tmp_path, capsys):
     assert _train(tmp_path) == 0
     out = capsys.readouterr().out
     d = tmp_path / "run"
-    assert "eval return over 2 episodes" in out
+    assert "eval deterministic (mode): " in out and "eval stochastic (sampled): " in out
+    assert out.count("(mean ± std over 2 episodes)") == 2
     rows = read_progress(d / "progress.csv")
     assert [r["global_step"] for r in rows] == [64, 128, 192, 256]
     assert {"episodic_return", "sps"} <= set(rows[0])
@@ -102,7 +103,7 @@ def test_train_resume_eval(tmp_path, capsys):
     rc = cli.main(["eval", str(d / "ckpt.pt"), "--episodes", "3"])
     assert rc == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert line.startswith("eval return over 3 episodes:")
+    assert line.startswith("eval deterministic (mode): ") and line.endswith("(mean ± std over 3 episodes)")
     mean = float(line.split(":")[1].split("±")[0])
     assert 8.0 <= mean <= 500.0  # CartPole returns lie in [8, 500]
 
@@ -111,7 +112,7 @@ def test_train_resume_eval(tmp_path, capsys):
     rc = cli.main(["eval", str(d / "ckpt.pt"), "--episodes", "3", "--reference"])
     assert rc == 0
     ref = capsys.readouterr().out.strip().splitlines()[-1]
-    assert ref.startswith("eval return over 3 episodes in gymnasium's CartPole-v1:")
+    assert ref.startswith("eval deterministic (mode) in gymnasium's CartPole-v1:")
     assert 8.0 <= float(ref.split(":")[1].split("±")[0]) <= 500.0
 
 

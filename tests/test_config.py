@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Optional, Tuple
 
 import pytest
@@ -144,6 +145,18 @@ def test_train_prints_which_settings_it_uses(tmp_path, capsys):
             "--no-tensorboard", "--eval-episodes", "0", "--device", "cpu"]
     assert cli.main(argv) == 0
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == "settings: preset ppo/CartPole-v1; --set num_envs, num_steps, num_minibatches, update_epochs"
+    assert err[0] == ("settings: preset ppo/CartPole-v1; --set num_envs=2, num_steps=16, num_minibatches=1, "
+                      "update_epochs=1")
+    meta = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert meta["settings"] == err[0][len("settings: "):]
+    assert (meta["algo"], meta["env_id"], meta["seed"]) == ("ppo", "CartPole-v1", 0)
+    assert meta["config"]["num_envs"] == 2 and meta["config"]["total_timesteps"] == 64
+    assert meta["resumes"] == [] and meta["pgfast_version"] == pgfast.__version__
+    # a resume keeps the original record and appends itself
+    assert cli.main(["train", "--resume", str(tmp_path / "r"), "--total-timesteps", "128", "--no-progress",
+                     "--no-tensorboard", "--eval-episodes", "0"]) == 0
+    meta2 = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert meta2["settings"] == meta["settings"] and meta2["created"] == meta["created"]
+    assert [r["step"] for r in meta2["resumes"]] == [64] and meta2["resumes"][0]["total_timesteps"] == 128
     assert algos.resolve_settings("ppo", "Pusher-v5")[1].startswith("defaults for Box actions")
     assert algos.resolve_settings("ppo", "Pusher-v5")[0]["num_steps"] == 2048

@@ -53,7 +53,7 @@ def test_summarize_mean_std_ci(tmp_path):
     results = []
     for seed, v in zip([0, 1, 2], [100.0, 200.0, 300.0]):
         results.append({"env_id": "CartPole-v1", "variant": "ppo", "seed": seed, "eval_mean": v,
-                        "global_step": 1000 + seed})
+                        "eval_stoch_mean": v / 2, "eval_episodes": 20, "global_step": 1000 + seed})
     results.append({"env_id": "CartPole-v1", "variant": "vpg", "seed": 0, "eval_mean": 50.0, "global_step": 900})
     rows = study.summarize(results)
     # variant order follows VARIANTS (vpg before ppo)
@@ -67,13 +67,18 @@ def test_summarize_mean_std_ci(tmp_path):
     assert ppo["ci95_high"] == pytest.approx(200.0 + half)
     assert ppo["total_timesteps"] == 1000
     assert ppo["per_seed"] == "100.0 200.0 300.0"
+    assert ppo["stoch_mean"] == pytest.approx(100.0) and ppo["stoch_std"] == pytest.approx(50.0)
+    assert ppo["per_seed_stoch"] == "50.0 100.0 150.0" and ppo["eval_episodes"] == 20
     one = rows[0]
     assert one["n"] == 1 and one["eval_std"] == 0.0 and math.isnan(one["ci95_low"])
+    assert math.isnan(one["stoch_mean"])  # a result from before stochastic evaluation was recorded
     p = study.write_summary(rows, tmp_path / "summary.csv")
     with open(p, newline="") as f:
         got = list(csv.DictReader(f))
     assert got[1]["variant"] == "ppo" and float(got[1]["eval_mean"]) == 200.0 and got[1]["n"] == "3"
-    assert "ppo" in study.format_summary(rows)
+    text = study.format_summary(rows)
+    assert "ppo" in text and "stochastic" in text and "± and the 95% CI are over seeds" in text
+    assert "stochastic eval, mean ± std over seeds" in study.format_summary_markdown(rows)
 
 
 # ------------------------------------------------------------------- logs ---
@@ -163,7 +168,8 @@ def test_plot_one_line_per_variant_and_redraw(tmp_path):
         ("Pendulum-v1", "ppo", "1")]
     assert float(rows[2]["eval_mean"]) == pytest.approx(120.5)
     md = (tmp_path / "summary.md").read_text().splitlines()
-    assert md[0].startswith("| env | variant |") and len(md) == 2 + 4
+    assert md[0].startswith("| env | variant |") and len(md) == 2 + 4 + 2
+    assert md[-1].endswith("± and the 95% CI are over seeds.") and md[2].endswith("| n/a |")
     assert md[4].startswith("| CartPole-v1 | PPO-clip | 0 1 (2) | 400 | 120.5 ± 0.7 |")
 
 
@@ -206,6 +212,9 @@ def test_job_with_partial_last_rollout_counts_as_done(tmp_path):
     assert study.job_status(job) == "new"
     r = study.run_job(job, log=lambda m: None)
     assert r["status"] == "done" and r["global_step"] == 64 and r["total_timesteps"] == 100
+    assert {"eval_mean", "eval_stoch_mean", "eval_stoch_std"} <= set(r)
+    assert r["settings"].startswith("preset ppo/CartPole-v1; --set num_envs=2")
+    assert json.loads((Path(job.out_dir) / "run.json").read_text())["settings"] == r["settings"]
     assert study.job_status(job) == "done"
     again = study.run_job(job, log=lambda m: None)
     assert again["status"] == "skipped" and again["eval_mean"] == r["eval_mean"]

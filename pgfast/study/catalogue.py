@@ -92,6 +92,8 @@ class Job:
     """Seconds between periodic checkpoints (0: after every iteration)."""
     tensorboard: bool = True
     """Write TensorBoard event files when tensorboard is importable."""
+    settings: str = ""
+    """Where ``config`` came from (preset or action-space defaults, variant, --set); in run.json."""
 
     @property
     def key(self) -> str:
@@ -152,9 +154,13 @@ def make_jobs(
             raise ValueError(f"variants: unknown variant {vname!r}; known: {', '.join(VARIANTS)}")
         v = VARIANTS[vname]
         for env_id in envs:
-            cfg = algos.get_preset(v.algo, env_id)
+            cfg, source = algos.resolve_settings(v.algo, env_id)
             cfg.update(dict(v.overrides))
             cfg.update(overrides)
+            if v.overrides:
+                source += f"; variant {vname}: " + ", ".join(f"{k}={val}" for k, val in v.overrides)
+            if overrides:
+                source += "; --set " + ", ".join(f"{k}={val}" for k, val in overrides.items())
             check_fields(algos.config_class(v.algo), cfg)
             steps = int(total_timesteps) if total_timesteps is not None else algos.study_timesteps(env_id)
             for seed in seeds:
@@ -172,6 +178,7 @@ def make_jobs(
                         eval_episodes=int(eval_episodes),
                         checkpoint_interval=float(checkpoint_interval),
                         tensorboard=tensorboard,
+                        settings=source,
                     )
                 )
     return jobs

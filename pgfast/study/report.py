@@ -67,6 +67,7 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
     for (env_id, variant), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99), kv[0][1])):
         rs = sorted(rs, key=lambda r: r["seed"])
         x = np.array([r["eval_mean"] for r in rs], dtype=np.float64)
+        xs = np.array([r.get("eval_stoch_mean", math.nan) for r in rs], dtype=np.float64)
         n = len(x)
         mean = float(x.mean())
         std = float(x.std(ddof=1)) if n > 1 else 0.0
@@ -81,8 +82,12 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
                 "eval_std": std,
                 "ci95_low": mean - half,
                 "ci95_high": mean + half,
+                "stoch_mean": float(xs.mean()),
+                "stoch_std": float(xs.std(ddof=1)) if n > 1 else 0.0,
+                "eval_episodes": int(min(int(r.get("eval_episodes", 0)) for r in rs)),
                 "seeds": " ".join(str(r["seed"]) for r in rs),
                 "per_seed": " ".join(f"{v:.1f}" for v in x),
+                "per_seed_stoch": " ".join(f"{v:.1f}" for v in xs),
                 "wall_s": float(sum(r.get("wall_s", 0.0) for r in rs)),
             }
         )
@@ -90,7 +95,7 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
 
 
 SUMMARY_FIELDS = ["env_id", "variant", "n", "total_timesteps", "eval_mean", "eval_std", "ci95_low", "ci95_high",
-                  "seeds", "per_seed", "wall_s"]
+                  "stoch_mean", "stoch_std", "eval_episodes", "seeds", "per_seed", "per_seed_stoch", "wall_s"]
 
 
 def write_summary(rows: Sequence[Mapping[str, Any]], path: PathLike) -> Path:
@@ -104,25 +109,40 @@ def write_summary(rows: Sequence[Mapping[str, Any]], path: PathLike) -> Path:
     return p
 
 
+def _pm(mean: float, std: float) -> str:
+    """``mean ± std``, or "n/a" for results recorded without that evaluation."""
+    return "n/a" if math.isnan(mean) else f"{mean:.1f} ± {std:.1f}"
+
+
 def format_summary(rows: Sequence[Mapping[str, Any]]) -> str:
     """A plain-text table of :func:`summarize` rows."""
-    lines = [f"{'env':<16} {'variant':<14} {'n':>2} {'steps':>9} {'eval mean ± std':>20} {'95% CI':>22}"]
+    lines = [f"{'env':<16} {'variant':<14} {'n':>2} {'steps':>9} {'deterministic':>20} {'95% CI':>22} "
+             f"{'stochastic':>20}"]
     for r in rows:
         ci = "n/a" if math.isnan(r["ci95_low"]) else f"[{r['ci95_low']:.1f}, {r['ci95_high']:.1f}]"
         lines.append(f"{r['env_id']:<16} {r['variant']:<14} {r['n']:>2} {r['total_timesteps']:>9} "
-                     f"{r['eval_mean']:>10.1f} ± {r['eval_std']:<7.1f} {ci:>22}")
+                     f"{r['eval_mean']:>10.1f} ± {r['eval_std']:<7.1f} {ci:>22} "
+                     f"{_pm(r['stoch_mean'], r['stoch_std']):>20}")
+    eps = min((r["eval_episodes"] for r in rows), default=0)
+    lines.append(f"each seed's value: mean final eval return over {eps} episodes; ± and the 95% CI are over seeds")
     return "\n".join(lines)
 
 
 def format_summary_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     """A Markdown table of :func:`summarize` rows (for reports)."""
-    out = ["| env | variant | seeds (n) | env steps | final eval return, mean ± std | 95% CI | per seed |",
-           "|---|---|---|---:|---:|---|---|"]
+    out = ["| env | variant | seeds (n) | env steps | deterministic eval, mean ± std over seeds | 95% CI | "
+           "per seed | stochastic eval, mean ± std over seeds |",
+           "|---|---|---|---:|---:|---|---|---:|"]
     for r in rows:
         ci = "n/a" if math.isnan(r["ci95_low"]) else f"[{r['ci95_low']:.1f}, {r['ci95_high']:.1f}]"
         label = VARIANTS[r["variant"]].label if r["variant"] in VARIANTS else r["variant"]
         out.append(f"| {r['env_id']} | {label} | {r['seeds']} ({r['n']}) | {r['total_timesteps']:,} | "
-                   f"{r['eval_mean']:.1f} ± {r['eval_std']:.1f} | {ci} | {r['per_seed']} |")
+                   f"{r['eval_mean']:.1f} ± {r['eval_std']:.1f} | {ci} | {r['per_seed']} | "
+                   f"{_pm(r['stoch_mean'], r['stoch_std'])} |")
+    eps = min((r["eval_episodes"] for r in rows), default=0)
+    out.append("")
+    out.append(f"Each seed's value is its mean final evaluation return over {eps} episodes; ± and the "
+               f"95% CI are over seeds.")
     return "\n".join(out)
 
 

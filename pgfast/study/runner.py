@@ -98,6 +98,7 @@ def run_job(job: Job, stop: Optional[StopFlag] = None, on_iteration: Optional[On
         resume=resume,
         checkpoint_interval=job.checkpoint_interval,
         tensorboard=job.tensorboard,
+        settings=job.settings or None,
         log=say,
         on_iteration=on_iter,
         stop=stop,
@@ -108,6 +109,7 @@ def run_job(job: Job, stop: Optional[StopFlag] = None, on_iteration: Optional[On
         say(f"[{_stamp()}] stop   {job.key}: {e}")
         return {"key": job.key, "status": "interrupted", "wall_s": time.monotonic() - t0}
     mean, std = run.evaluate(episodes=int(job.eval_episodes), deterministic=True)
+    s_mean, s_std = run.evaluate(episodes=int(job.eval_episodes), deterministic=False)
     result = {
         "key": job.key,
         "env_id": job.env_id,
@@ -119,13 +121,17 @@ def run_job(job: Job, stop: Optional[StopFlag] = None, on_iteration: Optional[On
         "eval_episodes": job.eval_episodes,
         "eval_mean": float(mean),
         "eval_std": float(std),
+        "eval_stoch_mean": float(s_mean),
+        "eval_stoch_std": float(s_std),
+        "settings": job.settings,
         "wall_s": time.monotonic() - t0,
         "status": "done",
     }
     tmp = d / (RESULT_NAME + ".tmp")
     tmp.write_text(json.dumps(result, indent=1))
     os.replace(tmp, d / RESULT_NAME)
-    say(f"[{_stamp()}] done   {job.key}: eval {mean:.1f} ± {std:.1f} ({time.monotonic() - t0:.1f}s)")
+    say(f"[{_stamp()}] done   {job.key}: eval over {job.eval_episodes} episodes: deterministic {mean:.1f} ± "
+        f"{std:.1f}, stochastic {s_mean:.1f} ± {s_std:.1f} ({time.monotonic() - t0:.1f}s)")
     return result
 
 
