@@ -250,17 +250,19 @@ def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds:
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(outdir / 'tune.db').resolve()}"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # ERROR: Optuna would print a traceback for a trial stopped by Ctrl-C; trials are logged here
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(
         study_name=f"{name}-{env_id}", storage=storage, load_if_exists=True, direction="maximize",
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=budget // 4))
     # a resumed search must not replay the random start-up trials it already ran
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.trials), n_startup_trials=4)
-    stale = _mark_stale_running(study)
+    _mark_stale_running(study)  # trials left RUNNING by a killed process: failed, not counted
     done = _counted(study)
-    if done or stale:
-        log(f"resuming {study.study_name} from {storage}: {done} trials counted"
-            + (f", {stale} interrupted trial(s) marked failed" if stale else ""))
+    failed = len(study.trials) - done
+    if done or failed:
+        log(f"resuming {study.study_name} from {storage}: {done} of {trials} trials counted (finished or "
+            f"pruned)" + (f"; {failed} interrupted or failed trial(s) not counted, run again" if failed else ""))
     command = (f"pgfast tune {name} {env_id} --trials {trials} --budget {budget} --seeds "
                f"{' '.join(map(str, seeds))}")
 

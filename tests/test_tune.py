@@ -49,7 +49,7 @@ def test_local_search_writes_outputs_and_resumes(tmp_path):
     study.ask()  # never told: as if the process was killed mid-trial
     logs.clear()
     res = tune.tune("ppo", "CartPole-v1", trials=3, budget=TINY, out=tmp_path, seeds=[0], log=logs.append)
-    assert any("resuming" in m and "2 trials counted" in m and "1 interrupted" in m for m in logs)
+    assert any("resuming" in m and "2 of 3 trials counted" in m and "1 interrupted or failed" in m for m in logs)
     states = [t.state.name for t in optuna.load_study(study_name="ppo-CartPole-v1", storage=storage).trials]
     assert states.count("FAIL") == 1 and states.count("COMPLETE") + states.count("PRUNED") == 3
     assert res["trials"] == 4
@@ -80,3 +80,34 @@ def test_ray_backend_with_a_local_ray(tmp_path):
     finally:
         ray.shutdown()
     assert res["complete"] == 2 and (tmp_path / "best.json").exists()
+
+
+def test_ctrl_c_stops_the_cli_cleanly_and_the_rerun_resumes(tmp_path):
+    """SIGINT in the middle of a search: one line on stderr (no traceback) that says how to
+    resume; the unfinished trial is not counted and the rerun completes the search."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "t"
+    cmd = [sys.executable, "-m", "pgfast.cli", "tune", "ppo", "CartPole-v1", "--trials", "6", "--budget",
+           "4096", "--workers", "1", "--out", str(out)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not (out / "tune.db").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.5)  # inside the first trials
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "rerun the same command to resume" in err
+    counted = tune._counted(optuna.load_study(study_name="ppo-CartPole-v1",
+                                              storage=f"sqlite:///{(out / 'tune.db').resolve()}"))
+    assert counted < 6
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert f"{counted} of 6 trials counted" in done.stdout + done.stderr
+    assert (out / "best.json").exists()
