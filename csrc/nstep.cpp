@@ -1,6 +1,7 @@
 #include "nstep.hpp"
 
 #include <algorithm>
+#include <vector>
 
 #include "parallel.hpp"
 #include "returns.hpp"  // plan_threads
@@ -66,37 +67,59 @@ void nstep_returns(const T* rewards, const T* next_values, const F* terminated,
     });
     return;
   }
-  // n < T: out holds G^(1); each further pass m = 2..n turns G^(m-1) into
-  // G^(m) in place. Walking t upwards, row t+1 still holds G^(m-1) when row t
-  // reads it. Cut rows never change (they bootstrap from next_values at once).
+  // n < T: G^(1) first, then each pass m = 2..n turns G^(m-1) into G^(m). Cut rows never
+  // change (they bootstrap from next_values at once), and the last row is always cut.
   // Columns in blocks of kBlock through all n passes, so a block's rows stay in cache.
+  // The passes ping-pong between the block of `out` and a workspace, and the cut flags
+  // are turned once into a T-typed mask: every pass is then a select between two loaded
+  // T values into another array, which vectorises with plain SSE2 (the wheel's baseline
+  // ISA). An in-place `g = cut ? g : follow` is a conditional store there and did not.
   parallel_columns(N, threads, [&](int64_t c0, int64_t c1) {
+   const int64_t ws = n > 1 ? T_ * kBlock : 0;
+   std::vector<T> work(static_cast<size_t>(ws)), cut(static_cast<size_t>(ws));
    for (int64_t n0 = c0; n0 < c1; n0 += kBlock) {
     const int64_t n1 = std::min(c1, n0 + kBlock);
+    const int64_t w = n1 - n0;
     for (int64_t t = 0; t < T_; ++t) {
-      const int64_t row = t * N;
+      const int64_t row = t * N + n0;
       const T* __restrict r = rewards + row;
       const T* __restrict nv = next_values + row;
       const F* __restrict te = terminated + row;
+      const F* __restrict tr = truncated + row;
       T* __restrict g = out + row;
-      for (int64_t k = n0; k < n1; ++k) {
+      for (int64_t k = 0; k < w; ++k) {
         g[k] = r[k] + (is_set(te[k]) ? T(0) : gamma * nv[k]);
       }
+      if (n > 1) {
+        T* __restrict c = cut.data() + t * kBlock;
+        for (int64_t k = 0; k < w; ++k) c[k] = (is_set(te[k]) || is_set(tr[k])) ? T(1) : T(0);
+      }
     }
+    T* const bufs[2] = {out + n0, work.data()};
+    const int64_t strides[2] = {N, kBlock};
+    int cur = 0;  // which buffer holds G^(m-1)
     for (int64_t m = 2; m <= n; ++m) {
+      const T* src = bufs[cur];
+      T* dst = bufs[1 - cur];
+      const int64_t ss = strides[cur], ds = strides[1 - cur];
       for (int64_t t = 0; t + 1 < T_; ++t) {
-        const int64_t row = t * N;
-        const T* __restrict r = rewards + row;
-        const F* __restrict te = terminated + row;
-        const F* __restrict tr = truncated + row;
-        // rows t and t+1 of out do not overlap
-        T* __restrict g = out + row;
-        const T* __restrict gn = out + row + N;
-        for (int64_t k = n0; k < n1; ++k) {
-          const bool cut = is_set(te[k]) || is_set(tr[k]);
-          const T follow = r[k] + gamma * gn[k];
-          g[k] = cut ? g[k] : follow;  // a select, so the loop vectorises
+        const T* __restrict r = rewards + t * N + n0;
+        const T* __restrict c = cut.data() + t * kBlock;
+        const T* __restrict s0 = src + t * ss;
+        const T* __restrict s1 = src + (t + 1) * ss;
+        T* __restrict d = dst + t * ds;
+        for (int64_t k = 0; k < w; ++k) {
+          const T keep = s0[k];  // loaded unconditionally, so the select below is a blend
+          const T follow = r[k] + gamma * s1[k];
+          d[k] = c[k] != T(0) ? keep : follow;
         }
+      }
+      std::copy(src + (T_ - 1) * ss, src + (T_ - 1) * ss + w, dst + (T_ - 1) * ds);
+      cur = 1 - cur;
+    }
+    if (cur == 1) {  // G^(n) is in the workspace
+      for (int64_t t = 0; t < T_; ++t) {
+        std::copy(work.data() + t * kBlock, work.data() + t * kBlock + w, out + t * N + n0);
       }
     }
    }
