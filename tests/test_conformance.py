@@ -27,6 +27,8 @@ MODES = list(AutoresetMode)
 STEPS = 3000
 
 # reset options widening each env's start distribution (first reset only)
+# reset options per env; an env not listed takes gymnasium's usual low/high bounds
+# (options_for), so a new native env needs an entry only if its options are named otherwise
 OPTIONS = {
     "CartPole-v1": {"low": -0.1, "high": 0.1},
     "Pendulum-v1": {"x_init": 2.0, "y_init": 0.5},
@@ -42,6 +44,13 @@ OVERFLOWING = {
     "MountainCarContinuous-v0": {"low": -1e308, "high": 1e308},
     "Acrobot-v1": {"low": -1e308, "high": 1e308},
 }
+
+
+def options_for(env_id, overflowing=False):
+    """A fresh dict of ``env_id``'s reset options (OPTIONS / OVERFLOWING, else low/high)."""
+    table, default = ((OVERFLOWING, {"low": -1e308, "high": 1e308}) if overflowing
+                      else (OPTIONS, {"low": -0.1, "high": 0.1}))
+    return dict(table.get(env_id, default))
 
 
 def pair(env_id, n, mode, **kwargs):
@@ -89,8 +98,8 @@ def test_seeded_trajectory_equals_gymnasium_sync(env_id, mode):
     n = 4
     ours, ref = pair(env_id, n, mode, max_episode_steps=120)
     assert ours.metadata["autoreset_mode"] is ref.metadata["autoreset_mode"] is mode
-    o1, i1 = ours.reset(seed=11, options=OPTIONS[env_id])
-    o2, i2 = ref.reset(seed=11, options=dict(OPTIONS[env_id]))
+    o1, i1 = ours.reset(seed=11, options=options_for(env_id))
+    o2, i2 = ref.reset(seed=11, options=options_for(env_id))
     np.testing.assert_array_equal(o1, o2)
     assert i1 == i2 == {}
     assert ours.np_random_seed == ref.np_random_seed == tuple(range(11, 11 + n))
@@ -231,8 +240,8 @@ def test_error_types_are_gymnasiums(env_id):
         "negative seed": lambda e: e.reset(seed=-1),
         "seed list wrong length": lambda e: e.reset(seed=[1] * (n + 1)),
         "float seed": lambda e: e.reset(seed=1.5),
-        "overflowing reset range": lambda e: e.reset(seed=0, options=dict(OVERFLOWING[env_id])),
-        "non-number option": lambda e: e.reset(options={next(iter(OPTIONS[env_id])): "x"}),
+        "overflowing reset range": lambda e: e.reset(seed=0, options=options_for(env_id, overflowing=True)),
+        "non-number option": lambda e: e.reset(options={next(iter(options_for(env_id))): "x"}),
     }
     for name, call in cases.items():
         with np.errstate(over="ignore"):  # numpy warns before its OverflowError
@@ -242,7 +251,7 @@ def test_error_types_are_gymnasiums(env_id):
         assert isinstance(mine, type(theirs)), f"{name}: {mine!r} is not a {type(theirs).__name__}"
     # pgfast's own policy holds too: values are ValueError, the lifecycle RuntimeError
     assert isinstance(_error(lambda: ours.reset(seed=-1)), ValueError)
-    err = _error(lambda: ours.reset(options=dict(OVERFLOWING[env_id])))
+    err = _error(lambda: ours.reset(options=options_for(env_id, overflowing=True)))
     assert isinstance(err, ResetBoundsError) and isinstance(err, ValueError)
     assert isinstance(err, OverflowError) and "not finite" in str(err)
 
@@ -303,7 +312,7 @@ def test_overflowing_options_rejected_without_change(env_id):
     state, seeds = env.get_state(), env.np_random_seed
     gens = [g.bit_generator.state for g in env.np_random]
     with pytest.raises(ResetBoundsError):
-        env.reset(seed=5, options=OVERFLOWING[env_id])
+        env.reset(seed=5, options=options_for(env_id, overflowing=True))
     np.testing.assert_array_equal(env.get_state(), state)
     assert env.np_random_seed == seeds
     assert [g.bit_generator.state for g in env.np_random] == gens

@@ -32,13 +32,15 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from pgfast import _C
+
 EXAMPLES = int(os.environ.get("PGFAST_FUZZ_EXAMPLES", "0") or 0)
 CORE_BATCHES = EXAMPLES or 4     # children that load only the extension
 ENV_BATCHES = max(1, EXAMPLES // 3) if EXAMPLES else 1  # children that import pgfast
 CORE_PROBES, ENV_PROBES = 60, 100  # probes per child (an env probe runs 3-8 calls)
 TIMEOUT_S = float(os.environ.get("PGFAST_FUZZ_TIMEOUT", "240"))
 
-ENV_IDS = ["CartPole-v1", "Pendulum-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Acrobot-v1"]
+ENV_IDS = list(_C.classic_envs())  # every native classic env of the registry (csrc/envs/registry.hpp)
 
 # --------------------------------------------------------------------------- the child
 
