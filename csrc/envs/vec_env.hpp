@@ -32,6 +32,7 @@
 #include <memory>
 #include <vector>
 
+#include "clones.hpp"
 #include "envs/env.hpp"
 #include "parallel.hpp"
 
@@ -226,8 +227,10 @@ class VecEnv {
     for (int k = 0; k < kObsDim; ++k) out[k] = O(o[k]);
   }
 
+  // Cloned per ISA (clones.hpp): the envs' step_block loops vectorise as wide as the CPU
+  // allows in the portable wheel (CartPole/Pendulum ran 10-18% slower than -march=native).
   template <class A, class O, class R>
-  void step_range(int64_t i0, int64_t i1, const A* actions, O* obs, R* rew, bool* term,
+  PGFAST_CLONES void step_range(int64_t i0, int64_t i1, const A* actions, O* obs, R* rew, bool* term,
                   bool* trunc, float* final_obs, bool* final_mask) {
     double rew_b[kBlock];
     bool term_b[kBlock];
