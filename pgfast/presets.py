@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-__all__ = ["PRESETS", "STUDY_TIMESTEPS", "DEFAULTS_BY_ACTION_SPACE"]
+__all__ = ["PRESETS", "STUDY_TIMESTEPS", "DEFAULTS_BY_ACTION_SPACE", "CLEANRL_PPO_CONTINUOUS"]
 
 # Env-step budgets of the reproduced study (per job).
 STUDY_TIMESTEPS: Dict[str, int] = {
@@ -25,6 +25,15 @@ STUDY_TIMESTEPS: Dict[str, int] = {
     "Pendulum-v1": 300_000,
     "HalfCheetah-v5": 1_000_000,
 }
+
+# CleanRL's ppo_continuous_action.py defaults: the Box-action PPO settings (see
+# DEFAULTS_BY_ACTION_SPACE) and the preset of the MuJoCo envs below, each checked with
+# seeds 0-2 (docs/PRESETS.md; python scripts/check_presets.py ppo ENV --steps N).
+CLEANRL_PPO_CONTINUOUS: Dict[str, Any] = dict(
+    num_envs=1, num_steps=2048, num_minibatches=32, update_epochs=10, learning_rate=3e-4,
+    anneal_lr=True, gamma=0.99, gae_lambda=0.95, ent_coef=0.0, clip_coef=0.2, clip_vloss=True,
+    vf_coef=0.5, max_grad_norm=0.5, norm_obs=True, norm_reward=True,
+)
 
 PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
     "ppo": {
@@ -61,6 +70,21 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
             max_grad_norm=0.8, vf_coef=2 * 0.58096, log_std_init=-2.0, ortho_init=False, activation="relu",
             hidden_sizes=(256, 256), norm_obs=True, norm_reward=True,
         ),
+        # `pgfast tune ppo Acrobot-v1 --trials 20 --budget 100000 --seeds 0 1 2` (trial 6 of
+        # 20; TPE + median pruner). Deterministic eval at 100k steps: -78.8 / -79.2 / -82.4
+        # on seeds 0-2 (the tuning seeds), -82.7 / -84.2 / -86.3 on seeds 3-5.
+        "Acrobot-v1": dict(
+            num_envs=16, num_steps=64, num_minibatches=32, update_epochs=1, gamma=0.98, gae_lambda=1.0,
+            learning_rate=0.0025727291438117157, anneal_lr=True, clip_coef=0.1, ent_coef=3.64929128346065e-07,
+            vf_coef=0.9376247943078875, max_grad_norm=0.3, norm_obs=False, norm_reward=True,
+        ),
+        # CleanRL's ppo_continuous_action.py (above), checked with seeds 0-2 in docs/PRESETS.md:
+        # InvertedPendulum 1000 x3 at 98k, InvertedDoublePendulum >= 8,894 at 500k,
+        # Hopper >= 2,643 at 1M, Walker2d at 1M.
+        "InvertedPendulum-v5": CLEANRL_PPO_CONTINUOUS,
+        "InvertedDoublePendulum-v5": CLEANRL_PPO_CONTINUOUS,
+        "Hopper-v5": CLEANRL_PPO_CONTINUOUS,
+        "Walker2d-v5": CLEANRL_PPO_CONTINUOUS,
     },
     "trpo": {
         # pgfast's tested CartPole settings (tests/test_learning.py): 8 envs x
@@ -124,11 +148,7 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
 # step sizes (TRPO delta 0.01, value lr 1e-3; VPG policy lr 3e-4, value lr 1e-3).
 DEFAULTS_BY_ACTION_SPACE: Dict[str, Dict[str, Dict[str, Any]]] = {
     "Box": {
-        "ppo": dict(
-            num_envs=1, num_steps=2048, num_minibatches=32, update_epochs=10, learning_rate=3e-4,
-            anneal_lr=True, gamma=0.99, gae_lambda=0.95, ent_coef=0.0, clip_coef=0.2, clip_vloss=True,
-            vf_coef=0.5, max_grad_norm=0.5, norm_obs=True, norm_reward=True,
-        ),
+        "ppo": CLEANRL_PPO_CONTINUOUS,
         "trpo": dict(
             num_envs=1, num_steps=2048, gamma=0.99, gae_lambda=0.95, max_kl=0.01, learning_rate=1e-3,
             update_epochs=10, num_minibatches=32, norm_obs=True, norm_reward=True,
