@@ -84,6 +84,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RESULTS] = []
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    """Learning checks (``@pytest.mark.learning``) run only when ``-m`` names them."""
+    if "learning" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="learning check: run with -m learning (minutes to an hour)")
+    for item in items:
+        if item.get_closest_marker("learning") is not None:
+            item.add_marker(skip)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     yield

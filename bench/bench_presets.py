@@ -1,0 +1,50 @@
+"""Learning checks of the presets: minutes to an hour each, so they run only when asked.
+
+    make bench BENCH_ARGS="-m learning"                 # every case (about 1.5 h on 2 cores)
+    make bench BENCH_ARGS="-m learning -k Acrobot"      # one env (seconds)
+
+Each case trains ALGO on ENV_ID with its preset (``pgfast.train`` with no overrides) for
+STEPS env steps, one test per seed 0, 1, 2, and requires the deterministic evaluation
+return over 20 episodes to reach the target on every seed. Without ``-m learning`` the
+cases are skipped with that reason (bench/conftest.py), so ``make test``'s smoke run of
+bench/ does not train for an hour. ``python scripts/check_presets.py ALGO ENV_ID --steps N``
+prints the same numbers (deterministic and stochastic) without asserting; docs/PRESETS.md
+lists the results.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+import pgfast
+
+SEEDS = (0, 1, 2)
+# (algo, env id, env steps, deterministic eval target on every seed)
+CASES = [
+    ("ppo", "CartPole-v1", 100_000, 475.0),
+    ("ppo", "Acrobot-v1", 100_000, -85.0),
+    ("ppo", "InvertedPendulum-v5", 100_000, 950.0),
+    ("ppo", "InvertedDoublePendulum-v5", 500_000, 7_000.0),
+    ("ppo", "Hopper-v5", 1_000_000, 2_000.0),
+    ("ppo", "Walker2d-v5", 1_000_000, 2_500.0),
+    ("ppo", "HalfCheetah-v5", 1_000_000, 4_000.0),
+]
+MUJOCO = importlib.util.find_spec("mujoco") is not None
+
+
+@pytest.mark.learning
+@pytest.mark.parametrize("seed", SEEDS, ids=[f"seed{s}" for s in SEEDS])
+@pytest.mark.parametrize("algo,env_id,steps,target", CASES, ids=[f"{a}-{e}" for a, e, _, _ in CASES])
+def test_preset_reaches_its_target(algo, env_id, steps, target, seed):
+    if env_id.endswith("-v5") and not MUJOCO:
+        pytest.skip('needs MuJoCo: pip install "pgfast-rl[mujoco]"')
+    run = pgfast.train(algo, env_id, total_timesteps=steps, seed=seed, device="cpu")
+    try:
+        det, _ = run.evaluate(episodes=20, deterministic=True)
+    finally:
+        run.close()
+    print(f"\n[{algo} {env_id} seed {seed} at {run.global_step} steps] deterministic eval {det:.1f} "
+          f"(target {target})")
+    assert det >= target, f"{algo} {env_id} seed {seed}: {det:.1f} < {target} after {run.global_step} steps"
