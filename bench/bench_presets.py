@@ -25,6 +25,8 @@ SEEDS = (0, 1, 2)
 CASES = [
     ("ppo", "CartPole-v1", 100_000, 475.0),
     ("ppo", "Acrobot-v1", 100_000, -85.0),
+    ("ppo", "MountainCar-v0", 1_000_000, -130.0),
+    ("ppo", "MountainCarContinuous-v0", 300_000, 90.0),
     ("ppo", "InvertedPendulum-v5", 100_000, 950.0),
     ("ppo", "InvertedDoublePendulum-v5", 500_000, 7_000.0),
     ("ppo", "Hopper-v5", 1_000_000, 2_000.0),
