@@ -122,8 +122,8 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
             update_epochs=10, num_minibatches=8, norm_obs=True,
         ),
         # `pgfast tune trpo Acrobot-v1 --trials 12 --budget 100000 --seeds 0 1 2` (trial 5; 3
-        # finished, 9 pruned). Deterministic eval at 100k: -85.5 / -81.1 / -86.6 on seeds 0-2
-        # (the -85 target is missed by 0.5 and 1.6 on seeds 0 and 2; docs/PRESETS.md).
+        # finished, 9 pruned). Deterministic eval at 100k (scripts/check_presets.py): -81.5 /
+        # -79.2 / -93.7 on seeds 0-2 (the -85 target is missed on seed 2; docs/PRESETS.md).
         "Acrobot-v1": dict(
             num_envs=1, num_steps=256, gamma=0.995, gae_lambda=0.95, norm_obs=False, norm_reward=True,
             max_kl=0.04365752825532366, learning_rate=0.00015896184134738195, update_epochs=10,
