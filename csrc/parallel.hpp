@@ -33,10 +33,16 @@ namespace pgfast {
 // The largest num_threads any kernel or env accepts.
 constexpr int64_t kMaxThreadRequest = 1024;
 
+// std::thread::hardware_concurrency(), read once: glibc reads /sys on every call
+// (several microseconds, as much as a small GAE), and every kernel call asks.
+inline unsigned hardware_threads() {
+  static const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  return hw;
+}
+
 // The most threads (caller included) one pool runs: 4x the hardware threads.
 inline int max_pool_threads() {
-  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  return int(std::min<int64_t>(kMaxThreadRequest, 4 * int64_t(hw)));
+  return int(std::min<int64_t>(kMaxThreadRequest, 4 * int64_t(hardware_threads())));
 }
 
 // Each thread owns a contiguous lane of items and takes them from an atomic

@@ -45,7 +45,7 @@ int plan_threads(int64_t T_, int64_t N, int num_threads) {
   const int64_t max_by_columns = std::max<int64_t>(1, N / kChunkAlign);
   const int64_t cap = std::min<int64_t>(max_by_columns, max_pool_threads());
   if (num_threads > 0) return int(std::max<int64_t>(1, std::min<int64_t>(num_threads, cap)));
-  const int64_t hw = std::max(1u, std::thread::hardware_concurrency());
+  const int64_t hw = hardware_threads();
   // T_ * N / kMinElementsPerThread without overflowing: compare before multiplying
   const int64_t by_size = T_ > (int64_t(1) << 62) / N ? hw : (T_ * N) / kMinElementsPerThread;
   return int(std::max<int64_t>(1, std::min<int64_t>({hw, by_size, cap})));
