@@ -5,7 +5,7 @@
 
 #include "clones.hpp"
 #include "parallel.hpp"
-#include "returns.hpp"  // plan_threads
+#include "returns.hpp"  // plan_threads, reward_to_go (n >= T)
 
 namespace pgfast {
 namespace {
@@ -107,31 +107,13 @@ void nstep_returns(const T* rewards, const T* next_values, const F* terminated,
                    const F* truncated, T* out, int64_t T_, int64_t N, T gamma, int64_t n,
                    int num_threads) {
   if (T_ <= 0 || N <= 0 || n < 1) return;
-  const int threads = plan_threads(T_, N, num_threads);
   if (n >= T_) {
-    // Every window reaches a cut (the last row at the latest): one backward
-    // sweep, G_t = r_t + gamma * (1 - term_t) * (cut_t ? nv_t : G_{t+1}).
-    parallel_columns(N, threads, [&](int64_t n0, int64_t n1) {
-      for (int64_t t = T_ - 1; t >= 0; --t) {
-        const int64_t row = t * N;
-        const bool last_row = (t == T_ - 1);
-        const T* __restrict r = rewards + row;
-        const T* __restrict nv = next_values + row;
-        const F* __restrict te = terminated + row;
-        const F* __restrict tr = truncated + row;
-        T* __restrict g = out + row;
-        const T* __restrict gn = last_row ? out + row : out + row + N;
-        for (int64_t k = n0; k < n1; ++k) {
-          const bool term = is_set(te[k]);
-          const bool cut = last_row || term || is_set(tr[k]);
-          const T follow = cut ? nv[k] : gn[k];
-          // select, not multiply by 0: a non-finite nv at a terminal step is ignored
-          g[k] = r[k] + (term ? T(0) : gamma * follow);
-        }
-      }
-    });
+    // Every window reaches a cut (the last row at the latest): G^(n) is reward_to_go
+    // bootstrapped from next_values, G_t = r_t + gamma * (1 - term_t) * (cut_t ? nv_t : G_{t+1}).
+    reward_to_go(rewards, terminated, truncated, next_values, out, T_, N, gamma, num_threads);
     return;
   }
+  const int threads = plan_threads(T_, N, num_threads);
   // n < T: G^(1) first, then each pass m = 2..n turns G^(m-1) into G^(m). Cut rows never
   // change (they bootstrap from next_values at once), and the last row is always cut.
   // Columns in blocks of kBlock through all n passes, so a block's rows stay in cache.
