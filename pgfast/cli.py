@@ -398,8 +398,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"pgfast {a.command}: terminated (SIGTERM)", file=sys.stderr)
         return exit_status(15)
     except KeyboardInterrupt:
-        hint = {"tune": "; the unfinished trial does not count: rerun the same command to resume the search"}
-        print(f"pgfast {a.command}: interrupted{hint.get(a.command, '')}", file=sys.stderr)
+        hint = ("; the unfinished trial does not count: rerun the same command to resume the search"
+                if a.command == "tune" else "")
+        print(f"pgfast {a.command}: interrupted{hint}", file=sys.stderr)
         return exit_status(2)
 
 
