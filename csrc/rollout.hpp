@@ -12,8 +12,8 @@
 //
 // The forward is float32 like torch's, but its summation order is its own,
 // so outputs agree with torch to float rounding (tested), not bit for bit.
-// Runtime ISA dispatch (AVX2+FMA where the CPU has it) keeps a portable
-// build fast.
+// The layers are csrc/dense.hpp's kernels (run-time ISA dispatch keeps a
+// portable build fast).
 //
 // This header sees no Python.
 #pragma once

@@ -168,7 +168,8 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
 
     tu = sub.add_parser("tune", help="search hyperparameters with Optuna", description=(
         "Search ALGO's config fields on ENV_ID with Optuna (TPE sampler, median pruner on the learning curve). "
-        "Each trial trains for --budget steps per seed and scores the mean deterministic evaluation return. "
+        "Each trial trains for --budget steps per seed and scores the deterministic evaluation return "
+        "(the mean over seeds, or the worst seed with --score worst). "
         "The study is stored in SQLite, so rerunning the same command resumes it. Writes best.json, "
         "best_preset.py (a snippet for pgfast/presets.py), trials.csv and search.png to --out. The search "
         "ranges are pgfast.tune.SEARCH_SPACES."))
@@ -177,6 +178,10 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
     tu.add_argument("--trials", type=_positive_int, default=20, help="trials in the whole study (default 20)")
     tu.add_argument("--budget", type=_positive_int, default=50_000, help="env steps per trial and seed")
     tu.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds trained per trial (default 0)")
+    tu.add_argument("--score", default="mean", choices=["mean", "worst"],
+                    help="a trial's score: the mean over its seeds or its worst seed (default mean)")
+    tu.add_argument("--sampler-seed", type=int, default=0,
+                    help="seed of the TPE sampler (another seed explores other settings; default 0)")
     tu.add_argument("--backend", default="local", choices=["local", "ray"], help="run trials here or as Ray tasks")
     tu.add_argument("--address", default=None, help="Ray cluster address to join (default: a local Ray)")
     tu.add_argument("--workers", type=_positive_int, default=2, help="parallel trials with --backend ray")
@@ -369,7 +374,8 @@ def _cmd_tune(a: argparse.Namespace) -> int:
 
     out = Path(a.out or f"runs/tune-{a.algo.lower()}-{a.env_id.replace('/', '_')}")
     tune.tune(a.algo, a.env_id, trials=a.trials, budget=a.budget, out=out, seeds=a.seeds, backend=a.backend,
-              address=a.address, storage=a.storage, workers=a.workers,
+              address=a.address, storage=a.storage, workers=a.workers, score=a.score,
+              sampler_seed=a.sampler_seed,
               log=lambda m: print(m, file=sys.stderr, flush=True))
     return 0
 

@@ -2,10 +2,11 @@
 
 Each trial samples Config fields from :data:`SEARCH_SPACES` (the one place the ranges
 live), trains ``algo`` on ``env_id`` for ``budget`` env steps per seed and scores the
-trial by the mean deterministic evaluation return over the seeds. Optuna's TPE sampler
-proposes the settings; its median pruner stops a trial whose learning curve (the mean
-recent training return, reported every iteration, seed after seed) falls below the
-median of earlier trials at the same step.
+trial by the deterministic evaluation return over the seeds: their mean
+(``score="mean"``) or their worst (``score="worst"``, for targets every seed must
+meet). Optuna's TPE sampler proposes the settings; its median pruner stops a trial
+whose learning curve (the mean recent training return, reported every iteration, seed
+after seed) falls below the median of earlier trials at the same step.
 
 The study lives in SQLite (``--storage``, default ``OUT/tune.db``), so an interrupted
 search resumes where it stopped: finished and pruned trials count towards ``--trials``,
@@ -31,7 +32,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 from pgfast import algos
 from pgfast.trainer import train
 
-__all__ = ["SEARCH_SPACES", "TuneError", "sample_params", "evaluate_params", "tune"]
+__all__ = ["SEARCH_SPACES", "SCORES", "TuneError", "sample_params", "evaluate_params", "tune"]
 
 PathLike = Union[str, Path]
 
@@ -73,6 +74,13 @@ SEARCH_SPACES: Dict[str, Dict[str, Tuple[Any, ...]]] = {
 }
 """algo -> Config field -> sampling range. Batches (num_envs x num_steps) larger than a
 quarter of the budget are never sampled, and num_minibatches is capped at the batch."""
+
+
+SCORES: Dict[str, Callable[[Sequence[float]], float]] = {
+    "mean": lambda xs: float(sum(xs) / len(xs)),
+    "worst": lambda xs: float(min(xs)),
+}
+"""How a trial's per-seed deterministic returns become its score."""
 
 
 class TuneError(ValueError):
@@ -118,8 +126,10 @@ def sample_params(trial: Any, algo: str, budget: int) -> Dict[str, Any]:
 
 def evaluate_params(algo: str, env_id: str, params: Dict[str, Any], budget: int, seeds: Sequence[int],
                     report: Optional[Callable[[int, float], None]] = None,
-                    eval_episodes: int = 10) -> Dict[str, Any]:
-    """Train ``params`` for ``budget`` steps on each seed; returns the scores.
+                    eval_episodes: int = 10, score: str = "mean") -> Dict[str, Any]:
+    """Train ``params`` for ``budget`` steps on each seed; returns the scores
+    (``value`` is the ``score`` entry of :data:`SCORES` applied to the per-seed deterministic
+    returns).
 
     ``report(step, value)`` gets the mean recent training return after every
     iteration (``step`` counts the steps of all seeds so far) and may raise to stop."""
@@ -137,15 +147,15 @@ def evaluate_params(algo: str, env_id: str, params: Dict[str, Any], budget: int,
         sto.append(run.evaluate(episodes=eval_episodes, deterministic=False)[0])
         done += int(run.global_step)
         run.close()
-    return {"value": float(sum(det) / len(det)), "deterministic": det, "stochastic": sto}
+    return {"value": SCORES[score](det), "deterministic": det, "stochastic": sto}
 
 
 def _remote_evaluate(algo: str, env_id: str, params: Dict[str, Any], budget: int,
-                     seeds: Sequence[int]) -> Dict[str, Any]:
+                     seeds: Sequence[int], score: str) -> Dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    return evaluate_params(algo, env_id, params, budget, seeds)
+    return evaluate_params(algo, env_id, params, budget, seeds, score=score)
 
 
 def _mark_stale_running(study: Any) -> int:
@@ -172,7 +182,7 @@ def _plain_params(algo: str, trial_params: Dict[str, Any]) -> Dict[str, Any]:
     return {k: out[k] for k in SEARCH_SPACES[algo] if k in out}
 
 
-def _write_outputs(study: Any, algo: str, env_id: str, out: Path, command: str,
+def _write_outputs(study: Any, algo: str, env_id: str, out: Path, command: str, score: str,
                    log: Callable[[str], None]) -> Dict[str, Any]:
     from optuna.trial import TrialState
 
@@ -190,11 +200,11 @@ def _write_outputs(study: Any, algo: str, env_id: str, out: Path, command: str,
     params = _plain_params(algo, best.params)
     result = {"algo": algo, "env_id": env_id, "value": best.value, "trial": best.number,
               "params": params, "user_attrs": dict(best.user_attrs), "trials": len(trials),
-              "complete": len(complete)}
+              "complete": len(complete), "score": score}
     (out / "best.json").write_text(json.dumps(result, indent=1))
     body = pprint.pformat(params, width=100, sort_dicts=False)
-    snippet = (f"# {command}\n# best of {len(complete)} finished trials: mean deterministic eval "
-               f"{best.value:.1f} (trial {best.number})\n"
+    snippet = (f"# {command}\n# best of {len(complete)} finished trials: {score} deterministic eval "
+               f"over seeds {best.value:.1f} (trial {best.number})\n"
                f"PRESETS[{algo!r}][{env_id!r}] = dict(**{body})\n")
     (out / "best_preset.py").write_text(snippet)
     try:
@@ -210,7 +220,7 @@ def _write_outputs(study: Any, algo: str, env_id: str, out: Path, command: str,
         ax.plot(xs, ys, "o", label="trial")
         ax.plot(xs, [max(ys[: i + 1]) for i in range(len(ys))], "-", label="best so far")
         ax.set_xlabel("trial")
-        ax.set_ylabel("mean deterministic eval return")
+        ax.set_ylabel(f"{score} deterministic eval return over seeds")
         ax.set_title(f"pgfast tune {algo} {env_id}")
         ax.legend(loc="best")
         fig.tight_layout()
@@ -225,7 +235,8 @@ def _write_outputs(study: Any, algo: str, env_id: str, out: Path, command: str,
 
 def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds: Sequence[int] = (0,),
          backend: str = "local", address: Optional[str] = None, storage: Optional[str] = None,
-         workers: int = 2, sampler_seed: int = 0, log: Callable[[str], None] = print) -> Dict[str, Any]:
+         workers: int = 2, sampler_seed: int = 0, score: str = "mean",
+         log: Callable[[str], None] = print) -> Dict[str, Any]:
     """Run (or resume) a search of ``trials`` trials; returns the best result (see module doc)."""
     try:
         import optuna
@@ -246,6 +257,8 @@ def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds:
         raise TuneError(f"backend must be 'local' or 'ray', got {backend!r}")
     if workers < 1:
         raise TuneError(f"workers must be >= 1, got {workers}")
+    if score not in SCORES:
+        raise TuneError(f"score must be one of {sorted(SCORES)}, got {score!r}")
     _check_space(name)
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -253,7 +266,9 @@ def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds:
     # ERROR: Optuna would print a traceback for a trial stopped by Ctrl-C; trials are logged here
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(
-        study_name=f"{name}-{env_id}", storage=storage, load_if_exists=True, direction="maximize",
+        # the score is part of the name: values scored differently never mix in one study
+        study_name=f"{name}-{env_id}" + ("" if score == "mean" else f"-{score}"), storage=storage,
+        load_if_exists=True, direction="maximize",
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=budget // 4))
     # a resumed search must not replay the random start-up trials it already ran
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.trials), n_startup_trials=4)
@@ -264,7 +279,8 @@ def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds:
         log(f"resuming {study.study_name} from {storage}: {done} of {trials} trials counted (finished or "
             f"pruned)" + (f"; {failed} interrupted or failed trial(s) not counted, run again" if failed else ""))
     command = (f"pgfast tune {name} {env_id} --trials {trials} --budget {budget} --seeds "
-               f"{' '.join(map(str, seeds))}")
+               f"{' '.join(map(str, seeds))}" + ("" if score == "mean" else f" --score {score}")
+               + (f" --sampler-seed {sampler_seed}" if sampler_seed else ""))
 
     def objective(trial: Any) -> float:
         params = sample_params(trial, name, budget)
@@ -274,11 +290,12 @@ def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds:
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        res = evaluate_params(name, env_id, params, budget, seeds, report=report)
+        res = evaluate_params(name, env_id, params, budget, seeds, report=report, score=score)
         trial.set_user_attr("stochastic", res["stochastic"])
         trial.set_user_attr("deterministic", res["deterministic"])
-        log(f"trial {trial.number}: {res['value']:.1f} (deterministic), stochastic "
-            f"{sum(res['stochastic']) / len(res['stochastic']):.1f}; {params}")
+        log(f"trial {trial.number}: {res['value']:.1f} ({score} deterministic; per seed "
+            f"{', '.join(f'{v:.1f}' for v in res['deterministic'])}), stochastic "
+            f"{SCORES[score](res['stochastic']):.1f}; {params}")
         return res["value"]
 
     if backend == "local":
@@ -295,10 +312,10 @@ def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds:
         while _counted(study) < trials:
             batch = [study.ask() for _ in range(min(workers, trials - _counted(study)))]
             params = [sample_params(t, name, budget) for t in batch]
-            futures = [remote.remote(name, env_id, p, budget, list(seeds)) for p in params]
+            futures = [remote.remote(name, env_id, p, budget, list(seeds), score) for p in params]
             for t, p, res in zip(batch, params, ray.get(futures)):
                 t.set_user_attr("stochastic", res["stochastic"])
                 t.set_user_attr("deterministic", res["deterministic"])
                 study.tell(t, res["value"])
-                log(f"trial {t.number}: {res['value']:.1f} (deterministic); {p}")
-    return _write_outputs(study, name, env_id, outdir, command, log)
+                log(f"trial {t.number}: {res['value']:.1f} ({score} deterministic); {p}")
+    return _write_outputs(study, name, env_id, outdir, command, score, log)

@@ -7,6 +7,7 @@ namespace bindings {
 void bind_returns(pybind11::module_& m);
 void bind_envs(pybind11::module_& m);
 void bind_rollout(pybind11::module_& m);
+void bind_update(pybind11::module_& m);
 }  // namespace bindings
 }  // namespace pgfast
 
@@ -15,4 +16,5 @@ PYBIND11_MODULE(_C, m) {
   pgfast::bindings::bind_returns(m);
   pgfast::bindings::bind_envs(m);
   pgfast::bindings::bind_rollout(m);
+  pgfast::bindings::bind_update(m);
 }

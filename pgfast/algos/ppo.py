@@ -12,15 +12,23 @@ clipping, optional early stop of the epochs when the approximate KL of the last
 minibatch exceeds ``target_kl``. Actor and critic are one fused network
 (:class:`pgfast.nn.ActorCritic`), so each minibatch is one forward and one
 backward pass and one fused Adam step.
+
+On CPU with float32 parameters (``native_update``, the default) each epoch's
+minibatch steps run in one C++ call (:func:`pgfast._C.ppo_epoch`): the same
+forward, loss derivatives, backward, clipping and Adam as the torch path of
+``fast_grads`` (equal to float rounding, tested), without torch's per-operation
+overhead, which dominates these small networks. The shuffling draws the same
+permutations from the same generator either way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from pgfast import _C
 from pgfast.algos.base import AlgoBase, flat_batch
 from pgfast.config import BaseConfig
 from pgfast.optim import make_adam
@@ -57,6 +65,8 @@ class PPOConfig(BaseConfig):
     """stop the epochs early when the approximate KL exceeds this (None: never)"""
     fast_grads: bool = True
     """hand-written minibatch gradients (same values as autograd, fewer torch ops)"""
+    native_update: bool = True
+    """on CPU (float32): each epoch's minibatch steps in one C++ call (fast_grads's math)"""
 
     def __post_init__(self) -> None:
         """Check the fields (after the shared checks of BaseConfig)."""
@@ -169,6 +179,26 @@ class PPO(AlgoBase):
         self.optimizers["ac"] = make_adam(self.params, config.learning_rate)
         self.base_lrs["ac"] = config.learning_rate
 
+    def _native_order(self) -> Optional[List[int]]:
+        """Indices into ``self.params`` in :func:`pgfast._C.ppo_epoch`'s order (weights...,
+        biases..., log_std), or None if some parameter is missing from ``self.params``."""
+        pol = self.policy
+        w, b = pol.layer_tensors()
+        want = list(w) + list(b) + ([pol.log_std] if pol.log_std is not None else [])
+        ids = [id(p) for p in self.params]
+        if len(want) != len(ids) or any(id(p) not in ids for p in want):
+            return None
+        return [ids.index(id(p)) for p in want]
+
+    def native(self) -> bool:
+        """Whether :meth:`update` takes the C++ path (``native_update`` and ``fast_grads``
+        on, CPU float32 parameters, tanh/ReLU, at most 8 layers, torch's fused Adam)."""
+        pol, opt = self.policy, self.optimizers["ac"]
+        return (self.cfg.native_update and self.cfg.fast_grads and opt.fused
+                and pol.activation in ("tanh", "relu") and pol.num_layers <= 8
+                and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in self.params)
+                and self._native_order() is not None)
+
     def update(self, buf: RolloutBuffer, adv: torch.Tensor, returns: torch.Tensor) -> Dict[str, float]:
         """Run the epochs of minibatch updates; returns statistics of the last minibatch."""
         cfg, pol, opt = self.cfg, self.policy, self.optimizers["ac"]
@@ -183,6 +213,8 @@ class PPO(AlgoBase):
         fast = cfg.fast_grads
         if cfg.norm_adv and nmb == 1:  # one minibatch: the normalised advantages never change
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        if self.native():
+            return self._update_native(obs, act, logp_old, v_old, adv, ret)
         onehot = pol.onehot_actions(act) if fast else None
         if onehot is None:
             onehot = act  # unused placeholder, keeps the tuple shape
@@ -224,10 +256,67 @@ class PPO(AlgoBase):
         assert stats is not None  # the last epoch's last minibatch always reports
         with torch.no_grad():
             logp, lp0, pg_loss, v_loss, ent = stats
-            logratio = logp - lp0
-            ratio = logratio.exp()
-            approx_kl = ((ratio - 1) - logratio).mean()
-            clipfrac = ((ratio - 1.0).abs() > c).float().mean()
-            vals = torch.stack([pg_loss, v_loss, ent, approx_kl, clipfrac]).tolist()
-        return {"policy_loss": vals[0], "value_loss": vals[1], "entropy": vals[2],
-                "approx_kl": vals[3], "clipfrac": vals[4], "epochs": epochs_done}
+            vals = torch.stack([pg_loss, v_loss, ent]).tolist()
+        return _stats(logp, lp0, c, vals, epochs_done)
+
+    def _update_native(self, obs: torch.Tensor, act: torch.Tensor, logp_old: torch.Tensor,
+                       v_old: torch.Tensor, adv: torch.Tensor, ret: torch.Tensor) -> Dict[str, float]:
+        """:meth:`update` with each epoch in one :func:`pgfast._C.ppo_epoch` call."""
+        cfg, pol, opt = self.cfg, self.policy, self.optimizers["ac"]
+        B = obs.shape[0]
+        nmb, mb = cfg.num_minibatches, cfg.minibatch_size
+        with torch.no_grad():
+            x = obs.reshape(B, -1)
+            if pol.obs_rms is not None:
+                x = pol.obs_rms.normalize(x)
+            x_np = x.to(torch.float32).contiguous().numpy()
+            batch = [t.detach().contiguous() for t in (act, logp_old, v_old, adv, ret)]
+        a_np, lp_np, v_np, adv_np, ret_np = (t.numpy() for t in batch)
+        w, b = pol.native_layers()
+        log_std = pol.log_std.detach().numpy() if pol.log_std is not None else None
+        order = self._native_order()
+        assert order is not None
+        m = [opt.exp_avg[i].numpy() for i in order]
+        v = [opt.exp_avg_sq[i].numpy() for i in order]
+        g: Dict[str, Any] = opt.param_groups[0]
+        lr, eps = float(g["lr"]), float(g["eps"])
+        beta1, beta2 = (float(x) for x in g["betas"])
+        step = int(opt.steps[0].item())
+        n_mb = -(-B // mb)
+        last = B - mb * (n_mb - 1)
+        logp_last = torch.empty(last)
+        lp_np_last = logp_last.numpy()
+        epochs_done = 0
+        vals: List[float] = []
+        lp0_last = logp_old[B - last:]
+        for _ in range(cfg.update_epochs):
+            perm = torch.randperm(B, generator=self.gen) if nmb > 1 else None
+            pg, vl, ent, done = _C.ppo_epoch(
+                w, b, log_std, m, v, step, lr, beta1, beta2, eps, x_np,
+                a_np, lp_np, v_np, adv_np, ret_np, None if perm is None else perm.numpy(), mb,
+                cfg.clip_coef, cfg.ent_coef, cfg.vf_coef, cfg.max_grad_norm, cfg.clip_vloss,
+                cfg.norm_adv and nmb > 1, pol.activation, lp_np_last)
+            step += done
+            epochs_done += 1
+            vals = [pg, vl, ent]
+            lp0_last = logp_old[B - last:] if perm is None else logp_old[perm[B - last:]]
+            if cfg.target_kl is not None:
+                lr_ = logp_last - lp0_last
+                if float((lr_.exp() - 1 - lr_).mean()) > cfg.target_kl:
+                    break
+        for t in opt.steps:
+            t.fill_(float(step))
+        return _stats(logp_last, lp0_last, cfg.clip_coef, vals, epochs_done)
+
+
+def _stats(logp: torch.Tensor, logp_old: torch.Tensor, clip_coef: float, vals: List[float],
+           epochs: int) -> Dict[str, float]:
+    """The update's report from the last minibatch: its log-probs before and after,
+    ``vals = [pg_loss, v_loss, entropy]``."""
+    with torch.no_grad():
+        logratio = logp - logp_old
+        ratio = logratio.exp()
+        approx_kl = float(((ratio - 1) - logratio).mean())
+        clipfrac = float(((ratio - 1.0).abs() > clip_coef).float().mean())
+    return {"policy_loss": vals[0], "value_loss": vals[1], "entropy": vals[2],
+            "approx_kl": approx_kl, "clipfrac": clipfrac, "epochs": epochs}

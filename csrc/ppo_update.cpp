@@ -1,0 +1,340 @@
+// See ppo_update.hpp.
+#include "ppo_update.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "clones.hpp"
+#include "dense.hpp"
+
+namespace pgfast {
+namespace update {
+namespace {
+
+using dense::act_backward;
+using dense::kNarrow;
+using dense::matmul;
+using dense::matmul_narrow;
+using dense::relu_loop;
+using dense::tanh_loop;
+using dense::transpose;
+
+constexpr double kLog2Pi = 1.8378770664093453;
+
+// ---------------------------------------------------------------- Adam
+
+// One Adam step of n parameters (torch's fused kernel, grad divided by scale).
+PGFAST_CLONES
+void adam_step(float* __restrict p, const float* __restrict g, float* __restrict m,
+               float* __restrict v, int64_t n, float inv_scale, float beta1, float beta2,
+               float step_size, float inv_bc2_sqrt, float eps) {
+  const float one_b1 = 1.0f - beta1, one_b2 = 1.0f - beta2;
+  for (int64_t i = 0; i < n; ++i) {
+    const float gi = g[i] * inv_scale;
+    m[i] += one_b1 * (gi - m[i]);
+    v[i] = v[i] * beta2 + one_b2 * gi * gi;
+    const float denom = std::sqrt(v[i]) * inv_bc2_sqrt + eps;
+    p[i] -= step_size * m[i] / denom;
+  }
+}
+
+PGFAST_CLONES
+double sum_squares(const float* __restrict g, int64_t n) {
+  float s = 0.0f;
+  for (int64_t i = 0; i < n; ++i) s += g[i] * g[i];
+  return double(s);
+}
+
+// ---------------------------------------------------------------- workspace
+
+struct Workspace {
+  std::vector<float> x;                     // [n, d0]
+  std::vector<float> h[2][kMaxLayers];      // layer inputs per net, [n, d_i] (i >= 1)
+  std::vector<float> out[2];                // [n, out_dim]
+  std::vector<float> g0, g1;                // d loss / d output, actor and critic [n, out_dim]
+  std::vector<float> pa, pb;                // backward ping-pong [n, max width]
+  std::vector<float> wt;                    // W^T of one layer
+  std::vector<float> gw[kMaxLayers];        // [2, d_i, d_{i+1}]
+  std::vector<float> gb[kMaxLayers];        // [2, d_{i+1}]
+  std::vector<float> g_log_std;
+  std::vector<float> rows;                  // per-row scalars, 4 n
+};
+
+template <class T>
+void fit(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+}  // namespace
+
+Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const int64_t* perm,
+                int64_t mb, const Settings& s, float* logp_last) {
+  thread_local Workspace ws;
+  const int L = net.num_layers;
+  const int64_t size = batch.size;
+  const int d0 = net.dims[0], K = net.dims[L];
+  const bool gaussian = net.log_std != nullptr;
+  int maxw = 0;
+  for (int i = 0; i <= L; ++i) maxw = std::max(maxw, net.dims[i]);
+  const int64_t nmax = std::min(mb, size);
+  fit(ws.x, size_t(nmax * d0));
+  for (int k = 0; k < 2; ++k) {
+    for (int i = 1; i < L; ++i) fit(ws.h[k][i], size_t(nmax * net.dims[i]));
+    fit(ws.out[k], size_t(nmax * K));
+  }
+  fit(ws.g0, size_t(nmax * K));
+  fit(ws.g1, size_t(nmax * K));
+  fit(ws.pa, size_t(nmax * maxw));
+  fit(ws.pb, size_t(nmax * maxw));
+  fit(ws.wt, size_t(maxw) * size_t(maxw));
+  for (int i = 0; i < L; ++i) {
+    fit(ws.gw[i], size_t(2) * net.dims[i] * net.dims[i + 1]);
+    fit(ws.gb[i], size_t(2) * net.dims[i + 1]);
+  }
+  fit(ws.g_log_std, size_t(K));
+  fit(ws.rows, size_t(4 * nmax));
+  if (perm != nullptr) {
+    for (int64_t r = 0; r < size; ++r) {
+      if (perm[r] < 0 || perm[r] >= size) throw std::invalid_argument("perm entry out of range");
+    }
+  }
+  if (!gaussian) {
+    for (int64_t r = 0; r < size; ++r) {
+      if (batch.act_discrete[r] < 0 || batch.act_discrete[r] >= K) {
+        throw std::invalid_argument("action " + std::to_string(batch.act_discrete[r]) +
+                                    " outside [0, " + std::to_string(K) + ")");
+      }
+    }
+  }
+
+  Stats st;
+  double log_std_sum = 0.0;
+  std::vector<float> inv_std(size_t(gaussian ? K : 0));
+  for (int64_t start = 0; start < size; start += mb) {
+    const int64_t n = std::min(mb, size - start);
+    const bool last_mb = start + mb >= size;
+    const float inv_n = 1.0f / float(n);
+    auto row = [&](int64_t r) { return perm != nullptr ? perm[start + r] : start + r; };
+    // gather the observations
+    float* X = ws.x.data();
+    for (int64_t r = 0; r < n; ++r) {
+      const float* src = batch.obs + row(r) * d0;
+      std::copy(src, src + d0, X + r * d0);
+    }
+    // forward, actor (k = 0) and critic (k = 1)
+    for (int k = 0; k < 2; ++k) {
+      const float* in = X;
+      for (int i = 0; i < L; ++i) {
+        const int din = net.dims[i], dout = net.dims[i + 1];
+        const float* W = net.w[i] + int64_t(k) * din * dout;
+        const float* bias = net.b[i] + int64_t(k) * dout;
+        float* y = i == L - 1 ? ws.out[k].data() : ws.h[k][i + 1].data();
+        if (dout < kNarrow) {
+          transpose(W, din, dout, ws.wt.data());
+          matmul_narrow(n, dout, din, in, ws.wt.data(), y, bias);
+        } else {
+          matmul(n, dout, din, in, din, 1, W, y, bias);
+        }
+        if (i < L - 1) {
+          if (net.tanh) {
+            tanh_loop(y, n * dout);
+          } else {
+            relu_loop(y, n * dout);
+          }
+        }
+        in = y;
+      }
+    }
+    // advantages of the minibatch (normalised as torch: unbiased std + 1e-8)
+    float* A = ws.rows.data();
+    float* g_lp = A + n;
+    float* g_v = A + 2 * n;
+    float* ent_row = A + 3 * n;
+    for (int64_t r = 0; r < n; ++r) A[r] = batch.adv[row(r)];
+    if (s.norm_adv) {
+      double mean = 0.0;
+      for (int64_t r = 0; r < n; ++r) mean += A[r];
+      mean /= double(n);
+      double var = 0.0;
+      for (int64_t r = 0; r < n; ++r) var += (A[r] - mean) * (A[r] - mean);
+      var /= double(n - 1);  // n = 1 gives NaN, as torch.std
+      const float meanf = float(mean), denom = float(std::sqrt(var)) + 1e-8f;
+      for (int64_t r = 0; r < n; ++r) A[r] = (A[r] - meanf) / denom;
+    }
+    // log-probs, the loss derivatives with respect to them and to the values
+    const float* out0 = ws.out[0].data();
+    const float* out1 = ws.out[1].data();
+    float* gout0 = ws.g0.data();  // [n, K]
+    float* gout1 = ws.g1.data();  // [n, K]
+    if (gaussian) {
+      log_std_sum = 0.0;
+      for (int j = 0; j < K; ++j) {
+        log_std_sum += net.log_std[j];
+        inv_std[size_t(j)] = std::exp(-net.log_std[j]);
+      }
+    }
+    const float c = s.clip_coef;
+    double pg_sum = 0.0, v_sum = 0.0, ent_sum = 0.0;
+    std::fill(ws.g_log_std.begin(), ws.g_log_std.begin() + K, 0.0f);
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t src = row(r);
+      const float* o = out0 + r * K;
+      float* go = gout0 + r * K;
+      float logp;
+      if (gaussian) {
+        const float* a = batch.act_box + src * K;
+        float zz = 0.0f;
+        for (int j = 0; j < K; ++j) {
+          const float z = (a[j] - o[j]) * inv_std[size_t(j)];
+          go[j] = z;  // kept for the backward below
+          zz += z * z;
+        }
+        logp = -0.5f * zz - float(log_std_sum + 0.5 * K * kLog2Pi);
+      } else {
+        float mx = o[0];
+        for (int j = 1; j < K; ++j) mx = std::max(mx, o[j]);
+        float se = 0.0f;
+        for (int j = 0; j < K; ++j) se += std::exp(o[j] - mx);
+        const float lse = mx + std::log(se);
+        float h = 0.0f;
+        for (int j = 0; j < K; ++j) {
+          const float lsm = o[j] - lse;
+          const float p = std::exp(lsm);
+          go[j] = lsm;  // log-softmax, replaced by the gradient below
+          h -= p * lsm;
+        }
+        ent_row[r] = h;
+        logp = go[batch.act_discrete[src]];
+      }
+      if (last_mb) logp_last[r] = logp;
+      const float ratio = std::exp(logp - batch.logp_old[src]);
+      const float ra = ratio * A[r];
+      const float rc = std::min(std::max(ratio, 1.0f - c), 1.0f + c) * A[r];
+      g_lp[r] = ra <= rc ? -ra * inv_n : 0.0f;
+      pg_sum -= std::min(ra, rc);
+      const float v = out1[r * K];
+      const float u = v - batch.ret[src];
+      float gv;
+      if (s.clip_vloss) {
+        const float dv = v - batch.v_old[src];
+        const float cdiff = batch.v_old[src] + std::min(std::max(dv, -c), c) - batch.ret[src];
+        const bool use_u = u * u >= cdiff * cdiff;
+        gv = use_u ? u : (std::fabs(dv) < c ? cdiff : 0.0f);
+        v_sum += std::max(u * u, cdiff * cdiff);
+      } else {
+        gv = u;
+        v_sum += u * u;
+      }
+      g_v[r] = gv * (s.vf_coef * inv_n);
+    }
+    // d loss / d actor output; d loss / d critic output (column 0 only)
+    for (int64_t r = 0; r < n; ++r) {
+      float* go = gout0 + r * K;
+      if (gaussian) {
+        for (int j = 0; j < K; ++j) {
+          const float z = go[j];
+          ws.g_log_std[size_t(j)] += (z * z - 1.0f) * g_lp[r];
+          go[j] = z * inv_std[size_t(j)] * g_lp[r];
+        }
+      } else {
+        const int64_t a = batch.act_discrete[row(r)];
+        const float h = ent_row[r];
+        for (int j = 0; j < K; ++j) {
+          const float lsm = go[j];
+          const float p = std::exp(lsm);
+          float g = ((j == a ? 1.0f : 0.0f) - p) * g_lp[r];
+          if (s.ent_coef != 0.0f) g += s.ent_coef * inv_n * p * (lsm + h);
+          go[j] = g;
+        }
+      }
+      float* g1 = gout1 + r * K;
+      g1[0] = g_v[r];
+      for (int j = 1; j < K; ++j) g1[j] = 0.0f;
+    }
+    if (gaussian) {
+      for (int j = 0; j < K; ++j) ws.g_log_std[size_t(j)] -= s.ent_coef;
+      ent_sum = double(n) * (log_std_sum + 0.5 * K * (1.0 + kLog2Pi));
+    } else {
+      for (int64_t r = 0; r < n; ++r) ent_sum += ent_row[r];
+    }
+    // backward through the stacked layers: the actor from gout0, the critic from gout1;
+    // the gradient with respect to each hidden layer goes to pa / pb in turn
+    for (int k = 0; k < 2; ++k) {
+      const float* g = k == 0 ? gout0 : gout1;
+      float* next = ws.pa.data();
+      for (int i = L - 1; i >= 0; --i) {
+        const int din = net.dims[i], dout = net.dims[i + 1];
+        const float* Hin = i == 0 ? X : ws.h[k][i].data();
+        float* gW = ws.gw[i].data() + int64_t(k) * din * dout;
+        float* gB = ws.gb[i].data() + int64_t(k) * dout;
+        if (dout < kNarrow) {  // (g^T H)^T: rows of H stream, the din columns vectorise
+          matmul(dout, din, n, g, 1, dout, Hin, ws.wt.data(), nullptr);
+          transpose(ws.wt.data(), dout, din, gW);
+        } else {
+          matmul(din, dout, n, Hin, 1, din, g, gW, nullptr);  // H^T g
+        }
+        for (int j = 0; j < dout; ++j) gB[j] = 0.0f;
+        for (int64_t r = 0; r < n; ++r) {
+          const float* gr = g + r * dout;
+          for (int j = 0; j < dout; ++j) gB[j] += gr[j];
+        }
+        if (i > 0) {
+          const float* W = net.w[i] + int64_t(k) * din * dout;
+          transpose(W, din, dout, ws.wt.data());
+          matmul(n, din, dout, g, dout, 1, ws.wt.data(), next, nullptr);  // g W^T
+          act_backward(next, Hin, n * din, net.tanh);
+          g = next;
+          next = next == ws.pa.data() ? ws.pb.data() : ws.pa.data();
+        }
+      }
+    }
+    // global grad-norm clip and Adam
+    const int P = 2 * L + (gaussian ? 1 : 0);
+    float* params[2 * kMaxLayers + 1];
+    const float* grads[2 * kMaxLayers + 1];
+    int64_t sizes[2 * kMaxLayers + 1];
+    for (int i = 0; i < L; ++i) {
+      params[i] = net.w[i];
+      grads[i] = ws.gw[i].data();
+      sizes[i] = 2 * int64_t(net.dims[i]) * net.dims[i + 1];
+      params[L + i] = net.b[i];
+      grads[L + i] = ws.gb[i].data();
+      sizes[L + i] = 2 * int64_t(net.dims[i + 1]);
+    }
+    if (gaussian) {
+      params[2 * L] = net.log_std;
+      grads[2 * L] = ws.g_log_std.data();
+      sizes[2 * L] = K;
+    }
+    float inv_scale = 1.0f;
+    if (s.max_grad_norm > 0.0f) {
+      double total = 0.0;
+      for (int q = 0; q < P; ++q) total += sum_squares(grads[q], sizes[q]);
+      const float norm = float(std::sqrt(total));
+      const float scale = std::max(1.0f, (norm + 1e-6f) / s.max_grad_norm);
+      inv_scale = 1.0f / scale;
+    }
+    adam.step += 1;
+    const double bc1 = 1.0 - std::pow(adam.beta1, double(adam.step));
+    const double bc2 = 1.0 - std::pow(adam.beta2, double(adam.step));
+    const float step_size = float(adam.lr / bc1);
+    const float inv_bc2_sqrt = float(1.0 / std::sqrt(bc2));
+    for (int q = 0; q < P; ++q) {
+      adam_step(params[q], grads[q], adam.m[q], adam.v[q], sizes[q], inv_scale, float(adam.beta1),
+                float(adam.beta2), step_size, inv_bc2_sqrt, float(adam.eps));
+    }
+    st.minibatches += 1;
+    if (last_mb) {
+      st.pg_loss = pg_sum / double(n);
+      st.v_loss = 0.5 * v_sum / double(n);
+      st.entropy = ent_sum / double(n);
+    }
+  }
+  return st;
+}
+
+}  // namespace update
+}  // namespace pgfast

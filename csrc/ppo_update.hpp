@@ -1,0 +1,89 @@
+// The fused PPO update of pgfast.nn.ActorCritic on CPU: one epoch of PPO-clip
+// minibatch steps (forward, loss derivatives, backward, global grad-norm clip,
+// Adam) in one call, for the stacked actor/critic MLP pgfast trains.
+//
+// It computes what the torch path of pgfast.algos.ppo.PPO.update computes with
+// fast_grads (ppo_minibatch_grads + FastAdam.step), minibatch for minibatch:
+//
+//   ratio   = exp(logp - logp_old)
+//   pg_loss = mean(max(-A ratio, -A clip(ratio, 1 - c, 1 + c)))
+//   v_loss  = 0.5 mean((V - R)^2)  or the clipped variant (clip_vloss)
+//   loss    = pg_loss + vf_coef v_loss - ent_coef mean(entropy)
+//   g      *= 1 / max(1, (||g|| + 1e-6) / max_grad_norm)      (max_grad_norm > 0)
+//   Adam as torch's fused kernel (lerp first moment, bias corrections, eps
+//   added to sqrt(v) / sqrt(1 - beta2^t)).
+//
+// Layout (torch's, read and written in place): weight i is [2, d_i, d_{i+1}]
+// row-major (index 0 actor, 1 critic), bias i is [2, 1, d_{i+1}], log_std [D]
+// for Gaussian policies; the critic's value is column 0 of its output layer.
+// Adam's moments have the parameters' shapes, in the order weights...,
+// biases..., log_std (torch's Module.parameters() order).
+//
+// The arithmetic is float32 like torch's, in its own summation order, so the
+// result equals the torch path to float rounding (tested), not bit for bit.
+// The matrix products are register-blocked loops compiled for AVX-512, AVX2
+// and the baseline and picked at load time (csrc/clones.hpp), so a portable
+// wheel keeps the speed.
+//
+// This header sees no Python.
+#pragma once
+
+#include <cstdint>
+
+namespace pgfast {
+namespace update {
+
+constexpr int kMaxLayers = 8;
+
+struct ActorCritic {
+  int num_layers = 0;
+  int dims[kMaxLayers + 1] = {};  // dims[0] = obs_dim, dims[num_layers] = out_dim
+  float* w[kMaxLayers] = {};      // [2, dims[i], dims[i + 1]]
+  float* b[kMaxLayers] = {};      // [2, 1, dims[i + 1]]
+  float* log_std = nullptr;       // [out_dim] (Gaussian), null for a categorical policy
+  bool tanh = true;               // hidden activation: tanh, else ReLU
+};
+
+struct Adam {
+  float* m[2 * kMaxLayers + 1] = {};  // first moments: weights..., biases..., log_std
+  float* v[2 * kMaxLayers + 1] = {};  // second moments, same order
+  double lr = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-5;
+  int64_t step = 0;  // steps taken so far; each minibatch adds one
+};
+
+struct Batch {
+  int64_t size = 0;
+  const float* obs = nullptr;             // [size, obs_dim], already normalised
+  const int64_t* act_discrete = nullptr;  // [size] (categorical policy)
+  const float* act_box = nullptr;         // [size, out_dim] (Gaussian policy)
+  const float* logp_old = nullptr;        // [size]
+  const float* v_old = nullptr;           // [size]
+  const float* adv = nullptr;             // [size]
+  const float* ret = nullptr;             // [size]
+};
+
+struct Settings {
+  float clip_coef = 0.2f;
+  float ent_coef = 0.0f;
+  float vf_coef = 0.5f;
+  float max_grad_norm = 0.0f;  // <= 0: no clipping
+  bool clip_vloss = true;
+  bool norm_adv = true;  // normalise the advantages of each minibatch
+};
+
+struct Stats {
+  double pg_loss = 0.0, v_loss = 0.0, entropy = 0.0;  // of the epoch's last minibatch
+  int64_t minibatches = 0;
+};
+
+// One epoch: minibatches of rows perm[s : s + mb] for s = 0, mb, 2 mb, ... < size
+// (perm null: the rows in order; the last minibatch may be shorter), one Adam
+// step each. logp_last receives the log-probs of the last minibatch (before its
+// step), its length is returned in Stats by the caller's arithmetic
+// (size - mb * (minibatches - 1)). Throws std::invalid_argument on a perm entry
+// out of range or an action outside the categorical's support.
+Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const int64_t* perm,
+                int64_t mb, const Settings& settings, float* logp_last);
+
+}  // namespace update
+}  // namespace pgfast
