@@ -305,13 +305,50 @@ def _one_core():
     return old
 
 
+# The torch path of every phase (before the native update, rollout and evaluation existed).
+TORCH_PATH = dict(native_rollout=False, native_update=False)
+
+
+def phase_breakdown(env_id: str, iterations: int = 20, **fields) -> dict:
+    """Milliseconds per iteration of each phase of a PPO run (rollout incl. the log-probs and
+    values of the batch, advantages, update), averaged over ``iterations`` after two warm-up
+    iterations, one torch thread."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run = pgfast.train("ppo", env_id, total_timesteps=1, seed=0, device="cpu", tuned=False,
+                           **fields)
+        up, buf, col = run.updater, run.buffer, run.collector
+        t = {"rollout": 0.0, "advantages": 0.0, "update": 0.0}
+        for i in range(iterations + 2):
+            t0 = time.perf_counter()
+            col.collect()
+            t1 = time.perf_counter()
+            adv, ret = up.advantages(buf)
+            t2 = time.perf_counter()
+            up.update(buf, adv, ret)
+            t3 = time.perf_counter()
+            if i >= 2:
+                t["rollout"] += t1 - t0
+                t["advantages"] += t2 - t1
+                t["update"] += t3 - t2
+    finally:
+        torch.set_num_threads(old)
+    return {k: 1e3 * v / iterations for k, v in t.items()}
+
+
+def _fmt_phases(p: dict) -> str:
+    return " / ".join(f"{k} {v:.2f} ms" for k, v in p.items())
+
+
 @pytest.mark.parametrize("num_envs,num_steps", JAX_SIZES, ids=[f"{n}x{t}" for n, t in JAX_SIZES])
 def test_ppo_cartpole_vs_jax_ppo(benchmark, request, num_envs, num_steps):
     """PPO, CleanRL's defaults (4 minibatches, 4 epochs, 64x64 tanh) on CartPole-v1, one core:
-    pgfast (torch rollout, and the native rollout) against a fully jitted JAX PPO
-    (bench/_jax_ppo.py, PureJaxRL's design on gymnax's CartPole-v1), same process, one after
-    the other. Steady state: pgfast's whole ``learn()`` vs the peer's compiled run; wall-clock:
-    pgfast's whole ``pgfast.train`` call vs the peer's compile + run."""
+    pgfast (its defaults: native rollout and update; and the torch path of every phase, the
+    state before them) against a fully jitted JAX PPO (bench/_jax_ppo.py, PureJaxRL's design
+    on gymnax's CartPole-v1), same process, one after the other. Steady state: pgfast's whole
+    ``learn()`` vs the peer's compiled run; wall-clock: pgfast's whole ``pgfast.train`` call
+    vs the peer's compile + run. Also the per-phase breakdown of both pgfast paths."""
     pytest.importorskip("jax", reason="jax not installed: no JAX PPO peer (pip install jax jaxlib gymnax)")
     pytest.importorskip("gymnax", reason="gymnax not installed: no JAX PPO peer (pip install gymnax)")
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
@@ -328,20 +365,25 @@ def test_ppo_cartpole_vs_jax_ppo(benchmark, request, num_envs, num_steps):
     torch.set_num_threads(1)
     old_aff = _one_core()
     out = {}
+    phases = {}
     try:
         peer = _jax_ppo.run(num_envs, num_steps, steps, seed=0)
 
-        def timed(native):
+        def timed(**extra):
             t0 = time.perf_counter()
-            run = pgfast.train("ppo", "CartPole-v1", native_rollout=native, **kw)
+            run = pgfast.train("ppo", "CartPole-v1", **kw, **extra)
             # whole call; learn() alone (history "time": since the first iteration began)
             return run, time.perf_counter() - t0, run.history[-1]["time"]
 
         def ours():
-            out["torch"] = timed(False)
+            out["default"] = timed()
 
         benchmark.pedantic(ours, rounds=1, iterations=1)
-        out["native"] = timed(True)
+        out["torch_path"] = timed(**TORCH_PATH)
+        iters = 2 if _disabled(request) else 20
+        shape = dict(num_envs=num_envs, num_steps=num_steps, num_minibatches=4, update_epochs=4)
+        phases["default"] = phase_breakdown("CartPole-v1", iters, **shape)
+        phases["torch_path"] = phase_breakdown("CartPole-v1", iters, **shape, **TORCH_PATH)
     finally:
         torch.set_num_threads(old_threads)
         if old_aff is not None:
@@ -349,23 +391,23 @@ def test_ppo_cartpole_vs_jax_ppo(benchmark, request, num_envs, num_steps):
     info = {"timesteps": steps, "jax_ppo_sps": peer["sps"], "jax_ppo_compile_s": peer["compile_s"],
             "jax_ppo_total_s": peer["total_s"], "jax_ppo_last_return": peer["last_return"]}
     for name, (run, wall, learn) in out.items():
-        sps = steps / learn
-        info[f"pgfast_{name}_sps"] = sps
+        info[f"pgfast_{name}_sps"] = steps / learn
         info[f"pgfast_{name}_wall_s"] = wall
         info[f"pgfast_{name}_last_return"] = run.history[-1]["episodic_return"]
-    info["speedup_vs_jax_ppo"] = info["pgfast_torch_sps"] / peer["sps"]
-    info["speedup_native_rollout_vs_jax_ppo"] = info["pgfast_native_sps"] / peer["sps"]
-    info["speedup_wall_vs_jax_ppo"] = peer["total_s"] / info["pgfast_torch_wall_s"]
-    info["speedup_wall_native_rollout_vs_jax_ppo"] = peer["total_s"] / info["pgfast_native_wall_s"]
+        info[f"speedup_{name}_vs_jax_ppo"] = info[f"pgfast_{name}_sps"] / peer["sps"]
+        info[f"speedup_wall_{name}_vs_jax_ppo"] = peer["total_s"] / wall
+        info[f"phases_ms_{name}"] = phases[name]
+    info["speedup_vs_jax_ppo"] = info["speedup_default_vs_jax_ppo"]
     info["target_vs_jax_ppo"] = 1.0
     info["target_speedup_wall_vs_jax_ppo"] = 2.0
     benchmark.extra_info.update(info)
     print(f"\nPPO CartPole {num_envs}x{num_steps}, {steps} steps, one core: JAX peer "
           f"{peer['sps']:.0f} steps/s (+{peer['compile_s']:.1f} s compile, {peer['total_s']:.1f} s "
-          f"in all); pgfast {info['pgfast_torch_sps']:.0f} steps/s ({info['pgfast_torch_wall_s']:.1f} s), "
-          f"native rollout {info['pgfast_native_sps']:.0f} steps/s ({info['pgfast_native_wall_s']:.1f} s): "
-          f"{info['speedup_vs_jax_ppo']:.2f}x / {info['speedup_native_rollout_vs_jax_ppo']:.2f}x steady, "
-          f"{info['speedup_wall_vs_jax_ppo']:.2f}x / {info['speedup_wall_native_rollout_vs_jax_ppo']:.2f}x "
-          "wall-clock")
+          f"in all); pgfast {info['pgfast_default_sps']:.0f} steps/s "
+          f"({info['pgfast_default_wall_s']:.1f} s in all): {info['speedup_default_vs_jax_ppo']:.2f}x "
+          f"steady, {info['speedup_wall_default_vs_jax_ppo']:.2f}x wall-clock; torch path "
+          f"{info['pgfast_torch_path_sps']:.0f} steps/s ({info['speedup_torch_path_vs_jax_ppo']:.2f}x)"
+          f"\n  phases per iteration, pgfast: {_fmt_phases(phases['default'])}"
+          f"\n  phases per iteration, torch path: {_fmt_phases(phases['torch_path'])}")
     if STRICT and not _disabled(request):
         assert info["speedup_vs_jax_ppo"] >= 1.0, "slower than the JAX peer at steady state"

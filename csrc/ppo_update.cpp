@@ -43,9 +43,16 @@ void adam_step(float* __restrict p, const float* __restrict g, float* __restrict
 
 PGFAST_CLONES
 double sum_squares(const float* __restrict g, int64_t n) {
-  float s = 0.0f;
-  for (int64_t i = 0; i < n; ++i) s += g[i] * g[i];
-  return double(s);
+  constexpr int kLanes = 16;  // explicit lanes: the loop vectorises without reassociation
+  float lane[kLanes] = {};
+  const int64_t nb = n - n % kLanes;
+  for (int64_t i = 0; i < nb; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) lane[l] += g[i + l] * g[i + l];
+  }
+  double s = 0.0;
+  for (int l = 0; l < kLanes; ++l) s += lane[l];
+  for (int64_t i = nb; i < n; ++i) s += double(g[i]) * g[i];
+  return s;
 }
 
 // ---------------------------------------------------------------- workspace
@@ -68,19 +75,17 @@ void fit(std::vector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
-}  // namespace
-
-Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const int64_t* perm,
-                int64_t mb, const Settings& s, float* logp_last) {
-  thread_local Workspace ws;
-  const int L = net.num_layers;
-  const int64_t size = batch.size;
-  const int d0 = net.dims[0], K = net.dims[L];
-  const bool gaussian = net.log_std != nullptr;
+int max_width(const ActorCritic& net) {
   int maxw = 0;
-  for (int i = 0; i <= L; ++i) maxw = std::max(maxw, net.dims[i]);
-  const int64_t nmax = std::min(mb, size);
-  fit(ws.x, size_t(nmax * d0));
+  for (int i = 0; i <= net.num_layers; ++i) maxw = std::max(maxw, net.dims[i]);
+  return maxw;
+}
+
+// Room for batches of up to nmax rows.
+void prepare(Workspace& ws, const ActorCritic& net, int64_t nmax) {
+  const int L = net.num_layers, K = net.dims[L];
+  const int64_t maxw = max_width(net);
+  fit(ws.x, size_t(nmax * net.dims[0]));
   for (int k = 0; k < 2; ++k) {
     for (int i = 1; i < L; ++i) fit(ws.h[k][i], size_t(nmax * net.dims[i]));
     fit(ws.out[k], size_t(nmax * K));
@@ -89,30 +94,144 @@ Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const in
   fit(ws.g1, size_t(nmax * K));
   fit(ws.pa, size_t(nmax * maxw));
   fit(ws.pb, size_t(nmax * maxw));
-  fit(ws.wt, size_t(maxw) * size_t(maxw));
+  fit(ws.wt, size_t(maxw * maxw));
   for (int i = 0; i < L; ++i) {
     fit(ws.gw[i], size_t(2) * net.dims[i] * net.dims[i + 1]);
     fit(ws.gb[i], size_t(2) * net.dims[i + 1]);
   }
   fit(ws.g_log_std, size_t(K));
   fit(ws.rows, size_t(4 * nmax));
+}
+
+// Actor (k = 0) and critic (k = 1) on X [n, d0]: hidden outputs to ws.h, outputs to
+// ws.out. Each row's result depends on that row only (csrc/dense.hpp).
+void forward(const ActorCritic& net, const float* X, int64_t n, Workspace& ws) {
+  const int L = net.num_layers;
+  for (int k = 0; k < 2; ++k) {
+    const float* in = X;
+    for (int i = 0; i < L; ++i) {
+      const int din = net.dims[i], dout = net.dims[i + 1];
+      const float* W = net.w[i] + int64_t(k) * din * dout;
+      const float* bias = net.b[i] + int64_t(k) * dout;
+      float* y = i == L - 1 ? ws.out[k].data() : ws.h[k][i + 1].data();
+      if (dout < kNarrow) {
+        transpose(W, din, dout, ws.wt.data());
+        matmul_narrow(n, dout, din, in, ws.wt.data(), y, bias);
+      } else {
+        matmul(n, dout, din, in, din, 1, W, y, bias);
+      }
+      if (i < L - 1) {
+        if (net.tanh) {
+          tanh_loop(y, n * dout);
+        } else {
+          relu_loop(y, n * dout);
+        }
+      }
+      in = y;
+    }
+  }
+}
+
+// What log_prob needs of a Gaussian's log-std: exp(-log_std) and the constant term.
+struct GaussianTerms {
+  std::vector<float> inv_std;
+  float log_norm = 0.0f;  // sum(log_std) + D/2 log(2 pi)
+  double log_std_sum = 0.0;
+};
+
+GaussianTerms gaussian_terms(const ActorCritic& net) {
+  GaussianTerms g;
+  const int K = net.dims[net.num_layers];
+  if (net.log_std == nullptr) return g;
+  g.inv_std.resize(size_t(K));
+  for (int j = 0; j < K; ++j) {
+    g.log_std_sum += net.log_std[j];
+    g.inv_std[size_t(j)] = std::exp(-net.log_std[j]);
+  }
+  g.log_norm = float(g.log_std_sum + 0.5 * K * kLog2Pi);
+  return g;
+}
+
+// log pi(a | s) of one row from the actor output o [K]. keep [K] receives z = (a - mean)
+// / std (Gaussian) or the log-softmax (categorical); *entropy the categorical's entropy.
+inline float row_logp(const float* o, int K, const GaussianTerms& g, bool gaussian,
+                      const float* a_box, int64_t a_disc, float* keep, float* entropy) {
+  if (gaussian) {
+    float zz = 0.0f;
+    for (int j = 0; j < K; ++j) {
+      const float z = (a_box[j] - o[j]) * g.inv_std[size_t(j)];
+      keep[j] = z;
+      zz += z * z;
+    }
+    return -0.5f * zz - g.log_norm;
+  }
+  float mx = o[0];
+  for (int j = 1; j < K; ++j) mx = std::max(mx, o[j]);
+  float se = 0.0f;
+  for (int j = 0; j < K; ++j) se += std::exp(o[j] - mx);
+  const float lse = mx + std::log(se);
+  float h = 0.0f;
+  for (int j = 0; j < K; ++j) {
+    const float lsm = o[j] - lse;
+    keep[j] = lsm;
+    h -= std::exp(lsm) * lsm;
+  }
+  *entropy = h;
+  return keep[a_disc];
+}
+
+void check_actions(const int64_t* a, int64_t n, int K) {
+  for (int64_t r = 0; r < n; ++r) {
+    if (a[r] < 0 || a[r] >= K) {
+      throw std::invalid_argument("action " + std::to_string(a[r]) + " outside [0, " +
+                                  std::to_string(K) + ")");
+    }
+  }
+}
+
+}  // namespace
+
+void evaluate(const ActorCritic& net, const float* obs, int64_t n, const int64_t* act_discrete,
+              const float* act_box, float* logp, float* values) {
+  thread_local Workspace ws;
+  const int L = net.num_layers, d0 = net.dims[0], K = net.dims[L];
+  const bool gaussian = net.log_std != nullptr;
+  if (logp != nullptr && !gaussian) check_actions(act_discrete, n, K);
+  constexpr int64_t kChunk = 256;
+  prepare(ws, net, std::min(n, kChunk));
+  const GaussianTerms g = gaussian_terms(net);
+  for (int64_t start = 0; start < n; start += kChunk) {
+    const int64_t m = std::min(kChunk, n - start);
+    forward(net, obs + start * d0, m, ws);
+    for (int64_t r = 0; r < m; ++r) {
+      const int64_t i = start + r;
+      values[i] = ws.out[1][size_t(r * K)];
+      if (logp != nullptr) {
+        float h = 0.0f;
+        logp[i] = row_logp(ws.out[0].data() + r * K, K, g, gaussian,
+                           gaussian ? act_box + i * K : nullptr,
+                           gaussian ? 0 : act_discrete[i], ws.g0.data() + r * K, &h);
+      }
+    }
+  }
+}
+
+Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const int64_t* perm,
+                int64_t mb, const Settings& s, float* logp_last) {
+  thread_local Workspace ws;
+  const int L = net.num_layers;
+  const int64_t size = batch.size;
+  const int d0 = net.dims[0], K = net.dims[L];
+  const bool gaussian = net.log_std != nullptr;
+  prepare(ws, net, std::min(mb, size));
   if (perm != nullptr) {
     for (int64_t r = 0; r < size; ++r) {
       if (perm[r] < 0 || perm[r] >= size) throw std::invalid_argument("perm entry out of range");
     }
   }
-  if (!gaussian) {
-    for (int64_t r = 0; r < size; ++r) {
-      if (batch.act_discrete[r] < 0 || batch.act_discrete[r] >= K) {
-        throw std::invalid_argument("action " + std::to_string(batch.act_discrete[r]) +
-                                    " outside [0, " + std::to_string(K) + ")");
-      }
-    }
-  }
+  if (!gaussian) check_actions(batch.act_discrete, size, K);
 
   Stats st;
-  double log_std_sum = 0.0;
-  std::vector<float> inv_std(size_t(gaussian ? K : 0));
   for (int64_t start = 0; start < size; start += mb) {
     const int64_t n = std::min(mb, size - start);
     const bool last_mb = start + mb >= size;
@@ -124,30 +243,7 @@ Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const in
       const float* src = batch.obs + row(r) * d0;
       std::copy(src, src + d0, X + r * d0);
     }
-    // forward, actor (k = 0) and critic (k = 1)
-    for (int k = 0; k < 2; ++k) {
-      const float* in = X;
-      for (int i = 0; i < L; ++i) {
-        const int din = net.dims[i], dout = net.dims[i + 1];
-        const float* W = net.w[i] + int64_t(k) * din * dout;
-        const float* bias = net.b[i] + int64_t(k) * dout;
-        float* y = i == L - 1 ? ws.out[k].data() : ws.h[k][i + 1].data();
-        if (dout < kNarrow) {
-          transpose(W, din, dout, ws.wt.data());
-          matmul_narrow(n, dout, din, in, ws.wt.data(), y, bias);
-        } else {
-          matmul(n, dout, din, in, din, 1, W, y, bias);
-        }
-        if (i < L - 1) {
-          if (net.tanh) {
-            tanh_loop(y, n * dout);
-          } else {
-            relu_loop(y, n * dout);
-          }
-        }
-        in = y;
-      }
-    }
+    forward(net, X, n, ws);
     // advantages of the minibatch (normalised as torch: unbiased std + 1e-8)
     float* A = ws.rows.data();
     float* g_lp = A + n;
@@ -169,13 +265,9 @@ Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const in
     const float* out1 = ws.out[1].data();
     float* gout0 = ws.g0.data();  // [n, K]
     float* gout1 = ws.g1.data();  // [n, K]
-    if (gaussian) {
-      log_std_sum = 0.0;
-      for (int j = 0; j < K; ++j) {
-        log_std_sum += net.log_std[j];
-        inv_std[size_t(j)] = std::exp(-net.log_std[j]);
-      }
-    }
+    const GaussianTerms g = gaussian ? gaussian_terms(net) : GaussianTerms();
+    const std::vector<float>& inv_std = g.inv_std;
+    const double log_std_sum = g.log_std_sum;
     const float c = s.clip_coef;
     double pg_sum = 0.0, v_sum = 0.0, ent_sum = 0.0;
     std::fill(ws.g_log_std.begin(), ws.g_log_std.begin() + K, 0.0f);
@@ -183,32 +275,8 @@ Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const in
       const int64_t src = row(r);
       const float* o = out0 + r * K;
       float* go = gout0 + r * K;
-      float logp;
-      if (gaussian) {
-        const float* a = batch.act_box + src * K;
-        float zz = 0.0f;
-        for (int j = 0; j < K; ++j) {
-          const float z = (a[j] - o[j]) * inv_std[size_t(j)];
-          go[j] = z;  // kept for the backward below
-          zz += z * z;
-        }
-        logp = -0.5f * zz - float(log_std_sum + 0.5 * K * kLog2Pi);
-      } else {
-        float mx = o[0];
-        for (int j = 1; j < K; ++j) mx = std::max(mx, o[j]);
-        float se = 0.0f;
-        for (int j = 0; j < K; ++j) se += std::exp(o[j] - mx);
-        const float lse = mx + std::log(se);
-        float h = 0.0f;
-        for (int j = 0; j < K; ++j) {
-          const float lsm = o[j] - lse;
-          const float p = std::exp(lsm);
-          go[j] = lsm;  // log-softmax, replaced by the gradient below
-          h -= p * lsm;
-        }
-        ent_row[r] = h;
-        logp = go[batch.act_discrete[src]];
-      }
+      const float logp = row_logp(o, K, g, gaussian, gaussian ? batch.act_box + src * K : nullptr,
+                                  gaussian ? 0 : batch.act_discrete[src], go, ent_row + r);
       if (last_mb) logp_last[r] = logp;
       const float ratio = std::exp(logp - batch.logp_old[src]);
       const float ra = ratio * A[r];

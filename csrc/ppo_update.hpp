@@ -85,5 +85,13 @@ struct Stats {
 Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const int64_t* perm,
                 int64_t mb, const Settings& settings, float* logp_last);
 
+// The forward of the batch obs [n, obs_dim] (normalised): values[n] (the critic) and, if
+// logp is not null, logp[n] = log pi(a | s) of the actions (act_discrete [n] or act_box
+// [n, out_dim]). Row for row bit-identical to the forward ppo_epoch's minibatches take,
+// so a rollout's log-probs computed here give ratio exactly 1 in the first minibatch.
+// Throws std::invalid_argument on an action outside the categorical's support.
+void evaluate(const ActorCritic& net, const float* obs, int64_t n, const int64_t* act_discrete,
+              const float* act_box, float* logp, float* values);
+
 }  // namespace update
 }  // namespace pgfast

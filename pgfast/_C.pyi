@@ -1,6 +1,6 @@
 """Type stub of the pgfast._C extension module (tested to match its exports)."""
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -166,8 +166,18 @@ def ppo_epoch(
     activation: str,
     logp_last: npt.NDArray[np.float32],
 ) -> Tuple[float, float, float, int]: ...
+def policy_evaluate(
+    weights: List[npt.NDArray[np.float32]],
+    biases: List[npt.NDArray[np.float32]],
+    log_std: Optional[npt.NDArray[np.float32]],
+    activation: str,
+    obs: npt.NDArray[np.float32],
+    actions: Optional[npt.NDArray[Any]],
+    values: npt.NDArray[np.float32],
+    logp: Optional[npt.NDArray[np.float32]],
+) -> None: ...
 def rollout_mlp(
-    step_into: Callable[..., Any],
+    step_into: Any,
     weights: List[npt.NDArray[np.float32]],
     biases: List[npt.NDArray[np.float32]],
     activation: str,
@@ -182,4 +192,9 @@ def rollout_mlp(
     low: Optional[npt.NDArray[np.float32]] = None,
     high: Optional[npt.NDArray[np.float32]] = None,
     env_actions: Optional[npt.NDArray[np.float32]] = None,
+    core_final_obs: Optional[npt.NDArray[np.float32]] = None,
+    core_final_mask: Optional[npt.NDArray[np.bool_]] = None,
+    obs_mean: Optional[npt.NDArray[np.float32]] = None,
+    obs_inv_std: Optional[npt.NDArray[np.float32]] = None,
+    obs_clip: float = 10.0,
 ) -> bool: ...

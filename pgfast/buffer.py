@@ -172,11 +172,15 @@ class Collector:
         stats_window: number of recent finished episodes kept for statistics.
         native: use the native rollout where it applies (see the module docstring;
             :attr:`native` says whether it does).
+        native_eval: compute the rollout's log-probs and values with
+            :func:`pgfast._C.policy_evaluate` (CPU float32 tanh/ReLU MLPs), the forward of
+            the native PPO update, so that update's first ratio is exactly 1
+            (:attr:`native_eval` says whether it applies).
     """
 
     def __init__(self, env: Any, policy: Any, buffer: RolloutBuffer, generator: torch.Generator,
                  reward_scaler: Optional[RewardScaler] = None, stats_window: int = 100,
-                 native: bool = False) -> None:
+                 native: bool = False, native_eval: bool = False) -> None:
         """Check the env against the buffer and make the ``[N]`` row views and trackers."""
         mode = env.metadata.get("autoreset_mode")
         if mode != gym.vector.AutoresetMode.SAME_STEP:
@@ -217,13 +221,14 @@ class Collector:
         self.episodes_finished = 0
         self._carry = False  # True once obs[T] holds the current observations
         self.native = bool(native) and self._native_applies()
+        self.native_eval = bool(native_eval) and self._native_eval_applies()
 
     def _native_applies(self) -> bool:
         """Whether the native rollout can run this env/policy/buffer (CPU, ``step_into``,
-        flat observations, a float32 tanh/ReLU MLP without obs/reward normalisation)."""
+        flat observations, a float32 tanh/ReLU MLP)."""
         pol = self.policy
-        if not (self.on_cpu and self.step_into is not None and self.reward_scaler is None
-                and len(self.buf.obs_shape) == 1 and getattr(pol, "obs_rms", True) is None
+        if not (self.on_cpu and self.step_into is not None
+                and len(self.buf.obs_shape) == 1 and hasattr(pol, "obs_rms")
                 and getattr(pol, "activation", None) in ("tanh", "relu")
                 and hasattr(pol, "native_layers")):
             return False
@@ -231,6 +236,29 @@ class Collector:
             return False
         ws, _ = pol.native_layers()
         return len(ws) <= 8 and all(w.dtype == np.float32 for w in ws)
+
+    def _native_eval_applies(self) -> bool:
+        pol = self.policy
+        if not (self.on_cpu and hasattr(pol, "native_layers")
+                and getattr(pol, "activation", None) in ("tanh", "relu")):
+            return False
+        ws, _ = pol.native_layers()
+        return len(ws) <= 8 and all(w.dtype == np.float32 for w in ws)
+
+    def _evaluate(self, obs: torch.Tensor, actions: Optional[torch.Tensor], values: torch.Tensor,
+                  logp: Optional[torch.Tensor]) -> None:
+        """Values (and log-probs of ``actions``) of observations ``[B, *obs_shape]`` into the
+        float32 ``[B]`` views ``values`` / ``logp`` with :func:`pgfast._C.policy_evaluate`."""
+        pol = self.policy
+        x = obs.reshape(obs.shape[0], -1)
+        if pol.obs_rms is not None:
+            x = pol.obs_rms.normalize(x)
+        ws, bs = pol.native_layers()
+        log_std = pol.log_std.detach().numpy() if pol.log_std is not None else None
+        _C.policy_evaluate(ws, bs, log_std, pol.activation,
+                           x.to(torch.float32).contiguous().numpy(),
+                           None if actions is None else actions.contiguous().numpy(),
+                           values.numpy(), None if logp is None else logp.numpy())
 
     # ---- start ----------------------------------------------------------------------
     def reset(self, seed: Optional[int] = None) -> None:
@@ -263,6 +291,11 @@ class Collector:
             scaler = self.reward_scaler
             if self.native:
                 trunc_any = self._collect_native(noise_all, std)
+                if scaler is not None:  # the same sequence of updates as step by step below
+                    done_all = self.term_np | self.trunc_np
+                    for t in range(T):
+                        self.raw_rew[t] = self.rew_np[t]
+                        scaler(self.rew_np[t], done_all[t])
             for t in range(0 if self.native else T):
                 a = sample(forward(obs_rows[t])[0], noise[t], std)
                 act_rows[t].copy_(a)
@@ -300,6 +333,19 @@ class Collector:
             # [T * N] batch a single-minibatch update evaluates, so that update's
             # first ratio exp(logp - logp_old) is exactly 1.
             N = buf.num_envs
+            if self.native_eval:
+                self._evaluate(buf.obs[:T].reshape(T * N, *buf.obs_shape),
+                               buf.actions.reshape(T * N, *buf.actions.shape[2:]),
+                               buf.values.view(T * N), buf.logp.view(T * N))
+                nv = buf.next_values
+                nv[:-1] = buf.values[1:]
+                self._evaluate(buf.obs[T], None, nv[-1], None)
+                if trunc_any:
+                    m = buf.truncated
+                    fin = torch.empty(int(m.sum()))
+                    self._evaluate(buf.final_obs[m], None, fin, None)
+                    nv[m] = fin
+                return
             pi_all, v_all = pol(buf.obs[:T].reshape(T * N, *buf.obs_shape))
             buf.values.copy_(v_all.view(T, N))
             acts = buf.actions.reshape(T * N, *buf.actions.shape[2:])
@@ -318,16 +364,23 @@ class Collector:
         ws, bs = self.policy.native_layers()
         buf = self.buf
         assert self.step_into is not None
+        # a native classic env's core is stepped from C++ (no Python frame per step)
+        core = self.env.native_core() if hasattr(self.env, "native_core") else None
+        stepper: Any = self.step_into if core is None else core
+        extra: Dict[str, Any] = {} if core is None else dict(
+            core_final_obs=self.env._final_obs, core_final_mask=self.env._final_mask)
         if self.continuous:
             assert std is not None
-            return bool(_C.rollout_mlp(
-                self.step_into, ws, bs, self.policy.activation, noise.numpy(), self.obs_np,
-                self.actions_np, self.rew_np, self.term_np, self.trunc_np,
-                _np(buf.final_obs), std=std.numpy(), low=self.low, high=self.high,
-                env_actions=self.env_actions))
+            extra.update(std=std.numpy(), low=self.low, high=self.high,
+                         env_actions=self.env_actions)
+        rms = self.policy.obs_rms
+        if rms is not None:
+            extra.update(obs_mean=rms.mean32.numpy(), obs_inv_std=rms.inv_std32.numpy(),
+                         obs_clip=float(rms.clip))
         return bool(_C.rollout_mlp(
-            self.step_into, ws, bs, self.policy.activation, noise.numpy(), self.obs_np,
-            self.actions_np, self.rew_np, self.term_np, self.trunc_np, _np(buf.final_obs)))
+            stepper, ws, bs, self.policy.activation, noise.numpy(), self.obs_np,
+            self.actions_np, self.rew_np, self.term_np, self.trunc_np, _np(buf.final_obs),
+            **extra))
 
     def current_obs(self) -> torch.Tensor:
         """The observations ``[N, *obs_shape]`` the next rollout starts from (a view)."""

@@ -182,6 +182,8 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
                     help="a trial's score: the mean over its seeds or its worst seed (default mean)")
     tu.add_argument("--sampler-seed", type=int, default=0,
                     help="seed of the TPE sampler (another seed explores other settings; default 0)")
+    tu.add_argument("--no-prune", dest="prune", action="store_false",
+                    help="run every trial to the end (no median pruning)")
     tu.add_argument("--backend", default="local", choices=["local", "ray"], help="run trials here or as Ray tasks")
     tu.add_argument("--address", default=None, help="Ray cluster address to join (default: a local Ray)")
     tu.add_argument("--workers", type=_positive_int, default=2, help="parallel trials with --backend ray")
@@ -375,7 +377,7 @@ def _cmd_tune(a: argparse.Namespace) -> int:
     out = Path(a.out or f"runs/tune-{a.algo.lower()}-{a.env_id.replace('/', '_')}")
     tune.tune(a.algo, a.env_id, trials=a.trials, budget=a.budget, out=out, seeds=a.seeds, backend=a.backend,
               address=a.address, storage=a.storage, workers=a.workers, score=a.score,
-              sampler_seed=a.sampler_seed,
+              sampler_seed=a.sampler_seed, prune=a.prune,
               log=lambda m: print(m, file=sys.stderr, flush=True))
     return 0
 

@@ -84,8 +84,8 @@ class BaseConfig:
     """clip of normalised observations"""
     clip_reward: float = 10.0
     """clip of scaled rewards"""
-    native_rollout: bool = False
-    """rollout's policy forward + env steps in one C++ call (CPU, step_into envs, no obs/reward norm)"""
+    native_rollout: bool = True
+    """rollout's policy forward + env steps in one C++ call where it applies (CPU, step_into envs, tanh/ReLU MLP)"""
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)

@@ -131,8 +131,12 @@ class Run:
         self.buffer = RolloutBuffer(cfg.num_steps, cfg.num_envs, obs_space.shape,
                                     self.env.single_action_space, self.device)
         scaler = RewardScaler(cfg.num_envs, cfg.gamma, cfg.clip_reward) if cfg.norm_reward else None
+        # the native PPO update computes its own forward: the rollout's log-probs and values
+        # then come from the same C++ forward, so its first ratio is exactly 1
+        native_update = getattr(self.updater, "native", None)
         self.collector = Collector(self.env, self.policy, self.buffer, self.generator, scaler,
-                                   native=cfg.native_rollout)
+                                   native=cfg.native_rollout,
+                                   native_eval=bool(native_update is not None and native_update()))
         self.collector.reset(seed=self.seed)
         self.global_step = 0
         self.iteration = 0

@@ -6,7 +6,8 @@ trial by the deterministic evaluation return over the seeds: their mean
 (``score="mean"``) or their worst (``score="worst"``, for targets every seed must
 meet). Optuna's TPE sampler proposes the settings; its median pruner stops a trial
 whose learning curve (the mean recent training return, reported every iteration, seed
-after seed) falls below the median of earlier trials at the same step.
+after seed) falls below the median of earlier trials at the same step (``prune=False``:
+every trial runs to the end).
 
 The study lives in SQLite (``--storage``, default ``OUT/tune.db``), so an interrupted
 search resumes where it stopped: finished and pruned trials count towards ``--trials``,
@@ -235,7 +236,7 @@ def _write_outputs(study: Any, algo: str, env_id: str, out: Path, command: str, 
 
 def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds: Sequence[int] = (0,),
          backend: str = "local", address: Optional[str] = None, storage: Optional[str] = None,
-         workers: int = 2, sampler_seed: int = 0, score: str = "mean",
+         workers: int = 2, sampler_seed: int = 0, score: str = "mean", prune: bool = True,
          log: Callable[[str], None] = print) -> Dict[str, Any]:
     """Run (or resume) a search of ``trials`` trials; returns the best result (see module doc)."""
     try:
@@ -269,7 +270,8 @@ def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds:
         # the score is part of the name: values scored differently never mix in one study
         study_name=f"{name}-{env_id}" + ("" if score == "mean" else f"-{score}"), storage=storage,
         load_if_exists=True, direction="maximize",
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=budget // 4))
+        pruner=(optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=budget // 4) if prune
+                else optuna.pruners.NopPruner()))
     # a resumed search must not replay the random start-up trials it already ran
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.trials), n_startup_trials=4)
     _mark_stale_running(study)  # trials left RUNNING by a killed process: failed, not counted
@@ -280,7 +282,8 @@ def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds:
             f"pruned)" + (f"; {failed} interrupted or failed trial(s) not counted, run again" if failed else ""))
     command = (f"pgfast tune {name} {env_id} --trials {trials} --budget {budget} --seeds "
                f"{' '.join(map(str, seeds))}" + ("" if score == "mean" else f" --score {score}")
-               + (f" --sampler-seed {sampler_seed}" if sampler_seed else ""))
+               + (f" --sampler-seed {sampler_seed}" if sampler_seed else "")
+               + ("" if prune else " --no-prune"))
 
     def objective(trial: Any) -> float:
         params = sample_params(trial, name, budget)

@@ -11,7 +11,7 @@ import torch
 import pgfast
 from pgfast import _C
 from pgfast.buffer import Collector, RolloutBuffer
-from pgfast.nn import ActorCritic
+from pgfast.nn import ActorCritic, RewardScaler
 
 
 def _policy(obs_dim, space, hidden=(64, 64), activation="tanh", seed=0, scale=None):
@@ -65,17 +65,33 @@ def test_policy_forward_checks():
         _C.policy_forward([ws[0], ws[0]], bs[:2], "tanh", x)
 
 
-def _collect_pair(env_id, num_envs, num_steps, rollouts, activation="tanh", scale=None):
-    """Two collectors (torch loop, native) on identically seeded envs and policies."""
+def _collect_pair(env_id, num_envs, num_steps, rollouts, activation="tanh", scale=None,
+                  norm=False, core=True, native_eval=False):
+    """Two collectors (torch loop, native) on identically seeded envs and policies (with
+    ``norm``: observation statistics and reward scaling; ``core=False``: the native rollout
+    steps the env through its Python step_into, not its C++ core)."""
     out = []
     for native in (False, True):
         env = pgfast.make_vec(env_id, num_envs, autoreset_mode="same_step")
+        if not core:
+            env.native_core = lambda: None
         obs_dim = int(np.prod(env.single_observation_space.shape))
-        pol = _policy(obs_dim, env.single_action_space, activation=activation, scale=scale)
+        torch.manual_seed(0)
+        pol = ActorCritic(obs_dim, env.single_action_space, (64, 64), activation, norm_obs=norm)
+        if scale is not None:
+            with torch.no_grad():
+                for p in pol.stacked_parameters():
+                    p.normal_(0.0, scale)
+        if norm:
+            g = torch.Generator().manual_seed(4)
+            pol.obs_rms.update(torch.randn(64, obs_dim, generator=g) * 0.5 + 0.3)
         buf = RolloutBuffer(num_steps, num_envs, env.single_observation_space.shape,
                             env.single_action_space)
-        col = Collector(env, pol, buf, torch.Generator().manual_seed(3), native=native)
+        scaler = RewardScaler(num_envs, 0.99) if norm else None
+        col = Collector(env, pol, buf, torch.Generator().manual_seed(3), scaler, native=native,
+                        native_eval=native_eval)
         assert col.native == native
+        col.core_used = env.native_core() is not None  # type: ignore[attr-defined]
         col.reset(seed=5)
         rows = []
         for _ in range(rollouts):
@@ -143,10 +159,19 @@ def test_native_actions_match_except_float_ties():
 
 def test_native_rollout_falls_back_where_it_does_not_apply():
     env = pgfast.make_vec("CartPole-v1", 2, autoreset_mode="same_step")
-    pol = ActorCritic(4, env.single_action_space, norm_obs=True)
     buf = RolloutBuffer(8, 2, (4,), env.single_action_space)
+    assert Collector(env, ActorCritic(4, env.single_action_space), buf, torch.Generator(),
+                     native=True).native
+    pol = ActorCritic(4, env.single_action_space).double()  # float64 layers: torch only
     assert not Collector(env, pol, buf, torch.Generator(), native=True).native
     env.close()
+    # gymnasium's own vector env has no step_into
+    genv = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * 2,
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    col = Collector(genv, ActorCritic(4, genv.single_action_space), buf, torch.Generator(),
+                    native=True)
+    assert not col.native
+    genv.close()
 
 
 def test_train_native_rollout_learns_like_torch():
@@ -154,7 +179,7 @@ def test_train_native_rollout_learns_like_torch():
     run's histories agree until the first action flip at a float tie (usually never)."""
     kw = dict(total_timesteps=4 * 128 * 4, seed=0, device="cpu", tuned=False, num_envs=4,
               num_steps=128)
-    ref = pgfast.train("ppo", "CartPole-v1", **kw)
+    ref = pgfast.train("ppo", "CartPole-v1", native_rollout=False, **kw)
     nat = pgfast.train("ppo", "CartPole-v1", native_rollout=True, **kw)
     assert nat.collector.native and not ref.collector.native
     assert len(nat.history) == len(ref.history) == 4
@@ -172,3 +197,75 @@ def test_native_rollout_solves_cartpole(algo):
     assert run.collector.native
     mean, std = run.evaluate(episodes=20, deterministic=True)
     assert mean >= 475, (algo, mean, std, run.history[-1])
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_native_rollout_with_observation_and_reward_normalisation(env_id):
+    """The policy sees normalised observations (the same float32 operations as
+    RunningMeanStd.normalize) and the rewards are scaled after the rollout in the same
+    order as step by step: the buffers match the torch loop's."""
+    (ref, col_ref), (nat, col_nat) = _collect_pair(env_id, 3, 120, 3, norm=True)
+    assert col_nat.native and col_nat.policy.obs_rms is not None
+    tol = 1e-4 if env_id == "Pendulum-v1" else 1e-5
+    for a, b in zip(ref, nat):
+        for k in a:
+            if a[k].dtype.is_floating_point:
+                torch.testing.assert_close(b[k], a[k], rtol=tol, atol=tol)
+            else:
+                assert torch.equal(b[k], a[k]), k
+    assert col_ref.reward_scaler.var == pytest.approx(col_nat.reward_scaler.var, rel=1e-4)
+    assert col_ref.reward_scaler.var != 1.0
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "MountainCarContinuous-v0"])
+def test_stepping_the_env_core_from_cpp_equals_stepping_through_python(env_id):
+    (_, _), (via_core, col) = _collect_pair(env_id, 4, 150, 2)
+    assert col.core_used
+    (_, _), (via_python, col2) = _collect_pair(env_id, 4, 150, 2, core=False)
+    assert not col2.core_used
+    for a, b in zip(via_core, via_python):
+        for k in a:
+            assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("env_id", ["Acrobot-v1", "Pendulum-v1"])
+def test_native_eval_log_probs_and_values_match_torch(env_id):
+    (ref, _), (nat, col) = _collect_pair(env_id, 5, 130, 2, native_eval=True, norm=True)
+    assert col.native_eval
+    tol = 1e-4 if env_id == "Pendulum-v1" else 1e-5
+    for a, b in zip(ref, nat):
+        for k in ("logp", "values", "next_values"):
+            torch.testing.assert_close(b[k], a[k], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+@pytest.mark.parametrize("rows", [1, 300, 700])
+def test_policy_evaluate_matches_torch_and_checks_input(continuous, rows):
+    space = gym.spaces.Box(-1, 1, (2,), np.float32) if continuous else gym.spaces.Discrete(3)
+    torch.manual_seed(1)
+    pol = ActorCritic(5, space, (40, 24), "tanh", log_std_init=-0.3)
+    g = torch.Generator().manual_seed(2)
+    obs = torch.randn(rows, 5, generator=g)
+    act = torch.randn(rows, 2, generator=g) if continuous else torch.randint(0, 3, (rows,),
+                                                                             generator=g)
+    with torch.no_grad():
+        lp_ref, _, v_ref = pol.evaluate_actions(obs, act)
+    ws, bs = pol.native_layers()
+    log_std = pol.log_std.detach().numpy() if continuous else None
+    v = np.zeros(rows, np.float32)
+    lp = np.zeros(rows, np.float32)
+    _C.policy_evaluate(ws, bs, log_std, "tanh", obs.numpy(), act.numpy(), v, lp)
+    np.testing.assert_allclose(v, v_ref.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(lp, lp_ref.numpy(), rtol=1e-5, atol=1e-5)
+    v2 = np.zeros(rows, np.float32)  # values only; the same numbers
+    _C.policy_evaluate(ws, bs, log_std, "tanh", obs.numpy(), None, v2, None)
+    assert np.array_equal(v, v2)
+    if not continuous:
+        bad = act.numpy().copy()
+        bad[-1] = 3
+        with pytest.raises(ValueError, match="outside"):
+            _C.policy_evaluate(ws, bs, None, "tanh", obs.numpy(), bad, v, lp)
+    with pytest.raises(ValueError, match="share memory"):
+        _C.policy_evaluate(ws, bs, log_std, "tanh", obs.numpy(), act.numpy(), v, v)
+    with pytest.raises(TypeError):
+        _C.policy_evaluate(ws, bs, log_std, "tanh", obs.double().numpy(), act.numpy(), v, lp)

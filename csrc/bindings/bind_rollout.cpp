@@ -2,11 +2,15 @@
 // policy in a vector env in one call. Per step the policy's forward and
 // sampling run with the GIL released; the env is stepped through its
 // step_into (the GIL is taken for that call only; a native env's core then
-// runs without Python), writing straight into the caller's buffer rows.
+// runs without Python), writing straight into the caller's buffer rows. Given
+// a native classic env's core (pgfast._C.ClassicVecEnv) instead of a callable,
+// the rollout steps it from C++ (no Python frame per step) and reads the
+// final observations from that env's own final_obs / final_mask buffers.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -14,6 +18,8 @@
 #include <vector>
 
 #include "bindings/checks.hpp"
+#include "bindings/dispatch.hpp"
+#include "bindings/env_core.hpp"
 #include "rollout.hpp"
 
 namespace pgfast {
@@ -100,8 +106,15 @@ bool rollout_mlp(py::object step_into, const py::list& weights, const py::list& 
                  const std::string& activation, py::handle noise_obj, py::handle obs_obj,
                  py::handle actions_obj, py::handle rewards_obj, py::handle term_obj,
                  py::handle trunc_obj, py::handle final_obs_obj, py::object std_obj, py::object low_obj,
-                 py::object high_obj, py::object env_actions_obj) {
-  if (!PyCallable_Check(step_into.ptr())) type_error("step_into must be callable");
+                 py::object high_obj, py::object env_actions_obj, py::object core_final_obs,
+                 py::object core_final_mask, py::object obs_mean_obj, py::object obs_inv_std_obj,
+                 double obs_clip) {
+  VecEnvCore* core = nullptr;
+  if (py::isinstance<VecEnvCore>(step_into)) {
+    core = step_into.cast<VecEnvCore*>();
+  } else if (!PyCallable_Check(step_into.ptr())) {
+    type_error("step_into must be callable or a pgfast._C.ClassicVecEnv");
+  }
   std::vector<py::array> keep;
   const Mlp m = actor_mlp(weights, biases, activation, keep);
   py::array noise = as_array(noise_obj, "noise");
@@ -141,6 +154,29 @@ bool rollout_mlp(py::object step_into, const py::list& weights, const py::list& 
   require_disjoint({{&obs, "obs"}, {&actions, "actions"}, {&rew, "rewards"},
                     {&term, "terminated"}, {&trunc, "truncated"}, {&fin, "final_obs"}});
 
+  py::array core_fin, core_mask;
+  if (core != nullptr) {
+    if (core_final_obs.is_none() || core_final_mask.is_none()) {
+      value_error("stepping a ClassicVecEnv core needs its final_obs and final_mask buffers");
+    }
+    core_fin = checked_in(core_final_obs, "final_obs_buffer", {N, D0});
+    require_dtype<float>(core_fin, "final_obs_buffer", "float32");
+    core_mask = checked_in(core_final_mask, "final_mask_buffer", {N});
+    require_dtype<bool>(core_mask, "final_mask_buffer", "bool");
+  }
+  // observation normalisation for the forward: clip((obs - mean) * inv_std, -clip, clip)
+  py::array obs_mean, obs_inv_std;
+  const bool norm = !obs_mean_obj.is_none();
+  if (norm != !obs_inv_std_obj.is_none()) value_error("give obs_mean and obs_inv_std together");
+  if (norm) {
+    obs_mean = checked_in(obs_mean_obj, "obs_mean", {D0});
+    require_dtype<float>(obs_mean, "obs_mean", "float32");
+    obs_inv_std = checked_in(obs_inv_std_obj, "obs_inv_std", {D0});
+    require_dtype<float>(obs_inv_std, "obs_inv_std", "float32");
+    if (!(obs_clip > 0.0)) value_error("obs_clip must be > 0");
+  }
+  const float clip_f = float(obs_clip);
+  std::vector<float> normed(norm ? size_t(N * D0) : 0);
   const float* noise_p = cptr<float>(noise);
   float* obs_p = mptr<float>(obs);
   float* fin_p = mptr<float>(fin);
@@ -151,7 +187,19 @@ bool rollout_mlp(py::object step_into, const py::list& weights, const py::list& 
   for (int64_t t = 0; t < T; ++t) {
     {
       py::gil_scoped_release nogil;
-      rollout::mlp_forward(m, obs_p + t * N * D0, N, out.data(), scratch.data());
+      const float* x = obs_p + t * N * D0;
+      if (norm) {  // the same float32 operations as RunningMeanStd.normalize
+        const float* mu = cptr<float>(obs_mean);
+        const float* is = cptr<float>(obs_inv_std);
+        for (int64_t i = 0; i < N; ++i) {
+          for (int64_t j = 0; j < D0; ++j) {
+            const float z = (x[i * D0 + j] - mu[j]) * is[j];
+            normed[size_t(i * D0 + j)] = std::min(std::max(z, -clip_f), clip_f);
+          }
+        }
+        x = normed.data();
+      }
+      rollout::mlp_forward(m, x, N, out.data(), scratch.data());
       if (continuous) {
         rollout::sample_gaussian(out.data(), cptr<float>(std_a), noise_p + t * N * K, N, int(K),
                                  cptr<float>(low), cptr<float>(high),
@@ -161,12 +209,28 @@ bool rollout_mlp(py::object step_into, const py::list& weights, const py::list& 
                                     mptr<int64_t>(actions) + t * N);
       }
     }
-    py::object info = step_into(continuous ? py::object(env_act) : py::object(row(actions, t)),
-                                row(obs, t + 1), row(rew, t), row(term, t), row(trunc, t));
+    py::object act_t = continuous ? py::object(env_act) : py::object(row(actions, t));
+    py::object info;
+    if (core != nullptr) {
+      core->step_into(act_t, row(obs, t + 1), row(rew, t), row(term, t), row(trunc, t));
+    } else {
+      info = step_into(act_t, row(obs, t + 1), row(rew, t), row(term, t), row(trunc, t));
+    }
     const bool* tr = trunc_p + t * N;
     bool any = false;
     for (int64_t i = 0; i < N; ++i) any = any || tr[i];
     if (!any) continue;
+    if (core != nullptr) {  // the core's own buffers (same_step mode)
+      const float* src = cptr<float>(core_fin);
+      const bool* mask = cptr<bool>(core_mask);
+      for (int64_t i = 0; i < N; ++i) {
+        if (tr[i] && mask[i]) {
+          std::memcpy(fin_p + (t * N + i) * D0, src + i * D0, size_t(D0) * sizeof(float));
+          trunc_any = true;
+        }
+      }
+      continue;
+    }
     // the last observations of the truncated episodes: info["final_obs"] [N, obs_dim]
     // float32, valid where info["_final_obs"] [N] bool (same_step autoreset)
     if (!py::isinstance<py::dict>(info) || !info.contains("final_obs") ||
@@ -175,17 +239,21 @@ bool rollout_mlp(py::object step_into, const py::list& weights, const py::list& 
                                "(is it in same_step autoreset mode?)");
     }
     const py::array env_fin = checked_in(info["final_obs"], "info['final_obs']", {N, D0});
-    require_dtype<float>(env_fin, "info['final_obs']", "float32");
+    const DType fin_dtype = float_dtype(env_fin, "info['final_obs']");  // float32 or float64
     const py::array env_mask = checked_in(info["_final_obs"], "info['_final_obs']", {N});
     require_dtype<bool>(env_mask, "info['_final_obs']", "bool");
-    const float* env_fin_p = cptr<float>(env_fin);
     const bool* env_mask_p = cptr<bool>(env_mask);
-    for (int64_t i = 0; i < N; ++i) {
-      if (tr[i] && env_mask_p[i]) {
-        std::memcpy(fin_p + (t * N + i) * D0, env_fin_p + i * D0, size_t(D0) * sizeof(float));
-        trunc_any = true;
+    dispatch<float, double>(fin_dtype, [&](auto ft) {
+      using F = typename decltype(ft)::type;
+      const F* env_fin_p = cptr<F>(env_fin);
+      for (int64_t i = 0; i < N; ++i) {
+        if (tr[i] && env_mask_p[i]) {
+          float* dst = fin_p + (t * N + i) * D0;
+          for (int64_t j = 0; j < D0; ++j) dst[j] = float(env_fin_p[i * D0 + j]);
+          trunc_any = true;
+        }
       }
-    }
+    });
   }
   return trunc_any;
 }
@@ -203,13 +271,19 @@ void bind_rollout(py::module_& m) {
         py::arg("actions"), py::arg("rewards"), py::arg("terminated"), py::arg("truncated"),
         py::arg("final_obs"),
         py::arg("std") = py::none(), py::arg("low") = py::none(), py::arg("high") = py::none(),
-        py::arg("env_actions") = py::none(),
+        py::arg("env_actions") = py::none(), py::arg("core_final_obs") = py::none(),
+        py::arg("core_final_mask") = py::none(), py::arg("obs_mean") = py::none(),
+        py::arg("obs_inv_std") = py::none(), py::arg("obs_clip") = 10.0,
         "T-step rollout of the actor MLP in a native env (same_step autoreset): for t < T, "
         "actions[t] from obs[t] and noise[t] (Gumbel-max, or mean + std * noise for Box, "
         "clipped to [low, high] into env_actions for the env), then "
         "info = step_into(actions, obs[t + 1], rewards[t], terminated[t], truncated[t]); where "
         "truncated, info['final_obs'] (float32 [N, obs_dim], valid where info['_final_obs']) "
-        "goes to final_obs[t]. Returns True if any step truncated.");
+        "goes to final_obs[t]. step_into may instead be a native env's core (pgfast._C.ClassicVecEnv, "
+        "same_step mode), stepped from C++ with its final_obs / final_mask buffers given as "
+        "core_final_obs / core_final_mask. With obs_mean and obs_inv_std (float32 [obs_dim]) the "
+        "policy sees clip((obs - obs_mean) * obs_inv_std, -obs_clip, obs_clip) (obs itself is "
+        "stored raw). Returns True if any step truncated.");
 }
 
 }  // namespace bindings

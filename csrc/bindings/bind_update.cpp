@@ -199,9 +199,93 @@ py::tuple ppo_epoch(const py::list& weights, const py::list& biases, py::object 
   return py::make_tuple(st.pg_loss, st.v_loss, st.entropy, st.minibatches);
 }
 
+void policy_evaluate(const py::list& weights, const py::list& biases, py::object log_std_obj,
+                     const std::string& activation, py::handle obs_obj, py::object actions_obj,
+                     py::handle values_obj, py::object logp_obj) {
+  ActorCritic net;
+  const size_t L = weights.size();
+  if (L < 1 || L > size_t(update::kMaxLayers)) {
+    value_error("weights must hold 1 to " + std::to_string(update::kMaxLayers) + " layers");
+  }
+  if (biases.size() != L) value_error("weights and biases must have the same length");
+  if (activation != "tanh" && activation != "relu") {
+    value_error("activation must be 'tanh' or 'relu', got '" + activation + "'");
+  }
+  net.tanh = activation == "tanh";
+  net.num_layers = int(L);
+  std::vector<py::array> keep;
+  for (size_t i = 0; i < L; ++i) {
+    py::array w = as_array(weights[i], "weights[i]");
+    if (w.ndim() != 3 || w.shape(0) != 2 || w.shape(1) < 1 || w.shape(2) < 1) {
+      value_error(idx("weights", i) + " must be [2, d_in, d_out], got " + shape_str(w));
+    }
+    if (i == 0) {
+      net.dims[0] = int(w.shape(1));
+    } else if (w.shape(1) != net.dims[i]) {
+      value_error(idx("weights", i) + " has d_in " + std::to_string(w.shape(1)) +
+                  ", the previous layer gives " + std::to_string(net.dims[i]));
+    }
+    net.dims[i + 1] = int(w.shape(2));
+    keep.push_back(float_in(w, "weights[i]", {2, w.shape(1), w.shape(2)}));
+    net.w[i] = const_cast<float*>(cptr<float>(keep.back()));  // read only
+    keep.push_back(float_in(biases[i], "biases[i]", {2, 1, w.shape(2)}));
+    net.b[i] = const_cast<float*>(cptr<float>(keep.back()));
+  }
+  const py::ssize_t K = net.dims[L], D0 = net.dims[0];
+  const bool gaussian = !log_std_obj.is_none();
+  if (gaussian) {
+    keep.push_back(float_in(log_std_obj, "log_std", {K}));
+    net.log_std = const_cast<float*>(cptr<float>(keep.back()));
+  }
+  py::array obs = as_array(obs_obj, "obs");
+  if (obs.ndim() != 2) value_error("obs must be [B, obs_dim], got " + shape_str(obs));
+  const py::ssize_t B = obs.shape(0);
+  obs = float_in(obs, "obs", {B, D0});
+  py::array values = float_out(values_obj, "values", {B});
+  const int64_t* a_disc = nullptr;
+  const float* a_box = nullptr;
+  float* logp_p = nullptr;
+  py::array act, logp;
+  if (!logp_obj.is_none()) {
+    logp = float_out(logp_obj, "logp", {B});
+    if (gaussian) {
+      act = float_in(actions_obj, "actions", {B, K});
+      a_box = cptr<float>(act);
+    } else {
+      act = checked_in(actions_obj, "actions", {B});
+      require_dtype<int64_t>(act, "actions", "int64");
+      a_disc = cptr<int64_t>(act);
+    }
+    logp_p = mptr<float>(logp);
+    require_disjoint({{&values, "values"}, {&logp, "logp"}}, {{&obs, "obs"}, {&act, "actions"}});
+  } else {
+    require_disjoint({{&values, "values"}}, {{&obs, "obs"}});
+  }
+  for (const py::array& k : keep) {
+    if (may_overlap(k, values) || (logp_p != nullptr && may_overlap(k, logp))) {
+      value_error("values and logp must not share memory with the parameters");
+    }
+  }
+  const float* obs_p = cptr<float>(obs);
+  float* values_p = mptr<float>(values);
+  try {
+    py::gil_scoped_release nogil;
+    update::evaluate(net, obs_p, B, a_disc, a_box, logp_p, values_p);
+  } catch (const std::invalid_argument& e) {
+    value_error(e.what());
+  }
+}
+
 }  // namespace
 
 void bind_update(py::module_& m) {
+  m.def("policy_evaluate", &policy_evaluate, py::arg("weights"), py::arg("biases"),
+        py::arg("log_std"), py::arg("activation"), py::arg("obs"), py::arg("actions"),
+        py::arg("values"), py::arg("logp"),
+        "Values (critic) and, if logp is not None, log-probs of actions (int64 [B] / float32 "
+        "[B, D]) of pgfast.nn.ActorCritic's stacked layers on obs float32 [B, obs_dim] "
+        "(normalised), written to values / logp float32 [B]; row for row the forward "
+        "ppo_epoch uses.");
   m.def("ppo_epoch", &ppo_epoch, py::arg("weights"), py::arg("biases"), py::arg("log_std"),
         py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("step"), py::arg("lr"),
         py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("obs"), py::arg("actions"),

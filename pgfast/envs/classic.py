@@ -245,6 +245,14 @@ class ClassicControlVectorEnv(NativeVectorEnv):
         state = self.get_state()
         return tuple(self._draw(i, state) for i in range(self.num_envs))
 
+    def native_core(self) -> Any:
+        """The C++ core (``pgfast._C.ClassicVecEnv``) a native rollout may step directly,
+        skipping this wrapper's per-step Python: only in "same_step" mode without a
+        "human" window (whose frames the wrapper draws after every step), else None."""
+        if self._same_step and self.render_mode != "human" and not self.closed:
+            return self._c
+        return None
+
     def _after_step(self) -> None:
         if self.render_mode == "human":
             self._draw(0, self.get_state())
