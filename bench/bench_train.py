@@ -273,7 +273,7 @@ def test_ppo_cleanrl_defaults_steps_per_second(benchmark, request):
 
 # --------------------------------------------------------------------------- fully jitted JAX peer
 
-JAX_SIZES = [(4, 128), (64, 128)]
+JAX_SIZES = [(4, 128), (16, 128), (64, 128), (8, 256)]
 # Env steps per comparison at full size (the wall-clock goal is for 500k steps);
 # PGFAST_BENCH_JAX_STEPS overrides it (shorter runs on a busy machine).
 JAX_STEPS = int(os.environ.get("PGFAST_BENCH_JAX_STEPS", "500000"))

@@ -165,6 +165,7 @@ def ppo_epoch(
     norm_adv: bool,
     activation: str,
     logp_last: npt.NDArray[np.float32],
+    epochs: int = 1,
 ) -> Tuple[float, float, float, int]: ...
 def policy_evaluate(
     weights: List[npt.NDArray[np.float32]],
@@ -192,8 +193,6 @@ def rollout_mlp(
     low: Optional[npt.NDArray[np.float32]] = None,
     high: Optional[npt.NDArray[np.float32]] = None,
     env_actions: Optional[npt.NDArray[np.float32]] = None,
-    core_final_obs: Optional[npt.NDArray[np.float32]] = None,
-    core_final_mask: Optional[npt.NDArray[np.bool_]] = None,
     obs_mean: Optional[npt.NDArray[np.float32]] = None,
     obs_inv_std: Optional[npt.NDArray[np.float32]] = None,
     obs_clip: float = 10.0,

@@ -28,14 +28,20 @@ envs as time-major ``[T, N]`` tensors on the training device.
   kernels (no bootstrap). The last row uses V(obs[T]), so a rollout that stops
   mid-episode is bootstrapped.
 * Native rollout (``native=True``, :attr:`Collector.native`): where the policy is a
-  plain MLP :class:`pgfast.nn.ActorCritic` on CPU (no observation or reward
-  normalisation) and the env offers ``step_into``, the whole T-step loop runs in
-  one C++ call (``pgfast._C.rollout_mlp``): the actor's forward reads the torch
-  parameters in place and samples with the same pre-drawn noise, with the GIL
-  released; the env writes into the same rows. Its float32 forward agrees with
+  float32 tanh/ReLU MLP :class:`pgfast.nn.ActorCritic` on CPU and the env offers
+  ``step_into``, the whole T-step loop runs in one C++ call
+  (``pgfast._C.rollout_mlp``): the actor's forward reads the torch parameters in
+  place (observations normalised in C++ with the same float32 operations as
+  ``RunningMeanStd.normalize``) and samples with the same pre-drawn noise, with the
+  GIL released; the env writes into the same rows (a native classic env's C++ core
+  is stepped directly, without a Python frame per step). Reward scaling runs after
+  the rollout, step by step in the same order. The float32 forward agrees with
   torch's to rounding, so actions are the torch path's except where two noisy
-  logits tie to within rounding (tested); log-probabilities and values still come
-  from the batched torch forward below, so the update sees exact quantities.
+  logits tie to within rounding (tested).
+* Log-probabilities and values of the batch come from the batched torch forward
+  below, or (``native_eval=True``, set by the trainer when PPO's native update
+  runs) from ``pgfast._C.policy_evaluate``, the forward of that update, so the
+  update's first ratio is exactly 1 either way.
 * Episode returns and lengths (of the raw, unscaled rewards) are computed once
   per rollout from the ``[T, N]`` rewards and flags (:func:`episode_stats`), with
   no per-env or per-step Python.
@@ -367,8 +373,7 @@ class Collector:
         # a native classic env's core is stepped from C++ (no Python frame per step)
         core = self.env.native_core() if hasattr(self.env, "native_core") else None
         stepper: Any = self.step_into if core is None else core
-        extra: Dict[str, Any] = {} if core is None else dict(
-            core_final_obs=self.env._final_obs, core_final_mask=self.env._final_mask)
+        extra: Dict[str, Any] = {}
         if self.continuous:
             assert std is not None
             extra.update(std=std.numpy(), low=self.low, high=self.high,

@@ -106,8 +106,8 @@ bool rollout_mlp(py::object step_into, const py::list& weights, const py::list& 
                  const std::string& activation, py::handle noise_obj, py::handle obs_obj,
                  py::handle actions_obj, py::handle rewards_obj, py::handle term_obj,
                  py::handle trunc_obj, py::handle final_obs_obj, py::object std_obj, py::object low_obj,
-                 py::object high_obj, py::object env_actions_obj, py::object core_final_obs,
-                 py::object core_final_mask, py::object obs_mean_obj, py::object obs_inv_std_obj,
+                 py::object high_obj, py::object env_actions_obj, py::object obs_mean_obj,
+                 py::object obs_inv_std_obj,
                  double obs_clip) {
   VecEnvCore* core = nullptr;
   if (py::isinstance<VecEnvCore>(step_into)) {
@@ -156,13 +156,23 @@ bool rollout_mlp(py::object step_into, const py::list& weights, const py::list& 
 
   py::array core_fin, core_mask;
   if (core != nullptr) {
-    if (core_final_obs.is_none() || core_final_mask.is_none()) {
-      value_error("stepping a ClassicVecEnv core needs its final_obs and final_mask buffers");
+    if (core->num_envs() != int64_t(N) || core->obs_dim() != int(D0) ||
+        core->discrete() == continuous) {
+      value_error("the env core does not match the rollout (num_envs, obs_dim or action kind)");
     }
-    core_fin = checked_in(core_final_obs, "final_obs_buffer", {N, D0});
-    require_dtype<float>(core_fin, "final_obs_buffer", "float32");
-    core_mask = checked_in(core_final_mask, "final_mask_buffer", {N});
-    require_dtype<bool>(core_mask, "final_mask_buffer", "bool");
+    // the core's own final_obs / final_mask buffers (same_step mode)
+    core_fin = checked_in(core->final_obs(), "the core's final_obs", {N, D0});
+    require_dtype<float>(core_fin, "the core's final_obs", "float32");
+    core_mask = checked_in(core->final_mask(), "the core's final_mask", {N});
+    require_dtype<bool>(core_mask, "the core's final_mask", "bool");
+    require_disjoint({{&obs, "obs"}, {&rew, "rewards"}, {&term, "terminated"},
+                      {&trunc, "truncated"}, {&core_fin, "the core's final_obs"},
+                      {&core_mask, "the core's final_mask"}},
+                     {{&actions, "actions"}});
+    if (continuous) {
+      require_disjoint({{&env_act, "env_actions"}}, {{&core_fin, "the core's final_obs"},
+                                                     {&obs, "obs"}});
+    }
   }
   // observation normalisation for the forward: clip((obs - mean) * inv_std, -clip, clip)
   py::array obs_mean, obs_inv_std;
@@ -209,11 +219,14 @@ bool rollout_mlp(py::object step_into, const py::list& weights, const py::list& 
                                     mptr<int64_t>(actions) + t * N);
       }
     }
-    py::object act_t = continuous ? py::object(env_act) : py::object(row(actions, t));
     py::object info;
-    if (core != nullptr) {
-      core->step_into(act_t, row(obs, t + 1), row(rew, t), row(term, t), row(trunc, t));
+    if (core != nullptr) {  // no Python: the rows' pointers straight to the core
+      const void* a_t = continuous ? static_cast<const void*>(cptr<float>(env_act))
+                                   : static_cast<const void*>(cptr<int64_t>(actions) + t * N);
+      core->step_raw(a_t, obs_p + (t + 1) * N * D0, mptr<float>(rew) + t * N,
+                     mptr<bool>(term) + t * N, mptr<bool>(trunc) + t * N);
     } else {
+      py::object act_t = continuous ? py::object(env_act) : py::object(row(actions, t));
       info = step_into(act_t, row(obs, t + 1), row(rew, t), row(term, t), row(trunc, t));
     }
     const bool* tr = trunc_p + t * N;
@@ -271,8 +284,7 @@ void bind_rollout(py::module_& m) {
         py::arg("actions"), py::arg("rewards"), py::arg("terminated"), py::arg("truncated"),
         py::arg("final_obs"),
         py::arg("std") = py::none(), py::arg("low") = py::none(), py::arg("high") = py::none(),
-        py::arg("env_actions") = py::none(), py::arg("core_final_obs") = py::none(),
-        py::arg("core_final_mask") = py::none(), py::arg("obs_mean") = py::none(),
+        py::arg("env_actions") = py::none(), py::arg("obs_mean") = py::none(),
         py::arg("obs_inv_std") = py::none(), py::arg("obs_clip") = 10.0,
         "T-step rollout of the actor MLP in a native env (same_step autoreset): for t < T, "
         "actions[t] from obs[t] and noise[t] (Gumbel-max, or mean + std * noise for Box, "
@@ -280,8 +292,8 @@ void bind_rollout(py::module_& m) {
         "info = step_into(actions, obs[t + 1], rewards[t], terminated[t], truncated[t]); where "
         "truncated, info['final_obs'] (float32 [N, obs_dim], valid where info['_final_obs']) "
         "goes to final_obs[t]. step_into may instead be a native env's core (pgfast._C.ClassicVecEnv, "
-        "same_step mode), stepped from C++ with its final_obs / final_mask buffers given as "
-        "core_final_obs / core_final_mask. With obs_mean and obs_inv_std (float32 [obs_dim]) the "
+        "same_step mode), stepped from C++ without Python (final observations from its own "
+        "buffers). With obs_mean and obs_inv_std (float32 [obs_dim]) the "
         "policy sees clip((obs - obs_mean) * obs_inv_std, -obs_clip, obs_clip) (obs itself is "
         "stored raw). Returns True if any step truncated.");
 }

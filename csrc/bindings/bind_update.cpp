@@ -47,7 +47,7 @@ py::tuple ppo_epoch(const py::list& weights, const py::list& biases, py::object 
                     py::handle adv_obj, py::handle ret_obj, py::object perm_obj,
                     int64_t minibatch_size, double clip_coef, double ent_coef, double vf_coef,
                     double max_grad_norm, bool clip_vloss, bool norm_adv,
-                    const std::string& activation, py::handle logp_last_obj) {
+                    const std::string& activation, py::handle logp_last_obj, int64_t epochs) {
   ActorCritic net;
   std::vector<py::array> keep;
   std::vector<std::pair<py::array*, std::string>> outs;
@@ -156,10 +156,17 @@ py::tuple ppo_epoch(const py::list& weights, const py::list& biases, py::object 
   batch.v_old = cptr<float>(v0);
   batch.adv = cptr<float>(adv);
   batch.ret = cptr<float>(ret);
+  if (epochs < 1) value_error("epochs must be >= 1");
   const int64_t* perm = nullptr;
   py::array perm_a;
   if (!perm_obj.is_none()) {
-    perm_a = checked_in(perm_obj, "perm", {B});
+    perm_a = as_array(perm_obj, "perm");
+    if (perm_a.ndim() == 1) {
+      if (epochs != 1) value_error("perm must be [epochs, B] for epochs > 1");
+      perm_a = checked_in(perm_a, "perm", {B});
+    } else {
+      perm_a = checked_in(perm_a, "perm", {py::ssize_t(epochs), B});
+    }
     require_dtype<int64_t>(perm_a, "perm", "int64");
     perm = cptr<int64_t>(perm_a);
   }
@@ -192,7 +199,14 @@ py::tuple ppo_epoch(const py::list& weights, const py::list& biases, py::object 
   float* lpl = mptr<float>(logp_last);
   try {
     py::gil_scoped_release nogil;
-    st = update::ppo_epoch(net, adam, batch, perm, minibatch_size, s, lpl);
+    for (int64_t e = 0; e < epochs; ++e) {
+      const update::Stats one = update::ppo_epoch(net, adam, batch, perm != nullptr ? perm + e * B : nullptr,
+                                                  minibatch_size, s, lpl);
+      st.pg_loss = one.pg_loss;
+      st.v_loss = one.v_loss;
+      st.entropy = one.entropy;
+      st.minibatches += one.minibatches;
+    }
   } catch (const std::invalid_argument& e) {
     value_error(e.what());
   }
@@ -292,11 +306,13 @@ void bind_update(py::module_& m) {
         py::arg("logp_old"), py::arg("v_old"), py::arg("adv"), py::arg("ret"), py::arg("perm"),
         py::arg("minibatch_size"), py::arg("clip_coef"), py::arg("ent_coef"),
         py::arg("vf_coef"), py::arg("max_grad_norm"), py::arg("clip_vloss"),
-        py::arg("norm_adv"), py::arg("activation"), py::arg("logp_last"),
+        py::arg("norm_adv"), py::arg("activation"), py::arg("logp_last"), py::arg("epochs") = 1,
         "One epoch of PPO-clip minibatch steps of pgfast.nn.ActorCritic in place: weights[i] "
         "float32 [2, d_in, d_out], biases[i] [2, 1, d_out], log_std [D] or None (categorical), "
         "Adam moments exp_avg/exp_avg_sq in the order weights..., biases..., log_std, after "
         "`step` steps. Minibatches are rows perm[s:s + minibatch_size] (perm None: in order), "
+        "for `epochs` epochs in a row (perm then [epochs, B], one row per epoch; the stats are "
+        "the last epoch's, the minibatch count the total), "
         "obs float32 [B, obs_dim] (normalised), actions int64 [B] / float32 [B, D], logp_old, "
         "v_old, adv, ret float32 [B]. Writes the last minibatch's log-probs (before its step) "
         "to logp_last and returns (pg_loss, v_loss, entropy, minibatches) of that minibatch.");

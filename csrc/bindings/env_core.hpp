@@ -162,6 +162,15 @@ class VecEnvCore {
   // True if some env ended and awaits a reset (next_step/disabled modes).
   virtual bool any_pending() const = 0;
 
+  // One step for the native rollout, from C++: actions int64 [N] (discrete) or float32
+  // [N, act_dim] (Box), checked as step's are (ValueError, nothing stepped); outputs
+  // float32 obs [N, obs_dim], float32 rew [N], bool term / trunc [N], which the caller
+  // has checked (sizes, no overlap with each other or this env's buffers). GIL held.
+  virtual void step_raw(const void* actions, float* obs, float* rew, bool* term,
+                        bool* trunc) = 0;
+  // Whether actions are int64 [N] (discrete) rather than float32 [N, act_dim].
+  virtual bool discrete() const = 0;
+
  protected:
   VecEnvCore(const char* env_id, int64_t num_envs, int state_dim, int obs_dim)
       : env_id_(env_id), n_(num_envs), state_dim_(state_dim), obs_dim_(obs_dim) {
@@ -422,6 +431,34 @@ class PyVecEnv final : public VecEnvCore {
         core_->step(acts, obs, rew, term, trunc, fo, fm);
       });
     });
+  }
+
+  bool discrete() const override { return Env::kDiscrete; }
+
+  void step_raw(const void* actions, float* obs, float* rew, bool* term, bool* trunc) override {
+    Exclusive busy(busy_);
+    ensure_ready();
+    const int64_t m = Env::kDiscrete ? n_ : n_ * int64_t(Env::kActDim);
+    act_.resize(size_t(m));
+    Act* act = act_.data();
+    if constexpr (Env::kDiscrete) {
+      std::copy_n(static_cast<const int64_t*>(actions), m, act);
+      const int64_t bad = core_->first_invalid_discrete(static_cast<const Act*>(act));
+      if (bad >= 0) {
+        value_error("actions[" + std::to_string(bad) + "] = " + std::to_string(act[bad]) +
+                    " is outside the action space Discrete(" + std::to_string(Env::kNumActions) +
+                    ")");
+      }
+    } else {
+      std::copy_n(static_cast<const float*>(actions), m, act);
+      const int64_t bad = first_nonfinite(static_cast<const Act*>(act), m);
+      if (bad >= 0) value_error("actions must be finite; entry " + std::to_string(bad) + " is not");
+    }
+    float* fo = mptr<float>(final_obs_);
+    bool* fm = mptr<bool>(final_mask_);
+    const Act* acts = act;
+    py::gil_scoped_release nogil;
+    core_->step(acts, obs, rew, term, trunc, fo, fm);
   }
 
   // The kernel's action type; act_ is only used under Exclusive.

@@ -259,9 +259,28 @@ class PPO(AlgoBase):
             vals = torch.stack([pg_loss, v_loss, ent]).tolist()
         return _stats(logp, lp0, c, vals, epochs_done)
 
+    def _native_state(self) -> Tuple[List[Any], List[Any], Any, List[Any], List[Any]]:
+        """Numpy views (weights, biases, log_std, exp_avg, exp_avg_sq in ppo_epoch's order),
+        made again only when a tensor was replaced (``.to()``, a new optimiser state)."""
+        pol, opt = self.policy, self.optimizers["ac"]
+        tensors = list(pol.layer_tensors()[0]) + list(pol.layer_tensors()[1]) + \
+            ([pol.log_std] if pol.log_std is not None else []) + list(opt.exp_avg) + list(opt.exp_avg_sq)
+        key = tuple(t.data_ptr() for t in tensors)
+        if getattr(self, "_native_key", None) != key:
+            order = self._native_order()
+            assert order is not None
+            w, b = pol.native_layers()
+            log_std = pol.log_std.detach().numpy() if pol.log_std is not None else None
+            self._native_views = (w, b, log_std, [opt.exp_avg[i].numpy() for i in order],
+                                  [opt.exp_avg_sq[i].numpy() for i in order])
+            self._native_key = key
+        return self._native_views
+
     def _update_native(self, obs: torch.Tensor, act: torch.Tensor, logp_old: torch.Tensor,
                        v_old: torch.Tensor, adv: torch.Tensor, ret: torch.Tensor) -> Dict[str, float]:
-        """:meth:`update` with each epoch in one :func:`pgfast._C.ppo_epoch` call."""
+        """:meth:`update` in :func:`pgfast._C.ppo_epoch` calls: all epochs in one call (their
+        permutations drawn first, in the same order as the torch path draws them), or one
+        call per epoch when ``target_kl`` may stop the epochs early."""
         cfg, pol, opt = self.cfg, self.policy, self.optimizers["ac"]
         B = obs.shape[0]
         nmb, mb = cfg.num_minibatches, cfg.minibatch_size
@@ -272,12 +291,7 @@ class PPO(AlgoBase):
             x_np = x.to(torch.float32).contiguous().numpy()
             batch = [t.detach().contiguous() for t in (act, logp_old, v_old, adv, ret)]
         a_np, lp_np, v_np, adv_np, ret_np = (t.numpy() for t in batch)
-        w, b = pol.native_layers()
-        log_std = pol.log_std.detach().numpy() if pol.log_std is not None else None
-        order = self._native_order()
-        assert order is not None
-        m = [opt.exp_avg[i].numpy() for i in order]
-        v = [opt.exp_avg_sq[i].numpy() for i in order]
+        w, b, log_std, m, v = self._native_state()
         g: Dict[str, Any] = opt.param_groups[0]
         lr, eps = float(g["lr"]), float(g["eps"])
         beta1, beta2 = (float(x) for x in g["betas"])
@@ -289,18 +303,25 @@ class PPO(AlgoBase):
         epochs_done = 0
         vals: List[float] = []
         lp0_last = logp_old[B - last:]
-        for _ in range(cfg.update_epochs):
-            perm = torch.randperm(B, generator=self.gen) if nmb > 1 else None
+        early_stop = cfg.target_kl is not None
+        calls = cfg.update_epochs if early_stop else 1
+        per_call = 1 if early_stop else cfg.update_epochs
+        for _ in range(calls):
+            perm = None
+            if nmb > 1:
+                perms = [torch.randperm(B, generator=self.gen) for _ in range(per_call)]
+                perm = perms[0] if per_call == 1 else torch.stack(perms)
             pg, vl, ent, done = _C.ppo_epoch(
                 w, b, log_std, m, v, step, lr, beta1, beta2, eps, x_np,
                 a_np, lp_np, v_np, adv_np, ret_np, None if perm is None else perm.numpy(), mb,
                 cfg.clip_coef, cfg.ent_coef, cfg.vf_coef, cfg.max_grad_norm, cfg.clip_vloss,
-                cfg.norm_adv and nmb > 1, pol.activation, lp_np_last)
+                cfg.norm_adv and nmb > 1, pol.activation, lp_np_last, per_call)
             step += done
-            epochs_done += 1
+            epochs_done += per_call
             vals = [pg, vl, ent]
-            lp0_last = logp_old[B - last:] if perm is None else logp_old[perm[B - last:]]
-            if cfg.target_kl is not None:
+            last_perm = None if perm is None else perm.reshape(-1, B)[-1]
+            lp0_last = logp_old[B - last:] if last_perm is None else logp_old[last_perm[B - last:]]
+            if early_stop:
                 lr_ = logp_last - lp0_last
                 if float((lr_.exp() - 1 - lr_).mean()) > cfg.target_kl:
                     break
