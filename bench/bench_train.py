@@ -309,14 +309,14 @@ def _one_core():
 TORCH_PATH = dict(native_rollout=False, native_update=False)
 
 
-def phase_breakdown(env_id: str, iterations: int = 20, **fields) -> dict:
+def phase_breakdown(env_id: str, iterations: int = 20, tuned: bool = False, **fields) -> dict:
     """Milliseconds per iteration of each phase of a PPO run (rollout incl. the log-probs and
     values of the batch, advantages, update), averaged over ``iterations`` after two warm-up
     iterations, one torch thread."""
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        run = pgfast.train("ppo", env_id, total_timesteps=1, seed=0, device="cpu", tuned=False,
+        run = pgfast.train("ppo", env_id, total_timesteps=1, seed=0, device="cpu", tuned=tuned,
                            **fields)
         up, buf, col = run.updater, run.buffer, run.collector
         t = {"rollout": 0.0, "advantages": 0.0, "update": 0.0}
@@ -411,3 +411,45 @@ def test_ppo_cartpole_vs_jax_ppo(benchmark, request, num_envs, num_steps):
           f"\n  phases per iteration, torch path: {_fmt_phases(phases['torch_path'])}")
     if STRICT and not _disabled(request):
         assert info["speedup_vs_jax_ppo"] >= 1.0, "slower than the JAX peer at steady state"
+
+
+# --------------------------------------------------------------------------- HalfCheetah, 1M steps
+
+HALFCHEETAH_BUDGET_S = 240.0
+
+
+@pytest.mark.learning
+def test_ppo_halfcheetah_1m_wall_clock(benchmark):
+    """PPO with the HalfCheetah-v5 study preset (RL-Zoo: 1 env x 512 steps, 20 epochs of 64-sample
+    minibatches, 256x256 ReLU, obs and reward normalisation) for 1M env steps on one core:
+    wall-clock of the whole ``pgfast.train`` call (target <= 240 s) and the deterministic
+    evaluation return (20 episodes; the study's 3-seed mean is ~5,200). Minutes: run only with
+    ``-m learning``; PGFAST_BENCH_HALFCHEETAH_SEED picks the seed (default 0)."""
+    pytest.importorskip("mujoco", reason="mujoco not installed: no HalfCheetah-v5")
+    seed = int(os.environ.get("PGFAST_BENCH_HALFCHEETAH_SEED", "0"))
+    old_aff = _one_core()
+    out = {}
+    try:
+        def ours():
+            t0 = time.perf_counter()
+            out["run"] = pgfast.train("ppo", "HalfCheetah-v5", total_timesteps=1_000_000, seed=seed,
+                                      device="cpu")
+            out["seconds"] = time.perf_counter() - t0
+
+        benchmark.pedantic(ours, rounds=1, iterations=1)
+    finally:
+        if old_aff is not None:
+            os.sched_setaffinity(0, old_aff)
+    run = out["run"]
+    det, det_std = run.evaluate(episodes=20, deterministic=True)
+    phases = phase_breakdown("HalfCheetah-v5", 5, tuned=True)
+    benchmark.extra_info.update({
+        "timesteps": run.global_step, "seed": seed, "pgfast_seconds": out["seconds"],
+        "target_seconds": HALFCHEETAH_BUDGET_S, "target_met": out["seconds"] <= HALFCHEETAH_BUDGET_S,
+        "eval_deterministic": det, "eval_deterministic_std": det_std, "phases_ms": phases})
+    print(f"\nPPO HalfCheetah-v5 seed {seed}, {run.global_step} steps, one core: {out['seconds']:.1f} s "
+          f"(target {HALFCHEETAH_BUDGET_S:.0f} s); eval deterministic {det:.1f} +- {det_std:.1f} "
+          f"(20 episodes)\n  phases per iteration: {_fmt_phases(phases)}")
+    assert det > 3000, "HalfCheetah did not learn"
+    if STRICT:
+        assert out["seconds"] <= HALFCHEETAH_BUDGET_S

@@ -298,10 +298,8 @@ class Collector:
             if self.native:
                 trunc_any = self._collect_native(noise_all, std)
                 if scaler is not None:  # the same sequence of updates as step by step below
-                    done_all = self.term_np | self.trunc_np
-                    for t in range(T):
-                        self.raw_rew[t] = self.rew_np[t]
-                        scaler(self.rew_np[t], done_all[t])
+                    np.copyto(self.raw_rew, self.rew_np)
+                    scaler.scale_rollout(self.rew_np, self.term_np | self.trunc_np)
             for t in range(0 if self.native else T):
                 a = sample(forward(obs_rows[t])[0], noise[t], std)
                 act_rows[t].copy_(a)

@@ -353,3 +353,24 @@ def test_episode_stats_matches_step_by_step_loop(seed):
     got = episode_stats(rewards, dones, c_ret, c_len)
     assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
     assert np.array_equal(c_ret, r_ret) and np.array_equal(c_len, r_len)
+
+
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_reward_scaler_scale_rollout_equals_step_by_step(num_envs):
+    """scale_rollout (used after a native rollout) keeps the per-step statistics exactly and
+    the scaled rewards to one float32 rounding."""
+    rng = np.random.default_rng(0)
+    T = 300
+    rew = (rng.normal(size=(T, num_envs)) * 5 + 1).astype(np.float32)
+    rew[50, 0] = 400.0  # a large reward: clipped
+    dones = rng.random((T, num_envs)) < 0.02
+    ref, fast = RewardScaler(num_envs, 0.99, clip=5.0), RewardScaler(num_envs, 0.99, clip=5.0)
+    ref.ret[:] = fast.ret[:] = 2.5  # carried from an earlier rollout
+    a, b = rew.copy(), rew.copy()
+    for t in range(T):
+        ref(a[t], dones[t])
+    fast.scale_rollout(b, dones)
+    assert (ref.mean, ref.var, ref.count) == (fast.mean, fast.var, fast.count)
+    np.testing.assert_array_equal(ref.ret, fast.ret)
+    np.testing.assert_allclose(b, a, rtol=2e-7, atol=0)
+    assert np.abs(b).max() == 5.0 and b.dtype == np.float32
