@@ -413,6 +413,41 @@ def test_ppo_cartpole_vs_jax_ppo(benchmark, request, num_envs, num_steps):
         assert info["speedup_vs_jax_ppo"] >= 1.0, "slower than the JAX peer at steady state"
 
 
+# --------------------------------------------------------------------------- seeds in one process
+
+SEEDS_TARGET = 2.0
+
+
+def test_ppo_three_seeds_in_one_process(benchmark, request):
+    """Aggregate env steps/s of ``pgfast.train(..., seed=[0, 1, 2])`` (one thread per seed; the
+    native rollout and update release the GIL) against one seed's, CleanRL's defaults (4 x 128)
+    on CartPole-v1, same process, all of the machine's cores (os.cpu_count() is reported)."""
+    steps = 1024 if _disabled(request) else 4 * 128 * 200
+    kw = dict(total_timesteps=steps, device="cpu", tuned=False, num_envs=4, num_steps=128,
+              num_minibatches=4, update_epochs=4)
+    out = {}
+
+    def ours():
+        t0 = time.perf_counter()
+        out["runs"] = pgfast.train("ppo", "CartPole-v1", seed=[0, 1, 2], **kw)
+        out["three"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    pgfast.train("ppo", "CartPole-v1", seed=0, **kw)
+    one = time.perf_counter() - t0
+    benchmark.pedantic(ours, rounds=1, iterations=1)
+    ratio = (3 * steps / out["three"]) / (steps / one)
+    benchmark.extra_info.update({
+        "timesteps_per_seed": steps, "one_seed_sps": steps / one,
+        "three_seeds_aggregate_sps": 3 * steps / out["three"], "speedup_vs_one_seed": ratio,
+        "cpu_count": os.cpu_count(), "target_speedup": SEEDS_TARGET})
+    print(f"\nPPO CartPole 4x128, seeds [0, 1, 2] in one process ({os.cpu_count()} cores): "
+          f"{3 * steps / out['three']:.0f} steps/s aggregate vs one seed {steps / one:.0f}: "
+          f"{ratio:.2f}x")
+    if STRICT and not _disabled(request):
+        assert ratio >= SEEDS_TARGET
+
+
 # --------------------------------------------------------------------------- HalfCheetah, 1M steps
 
 HALFCHEETAH_BUDGET_S = 240.0

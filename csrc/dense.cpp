@@ -13,11 +13,11 @@ namespace {
 //
 // C[M, N] = A[M, K] B[K, N] (+ bias[N]) with B and C row-major and A read as
 // A[i * sa_i + k * sa_k], so the same loops serve X W (sa = (K, 1)) and H^T G
-// (A = H [K, M] read transposed: sa = (1, M)). A block of R rows by 32 columns
-// of C accumulates in registers; rows and columns past the blocks take the
+// (A = H [K, M] read transposed: sa = (1, M)). A block of 8 (or 4) rows by 32
+// columns of C accumulates in registers; rows and columns past the blocks take the
 // generic loop.
 
-constexpr int kR = 4;
+constexpr int kR = 8;
 constexpr int kJ = 32;
 
 template <int R, int J>
@@ -62,15 +62,23 @@ inline __attribute__((always_inline)) void rest(int64_t i0, int64_t M, int64_t j
 PGFAST_CLONES
 void matmul(int64_t M, int64_t N, int64_t K, const float* A, int64_t sa_i, int64_t sa_k,
             const float* B, float* C, const float* bias) {
-  const int64_t Mb = M - M % kR, Nb = N - N % kJ;
-  for (int64_t i = 0; i < Mb; i += kR) {
+  // blocks of 8 rows, then one of 4 where 4 to 7 rows remain, then the generic loop
+  const int64_t M8 = M - M % kR, M4 = M - M8 >= kR / 2 ? M8 + kR / 2 : M8;
+  const int64_t Nb = N - N % kJ;
+  for (int64_t i = 0; i < M8; i += kR) {
     for (int64_t j = 0; j < Nb; j += kJ) {
       block<kR, kJ>(K, A + i * sa_i, sa_i, sa_k, B + j, N, C + i * N + j, N,
                     bias != nullptr ? bias + j : nullptr);
     }
   }
-  if (Nb < N) rest(0, Mb, Nb, N, K, A, sa_i, sa_k, B, N, C, N, bias);
-  if (Mb < M) rest(Mb, M, 0, N, K, A, sa_i, sa_k, B, N, C, N, bias);
+  if (M4 > M8) {
+    for (int64_t j = 0; j < Nb; j += kJ) {
+      block<kR / 2, kJ>(K, A + M8 * sa_i, sa_i, sa_k, B + j, N, C + M8 * N + j, N,
+                        bias != nullptr ? bias + j : nullptr);
+    }
+  }
+  if (Nb < N) rest(0, M4, Nb, N, K, A, sa_i, sa_k, B, N, C, N, bias);
+  if (M4 < M) rest(M4, M, 0, N, K, A, sa_i, sa_k, B, N, C, N, bias);
 }
 
 // C[M, N] = A[M, K] B (+ bias) for a narrow C (N < kNarrow, e.g. an output layer):

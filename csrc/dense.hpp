@@ -2,7 +2,7 @@
 // forward, the fused PPO update): matrix products, activations and their
 // derivatives, float32.
 //
-// The products are register-blocked loops (a block of 4 rows x 32 columns of
+// The products are register-blocked loops (a block of 8 rows x 32 columns of
 // the result accumulates in registers); every entry of a result is summed over
 // k in order 0, 1, ..., K - 1 starting from the bias, whatever the block, the
 // row count or the row's position, so a row's result never depends on the

@@ -44,7 +44,8 @@ import signal
 import time
 import warnings
 from contextlib import nullcontext
-from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple, Union
+from typing import (Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple, Union,
+                    overload)
 
 import gymnasium as gym
 import numpy as np
@@ -57,7 +58,8 @@ from pgfast.envs import make_vec
 from pgfast.nn import ActorCritic
 from pgfast.session import CheckpointSchedule, SignalGuard, StopFlag
 
-__all__ = ["train", "load", "load_checkpoint", "Run", "InexactResumeWarning", "config_help"]  # config_help: re-exported
+__all__ = ["train", "train_seeds", "load", "load_checkpoint", "Run", "InexactResumeWarning",
+           "config_help"]  # config_help: re-exported
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -356,19 +358,46 @@ class Run:
 # --------------------------------------------------------------------------- public functions
 
 
-def train(algo: str, env_id: str, total_timesteps: Optional[int] = None, seed: int = 0,
+@overload
+def train(algo: str, env_id: str, total_timesteps: Optional[int] = ..., seed: int = ...,
+          device: Union[str, torch.device] = ..., tuned: bool = ...,
+          env_kwargs: Optional[Dict[str, Any]] = ...,
+          callback: Optional[Callable[[Dict[str, Any]], Any]] = ...,
+          torch_threads: Optional[int] = ..., checkpoint_path: Optional[PathLike] = ...,
+          checkpoint_every: int = ..., **config_fields: Any) -> Run: ...
+
+
+@overload
+def train(algo: str, env_id: str, total_timesteps: Optional[int] = ...,
+          seed: Sequence[int] = ...,
+          device: Union[str, torch.device] = ..., tuned: bool = ...,
+          env_kwargs: Optional[Dict[str, Any]] = ...,
+          callback: Optional[Callable[[Dict[str, Any]], Any]] = ...,
+          torch_threads: Optional[int] = ..., checkpoint_path: Optional[PathLike] = ...,
+          checkpoint_every: int = ..., **config_fields: Any) -> List[Run]: ...
+
+
+def train(algo: str, env_id: str, total_timesteps: Optional[int] = None,
+          seed: Union[int, Sequence[int]] = 0,
           device: Union[str, torch.device] = "auto", tuned: bool = True,
           env_kwargs: Optional[Dict[str, Any]] = None,
           callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
           torch_threads: Optional[int] = 1, checkpoint_path: Optional[PathLike] = None,
-          checkpoint_every: int = 0, **config_fields: Any) -> Run:
-    """Train ``algo`` ("ppo", "trpo" or "vpg") on ``env_id`` and return the :class:`Run`.
+          checkpoint_every: int = 0, **config_fields: Any) -> Union[Run, List[Run]]:
+    """Train ``algo`` ("ppo", "trpo" or "vpg") on ``env_id`` and return the :class:`Run`
+    (a list of runs, one per seed, when ``seed`` is a list).
 
     Args:
         algo: algorithm name.
         env_id: environment id for :func:`pgfast.make_vec` (native or gymnasium).
         total_timesteps: env steps to train for (default: the Config's).
-        seed: seeds the network init, the action/minibatch generator and the env.
+        seed: seeds the network init, the action/minibatch generator and the env. A list of
+            K distinct seeds trains K independent runs in one process, one thread each (the
+            native rollout and update release the GIL, so the runs share the machine's
+            cores); each run equals ``train(..., seed=s)`` bit for bit. Their rows reach
+            ``callback`` (serialised, with a ``"seed"`` key), a checkpoint path gets
+            ``-seed<s>`` before its suffix, and Ctrl-C stops every run at the end of its
+            iteration. See :func:`train_seeds`.
         device: "auto" (CUDA if available), "cpu" or "cuda".
         tuned: start from the per-env settings in :data:`pgfast.presets.PRESETS` for
             (algo, env_id) when there are any; explicit ``config_fields`` override them.
@@ -379,14 +408,124 @@ def train(algo: str, env_id: str, total_timesteps: Optional[int] = None, seed: i
         **config_fields: any field of the algorithm's Config (e.g. ``num_envs=8``);
             an unknown name raises ValueError listing the valid ones.
     """
+    if not isinstance(seed, (int, np.integer)):
+        return train_seeds(algo, env_id, total_timesteps, seed, device=device, tuned=tuned,
+                           env_kwargs=env_kwargs, callback=callback, torch_threads=torch_threads,
+                           checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every,
+                           **config_fields)
+    run = _new_run(algo, env_id, total_timesteps, int(seed), device, tuned, env_kwargs, config_fields)
+    return run.learn(callback=callback, torch_threads=torch_threads,
+                     checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every)
+
+
+def _new_run(algo: str, env_id: str, total_timesteps: Optional[int], seed: int,
+             device: Union[str, torch.device], tuned: bool, env_kwargs: Optional[Dict[str, Any]],
+             config_fields: Dict[str, Any]) -> Run:
     algo_cls = get_algo(algo)
     fields: Dict[str, Any] = dict(config_fields)
     if total_timesteps is not None:
         fields["total_timesteps"] = total_timesteps
     cfg = make_config(algo_cls.name, env_id, tuned, **fields)
-    run = Run(algo_cls.name, env_id, cfg, seed=seed, device=device, env_kwargs=env_kwargs)
-    return run.learn(callback=callback, torch_threads=torch_threads,
-                     checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every)
+    return Run(algo_cls.name, env_id, cfg, seed=seed, device=device, env_kwargs=env_kwargs)
+
+
+def _seed_path(path: PathLike, seed: int) -> str:
+    root, ext = os.path.splitext(os.fspath(path))
+    return f"{root}-seed{seed}{ext}"
+
+
+def train_seeds(algo: str, env_id: str, total_timesteps: Optional[int], seeds: Sequence[int],
+                device: Union[str, torch.device] = "auto", tuned: bool = True,
+                env_kwargs: Optional[Dict[str, Any]] = None,
+                callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
+                torch_threads: Optional[int] = 1, checkpoint_path: Optional[PathLike] = None,
+                checkpoint_every: int = 0, threads: Optional[int] = None,
+                **config_fields: Any) -> List[Run]:
+    """Train one independent run per seed in this process; returns the runs in seed order.
+
+    The runs are built one after the other in the calling thread (network init draws from
+    torch's global generator under a fixed seed), then trained on ``threads`` threads
+    (default: one per seed). Nothing is shared between runs but the process, so run k
+    equals ``train(algo, env_id, total_timesteps, seed=seeds[k], ...)`` bit for bit, and
+    its learning curve is that of an independent run. The native rollout and PPO's native
+    update release the GIL, so the runs use as many cores as the machine gives them.
+
+    ``callback(row)`` receives each run's rows (with ``row["seed"]``) one at a time (a
+    lock serialises the calls); returning False stops that run. ``checkpoint_path``
+    becomes ``<root>-seed<s><ext>`` per run. Ctrl-C (SIGINT in the main thread) stops
+    every run at the end of its current iteration, saves the checkpoints and raises
+    KeyboardInterrupt. The first error of any run is raised after all runs ended.
+    """
+    import threading
+
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seed must be an int or a non-empty list of ints")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    n_threads = len(seeds) if threads is None else int(threads)
+    if n_threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable or None")
+    runs = [_new_run(algo, env_id, total_timesteps, s, device, tuned, env_kwargs, config_fields)
+            for s in seeds]
+    stop = StopFlag()
+    lock = threading.Lock()
+    errors: List[BaseException] = []
+    todo = list(range(len(runs)))
+
+    def cb_for(s: int) -> Optional[Callable[[Dict[str, Any]], Any]]:
+        if callback is None:
+            return None
+
+        def cb(row: Dict[str, Any]) -> Any:
+            with lock:
+                return callback(dict(row, seed=s))
+        return cb
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not todo or errors:
+                    return
+                k = todo.pop(0)
+            run, s = runs[k], seeds[k]
+            path = None if checkpoint_path is None else _seed_path(checkpoint_path, s)
+            try:
+                run.learn(callback=cb_for(s), torch_threads=None, checkpoint_path=path,
+                          checkpoint_every=checkpoint_every, stop=stop)
+            except KeyboardInterrupt:
+                return
+            except BaseException as e:  # re-raised in the calling thread
+                with lock:
+                    errors.append(e)
+                stop.request()
+                return
+
+    old_threads = torch.get_num_threads()
+    if torch_threads is not None:
+        torch.set_num_threads(int(torch_threads))
+    guard: ContextManager[Any] = (SignalGuard(stop, (signal.SIGINT,), only_if_default=True)
+                                  if threading.current_thread() is threading.main_thread()
+                                  else nullcontext())
+    try:
+        with guard:
+            pool = [threading.Thread(target=worker, name=f"pgfast-seed-{i}", daemon=True)
+                    for i in range(min(n_threads, len(runs)))]
+            for t in pool:
+                t.start()
+            for t in pool:
+                while t.is_alive():  # a timed join keeps the main thread responsive to SIGINT
+                    t.join(0.1)
+    finally:
+        if torch_threads is not None:
+            torch.set_num_threads(old_threads)
+    if errors:
+        raise errors[0]
+    if stop.requested:
+        raise KeyboardInterrupt
+    return runs
 
 
 class InexactResumeWarning(UserWarning):
