@@ -32,6 +32,7 @@ CASES = [
     ("ppo", "Hopper-v5", 1_000_000, 2_000.0),
     ("ppo", "Walker2d-v5", 1_000_000, 2_500.0),
     ("ppo", "HalfCheetah-v5", 1_000_000, 4_000.0),
+    ("trpo", "Acrobot-v1", 100_000, -85.0),
     ("vpg", "Acrobot-v1", 100_000, -100.0),
 ]
 MUJOCO = importlib.util.find_spec("mujoco") is not None

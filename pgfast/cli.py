@@ -152,6 +152,9 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
                    help="env steps per job (default: per-env study budget from pgfast/presets.py)")
     x.add_argument("--workers", type=_positive_int, default=None, help="parallel jobs (default: number of CPUs)")
     x.add_argument("--backend", default="local", choices=["local", "ray"], help="local process pool or Ray tasks")
+    x.add_argument("--stack-seeds", action="store_true",
+                   help="local backend: the seeds of each variant and env in one process, one thread per seed "
+                   "(--workers then counts those processes)")
     x.add_argument("--address", default=None, help="Ray cluster address to join (default: start a local Ray)")
     x.add_argument("--out", default=None, help="output directory (default runs/NAME)")
     x.add_argument("--set", dest="overrides", action="append", nargs="+", default=[], metavar="[ALGO.]FIELD=VALUE",
@@ -342,7 +345,8 @@ def _cmd_experiment(a: argparse.Namespace) -> int:
           f"{' '.join(map(str, a.seeds))}; out {out}", flush=True)
     _check_device(a.device)
     try:
-        study.run_experiment(jobs, workers=a.workers, backend=a.backend, address=a.address)
+        study.run_experiment(jobs, workers=a.workers, backend=a.backend, address=a.address,
+                             stack_seeds=a.stack_seeds)
     except Interrupted as ex:
         print(f"pgfast: {ex}", file=sys.stderr)
         print("rerun the same command to resume: finished jobs are skipped", file=sys.stderr)

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 import warnings
 from contextlib import nullcontext
@@ -62,6 +63,8 @@ __all__ = ["train", "train_seeds", "load", "load_checkpoint", "Run", "InexactRes
            "config_help"]  # config_help: re-exported
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+_INIT_LOCK = threading.RLock()
 
 
 def _resolve_device(device: Union[str, torch.device]) -> torch.device:
@@ -115,18 +118,21 @@ class Run:
         obs_dim = int(np.prod(obs_space.shape))
         # The initialisation runs on one intra-op thread: the QR of orthogonal init can
         # differ in the last bits between thread counts, and a seed must give the same
-        # network whatever the caller's torch.set_num_threads setting.
-        old_threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed)
-                self.policy = ActorCritic(obs_dim, self.env.single_action_space,
-                                          cfg.hidden_sizes, cfg.activation, cfg.ortho_init,
-                                          cfg.log_std_init, cfg.norm_obs,
-                                          cfg.clip_obs).to(self.device)
-        finally:
-            torch.set_num_threads(old_threads)
+        # network whatever the caller's torch.set_num_threads setting. torch's global
+        # generator seeds it: one run at a time per process (runs built on several
+        # threads, e.g. a study's stacked seeds, stay reproducible).
+        with _INIT_LOCK:
+            old_threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.seed)
+                    self.policy = ActorCritic(obs_dim, self.env.single_action_space,
+                                              cfg.hidden_sizes, cfg.activation, cfg.ortho_init,
+                                              cfg.log_std_init, cfg.norm_obs,
+                                              cfg.clip_obs).to(self.device)
+            finally:
+                torch.set_num_threads(old_threads)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(self.seed)
         self.updater = self.algo_cls(self.policy, cfg, self.generator)
@@ -456,8 +462,6 @@ def train_seeds(algo: str, env_id: str, total_timesteps: Optional[int], seeds: S
     every run at the end of its current iteration, saves the checkpoints and raises
     KeyboardInterrupt. The first error of any run is raised after all runs ended.
     """
-    import threading
-
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("seed must be an int or a non-empty list of ints")

@@ -232,3 +232,27 @@ def test_run_experiment_in_process_leaves_torch_threads_alone(tmp_path):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_stack_seeds_runs_each_group_in_one_process_with_the_same_results(tmp_path):
+    small = {"num_envs": 2, "num_steps": 32, "num_minibatches": 1, "update_epochs": 1}
+
+    def jobs(out):
+        return study.make_jobs(["ppo", "vpg"], ["CartPole-v1"], [0, 1], out, total_timesteps=128,
+                               overrides=small, eval_episodes=2, tensorboard=False)
+
+    groups = study.runner.stack_groups(jobs(tmp_path / "g"))
+    assert [[j.key for j in g] for g in groups] == [
+        ["CartPole-v1/ppo/seed0", "CartPole-v1/ppo/seed1"], ["CartPole-v1/vpg/seed0", "CartPole-v1/vpg/seed1"]]
+    logs = []
+    stacked = study.run_experiment(jobs(tmp_path / "a"), workers=2, stack_seeds=True, log=logs.append)
+    alone = study.run_experiment(jobs(tmp_path / "b"), workers=1, log=lambda m: None)
+    assert [r["status"] for r in stacked] == ["done"] * 4
+    for s, a in zip(stacked, alone):
+        assert (s["key"], s["global_step"], s["eval_mean"], s["eval_stoch_mean"]) == \
+            (a["key"], a["global_step"], a["eval_mean"], a["eval_stoch_mean"])
+        sp = (tmp_path / "a" / s["key"] / "progress.csv").read_text().splitlines()
+        ap = (tmp_path / "b" / a["key"] / "progress.csv").read_text().splitlines()
+        assert len(sp) == len(ap) > 1
+    with pytest.raises(ValueError, match="stack_seeds"):
+        study.run_experiment(jobs(tmp_path / "c"), backend="ray", stack_seeds=True)

@@ -158,6 +158,40 @@ def _job_process(job: Job, event: Any, conn: Any) -> None:
     conn.close()
 
 
+def _group_process(jobs: Sequence[Job], event: Any, conn: Any) -> None:
+    """Entry point of a local worker process of ``stack_seeds``: the seeds of one
+    (variant, env) on one thread each (the native rollout and update release the GIL), one
+    torch thread, signals guarded; the list of results sent back through ``conn``."""
+    import threading
+
+    torch.set_num_threads(1)
+    stop = StopFlag(event)
+    results: List[Dict[str, Any]] = [{} for _ in jobs]
+
+    def one(k: int) -> None:
+        results[k] = _run_job_reporting(jobs[k], stop)
+
+    with SignalGuard(stop):
+        threads = [threading.Thread(target=one, args=(k,), name=f"pgfast-{j.key}")
+                   for k, j in enumerate(jobs)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    conn.send(results)
+    conn.close()
+
+
+def stack_groups(jobs: Sequence[Job]) -> List[List[Job]]:
+    """The jobs grouped by everything but the seed (variant, algo, env, steps, config, device),
+    in first-seen order: the units ``stack_seeds`` runs in one process each."""
+    groups: Dict[Any, List[Job]] = {}
+    for j in jobs:
+        key = (j.variant, j.algo, j.env_id, j.total_timesteps, j.config, j.device)
+        groups.setdefault(key, []).append(j)
+    return list(groups.values())
+
+
 def _ray_task(job: Job) -> Dict[str, Any]:
     """Entry point of a Ray task: one torch thread, signals guarded while the job runs."""
     torch.set_num_threads(1)
@@ -187,6 +221,7 @@ def run_experiment(
     log: Optional[Log] = None,
     on_iteration: Optional[OnIteration] = None,
     stop: Optional[StopFlag] = None,
+    stack_seeds: bool = False,
 ) -> List[Dict[str, Any]]:
     """Run every job (skipping finished ones, resuming interrupted ones).
 
@@ -195,9 +230,11 @@ def run_experiment(
     ``workers == 1`` and the local backend, jobs run in this process (and
     ``on_iteration`` is honoured; torch's thread count is set to one meanwhile
     and restored). ``stop``: a stop flag owned by the caller (who then handles
-    signals); by default the local runner guards SIGINT/SIGTERM itself. Returns one
-    result dict per job. Raises :class:`~pgfast.session.Interrupted` when stopped
-    (running jobs save a checkpoint first).
+    signals); by default the local runner guards SIGINT/SIGTERM itself.
+    ``stack_seeds`` (local backend): the seeds of each (variant, env) train in one worker
+    process, one thread per seed, and ``workers`` counts those processes (each job's
+    results equal a job run alone, bit for bit). Returns one result dict per job. Raises
+    :class:`~pgfast.session.Interrupted` when stopped (running jobs save a checkpoint first).
     """
     if backend not in ("local", "ray"):
         raise ValueError(f"backend: expected 'local' or 'ray', got {backend!r}")
@@ -205,6 +242,8 @@ def run_experiment(
         raise ValueError(f"workers: must be >= 1, got {workers}")
     if address is not None and backend != "ray":
         raise ValueError("address: only valid with backend='ray'")
+    if stack_seeds and backend != "local":
+        raise ValueError("stack_seeds: only with backend='local'")
     say = log or _print
     n_workers = int(workers or os.cpu_count() or 1)
     t0 = time.monotonic()
@@ -228,7 +267,9 @@ def run_experiment(
     elif pending:
         guard: ContextManager[Any] = SignalGuard(flag) if stop is None else nullcontext()
         with guard:
-            if n_workers == 1:
+            if stack_seeds:
+                results.update(_run_processes(pending, n_workers, flag, say, t0, stacked=True))
+            elif n_workers == 1:
                 results.update(_run_here(pending, flag, say, on_iteration))
             else:
                 results.update(_run_processes(pending, n_workers, flag, say, t0))
@@ -263,39 +304,49 @@ def _run_here(pending: Sequence[Job], stop: StopFlag, log: Log,
 
 
 def _run_processes(pending: Sequence[Job], workers: int, stop: StopFlag, log: Log,
-                   t0: float) -> Dict[str, Dict[str, Any]]:
-    """Up to ``workers`` jobs at a time, each in a fresh (spawned) process."""
+                   t0: float, stacked: bool = False) -> Dict[str, Dict[str, Any]]:
+    """Up to ``workers`` units at a time, each in a fresh (spawned) process: a job, or with
+    ``stacked`` the jobs of one :func:`stack_groups` group (one thread each)."""
     ctx = mp.get_context("spawn")
     event = ctx.Event()  # the stop request, shared with the workers
     results: Dict[str, Dict[str, Any]] = {}
-    queue = list(pending)
-    running: Dict[Any, Any] = {}  # receiving end of a job's pipe -> (process, job)
+    queue: List[List[Job]] = stack_groups(pending) if stacked else [[j] for j in pending]
+    running: Dict[Any, Any] = {}  # receiving end of a unit's pipe -> (process, jobs)
     old_pp = os.environ.get("PYTHONPATH")
     os.environ.update(importable_env())
     try:
         while queue or running:
             if stop.requested or event.is_set():
                 event.set()
-                for j in queue:  # queued jobs do not start
-                    results[j.key] = {"key": j.key, "status": "interrupted"}
+                for unit in queue:  # queued jobs do not start
+                    for j in unit:
+                        results[j.key] = {"key": j.key, "status": "interrupted"}
                 queue = []
             while queue and len(running) < workers:
-                j = queue.pop(0)
+                unit = queue.pop(0)
                 recv, send = ctx.Pipe(duplex=False)
-                p = ctx.Process(target=_job_process, args=(j, event, send), name=f"pgfast-job-{j.key}")
+                if stacked:
+                    p = ctx.Process(target=_group_process, args=(unit, event, send),
+                                    name=f"pgfast-seeds-{unit[0].key}")
+                else:
+                    p = ctx.Process(target=_job_process, args=(unit[0], event, send),
+                                    name=f"pgfast-job-{unit[0].key}")
                 p.start()
                 send.close()
-                running[recv] = (p, j)
+                running[recv] = (p, unit)
             for ready in connection.wait(list(running), timeout=0.5):
                 conn: Any = ready
-                p, j = running.pop(conn)
+                p, unit = running.pop(conn)
                 try:
-                    results[j.key] = conn.recv()
+                    got = conn.recv()
+                    for j, r in zip(unit, got if stacked else [got]):
+                        results[j.key] = r
                 except EOFError:  # the process died without a result
                     p.join()
-                    results[j.key] = {"key": j.key, "status": "failed",
-                                      "error": f"worker process exited with code {p.exitcode}"}
-                    log(f"[{_stamp(t0)}] failed {j.key}: {results[j.key]['error']}")
+                    for j in unit:
+                        results[j.key] = {"key": j.key, "status": "failed",
+                                          "error": f"worker process exited with code {p.exitcode}"}
+                        log(f"[{_stamp(t0)}] failed {j.key}: {results[j.key]['error']}")
                 conn.close()
                 p.join()
     finally:
