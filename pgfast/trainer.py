@@ -414,6 +414,8 @@ def train(algo: str, env_id: str, total_timesteps: Optional[int] = None,
         **config_fields: any field of the algorithm's Config (e.g. ``num_envs=8``);
             an unknown name raises ValueError listing the valid ones.
     """
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer, list, tuple)):
+        raise TypeError(f"seed must be an int or a list of ints, got {type(seed).__name__}")
     if not isinstance(seed, (int, np.integer)):
         return train_seeds(algo, env_id, total_timesteps, seed, device=device, tuned=tuned,
                            env_kwargs=env_kwargs, callback=callback, torch_threads=torch_threads,
@@ -462,6 +464,8 @@ def train_seeds(algo: str, env_id: str, total_timesteps: Optional[int], seeds: S
     every run at the end of its current iteration, saves the checkpoints and raises
     KeyboardInterrupt. The first error of any run is raised after all runs ended.
     """
+    if any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) for s in seeds):
+        raise TypeError(f"seed must be an int or a list of ints, got {list(seeds)!r}")
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("seed must be an int or a non-empty list of ints")

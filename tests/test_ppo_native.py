@@ -178,3 +178,126 @@ def test_a_minibatch_of_one_row_and_an_uneven_last_minibatch():
     pg, vl, ent, n = _C.ppo_epoch(**args)  # 16 rows: 5 + 5 + 5 + 1
     assert n == 4 and np.isfinite([pg, vl, ent]).all()
     assert np.isfinite(args["logp_last"]).all() and args["logp_last"][0] < 0
+
+
+# ---------------------------------------------------------------- fuzzing (in a child process)
+
+_FUZZ_CHILD = r'''
+import sys
+import numpy as np
+from pgfast import _C
+
+rng = np.random.default_rng(int(sys.argv[1]))
+outcomes = {"ok": 0, "TypeError": 0, "ValueError": 0}
+
+
+def net(obs_dim, hidden, out_dim, gaussian):
+    dims = [obs_dim] + hidden + [out_dim]
+    w = [rng.normal(size=(2, a, b)).astype(np.float32) for a, b in zip(dims[:-1], dims[1:])]
+    b = [rng.normal(size=(2, 1, d)).astype(np.float32) for d in dims[1:]]
+    ls = rng.normal(size=out_dim).astype(np.float32) if gaussian else None
+    return w, b, ls
+
+
+def mutate(a):
+    """A hostile variant of an array argument (or a non-array)."""
+    if not isinstance(a, np.ndarray):
+        return a
+    k = rng.integers(9)
+    if k == 0:
+        return a.astype(np.float64)
+    if k == 1:
+        return a[..., ::2] if a.ndim and a.shape[-1] > 1 else a.reshape(-1)[:0]
+    if k == 2:
+        return np.concatenate([a, a[:1]]) if a.ndim else a
+    if k == 3:
+        b = a.copy()
+        b.setflags(write=False)
+        return b
+    if k == 4:
+        return a.astype(">f4") if a.dtype == np.float32 else a.astype(np.int32)
+    if k == 5:
+        b = a.copy()
+        if b.dtype.kind == "f" and b.size:
+            b.reshape(-1)[rng.integers(b.size)] = rng.choice([np.nan, np.inf, -1e30])
+        elif b.size:
+            b.reshape(-1)[rng.integers(b.size)] = rng.choice([-1, 2 ** 40, 7])
+        return b
+    if k == 6:
+        return list(a.tolist()) if a.ndim else 3.0
+    if k == 7:
+        return np.asfortranarray(a) if a.ndim == 2 else a
+    return a
+
+
+for probe in range(int(sys.argv[2])):
+    gaussian = bool(rng.integers(2))
+    obs_dim, out_dim = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+    hidden = [int(h) for h in rng.integers(1, 40, size=rng.integers(0, 3))]
+    w, b, ls = net(obs_dim, hidden, out_dim, gaussian)
+    B = int(rng.integers(1, 70))
+    obs = rng.normal(size=(B, obs_dim)).astype(np.float32)
+    act = (rng.normal(size=(B, out_dim)).astype(np.float32) if gaussian
+           else rng.integers(0, out_dim, size=B).astype(np.int64))
+    args = dict(weights=w, biases=b, log_std=ls,
+                exp_avg=[np.zeros_like(x) for x in w + b + ([ls] if gaussian else [])],
+                exp_avg_sq=[np.zeros_like(x) for x in w + b + ([ls] if gaussian else [])],
+                step=int(rng.integers(0, 5)), lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-5, obs=obs,
+                actions=act, logp_old=rng.normal(size=B).astype(np.float32),
+                v_old=rng.normal(size=B).astype(np.float32), adv=rng.normal(size=B).astype(np.float32),
+                ret=rng.normal(size=B).astype(np.float32), perm=rng.permutation(B).astype(np.int64),
+                minibatch_size=int(rng.integers(1, B + 3)), clip_coef=0.2, ent_coef=0.01, vf_coef=0.5,
+                max_grad_norm=float(rng.choice([0.0, 0.5])), clip_vloss=bool(rng.integers(2)),
+                norm_adv=bool(rng.integers(2)), activation=str(rng.choice(["tanh", "relu"])))
+    mb = args["minibatch_size"]
+    n_mb = -(-B // mb)
+    args["logp_last"] = np.zeros(B - mb * (n_mb - 1), np.float32)
+    for _ in range(int(rng.integers(0, 3))):  # up to two hostile arguments
+        name = str(rng.choice(["obs", "actions", "logp_old", "adv", "ret", "perm", "logp_last",
+                               "weights", "exp_avg", "log_std", "minibatch_size", "epochs"]))
+        if name in ("weights", "exp_avg"):
+            lst = list(args[name])
+            if lst and rng.integers(2):
+                i = int(rng.integers(len(lst)))
+                lst[i] = mutate(lst[i])
+            else:
+                lst = lst[:-1]
+            args[name] = lst
+        elif name == "log_std":
+            args[name] = None if gaussian else np.zeros(out_dim, np.float32)
+        elif name == "minibatch_size":
+            args[name] = int(rng.choice([0, -1, B + 100]))
+        elif name == "epochs":
+            args[name] = int(rng.choice([0, 2, -3]))
+        else:
+            args[name] = mutate(args[name])
+    try:
+        if rng.integers(4) == 0:
+            values = np.zeros(B, np.float32)
+            logp = np.zeros(B, np.float32)
+            _C.policy_evaluate(args["weights"], args["biases"], args["log_std"], args["activation"],
+                               args["obs"], args["actions"], values, logp)
+        else:
+            _C.ppo_epoch(**args)
+        outcomes["ok"] += 1
+    except (TypeError, ValueError) as e:
+        outcomes[type(e).__name__] += 1
+print(outcomes)
+'''
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fuzz_ppo_epoch_and_policy_evaluate_never_crash(seed, tmp_path):
+    """Hostile arguments (wrong dtypes and shapes, byte-swapped, strided, read-only, NaN,
+    out-of-range actions and permutations, missing layers): every call raises TypeError or
+    ValueError or returns; the child process never dies of a signal."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "fuzz.py"
+    script.write_text(_FUZZ_CHILD)
+    p = subprocess.run([sys.executable, str(script), str(seed), "400"], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    outcomes = eval(p.stdout.strip().splitlines()[-1])  # the child's own dict literal
+    assert outcomes["ok"] > 20 and outcomes["ValueError"] + outcomes["TypeError"] > 50, outcomes

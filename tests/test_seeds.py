@@ -74,6 +74,12 @@ def test_an_error_in_one_run_is_raised_and_stops_the_others():
                      **dict(KW, total_timesteps=4 * 64 * 50))
 
 
+def test_seed_types():
+    for bad in ("0", 1.5, [0, "1"], [True], {0, 1}):
+        with pytest.raises(TypeError, match="seed"):
+            pgfast.train("ppo", "CartPole-v1", seed=bad, **KW)
+
+
 @pytest.mark.parametrize("seeds,match", [([], "non-empty"), ([1, 1], "distinct")])
 def test_bad_seed_lists(seeds, match):
     with pytest.raises(ValueError, match=match):

@@ -97,15 +97,20 @@ def test_ctrl_c_stops_the_cli_cleanly_and_the_rerun_resumes(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     deadline = time.monotonic() + 120
-    while not (out / "tune.db").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.5)  # inside the first trials
+    storage = f"sqlite:///{(out / 'tune.db').resolve()}"
+    while time.monotonic() < deadline:  # until the study exists: the first trial is starting
+        if (out / "tune.db").exists():
+            try:
+                optuna.load_study(study_name="ppo-CartPole-v1", storage=storage)
+                break
+            except KeyError:
+                pass
+        time.sleep(0.05)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
     assert "Traceback" not in err and "rerun the same command to resume" in err
-    counted = tune._counted(optuna.load_study(study_name="ppo-CartPole-v1",
-                                              storage=f"sqlite:///{(out / 'tune.db').resolve()}"))
+    counted = tune._counted(optuna.load_study(study_name="ppo-CartPole-v1", storage=storage))
     assert counted < 6
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr
