@@ -98,14 +98,14 @@ def test_ctrl_c_stops_the_cli_cleanly_and_the_rerun_resumes(tmp_path):
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     deadline = time.monotonic() + 120
     storage = f"sqlite:///{(out / 'tune.db').resolve()}"
-    while time.monotonic() < deadline:  # until the study exists: the first trial is starting
+    while time.monotonic() < deadline:  # until a trial has started (trials take ~0.1-1 s)
         if (out / "tune.db").exists():
             try:
-                optuna.load_study(study_name="ppo-CartPole-v1", storage=storage)
-                break
-            except KeyError:
+                if optuna.load_study(study_name="ppo-CartPole-v1", storage=storage).trials:
+                    break
+            except KeyError:  # the study is not created yet
                 pass
-        time.sleep(0.05)
+        time.sleep(0.02)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
