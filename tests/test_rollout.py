@@ -104,6 +104,16 @@ def _collect_pair(env_id, num_envs, num_steps, rollouts, activation="tanh", scal
     return out
 
 
+def _assert_rows_match(ref, nat, tol):
+    """Float buffers equal to ``tol``, integer and flag buffers exactly, rollout by rollout."""
+    for a, b in zip(ref, nat):
+        for k in a:
+            if a[k].dtype.is_floating_point:
+                torch.testing.assert_close(b[k], a[k], rtol=tol, atol=tol)
+            else:
+                assert torch.equal(b[k], a[k]), k
+
+
 @pytest.mark.parametrize("env_id,activation", [("CartPole-v1", "tanh"), ("Acrobot-v1", "relu"),
                                                ("Pendulum-v1", "tanh"),
                                                ("MountainCarContinuous-v0", "relu")])
@@ -112,12 +122,7 @@ def test_native_rollout_matches_torch_loop(env_id, activation):
     # 200 steps) inside the rollouts.
     (ref, col_ref), (nat, col_nat) = _collect_pair(env_id, 4, 150, 4, activation)
     tol = 1e-4 if "Continuous" in env_id or "Pendulum" in env_id else 1e-5  # Box: rounding drifts
-    for a, b in zip(ref, nat):
-        for k in a:
-            if a[k].dtype.is_floating_point:
-                torch.testing.assert_close(b[k], a[k], rtol=tol, atol=tol)
-            else:
-                assert torch.equal(b[k], a[k]), k
+    _assert_rows_match(ref, nat, tol)
     assert col_ref.episodes_finished == col_nat.episodes_finished
     np.testing.assert_allclose(list(col_nat.recent_returns), list(col_ref.recent_returns),
                                rtol=tol)
@@ -207,12 +212,7 @@ def test_native_rollout_with_observation_and_reward_normalisation(env_id):
     (ref, col_ref), (nat, col_nat) = _collect_pair(env_id, 3, 120, 3, norm=True)
     assert col_nat.native and col_nat.policy.obs_rms is not None
     tol = 1e-4 if env_id == "Pendulum-v1" else 1e-5
-    for a, b in zip(ref, nat):
-        for k in a:
-            if a[k].dtype.is_floating_point:
-                torch.testing.assert_close(b[k], a[k], rtol=tol, atol=tol)
-            else:
-                assert torch.equal(b[k], a[k]), k
+    _assert_rows_match(ref, nat, tol)
     assert col_ref.reward_scaler.var == pytest.approx(col_nat.reward_scaler.var, rel=1e-4)
     assert col_ref.reward_scaler.var != 1.0
 

@@ -40,39 +40,21 @@ void finite(const char* name, double x) {
   if (!std::isfinite(x)) value_error(std::string(name) + " must be finite");
 }
 
-py::tuple ppo_epoch(const py::list& weights, const py::list& biases, py::object log_std_obj,
-                    const py::list& exp_avg, const py::list& exp_avg_sq, int64_t step, double lr,
-                    double beta1, double beta2, double eps, py::handle obs_obj,
-                    py::handle actions_obj, py::handle logp_old_obj, py::handle v_old_obj,
-                    py::handle adv_obj, py::handle ret_obj, py::object perm_obj,
-                    int64_t minibatch_size, double clip_coef, double ent_coef, double vf_coef,
-                    double max_grad_norm, bool clip_vloss, bool norm_adv,
-                    const std::string& activation, py::handle logp_last_obj, int64_t epochs) {
+// The network's shape from weights[i] [2, d_in, d_out] (chained d_in = previous d_out),
+// the layer count and the activation; pointers are set by the caller.
+ActorCritic layer_dims(const py::list& weights, const py::list& biases,
+                       const std::string& activation) {
   ActorCritic net;
-  std::vector<py::array> keep;
-  std::vector<std::pair<py::array*, std::string>> outs;
   const size_t L = weights.size();
   if (L < 1 || L > size_t(update::kMaxLayers)) {
     value_error("weights must hold 1 to " + std::to_string(update::kMaxLayers) + " layers");
   }
   if (biases.size() != L) value_error("weights and biases must have the same length");
-  if (activation == "tanh") {
-    net.tanh = true;
-  } else if (activation == "relu") {
-    net.tanh = false;
-  } else {
+  if (activation != "tanh" && activation != "relu") {
     value_error("activation must be 'tanh' or 'relu', got '" + activation + "'");
   }
-  const bool gaussian = !log_std_obj.is_none();
-  const size_t P = 2 * L + (gaussian ? 1 : 0);
-  if (exp_avg.size() != P || exp_avg_sq.size() != P) {
-    value_error("exp_avg and exp_avg_sq must hold one array per parameter (" + std::to_string(P) +
-                "), got " + std::to_string(exp_avg.size()) + " and " +
-                std::to_string(exp_avg_sq.size()));
-  }
+  net.tanh = activation == "tanh";
   net.num_layers = int(L);
-  keep.reserve(4 * P + 8);
-  std::vector<std::vector<py::ssize_t>> shapes;
   for (size_t i = 0; i < L; ++i) {
     py::array w = as_array(weights[i], "weights[i]");
     if (w.ndim() != 3 || w.shape(0) != 2 || w.shape(1) < 1 || w.shape(2) < 1) {
@@ -85,7 +67,32 @@ py::tuple ppo_epoch(const py::list& weights, const py::list& biases, py::object 
                   ", the previous layer gives " + std::to_string(net.dims[i]));
     }
     net.dims[i + 1] = int(w.shape(2));
-    shapes.push_back({2, w.shape(1), w.shape(2)});
+  }
+  return net;
+}
+
+py::tuple ppo_epoch(const py::list& weights, const py::list& biases, py::object log_std_obj,
+                    const py::list& exp_avg, const py::list& exp_avg_sq, int64_t step, double lr,
+                    double beta1, double beta2, double eps, py::handle obs_obj,
+                    py::handle actions_obj, py::handle logp_old_obj, py::handle v_old_obj,
+                    py::handle adv_obj, py::handle ret_obj, py::object perm_obj,
+                    int64_t minibatch_size, double clip_coef, double ent_coef, double vf_coef,
+                    double max_grad_norm, bool clip_vloss, bool norm_adv,
+                    const std::string& activation, py::handle logp_last_obj, int64_t epochs) {
+  ActorCritic net = layer_dims(weights, biases, activation);
+  const size_t L = size_t(net.num_layers);
+  std::vector<py::array> keep;
+  const bool gaussian = !log_std_obj.is_none();
+  const size_t P = 2 * L + (gaussian ? 1 : 0);
+  if (exp_avg.size() != P || exp_avg_sq.size() != P) {
+    value_error("exp_avg and exp_avg_sq must hold one array per parameter (" + std::to_string(P) +
+                "), got " + std::to_string(exp_avg.size()) + " and " +
+                std::to_string(exp_avg_sq.size()));
+  }
+  keep.reserve(4 * P + 8);
+  std::vector<std::vector<py::ssize_t>> shapes;
+  for (size_t i = 0; i < L; ++i) {
+    shapes.push_back({2, py::ssize_t(net.dims[i]), py::ssize_t(net.dims[i + 1])});
   }
   for (size_t i = 0; i < L; ++i) shapes.push_back({2, 1, py::ssize_t(net.dims[i + 1])});
   const py::ssize_t K = net.dims[L], D0 = net.dims[0];
@@ -216,33 +223,14 @@ py::tuple ppo_epoch(const py::list& weights, const py::list& biases, py::object 
 void policy_evaluate(const py::list& weights, const py::list& biases, py::object log_std_obj,
                      const std::string& activation, py::handle obs_obj, py::object actions_obj,
                      py::handle values_obj, py::object logp_obj) {
-  ActorCritic net;
-  const size_t L = weights.size();
-  if (L < 1 || L > size_t(update::kMaxLayers)) {
-    value_error("weights must hold 1 to " + std::to_string(update::kMaxLayers) + " layers");
-  }
-  if (biases.size() != L) value_error("weights and biases must have the same length");
-  if (activation != "tanh" && activation != "relu") {
-    value_error("activation must be 'tanh' or 'relu', got '" + activation + "'");
-  }
-  net.tanh = activation == "tanh";
-  net.num_layers = int(L);
+  ActorCritic net = layer_dims(weights, biases, activation);
+  const size_t L = size_t(net.num_layers);
   std::vector<py::array> keep;
   for (size_t i = 0; i < L; ++i) {
-    py::array w = as_array(weights[i], "weights[i]");
-    if (w.ndim() != 3 || w.shape(0) != 2 || w.shape(1) < 1 || w.shape(2) < 1) {
-      value_error(idx("weights", i) + " must be [2, d_in, d_out], got " + shape_str(w));
-    }
-    if (i == 0) {
-      net.dims[0] = int(w.shape(1));
-    } else if (w.shape(1) != net.dims[i]) {
-      value_error(idx("weights", i) + " has d_in " + std::to_string(w.shape(1)) +
-                  ", the previous layer gives " + std::to_string(net.dims[i]));
-    }
-    net.dims[i + 1] = int(w.shape(2));
-    keep.push_back(float_in(w, "weights[i]", {2, w.shape(1), w.shape(2)}));
+    const py::ssize_t din = net.dims[i], dout = net.dims[i + 1];
+    keep.push_back(float_in(weights[i], "weights[i]", {2, din, dout}));
     net.w[i] = const_cast<float*>(cptr<float>(keep.back()));  // read only
-    keep.push_back(float_in(biases[i], "biases[i]", {2, 1, w.shape(2)}));
+    keep.push_back(float_in(biases[i], "biases[i]", {2, 1, dout}));
     net.b[i] = const_cast<float*>(cptr<float>(keep.back()));
   }
   const py::ssize_t K = net.dims[L], D0 = net.dims[0];

@@ -394,12 +394,7 @@ class PyVecEnv final : public VecEnvCore {
         using A = typename decltype(t)::type;
         std::copy_n(cptr<A>(a), m, act);
       });
-      const int64_t bad = core_->first_invalid_discrete(static_cast<const Act*>(act));
-      if (bad >= 0) {
-        value_error("actions[" + std::to_string(bad) + "] = " + std::to_string(act[bad]) +
-                    " is outside the action space Discrete(" + std::to_string(Env::kNumActions) +
-                    ")");
-      }
+      check_discrete(act);
     } else {
       int64_t bad = -1;
       double first_bad = 0.0;
@@ -435,6 +430,15 @@ class PyVecEnv final : public VecEnvCore {
 
   bool discrete() const override { return Env::kDiscrete; }
 
+  // ValueError naming the first action outside Discrete(kNumActions), if any.
+  void check_discrete(const int64_t* act) const {
+    const int64_t bad = core_->first_invalid_discrete(act);
+    if (bad >= 0) {
+      value_error("actions[" + std::to_string(bad) + "] = " + std::to_string(act[bad]) +
+                  " is outside the action space Discrete(" + std::to_string(Env::kNumActions) + ")");
+    }
+  }
+
   void step_raw(const void* actions, float* obs, float* rew, bool* term, bool* trunc) override {
     Exclusive busy(busy_);
     ensure_ready();
@@ -443,12 +447,7 @@ class PyVecEnv final : public VecEnvCore {
     Act* act = act_.data();
     if constexpr (Env::kDiscrete) {
       std::copy_n(static_cast<const int64_t*>(actions), m, act);
-      const int64_t bad = core_->first_invalid_discrete(static_cast<const Act*>(act));
-      if (bad >= 0) {
-        value_error("actions[" + std::to_string(bad) + "] = " + std::to_string(act[bad]) +
-                    " is outside the action space Discrete(" + std::to_string(Env::kNumActions) +
-                    ")");
-      }
+      check_discrete(act);
     } else {
       std::copy_n(static_cast<const float*>(actions), m, act);
       const int64_t bad = first_nonfinite(static_cast<const Act*>(act), m);
