@@ -87,6 +87,7 @@ def test_ctrl_c_stops_the_cli_cleanly_and_the_rerun_resumes(tmp_path):
     resume; the unfinished trial is not counted and the rerun completes the search."""
     import os
     import signal
+    import sqlite3
     import subprocess
     import sys
     import time
@@ -98,13 +99,19 @@ def test_ctrl_c_stops_the_cli_cleanly_and_the_rerun_resumes(tmp_path):
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     deadline = time.monotonic() + 120
     storage = f"sqlite:///{(out / 'tune.db').resolve()}"
+    db = out / "tune.db"
     while time.monotonic() < deadline:  # until a trial has started (trials take ~0.1-1 s)
-        if (out / "tune.db").exists():
+        # read the file with sqlite3 itself: opening it with optuna while the child creates
+        # the schema would race the child's CREATE TABLE
+        if db.exists():
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
             try:
-                if optuna.load_study(study_name="ppo-CartPole-v1", storage=storage).trials:
+                if con.execute("SELECT count(*) FROM trials").fetchone()[0] > 0:
                     break
-            except KeyError:  # the study is not created yet
+            except sqlite3.OperationalError:  # the schema is not created yet
                 pass
+            finally:
+                con.close()
         time.sleep(0.02)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
