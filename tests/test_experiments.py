@@ -256,3 +256,84 @@ def test_stack_seeds_runs_each_group_in_one_process_with_the_same_results(tmp_pa
         assert len(sp) == len(ap) > 1
     with pytest.raises(ValueError, match="stack_seeds"):
         study.run_experiment(jobs(tmp_path / "c"), backend="ray", stack_seeds=True)
+
+
+# ------------------------------------------------------- orphan workers ---
+
+
+def _proc_table():
+    """pid -> (ppid, start time, state) of every process, read from /proc."""
+    import os
+
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+        table[int(name)] = (int(fields[1]), fields[19], fields[0])
+    return table
+
+
+def _descendants(root):
+    """{(pid, start time)} of the live descendants of ``root``."""
+    table = _proc_table()
+    found, todo = set(), [root]
+    while todo:
+        parent = todo.pop()
+        for pid, (ppid, start, state) in table.items():
+            if ppid == parent and state not in "ZX" and (pid, start) not in found:
+                found.add((pid, start))
+                todo.append(pid)
+    return found
+
+
+def _alive(procs):
+    table = _proc_table()
+    return sorted(pid for pid, start in procs if pid in table and table[pid][1] == start
+                  and table[pid][2] not in "ZX")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+def test_sigkill_of_the_experiment_leaves_no_worker_alive(tmp_path):
+    """SIGKILL of `pgfast experiment` while two spawned workers train: 5 s later none of its
+    descendants (workers, multiprocessing's resource tracker) is alive."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "s"
+    cmd = [sys.executable, "-m", "pgfast.cli", "experiment", "ppo-vs-vpg", "--envs", "CartPole-v1", "--seeds", "0",
+           "--workers", "2", "--total-timesteps", "100000000", "--eval-episodes", "1", "--no-tensorboard",
+           "--out", str(out), "--set", "num_envs=2", "num_steps=32", "num_minibatches=1", "update_epochs=1"]
+    with open(tmp_path / "log", "w") as log:
+        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    procs = set()
+    try:
+        deadline = time.monotonic() + 120
+        progress = [out / "CartPole-v1" / v / "seed0" / PROGRESS_NAME for v in ("ppo", "vpg-baseline")]
+        while time.monotonic() < deadline and p.poll() is None:  # until both workers train
+            procs |= _descendants(p.pid)
+            if all(f.exists() and f.read_text().count("\n") >= 2 for f in progress):
+                break
+            time.sleep(0.05)
+        procs |= _descendants(p.pid)
+        assert p.poll() is None, (tmp_path / "log").read_text()
+        assert len(procs) >= 2, procs  # the two workers (and the resource tracker)
+        p.kill()
+        p.wait()
+        deadline = time.monotonic() + 5
+        while _alive(procs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _alive(procs) == [], (tmp_path / "log").read_text()
+    finally:
+        p.kill()
+        p.wait()
+        for pid in _alive(procs):  # clean up what the old behaviour left behind
+            os.kill(pid, signal.SIGKILL)

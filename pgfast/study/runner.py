@@ -11,6 +11,12 @@ it. Every job gets the flag: a job stops at the end of its current iteration
 and saves a checkpoint; queued jobs do not start. Worker processes share the
 request through a ``multiprocessing.Event`` and guard their own signals (a
 Ctrl-C in the terminal reaches them too). Rerunning the same study resumes.
+
+Workers die with their parent: each local worker asks the kernel for SIGKILL when the
+process that started it dies (``PR_SET_PDEATHSIG`` on Linux) and also watches its parent
+(a thread that ends the worker once it has been re-parented), so a SIGKILL of the study
+leaves no worker training on. A killed worker leaves its last checkpoint (saves are atomic);
+multiprocessing's resource tracker exits once the parent and the workers are gone.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import signal
+import sys
+import threading
 import time
 import traceback
 from contextlib import nullcontext
@@ -147,9 +156,37 @@ def _run_job_reporting(job: Job, stop: StopFlag) -> Dict[str, Any]:
         return {"key": job.key, "status": "failed", "error": f"{type(e).__name__}: {e}"}
 
 
-def _job_process(job: Job, event: Any, conn: Any) -> None:
-    """Entry point of a local worker process: one torch thread, signals guarded
-    for the process's life, the result sent back through ``conn``."""
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent(parent_pid: int, poll_s: float = 0.5) -> None:
+    """End this process (SIGKILL, no clean-up) as soon as ``parent_pid``, the process that
+    started it, is gone: ``PR_SET_PDEATHSIG`` where the kernel offers it (Linux), and on every
+    platform a daemon thread that polls the parent's pid every ``poll_s`` seconds. A parent
+    that died before this call ends the process at once. Called first thing in each worker."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the thread below still watches
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the death signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)  # re-parented: the study is gone
+
+    threading.Thread(target=watch, name="pgfast-parent-watch", daemon=True).start()
+
+
+def _job_process(job: Job, event: Any, conn: Any, parent_pid: int) -> None:
+    """Entry point of a local worker process: dies with ``parent_pid``, one torch thread,
+    signals guarded for the process's life, the result sent back through ``conn``."""
+    die_with_parent(parent_pid)
     torch.set_num_threads(1)
     stop = StopFlag(event)
     with SignalGuard(stop):
@@ -158,12 +195,11 @@ def _job_process(job: Job, event: Any, conn: Any) -> None:
     conn.close()
 
 
-def _group_process(jobs: Sequence[Job], event: Any, conn: Any) -> None:
-    """Entry point of a local worker process of ``stack_seeds``: the seeds of one
-    (variant, env) on one thread each (the native rollout and update release the GIL), one
-    torch thread, signals guarded; the list of results sent back through ``conn``."""
-    import threading
-
+def _group_process(jobs: Sequence[Job], event: Any, conn: Any, parent_pid: int) -> None:
+    """Entry point of a local worker process of ``stack_seeds``: dies with ``parent_pid``;
+    the seeds of one (variant, env) on one thread each (the native rollout and update release
+    the GIL), one torch thread, signals guarded; the list of results sent back through ``conn``."""
+    die_with_parent(parent_pid)
     torch.set_num_threads(1)
     stop = StopFlag(event)
     results: List[Dict[str, Any]] = [{} for _ in jobs]
@@ -326,10 +362,10 @@ def _run_processes(pending: Sequence[Job], workers: int, stop: StopFlag, log: Lo
                 unit = queue.pop(0)
                 recv, send = ctx.Pipe(duplex=False)
                 if stacked:
-                    p = ctx.Process(target=_group_process, args=(unit, event, send),
+                    p = ctx.Process(target=_group_process, args=(unit, event, send, os.getpid()),
                                     name=f"pgfast-seeds-{unit[0].key}")
                 else:
-                    p = ctx.Process(target=_job_process, args=(unit[0], event, send),
+                    p = ctx.Process(target=_job_process, args=(unit[0], event, send, os.getpid()),
                                     name=f"pgfast-job-{unit[0].key}")
                 p.start()
                 send.close()
