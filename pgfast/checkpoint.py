@@ -1,55 +1,54 @@
-"""Checkpoint files: atomic writes, the previous-checkpoint fallback, env state capture.
+"""Checkpoint files: atomic writes, safe loading, the newest-valid fallback.
 
 A checkpoint is one ``torch.save``'d dict (:meth:`pgfast.Run.state_dict`: config,
 weights, optimiser and generator state, counters, history, episode trackers and
-the env state). :func:`write` is the only code that writes one: a temporary file
-in the same folder, flushed and fsynced, then ``os.replace``; with
-``keep_previous`` the file it replaces is renamed to that path first.
+the env state) holding only tensors and plain values (:mod:`pgfast.envstate`), so
+that :func:`read` loads it with ``torch.load(weights_only=True)``: loading a
+checkpoint never runs code from the file. A file that would need arbitrary
+unpickling (a crafted file, or a checkpoint of the first format, which stored
+pickles) is refused with :class:`UntrustedCheckpointError`, unless the caller
+passes ``trust=True`` (``--trust-checkpoint`` on the command line) for a file it
+made; the run then saves in the current format.
 
-A run directory (``pgfast train``, every study job) keeps two::
+:func:`write` is the only code that writes one: a temporary file in the same
+folder, flushed and fsynced, then ``os.replace``; with ``keep_previous`` the file
+it replaces becomes that path first. A write that fails (disk full, ...) raises
+:class:`CheckpointWriteError` and leaves the previous file as it was. A run
+directory (``pgfast train``, every study job) keeps two::
 
     ckpt.pt         the latest checkpoint
-    ckpt.prev.pt    the one before it (read when ckpt.pt is truncated or corrupt)
+    ckpt.prev.pt    the one before it
 
-:func:`load_with_fallback` reads a checkpoint file or directory and falls back
-to the previous checkpoint, saying so. :func:`read` loads the dict onto the CPU;
-:func:`pgfast.load` builds the Run from it, on the saved device or the one given.
-
-A kill at any instant of a rotating save leaves a complete ``ckpt.pt`` (the old
-or the new one); a write interrupted by an older version (``ckpt.prev.pt`` and a
-temporary file, no ``ckpt.pt``) is recovered by :func:`load_with_fallback`.
-
-Env state (:func:`capture_env` / :func:`restore_env`) is captured exactly where
-the env allows: a picklable env (the native classic-control and MuJoCo envs) is
-pickled; a gymnasium ``SyncVectorEnv`` has its sub-envs pickled with their
-wrappers' counters and, for gymnasium's MuJoCo envs (which pickle only their
-constructor arguments), the whole ``MjData`` and ``np_random``. Then a resumed
-run continues exactly. Where that is impossible (Box2D and other envs pickling
-only their constructor arguments, ``AsyncVectorEnv``, envs offering only
-``get_state()``), :func:`inexact_reason` says why; the checkpoint records it and
-:func:`pgfast.load` warns and resets the env deterministically instead of
-continuing silently from a different state. Checkpoints are pickles: load only
-files you trust.
+:func:`load_with_fallback` reads a checkpoint file or directory: of ``ckpt.pt``,
+``ckpt.prev.pt`` and complete temporaries of an interrupted save, the valid file
+with the highest step recorded inside it wins (never the file name or time), and
+a fallback is said through ``log``. :func:`settle` then makes the chosen file
+``ckpt.pt`` and removes the leftovers of interrupted saves (as does every
+rotating save), so a run directory holds only ``ckpt.pt``, ``ckpt.prev.pt`` and
+the run's own files.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union, cast
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
-import gymnasium as gym
-import numpy as np
 import torch
 
-__all__ = ["FORMAT", "CKPT_NAME", "PREV_CKPT_NAME", "CheckpointError", "write", "save_rotating", "read",
-           "load_with_fallback", "exists", "set_aside_newer", "capture_env", "inexact_reason", "restore_env"]
+from pgfast.envstate import capture_env, decode, encode, inexact_reason, restore_env
 
-FORMAT = 1
-"""Version of the checkpoint dict layout; :func:`read` refuses other versions."""
+__all__ = ["FORMAT", "CKPT_NAME", "PREV_CKPT_NAME", "CheckpointError", "CheckpointWriteError",
+           "UntrustedCheckpointError", "write", "save_rotating", "read", "load_with_fallback", "exists",
+           "settle", "remove_leftovers", "candidates", "capture_env", "inexact_reason", "restore_env"]
+
+FORMAT = 2
+"""Version of the checkpoint dict layout (1: pickles, read only with ``trust=True``)."""
+LEGACY_FORMATS = (1,)
 
 CKPT_NAME = "ckpt.pt"
 PREV_CKPT_NAME = "ckpt.prev.pt"
@@ -57,9 +56,20 @@ PREV_CKPT_NAME = "ckpt.prev.pt"
 PathLike = Union[str, "os.PathLike[str]"]
 T = TypeVar("T")
 
+TRUST_HINT = ("pass trust=True (pgfast.load) or --trust-checkpoint (pgfast eval/train), "
+              "only for a file you made yourself")
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint could not be read (missing, truncated or corrupt)."""
+
+
+class UntrustedCheckpointError(CheckpointError):
+    """A checkpoint that only arbitrary unpickling could load, refused (see ``trust``)."""
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (disk full, ...); the previous one is intact."""
 
 
 # --------------------------------------------------------------------------- files
@@ -78,17 +88,29 @@ def _temp_prefix(path: str) -> str:
 TEMP_SUFFIX = ".new"
 
 
+def _write_failure(path: str, e: BaseException) -> CheckpointWriteError:
+    if isinstance(e, OSError):
+        why = e.strerror or str(e)
+        if e.errno == errno.ENOSPC:
+            why = "no space left on device"
+    else:  # torch's serializer reports a failed write as a RuntimeError
+        why = f"the write failed ({str(e).splitlines()[0] if str(e) else type(e).__name__}; disk full?)"
+    return CheckpointWriteError(f"cannot write the checkpoint {path}: {why}; the previous checkpoint is intact")
+
+
 def write(state: Mapping[str, Any], path: PathLike, keep_previous: Optional[PathLike] = None) -> None:
     """Write ``state`` to ``path`` atomically (temporary file + fsync + ``os.replace``).
 
-    With ``keep_previous``, the existing ``path`` becomes that file (the
-    previous checkpoint) without ``path`` ever going missing: it is hard-linked
-    (or copied) to a temporary name that replaces ``keep_previous``, then the
-    new file replaces ``path``. Whatever instant the process is killed at,
-    ``path`` is a complete checkpoint (the old or the new one). SIGINT/SIGTERM
-    are held back until the write is complete (:func:`pgfast.session.deferred_signals`).
-    The file gets the umask's permissions, like any other output. Nothing is
-    left behind when writing fails.
+    ``state`` is stored in plain form (:func:`pgfast.envstate.encode`). With
+    ``keep_previous``, the existing ``path`` becomes that file (the previous
+    checkpoint) without ``path`` ever going missing: it is hard-linked (or
+    copied) to a temporary name that replaces ``keep_previous``, then the new file
+    replaces ``path``. Whatever instant the process is killed at, ``path`` is a
+    complete checkpoint (the old or the new one). SIGINT/SIGTERM are held back
+    until the write is complete (:func:`pgfast.session.deferred_signals`). The
+    file gets the umask's permissions, like any other output. Nothing is left
+    behind when writing fails; a failed write (disk full, ...) raises
+    :class:`CheckpointWriteError` and leaves the files as they were.
     """
     from pgfast.session import deferred_signals  # session is independent of this module
 
@@ -96,13 +118,14 @@ def write(state: Mapping[str, Any], path: PathLike, keep_previous: Optional[Path
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise CheckpointError(f"cannot write the checkpoint {path}: it is a directory")
+    plain = encode(dict(state))
     os.makedirs(folder, exist_ok=True)
     with deferred_signals():
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=folder)
-        prev_tmp = None
+        tmp = prev_tmp = None
         try:
+            fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=folder)
             with os.fdopen(fd, "wb") as f:
-                torch.save(state, f)
+                torch.save(plain, f)
                 f.flush()
                 os.fchmod(f.fileno(), 0o666 & ~_umask())
                 os.fsync(f.fileno())
@@ -115,31 +138,67 @@ def write(state: Mapping[str, Any], path: PathLike, keep_previous: Optional[Path
                 os.replace(prev_tmp, os.fspath(keep_previous))
                 prev_tmp = None
             os.replace(tmp, path)
-        except BaseException:
+            tmp = None
+        except (OSError, RuntimeError) as e:
+            raise _write_failure(path, e) from e
+        finally:
             for t in (tmp, prev_tmp):
                 if t is not None and os.path.exists(t):
                     os.unlink(t)
-            raise
+
+
+def remove_leftovers(directory: PathLike, name: str = CKPT_NAME) -> List[Path]:
+    """Remove the temporaries of interrupted saves of ``directory/name`` (and, for a
+    run directory, of its probe and ``run.json`` writes); returns what was removed.
+    Only for the folder's one writer (the holder of its lock)."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    pats = [_temp_prefix(name) + "*" + TEMP_SUFFIX + "*"]
+    if name == CKPT_NAME:
+        pats += [".pgfast-*.tmp", ".pgfast-probe-*", "run.json.tmp"]
+    gone = []
+    for pat in pats:
+        for q in d.glob(pat):
+            if q.is_file():
+                try:
+                    q.unlink()
+                    gone.append(q)
+                except FileNotFoundError:
+                    pass
+    return gone
 
 
 def save_rotating(state: Mapping[str, Any], directory: PathLike) -> Path:
-    """Write ``directory/ckpt.pt``, keeping the one it replaces as ``ckpt.prev.pt``."""
+    """Write ``directory/ckpt.pt``, keeping the one it replaces as ``ckpt.prev.pt``;
+    leftovers of interrupted saves are removed first."""
     d = Path(directory)
+    remove_leftovers(d)
     cur = d / CKPT_NAME
     write(state, cur, keep_previous=d / PREV_CKPT_NAME)
     return cur
 
 
-def read(path: PathLike) -> Dict[str, Any]:
-    """The checkpoint dict in ``path``, loaded onto the CPU.
+def read(path: PathLike, trust: bool = False) -> Dict[str, Any]:
+    """The checkpoint dict in ``path``, loaded onto the CPU without running code
+    from the file (``weights_only``); with ``trust``, a file that needs arbitrary
+    unpickling (an earlier format) is loaded too.
 
-    Raises ValueError when the file holds something else than a pgfast
-    checkpoint of this :data:`FORMAT`.
+    Raises :class:`UntrustedCheckpointError` for such a file without ``trust``, and
+    ValueError when the file holds something else than a pgfast checkpoint.
     """
-    ck = torch.load(os.fspath(path), map_location="cpu", weights_only=False)
-    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
-        raise ValueError(f"{path!r} is not a pgfast checkpoint (format {FORMAT})")
-    return ck
+    try:
+        ck = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if not trust:
+            raise UntrustedCheckpointError(
+                f"{os.fspath(path)} needs arbitrary unpickling to load (a checkpoint of an earlier pgfast, or "
+                f"not a pgfast checkpoint), which can run code; refused: {TRUST_HINT}") from e
+        ck = torch.load(os.fspath(path), map_location="cpu", weights_only=False)
+    if not isinstance(ck, dict) or (ck.get("format") != FORMAT and not (trust and ck.get("format") in LEGACY_FORMATS)):
+        raise ValueError(f"{os.fspath(path)!r} is not a pgfast checkpoint (format {FORMAT})")
+    out: Dict[str, Any] = decode(ck)
+    return out
 
 
 def _paths(path: PathLike) -> Tuple[Path, Path]:
@@ -157,26 +216,41 @@ def _paths(path: PathLike) -> Tuple[Path, Path]:
 
 
 def _leftovers(p: Path) -> List[Path]:
-    """Complete-looking temporary files of an interrupted write of ``p``, newest first
+    """Complete-looking temporary files of an interrupted write of ``p``
     (``.ckpt.pt.XXXX.new``; ``.pgfast-XXXX.tmp`` from older versions next to a ``ckpt.pt``)."""
     if not p.parent.is_dir():
         return []
     pats = [_temp_prefix(str(p)) + "*" + TEMP_SUFFIX] + ([".pgfast-*.tmp"] if p.name == CKPT_NAME else [])
     found = {q for pat in pats for q in p.parent.glob(pat) if q.is_file() and q.stat().st_size > 0}
-    return sorted(found, key=lambda q: q.stat().st_mtime, reverse=True)
+    return sorted(found)
 
 
-def _load_one(path: Path, load: Callable[[Path], T]) -> T:
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a directory, not a checkpoint file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty (truncated write?)")
+
+
+def _load_one(path: Path, load: Callable[[Path], T]) -> T:
+    _check_file(path)
     try:
         return load(path)
+    except UntrustedCheckpointError:
+        raise
     except Exception as e:  # torch raises several types for bad files
         raise CheckpointError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e})") from e
+
+
+def _step_of(path: Path, trust: bool) -> int:
+    """The step recorded inside a checkpoint file (CheckpointError if unreadable)."""
+    ck = _load_one(path, lambda q: read(q, trust))
+    try:
+        return int(ck["global_step"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} records no step") from e
 
 
 def exists(path: PathLike) -> bool:
@@ -185,148 +259,73 @@ def exists(path: PathLike) -> bool:
     return p.is_file() or prev.is_file() or bool(_leftovers(p))
 
 
-def load_with_fallback(path: PathLike, load: Callable[[Path], T],
-                       log: Callable[[str], None] = print) -> Tuple[T, Path]:
+def candidates(path: PathLike, trust: bool = False) -> Tuple[List[Tuple[int, Path]], List[str]]:
+    """The readable checkpoints for ``path`` as (step, file), newest step first (the
+    named file first among equal steps), and the reasons the others were skipped."""
+    p, prev = _paths(path)
+    found: List[Tuple[int, int, Path]] = []
+    reasons: List[str] = []
+    for rank, cand in enumerate([p, prev] + _leftovers(p)):
+        if cand != p and not cand.exists():
+            continue
+        try:
+            found.append((_step_of(cand, trust), -rank, cand))
+        except UntrustedCheckpointError:
+            raise
+        except CheckpointError as e:
+            reasons.append(str(e))
+    found.sort(key=lambda x: (x[0], x[1]), reverse=True)
+    return [(step, c) for step, _, c in found], reasons
+
+
+def load_with_fallback(path: PathLike, load: Callable[[Path], T], log: Callable[[str], None] = print,
+                       trust: bool = False) -> Tuple[T, Path]:
     """``load(file)`` for a checkpoint file or a run directory (its ``ckpt.pt``).
 
-    If the file is missing, truncated or corrupt (``load`` raises), says so
-    through ``log`` and loads, in this order, the newest complete temporary
-    file of a write that was interrupted before its last rename, then the
-    previous checkpoint next to it (``ckpt.prev.pt``, or ``NAME.prev.EXT``
-    for another file name). Returns (the loaded object, the file it came
-    from). Raises :class:`CheckpointError` with the reasons when none can be read.
+    Of the file, its previous checkpoint (``ckpt.prev.pt``, or ``NAME.prev.EXT``
+    for another file name) and the complete temporary files of a save that was
+    interrupted before its last rename, loads the valid one with the highest step
+    recorded inside it (the named file among equal steps); when that is not the
+    named file, says why through ``log``. Returns (the loaded object, the file it
+    came from). Raises :class:`CheckpointError` with the reasons when none can be
+    read, and :class:`UntrustedCheckpointError` at once for a file that needs
+    arbitrary unpickling (unless ``trust``).
     """
     p, prev = _paths(path)
-    try:
-        return _load_one(p, load), p
-    except CheckpointError as e:
-        reasons = [str(e)]
-    for cand in _leftovers(p) + ([prev] if prev.exists() else []):
-        what = "the previous checkpoint" if cand == prev else "the file of an interrupted save"
-        log(f"warning: {reasons[0]}; using {what} {cand}")
+    found, reasons = candidates(path, trust)
+    for step, cand in found:
+        if cand != p:
+            what = (f"the previous checkpoint {cand}" if cand == prev
+                    else f"the file of an interrupted save {cand}")
+            why = "; ".join(reasons) if reasons else f"{p} holds an older step"
+            log(f"warning: {why}; using {what} (step {step})")
         try:
             return _load_one(cand, load), cand
-        except CheckpointError as e2:
-            reasons.append(str(e2))
-    raise CheckpointError("; and ".join(reasons))
+        except CheckpointError as e:
+            reasons.append(str(e))
+    raise CheckpointError("; and ".join(reasons) or f"checkpoint {p} does not exist")
 
 
-def set_aside_newer(loaded: Path, log: Callable[[str], None] = print) -> None:
-    """Settle a run directory after a fallback: a checkpoint recovered from an
-    interrupted save becomes ``ckpt.pt``; after a fallback to ``ckpt.prev.pt``,
+def settle(loaded: Path, log: Callable[[str], None] = print) -> None:
+    """Settle a run directory after :func:`load_with_fallback` (by its one writer):
+    a checkpoint recovered from an interrupted save becomes ``ckpt.pt`` (the older
+    ``ckpt.pt`` becoming ``ckpt.prev.pt``); after a fallback to ``ckpt.prev.pt``,
     an unreadable ``ckpt.pt`` is moved to ``ckpt.pt.corrupt``, so that the next
-    rotating save does not turn it into the previous checkpoint over the good one."""
-    cur = loaded.parent / CKPT_NAME
+    rotating save does not turn it into the previous checkpoint over the good one;
+    then the leftovers of interrupted saves are removed."""
+    d = loaded.parent
+    cur, prev = d / CKPT_NAME, d / PREV_CKPT_NAME
     if loaded.name.endswith(TEMP_SUFFIX) or loaded.name.startswith(".pgfast-"):
         if cur.is_file():
-            os.replace(cur, loaded.parent / (CKPT_NAME + ".corrupt"))
+            os.replace(cur, prev)
         if not cur.is_dir():
             os.replace(loaded, cur)
             log(f"recovered the interrupted save as {cur}")
     elif loaded.name == PREV_CKPT_NAME and cur.is_file():
-        bad = loaded.parent / (CKPT_NAME + ".corrupt")
+        bad = d / (CKPT_NAME + ".corrupt")
         os.replace(cur, bad)
         log(f"moved the unreadable checkpoint to {bad}")
+    remove_leftovers(d)
 
 
-# --------------------------------------------------------------------------- env state
-
-
-INEXACT_NO_CAPTURE = "the env cannot be pickled and offers no get_state()"
-
-
-def _is_mujoco(u: Any) -> bool:
-    data = getattr(u, "data", None)
-    return getattr(u, "model", None) is not None and type(data).__module__.startswith("mujoco")
-
-
-def _capture_gym_sync(env: Any) -> Optional[Tuple[str, Any]]:
-    """A gymnasium ``SyncVectorEnv``: its sub-envs pickled (wrappers with their
-    counters: TimeLimit, OrderEnforcing, episode statistics, ...), plus, for an
-    unwrapped env that pickles only its constructor arguments (gymnasium's
-    ``EzPickle``), its real state: for MuJoCo the whole ``MjData`` (qpos, qvel,
-    act, time, warm start, derived quantities) and the ``np_random`` generator.
-    Any other ``EzPickle`` env (Box2D: its world cannot be captured) makes the
-    capture inexact: ("gym", {"exact": False, "reason": ...})."""
-    sims: List[Optional[bytes]] = []
-    for e in env.envs:
-        u = e.unwrapped
-        if not isinstance(u, gym.utils.EzPickle):
-            sims.append(None)  # pickled whole, with its RNG and state
-        elif _is_mujoco(u):
-            sims.append(pickle.dumps({"data": cast(Any, u).data, "np_random": getattr(u, "_np_random", None),
-                                      "np_random_seed": getattr(u, "_np_random_seed", None)}))
-        else:
-            return ("gym", {"exact": False, "reason": (
-                f"{type(u).__name__} pickles only its constructor arguments (gymnasium's EzPickle) "
-                f"and its simulator state cannot be captured")})
-    try:
-        envs = pickle.dumps(env.envs)
-    except Exception as ex:  # noqa: BLE001 - any pickling failure means "not picklable"
-        return ("gym", {"exact": False, "reason": f"its sub-envs cannot be pickled ({type(ex).__name__})"})
-    return ("gym", {"exact": True, "envs": envs, "sims": sims,
-                    "autoreset": np.array(env._autoreset_envs)})
-
-
-def capture_env(env: Any) -> Optional[Tuple[str, Any]]:
-    """The env's state for a checkpoint: ("pickle", bytes) for a picklable env
-    (the native envs), ("gym", dict) for a gymnasium ``SyncVectorEnv`` (see
-    :func:`inexact_reason`), ("state", float64 array) for an env offering only
-    ``get_state()``, or None when it cannot be captured."""
-    if isinstance(env, gym.vector.SyncVectorEnv):
-        return _capture_gym_sync(env)
-    try:
-        return ("pickle", pickle.dumps(env))
-    except Exception:  # noqa: BLE001 - any pickling failure means "not picklable"
-        pass
-    if hasattr(env, "get_state"):
-        return ("state", np.array(env.get_state(), dtype=np.float64))
-    return None
-
-
-def inexact_reason(captured: Optional[Tuple[str, Any]]) -> Optional[str]:
-    """None when ``captured`` restores the env exactly (a resumed run continues
-    like an uninterrupted one); otherwise why not."""
-    if captured is None:
-        return INEXACT_NO_CAPTURE
-    kind, data = captured
-    if kind == "gym" and not data["exact"]:
-        return str(data["reason"])
-    if kind == "state":
-        return "only the physics state (get_state) was captured: reset RNG and step counters are fresh"
-    return None
-
-
-def restore_env(env: Any, captured: Optional[Tuple[str, Any]]) -> Any:
-    """Apply a captured env state; returns the env to use (maybe a new object,
-    in which case ``env`` is closed). An inexact capture (:func:`inexact_reason`)
-    other than "state" leaves ``env`` as it is: the caller resets it."""
-    if captured is None:
-        return env
-    kind, data = captured
-    if kind == "pickle":
-        new = pickle.loads(data)
-        env.close()
-        return new
-    if kind in ("sync", "gym"):  # "sync": checkpoints written before "gym"
-        if kind == "gym" and not data["exact"]:
-            return env
-        d = pickle.loads(data) if kind == "sync" else data
-        envs = d["envs"] if kind == "sync" else pickle.loads(d["envs"])
-        for e, sim in zip(envs, d.get("sims") or [None] * len(envs)):
-            if sim is not None:
-                import mujoco  # only MuJoCo sub-envs carry a simulator state
-
-                u, s = e.unwrapped, pickle.loads(sim)
-                mujoco.mj_copyData(u.data, u.model, s["data"])
-                u._np_random = s["np_random"]
-                u._np_random_seed = s["np_random_seed"]
-        for e in env.envs:
-            e.close()
-        env.envs = envs
-        env._autoreset_envs = d["autoreset"]
-        return env
-    if kind == "state":
-        env.set_state(data)
-        return env
-    raise ValueError(f"unknown env state kind {kind!r} in checkpoint")
+set_aside_newer = settle  # the name of earlier versions

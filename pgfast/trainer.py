@@ -52,11 +52,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from pgfast import checkpoint, evaluation
+from pgfast import checkpoint, evaluation, numerics
 from pgfast.algos import config_help, explained_variance, get_algo, make_config
 from pgfast.buffer import Collector, RewardScaler, RolloutBuffer
 from pgfast.envs import make_vec
-from pgfast.nn import ActorCritic
+from pgfast import spaces
 from pgfast.session import CheckpointSchedule, SignalGuard, StopFlag
 
 __all__ = ["train", "train_seeds", "load", "load_checkpoint", "Run", "InexactResumeWarning",
@@ -86,6 +86,20 @@ def _resolve_device(device: Union[str, torch.device]) -> torch.device:
 # --------------------------------------------------------------------------- Run
 
 
+def _check_memory(env_id: str, cfg: Any, env_kwargs: Dict[str, Any]) -> None:
+    """MemoryError (one line, the estimated size) when the rollout buffers of ``cfg``
+    cannot fit in the memory available; the spaces come from a one-env instance."""
+    probe = make_vec(env_id, 1, seed=None, **env_kwargs)
+    try:
+        obs_size = int(np.prod(probe.single_observation_space.shape or (1,)))
+        act_size = int(np.prod(probe.single_action_space.shape or (1,)))
+    finally:
+        probe.close()
+    numerics.check_memory(cfg.num_steps, cfg.num_envs, obs_size, act_size)
+
+
+
+
 class Run:
     """A training run: env, networks, algorithm state and history.
 
@@ -110,12 +124,17 @@ class Run:
         self.device = _resolve_device(device)
         self.env_kwargs = dict(env_kwargs or {})
         cfg = config
+        if cfg.num_envs * cfg.num_steps > 2**22:  # large enough to fail: estimate before allocating
+            _check_memory(env_id, cfg, self.env_kwargs)
         self.env = make_vec(env_id, cfg.num_envs, seed=None, autoreset_mode="same_step",
                             **self.env_kwargs)
+        raw_obs_space = self.env.single_observation_space
+        try:  # non-Box observations are flattened (pgfast.spaces); unsupported spaces raise here
+            self.env = spaces.adapt_env(self.env)
+        except (TypeError, ValueError):
+            self.env.close()
+            raise
         obs_space = self.env.single_observation_space
-        if not isinstance(obs_space, gym.spaces.Box):
-            raise TypeError(f"observation space must be a Box, got {type(obs_space).__name__}")
-        obs_dim = int(np.prod(obs_space.shape))
         # The initialisation runs on one intra-op thread: the QR of orthogonal init can
         # differ in the last bits between thread counts, and a seed must give the same
         # network whatever the caller's torch.set_num_threads setting. torch's global
@@ -127,10 +146,8 @@ class Run:
             try:
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(self.seed)
-                    self.policy = ActorCritic(obs_dim, self.env.single_action_space,
-                                              cfg.hidden_sizes, cfg.activation, cfg.ortho_init,
-                                              cfg.log_std_init, cfg.norm_obs,
-                                              cfg.clip_obs).to(self.device)
+                    self.policy = spaces.make_policy(obs_space, self.env.single_action_space, cfg,
+                                                     raw_obs_space).to(self.device)
             finally:
                 torch.set_num_threads(old_threads)
         self.generator = torch.Generator(device=self.device)
@@ -146,21 +163,28 @@ class Run:
                                    native=cfg.native_rollout,
                                    native_eval=bool(native_update is not None and native_update()))
         self.collector.reset(seed=self.seed)
+        self.paths = {"rollout": "native" if self.collector.native else "torch",
+                      "update": "native" if native_update is not None and native_update() else "torch"}
+        """Which implementation serves the rollout and the update ("native": C++, or "torch")."""
+        self.space_note = spaces.torch_path_reason(raw_obs_space, self.env.single_action_space)
+        """Why the C++ paths cannot serve this env's spaces (None: they can)."""
         self.global_step = 0
         self.iteration = 0
         self.history: List[Dict[str, Any]] = []
         self.consistent = True
         self.resume_note: Optional[str] = None
         """Set by :func:`load` when the env state was not captured exactly (why, and what was done)."""
+        self._own_files: set = set()  # checkpoint files this run came from or wrote
+        self._warned_value_loss = False
         if _checkpoint is not None:
-            self._load_state(_checkpoint)
+            self._load_state(_checkpoint, trust=bool(_checkpoint.pop("__trust__", False)))
 
     # ---- training -------------------------------------------------------------------
     def learn(self, more_timesteps: Optional[int] = None,
               callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
               torch_threads: Optional[int] = 1, checkpoint_path: Optional[PathLike] = None,
               checkpoint_every: int = 0, stop: Optional[StopFlag] = None,
-              schedule: Optional[CheckpointSchedule] = None) -> "Run":
+              schedule: Optional[CheckpointSchedule] = None, overwrite: bool = False) -> "Run":
         """Train until ``config.total_timesteps`` (or for ``more_timesteps`` more env steps).
 
         Args:
@@ -184,6 +208,15 @@ class Run:
                 SIGINT handler of its own).
             schedule: a :class:`pgfast.session.CheckpointSchedule` to follow instead
                 of ``checkpoint_path``/``checkpoint_every``.
+            overwrite: allow ``checkpoint_path`` to replace a checkpoint of another
+                run (by default that raises FileExistsError before training; the
+                run's own file, the one it was loaded from or saved to, is always
+                written).
+
+        Training stops with :class:`pgfast.numerics.NonFiniteError` as soon as the env
+        returns a NaN or infinite observation or reward, or an update gives a
+        non-finite loss, statistic or weight; the checkpoint on disk then stays the
+        last finite one.
 
         A KeyboardInterrupt (SIGINT in the main thread) is deferred to the end of
         the current iteration, so the run stays consistent (it is saved by the
@@ -202,6 +235,7 @@ class Run:
             if schedule is not None:
                 raise ValueError("give checkpoint_path or schedule, not both")
             path = checkpoint_path
+            self._check_overwrite(path, overwrite)
             schedule = CheckpointSchedule(lambda: self.save(path), every_iterations=checkpoint_every)
         if more_timesteps is not None:
             cfg.total_timesteps = self.global_step + int(more_timesteps)
@@ -249,8 +283,12 @@ class Run:
         frac = max(0.0, 1.0 - self.global_step / cfg.total_timesteps) if cfg.anneal_lr else 1.0
         self.updater.set_lr_fraction(frac)
         self.collector.collect()
+        numerics.check_rollout(buf.obs, buf.rewards, self.iteration + 1, self.global_step)
         adv, ret = self.updater.advantages(buf)
         stats = self.updater.update(buf, adv, ret)
+        numerics.check_update(stats, self._params, self._param_names, self.iteration + 1,
+                              self.global_step + cfg.batch_size)
+        self._warn_value_loss(stats)
         if self.policy.obs_rms is not None:
             self.policy.obs_rms.update(buf.obs[1:])
         self.iteration += 1
@@ -269,8 +307,8 @@ class Run:
 
     # ---- evaluation -------------------------------------------------------------------
     def evaluate(self, episodes: int = 20, deterministic: bool = True,
-                 seed: Optional[int] = None, num_envs: Optional[int] = None
-                 ) -> Tuple[float, float]:
+                 seed: Optional[int] = None, num_envs: Optional[int] = None,
+                 eval_max_steps: Optional[int] = evaluation.EVAL_MAX_STEPS) -> Tuple[float, float]:
         """Mean and std of the returns of ``episodes`` full episodes in a fresh env.
 
         Episodes are split evenly over ``num_envs`` (default min(episodes, 16))
@@ -278,6 +316,9 @@ class Run:
         short episodes). ``deterministic`` takes the policy's mode (argmax /
         mean); otherwise actions are sampled from a generator seeded with
         ``seed``. Training state (generators, statistics) is not touched.
+        Episodes end at the env's time limit; in an env without one they are cut after
+        ``eval_max_steps`` steps (default 10 000; None: no cap) with one
+        :class:`~pgfast.evaluation.EvalStepLimitWarning`.
         """
         if not isinstance(episodes, (int, np.integer)) or episodes < 1:
             raise ValueError(f"episodes must be a positive int, got {episodes!r}")
@@ -285,18 +326,54 @@ class Run:
         if n < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs!r}")
         seed = self.seed + 1_000_003 if seed is None else int(seed)
-        env = make_vec(self.env_id, n, seed=None, autoreset_mode="same_step", **self.env_kwargs)
+        env = spaces.adapt_env(make_vec(self.env_id, n, seed=None, autoreset_mode="same_step",
+                                        **self.env_kwargs))
         try:
             returns = evaluation.vector_returns(self.policy, env, int(episodes), deterministic, seed,
-                                                self.device)
+                                                self.device, max_steps=eval_max_steps)
         finally:
             env.close()
         return evaluation.mean_std(returns)
 
     # ---- checkpoints --------------------------------------------------------------------
+    @property
+    def _params(self) -> List[torch.Tensor]:
+        return list(self.policy.parameters())
+
+    @property
+    def _param_names(self) -> List[str]:
+        return [n for n, _ in self.policy.named_parameters()]
+
+    def _warn_value_loss(self, stats: Dict[str, Any]) -> None:
+        v = stats.get("value_loss")
+        if not self._warned_value_loss and isinstance(v, float) and v > numerics.VALUE_LOSS_WARN:
+            self._warned_value_loss = True
+            hint = "" if self.config.norm_reward else "; rewards this large train better with norm_reward=True"
+            warnings.warn(f"{self.env_id}: value loss {v:.3g} at step {self.global_step + self.config.batch_size}"
+                          f"{hint}", numerics.LargeValueLossWarning, stacklevel=3)
+
+    def _check_overwrite(self, path: PathLike, overwrite: bool) -> None:
+        """Refuse to let this run's checkpoints replace another run's file."""
+        p = os.path.realpath(os.fspath(path))
+        if overwrite or p in self._own_files or not os.path.exists(p):
+            return
+        what = "a file"
+        try:
+            ck = checkpoint.read(p)
+            what = f"a checkpoint of {ck.get('algo')} on {ck.get('env_id')} at step {ck.get('global_step')}"
+        except Exception:  # noqa: BLE001 - any unreadable file is still not ours to replace
+            pass
+        raise FileExistsError(f"checkpoint_path {os.fspath(path)} already holds {what}; pass overwrite=True "
+                              f"to replace it, or choose another path")
+
     def state_dict(self) -> Dict[str, Any]:
-        """Everything needed to continue the run (see module docstring)."""
-        env_state = checkpoint.capture_env(self.env)
+        """Everything needed to continue the run (see module docstring). Raises
+        :class:`pgfast.numerics.NonFiniteError` when a weight is not finite."""
+        bad = numerics.check_weights(self._params)
+        if bad is not None:
+            raise numerics.NonFiniteError(f"non-finite weight {self._param_names[bad]} at step {self.global_step}: "
+                                          f"not saved (the last checkpoint is the last finite state)")
+        env_state = checkpoint.capture_env(spaces.base_env(self.env))
         note = checkpoint.inexact_reason(env_state)
         return {
             "format": checkpoint.FORMAT,
@@ -321,10 +398,12 @@ class Run:
         }
 
     def save(self, path: PathLike) -> None:
-        """Write a checkpoint atomically (:func:`pgfast.checkpoint.write`)."""
+        """Write a checkpoint atomically (:func:`pgfast.checkpoint.write`); a failed
+        write raises :class:`pgfast.checkpoint.CheckpointWriteError`."""
         checkpoint.write(self.state_dict(), path)
+        self._own_files.add(os.path.realpath(os.fspath(path)))
 
-    def _load_state(self, ck: Dict[str, Any]) -> None:
+    def _load_state(self, ck: Dict[str, Any], trust: bool = False) -> None:
         self.policy.load_state_dict(ck["policy"])
         self.updater.load_state_dict(ck["updater"])
         if ck.get("generator_device", "cpu") == self.device.type:
@@ -345,7 +424,8 @@ class Run:
             note += f"; the env was reset with seed {reset_seed} and new episodes"
         else:
             self.collector.set_current_obs(ck["obs0"].to(self.device))
-            self.env = checkpoint.restore_env(self.env, captured)
+            self.env = spaces.rebase_env(self.env, checkpoint.restore_env(spaces.base_env(self.env), captured,
+                                                                          trust=trust))
             self.collector.env = self.env
             self.collector.step_into = getattr(self.env, "step_into", None)
         if note is not None:
@@ -370,7 +450,7 @@ def train(algo: str, env_id: str, total_timesteps: Optional[int] = ..., seed: in
           env_kwargs: Optional[Dict[str, Any]] = ...,
           callback: Optional[Callable[[Dict[str, Any]], Any]] = ...,
           torch_threads: Optional[int] = ..., checkpoint_path: Optional[PathLike] = ...,
-          checkpoint_every: int = ..., **config_fields: Any) -> Run: ...
+          checkpoint_every: int = ..., overwrite: bool = ..., **config_fields: Any) -> Run: ...
 
 
 @overload
@@ -380,7 +460,7 @@ def train(algo: str, env_id: str, total_timesteps: Optional[int] = ...,
           env_kwargs: Optional[Dict[str, Any]] = ...,
           callback: Optional[Callable[[Dict[str, Any]], Any]] = ...,
           torch_threads: Optional[int] = ..., checkpoint_path: Optional[PathLike] = ...,
-          checkpoint_every: int = ..., **config_fields: Any) -> List[Run]: ...
+          checkpoint_every: int = ..., overwrite: bool = ..., **config_fields: Any) -> List[Run]: ...
 
 
 def train(algo: str, env_id: str, total_timesteps: Optional[int] = None,
@@ -389,7 +469,7 @@ def train(algo: str, env_id: str, total_timesteps: Optional[int] = None,
           env_kwargs: Optional[Dict[str, Any]] = None,
           callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
           torch_threads: Optional[int] = 1, checkpoint_path: Optional[PathLike] = None,
-          checkpoint_every: int = 0, **config_fields: Any) -> Union[Run, List[Run]]:
+          checkpoint_every: int = 0, overwrite: bool = False, **config_fields: Any) -> Union[Run, List[Run]]:
     """Train ``algo`` ("ppo", "trpo" or "vpg") on ``env_id`` and return the :class:`Run`
     (a list of runs, one per seed, when ``seed`` is a list).
 
@@ -411,6 +491,7 @@ def train(algo: str, env_id: str, total_timesteps: Optional[int] = None,
         callback: ``callback(row)`` after every iteration (see :meth:`Run.learn`).
         torch_threads: intra-op threads while training (see :meth:`Run.learn`).
         checkpoint_path, checkpoint_every: periodic checkpoints (see :meth:`Run.learn`).
+        overwrite: let ``checkpoint_path`` replace an existing checkpoint (see :meth:`Run.learn`).
         **config_fields: any field of the algorithm's Config (e.g. ``num_envs=8``);
             an unknown name raises ValueError listing the valid ones.
     """
@@ -419,11 +500,11 @@ def train(algo: str, env_id: str, total_timesteps: Optional[int] = None,
     if not isinstance(seed, (int, np.integer)):
         return train_seeds(algo, env_id, total_timesteps, seed, device=device, tuned=tuned,
                            env_kwargs=env_kwargs, callback=callback, torch_threads=torch_threads,
-                           checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every,
+                           checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, overwrite=overwrite,
                            **config_fields)
     run = _new_run(algo, env_id, total_timesteps, int(seed), device, tuned, env_kwargs, config_fields)
     return run.learn(callback=callback, torch_threads=torch_threads,
-                     checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every)
+                     checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, overwrite=overwrite)
 
 
 def _new_run(algo: str, env_id: str, total_timesteps: Optional[int], seed: int,
@@ -447,7 +528,7 @@ def train_seeds(algo: str, env_id: str, total_timesteps: Optional[int], seeds: S
                 env_kwargs: Optional[Dict[str, Any]] = None,
                 callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
                 torch_threads: Optional[int] = 1, checkpoint_path: Optional[PathLike] = None,
-                checkpoint_every: int = 0, threads: Optional[int] = None,
+                checkpoint_every: int = 0, threads: Optional[int] = None, overwrite: bool = False,
                 **config_fields: Any) -> List[Run]:
     """Train one independent run per seed in this process; returns the runs in seed order.
 
@@ -478,6 +559,9 @@ def train_seeds(algo: str, env_id: str, total_timesteps: Optional[int], seeds: S
         raise TypeError("callback must be callable or None")
     runs = [_new_run(algo, env_id, total_timesteps, s, device, tuned, env_kwargs, config_fields)
             for s in seeds]
+    if checkpoint_path is not None:  # refuse before any run starts
+        for run, s in zip(runs, seeds):
+            run._check_overwrite(_seed_path(checkpoint_path, s), overwrite)
     stop = StopFlag()
     lock = threading.Lock()
     errors: List[BaseException] = []
@@ -502,7 +586,7 @@ def train_seeds(algo: str, env_id: str, total_timesteps: Optional[int], seeds: S
             path = None if checkpoint_path is None else _seed_path(checkpoint_path, s)
             try:
                 run.learn(callback=cb_for(s), torch_threads=None, checkpoint_path=path,
-                          checkpoint_every=checkpoint_every, stop=stop)
+                          checkpoint_every=checkpoint_every, stop=stop, overwrite=overwrite)
             except KeyboardInterrupt:
                 return
             except BaseException as e:  # re-raised in the calling thread
@@ -541,40 +625,48 @@ class InexactResumeWarning(UserWarning):
     state was not captured (see :attr:`Run.resume_note`)."""
 
 
-def _load(path: PathLike, device: Optional[Union[str, torch.device]]) -> Run:
-    ck = checkpoint.read(path)
+def _load(path: PathLike, device: Optional[Union[str, torch.device]], trust: bool = False) -> Run:
+    ck = checkpoint.read(path, trust=trust)
+    ck["__trust__"] = trust
     algo_cls = get_algo(ck["algo"])
     cfg = algo_cls.Config(**ck["config"])
     dev = ck["device"] if device is None else device
-    return Run(ck["algo"], ck["env_id"], cfg, seed=ck["seed"], device=dev,
-               env_kwargs=ck["env_kwargs"], _checkpoint=ck)
+    run = Run(ck["algo"], ck["env_id"], cfg, seed=ck["seed"], device=dev,
+              env_kwargs=ck["env_kwargs"], _checkpoint=ck)
+    run._own_files.add(os.path.realpath(os.fspath(path)))
+    return run
 
 
-def load(path: PathLike, device: Optional[Union[str, torch.device]] = None) -> Run:
+def load(path: PathLike, device: Optional[Union[str, torch.device]] = None, trust: bool = False) -> Run:
     """Load a checkpoint written by :meth:`Run.save` and return the :class:`Run`.
 
     ``device`` overrides the saved device (a CUDA run loads on CPU with
     ``device="cpu"``). When the env state was not captured exactly (e.g. a
     Box2D env), the env is reset deterministically and an
     :class:`InexactResumeWarning` says so (also in ``run.resume_note``).
-    Checkpoints are pickles: load only files you trust.
+
+    Loading never runs code from the file: checkpoints hold tensors and plain
+    values only (``torch.load(weights_only=True)``). A file that needs arbitrary
+    unpickling (a checkpoint of pgfast's first format, or a crafted file) raises
+    :class:`pgfast.checkpoint.UntrustedCheckpointError`; ``trust=True`` loads it
+    anyway, for a file you made yourself (the run then saves in the current format).
     """
-    run = _load(path, device)
+    run = _load(path, device, trust)
     if run.resume_note is not None:
         warnings.warn(run.resume_note, InexactResumeWarning, stacklevel=2)
     return run
 
 
 def load_checkpoint(path: PathLike, log: Callable[[str], None] = print,
-                    device: Optional[Union[str, torch.device]] = None) -> Run:
+                    device: Optional[Union[str, torch.device]] = None, trust: bool = False) -> Run:
     """Load a Run from ``path``: a checkpoint file or a run directory (its ``ckpt.pt``).
 
-    If the file is truncated or corrupt, says so through ``log`` and falls back
-    to the previous checkpoint next to it (``ckpt.prev.pt``); raises
-    :class:`pgfast.checkpoint.CheckpointError` when neither can be read.
-    ``device`` as in :func:`load`.
+    Of ``ckpt.pt``, ``ckpt.prev.pt`` and the complete files of an interrupted save,
+    the valid one with the highest step wins (:func:`pgfast.checkpoint.load_with_fallback`;
+    a fallback is said through ``log``); raises :class:`pgfast.checkpoint.CheckpointError`
+    when none can be read. ``device`` and ``trust`` as in :func:`load`.
     """
-    run = checkpoint.load_with_fallback(path, lambda p: _load(p, device), log)[0]
+    run = checkpoint.load_with_fallback(path, lambda p: _load(p, device, trust), log, trust=trust)[0]
     if run.resume_note is not None:
         log(f"note: {run.resume_note}")
     return run

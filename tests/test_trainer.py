@@ -424,8 +424,8 @@ def test_checkpoint_schedule_periods_and_no_second_save_of_a_step():
 
 
 def test_rotating_checkpoints_and_fallback(tmp_path):
-    checkpoint.save_rotating({"format": checkpoint.FORMAT, "n": 1}, tmp_path)
-    checkpoint.save_rotating({"format": checkpoint.FORMAT, "n": 2}, tmp_path)
+    checkpoint.save_rotating({"format": checkpoint.FORMAT, "n": 1, "global_step": 1}, tmp_path)
+    checkpoint.save_rotating({"format": checkpoint.FORMAT, "n": 2, "global_step": 2}, tmp_path)
     assert sorted(os.listdir(tmp_path)) == ["ckpt.prev.pt", "ckpt.pt"]  # no temporary file left
     assert checkpoint.read(tmp_path / "ckpt.pt")["n"] == 2
     (tmp_path / "ckpt.pt").write_bytes(b"")

@@ -68,6 +68,8 @@ class ClassicControlVectorEnv(NativeVectorEnv):
     Subclasses set ``env_id`` only; everything else comes from the registry.
     """
 
+    PLAIN_STATE = True  # __getstate__ holds arrays and plain values only (pgfast.envstate)
+
     env_id: str = ""
     _info: Dict[str, Any] = {}  # the registry's entry: pgfast._C.classic_envs()[env_id]
     _BUFFERS = ("_obs", "_rew", "_term", "_trunc", "_final_obs", "_final_mask")
