@@ -386,6 +386,25 @@ def _cmd_tune(a: argparse.Namespace) -> int:
     return 0
 
 
+# Import names of optional packages -> the pgfast-rl extra that installs them.
+_EXTRAS = {"mujoco": "mujoco", "matplotlib": "plot", "tensorboard": "tensorboard", "ray": "ray", "optuna": "tune",
+           "pygame": "video", "imageio": "video", "imageio_ffmpeg": "video", "Box2D": "box2d"}
+
+
+def _message(ex: BaseException, command: str) -> str:
+    """The error text for ``pgfast COMMAND: error: ...``: without a repeated ``COMMAND:`` prefix, and for a
+    missing optional package that names no fix, the extra that installs it."""
+    text = str(ex)
+    if text.startswith(f"{command}: "):
+        text = text[len(command) + 2:]
+    name = getattr(ex, "name", None)
+    if isinstance(ex, ImportError) and name and "pip install" not in text:
+        extra = _EXTRAS.get(name.split(".")[0])
+        if extra is not None:
+            text += f' (pip install "pgfast-rl[{extra}]")'
+    return text
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``pgfast`` console script; returns the exit status."""
     if argv is None:  # the console script: a signal landing while the process exits is not reported
@@ -401,7 +420,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with command_signals():
             return handlers[a.command](a)
     except (CLIError, ValueError, CheckpointError, gym.error.Error) as ex:
-        print(f"pgfast {a.command}: error: {ex}", file=sys.stderr)
+        print(f"pgfast {a.command}: error: {_message(ex, a.command)}", file=sys.stderr)
+        return 2
+    except ImportError as ex:  # an optional package is missing: its install hint, one line, in every command
+        print(f"pgfast {a.command}: error: {_message(ex, a.command)}", file=sys.stderr)
         return 2
     except OSError as ex:
         print(f"pgfast {a.command}: error: {ex.strerror or ex}: {ex.filename or ''}", file=sys.stderr)

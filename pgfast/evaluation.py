@@ -10,12 +10,16 @@ never clips: log-probs are those of the unclipped sample). It serves
   :func:`evaluate_reference` (``pgfast eval --reference``: the policy in gymnasium's
   own implementation of the env) and :func:`record_video` (``pgfast eval --video``).
 
-Evaluation never touches the training state (generators, statistics).
+Evaluation never touches the training state (generators, statistics). Episodes end at the
+env's time limit; in an env without one (its spec has no ``max_episode_steps``) an episode
+is cut after ``max_steps`` steps (default :data:`EVAL_MAX_STEPS`, 10 000) and one
+:class:`EvalStepLimitWarning` says so, so an evaluation always returns.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Protocol, Sequence, Tuple
 
@@ -24,7 +28,16 @@ import numpy as np
 import torch
 
 __all__ = ["clip_actions", "act", "vector_returns", "play_episode", "mean_std", "evaluate_reference",
-           "record_video", "RenderError", "headless_mujoco_gl", "gif_frames"]
+           "record_video", "RenderError", "headless_mujoco_gl", "gif_frames", "EVAL_MAX_STEPS",
+           "EvalStepLimitWarning", "time_limit"]
+
+EVAL_MAX_STEPS = 10_000
+"""Default length at which an evaluation episode in an env without a time limit is cut
+(gymnasium's own limits are 200-1600 steps)."""
+
+
+class EvalStepLimitWarning(UserWarning):
+    """Evaluation episodes were cut at ``max_steps`` because the env has no time limit."""
 
 
 class RenderError(RuntimeError):
@@ -65,6 +78,26 @@ def act(policy: _Policy, obs: Any, deterministic: bool, generator: Optional[torc
     return clip_actions(a, space)
 
 
+def time_limit(env: Any) -> Optional[int]:
+    """The env's time limit (``env.spec.max_episode_steps``; for a vector env, that of each
+    copy), or None when it has none."""
+    limit = getattr(getattr(env, "spec", None), "max_episode_steps", None)
+    return None if limit is None else int(limit)
+
+
+def _step_cap(env: Any, max_steps: Optional[int]) -> Optional[int]:
+    """``max_steps`` (checked) where the env has no time limit of its own, else None."""
+    if max_steps is not None and (not isinstance(max_steps, (int, np.integer)) or max_steps < 1):
+        raise ValueError(f"max_steps must be a positive int or None, got {max_steps!r}")
+    return None if max_steps is None or time_limit(env) is not None else int(max_steps)
+
+
+def _warn_cut(env: Any, cut: int, cap: int) -> None:
+    name = getattr(getattr(env, "spec", None), "id", None) or type(env).__name__
+    warnings.warn(f"{name} has no time limit: {cut} evaluation episode(s) cut at {cap} steps "
+                  f"(eval_max_steps)", EvalStepLimitWarning, stacklevel=3)
+
+
 def mean_std(returns: Sequence[float]) -> Tuple[float, float]:
     """(mean, std) of episode returns as Python floats."""
     arr = np.asarray(returns, dtype=np.float64)
@@ -72,19 +105,29 @@ def mean_std(returns: Sequence[float]) -> Tuple[float, float]:
 
 
 def vector_returns(policy: _Policy, env: gym.vector.VectorEnv, episodes: int, deterministic: bool,
-                   seed: int, device: torch.device) -> List[float]:
+                   seed: int, device: torch.device, max_steps: Optional[int] = EVAL_MAX_STEPS) -> List[float]:
     """Returns of ``episodes`` full episodes in the vector ``env`` (``same_step``
     autoreset), reset with ``seed``; sampled actions come from a generator seeded
     with ``seed``.
 
     Episodes are split evenly over the envs and each env contributes only its
     first episodes (no bias towards short episodes).
+
+    ``max_steps``: where the env has no time limit (:func:`time_limit`), an episode still
+    running after ``max_steps`` steps ends there (its return so far counts) and one
+    :class:`EvalStepLimitWarning` says how many were cut. The rest of a cut trajectory
+    does not count; once every env that still owes episodes is in such a rest, all envs
+    are reset, so every counted episode starts from a reset. ``None``: no cap.
     """
+    cap = _step_cap(env, max_steps)
     n = env.num_envs
     quota = np.full(n, episodes // n, dtype=np.int64)
     quota[: episodes % n] += 1
     count = np.zeros(n, dtype=np.int64)
     ep_ret = np.zeros(n, dtype=np.float64)
+    steps = np.zeros(n, dtype=np.int64)
+    live = np.ones(n, dtype=bool)  # the env's current episode started at a reset (it counts)
+    cut_total = 0
     returns: List[float] = []
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
@@ -93,21 +136,40 @@ def vector_returns(policy: _Policy, env: gym.vector.VectorEnv, episodes: int, de
     while (count < quota).any():
         obs, r, term, trunc, _ = env.step(act(policy, obs, deterministic, gen, space, device))
         ep_ret += r
+        steps += 1
         done = term | trunc
-        if done.any():
-            keep = done & (count < quota)
+        cut = live & ~done & (steps >= cap) if cap is not None else np.zeros(n, dtype=bool)
+        ended = (done & live) | cut
+        if ended.any():
+            keep = ended & (count < quota)
             returns.extend(ep_ret[keep].tolist())
-            count += done
-            ep_ret[done] = 0.0
+            count += ended
+            cut_total += int((cut & keep).sum())
+        if done.any() or cut.any():
+            live = (live & ~cut) | done  # after an end the autoreset starts a fresh episode
+            ep_ret[done | cut] = 0.0
+            steps[done | cut] = 0
+            owing = count < quota
+            if owing.any() and not live[owing].any():  # every env that owes episodes idles in a cut one
+                obs, _ = env.reset()
+                live[:] = True
+                ep_ret[:] = 0.0
+                steps[:] = 0
+    if cut_total:
+        _warn_cut(env, cut_total, int(cap or 0))
     return returns
 
 
 def play_episode(policy: _Policy, env: gym.Env, deterministic: bool, generator: Optional[torch.Generator],
-                 seed: int, device: torch.device, before_step: Optional[Callable[[], None]] = None) -> float:
+                 seed: int, device: torch.device, before_step: Optional[Callable[[], None]] = None,
+                 max_steps: Optional[int] = EVAL_MAX_STEPS) -> float:
     """The return of one episode in the single (unbatched) gymnasium ``env`` reset
-    with ``seed``; ``before_step()`` is called before every action (e.g. to render)."""
+    with ``seed``; ``before_step()`` is called before every action (e.g. to render).
+    In an env without a time limit the episode ends after ``max_steps`` steps (None: no
+    cap) with an :class:`EvalStepLimitWarning`."""
+    cap = _step_cap(env, max_steps)
     obs, _ = env.reset(seed=seed)
-    total, done = 0.0, False
+    total, done, steps = 0.0, False, 0
     while not done:
         if before_step is not None:
             before_step()
@@ -115,7 +177,11 @@ def play_episode(policy: _Policy, env: gym.Env, deterministic: bool, generator: 
                 device)[0]
         obs, r, term, trunc, _ = env.step(a)
         total += float(r)
+        steps += 1
         done = bool(term or trunc)
+        if not done and cap is not None and steps >= cap:
+            _warn_cut(env, 1, cap)
+            break
     return total
 
 

@@ -571,3 +571,62 @@ def test_double_sigint_at_many_offsets_never_saves_an_inconsistent_state(tmp_pat
             _same_history(ref.history, run.history)
             assert _params_equal(ref, run)
     print("double SIGINT outcomes (delay, outcome):", outcomes)
+
+
+class _SometimesEndless(gym.Env):
+    """Reward 1 per step; an episode ends after 5 steps or (half the resets) never.
+    Registered without a time limit."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, endless=0.5):
+        self.endless = endless
+        self.t = 0
+        self.end = None
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        self.end = None if self.np_random.random() < self.endless else 5
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(2, np.float32), 1.0, self.end is not None and self.t >= self.end, False, {}
+
+
+def test_evaluation_in_an_env_without_time_limit_ends_at_eval_max_steps():
+    from pgfast import evaluation
+
+    if "pgfast-test/Endless-v0" not in gym.registry:
+        gym.register("pgfast-test/Endless-v0", entry_point=_SometimesEndless, kwargs={"endless": 1.0})
+        gym.register("pgfast-test/SometimesEndless-v0", entry_point=_SometimesEndless)
+    assert gym.spec("pgfast-test/Endless-v0").max_episode_steps is None
+    assert evaluation.EVAL_MAX_STEPS == 10_000
+    run = pgfast.train("ppo", "pgfast-test/Endless-v0", total_timesteps=64, seed=0, device="cpu",
+                       num_envs=2, num_steps=32, num_minibatches=1, update_epochs=1)
+    with pytest.warns(evaluation.EvalStepLimitWarning, match=r"no time limit: 3 evaluation episode\(s\) cut at 40"):
+        assert run.evaluate(episodes=3, eval_max_steps=40) == (40.0, 0.0)
+    with pytest.warns(evaluation.EvalStepLimitWarning, match="cut at 10000 steps") as caught:
+        assert run.evaluate(episodes=1, num_envs=1) == (10_000.0, 0.0)  # the default
+    assert len(caught) == 1  # one warning per evaluation
+
+    # some episodes end by themselves: those count as they are, the others are cut; every
+    # counted episode starts at a reset
+    env = pgfast.make_vec("pgfast-test/SometimesEndless-v0", 3, autoreset_mode="same_step")
+    with pytest.warns(evaluation.EvalStepLimitWarning) as caught:
+        rets = evaluation.vector_returns(run.policy, env, 12, True, 0, run.device, max_steps=20)
+    env.close()
+    assert len(rets) == 12 and set(rets) == {5.0, 20.0}
+    assert f"{rets.count(20.0)} evaluation episode(s) cut at 20" in str(caught[0].message)
+
+    single = gym.make("pgfast-test/Endless-v0")
+    with pytest.warns(evaluation.EvalStepLimitWarning):
+        assert evaluation.play_episode(run.policy, single, True, None, 0, run.device, max_steps=30) == 30.0
+    single.close()
+
+    # an env with a time limit ends at it, without a warning (warnings are errors here)
+    capped = gym.make("pgfast-test/Endless-v0", max_episode_steps=25)
+    assert evaluation.play_episode(run.policy, capped, True, None, 0, run.device, max_steps=10) == 25.0
+    capped.close()

@@ -29,7 +29,7 @@ def _import_mujoco(env_id: str = "a MuJoCo env"):
         import mujoco
     except ImportError as e:  # pragma: no cover - depends on the install
         raise ImportError(
-            f"{env_id} needs the 'mujoco' package (>= 4.0): pip install 'pgfast[mujoco]', "
+            f"{env_id} needs the 'mujoco' package (>= 4.0): pip install 'pgfast-rl[mujoco]', "
             f"or pass backend='gymnasium'") from e
     try:
         from mujoco import batch  # noqa: F401  (MuJoCo >= 4.0)

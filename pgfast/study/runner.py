@@ -402,7 +402,7 @@ def _run_ray(pending: Sequence[Job], workers: int, address: Optional[str], log: 
     try:
         import ray  # optional dependency (the ray extra)
     except ImportError as e:
-        raise RuntimeError("backend 'ray' needs ray: pip install 'pgfast[ray]'") from e
+        raise ImportError("backend 'ray' needs Ray: pip install 'pgfast-rl[ray]'") from e
     started_here = False
     if not ray.is_initialized():
         runtime_env = {"env_vars": importable_env()}
