@@ -145,8 +145,9 @@ def make_vec(
     return env
 
 
-# Native batched MuJoCo ids (HalfCheetah-v5, ...); mujoco itself is imported lazily.
+# Native batched MuJoCo ids (HalfCheetah-v5, Ant-v5, ...); mujoco itself is imported lazily.
 from pgfast.envs import mujoco as _mujoco_envs  # noqa: E402,F401
+from pgfast.envs import mujoco_tasks as _mujoco_tasks  # noqa: E402,F401
 
 
 # Native classic-control envs (C++ cores in pgfast._C).

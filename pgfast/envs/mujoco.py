@@ -3,8 +3,9 @@
 Covered ids (gymnasium's v5 tasks, same model XML, ``frame_skip``, defaults,
 reset noise, observations, rewards, termination and 1000-step time limit):
 ``HalfCheetah-v5``, ``Hopper-v5``, ``Walker2d-v5``, ``InvertedPendulum-v5`` and
-``InvertedDoublePendulum-v5``.  ``Ant-v5`` is not covered (see below); it falls
-back to gymnasium's vector env.
+``InvertedDoublePendulum-v5``.  ``Ant-v5``, ``Humanoid-v5``, ``HumanoidStandup-v5``,
+``Swimmer-v5``, ``Reacher-v5`` and ``Pusher-v5`` run on the same engine, in
+:mod:`pgfast.envs.mujoco_tasks`.
 
 Sources mirrored (gymnasium 1.x):
 https://github.com/Farama-Foundation/Gymnasium/blob/main/gymnasium/envs/mujoco/half_cheetah_v5.py
@@ -39,10 +40,9 @@ change between MuJoCo releases, so the extension would have to be built against
 exactly the MuJoCo installed at run time: a build-time dependency on mujoco and
 a crash on any version mismatch.  The batch keeps the build free of MuJoCo.
 
-Ant-v5 is not covered: its observation and contact cost use ``cfrc_ext``, which
-gymnasium computes with ``mj_rnePostConstraint`` after ``mj_step``; the batch does
-not run that function, and an acceleration sensor (which makes ``mj_forward`` run
-it) was measured to give different ``cfrc_ext`` values.
+The contact forces ``cfrc_ext`` (Ant, Humanoid), which gymnasium computes with
+``mj_rnePostConstraint`` after ``mj_step`` and the batch does not, are computed per
+stepped env from a persistent batch's data (see :mod:`pgfast.envs.mujoco_tasks`).
 
 Differences from gymnasium's vector env (by design)
 ---------------------------------------------------
@@ -271,11 +271,11 @@ _CLASSES = (HalfCheetahVectorEnv, HopperVectorEnv, Walker2dVectorEnv,
 MUJOCO_IDS = tuple(c.ENV_ID for c in _CLASSES)
 
 
-def _register() -> None:
-    """Register the covered ids with make_vec (the mujoco import stays lazy)."""
+def _register_classes(classes) -> None:
+    """Register the ids of ``classes`` with make_vec (the mujoco import stays lazy)."""
     from pgfast.envs import register_native
 
-    for cls in _CLASSES:
+    for cls in classes:
         def factory(num_envs, seed=None, autoreset_mode="next_step", num_threads=1, _cls=cls, **kwargs):
             return _cls(num_envs=num_envs, seed=seed, autoreset_mode=autoreset_mode,
                         num_threads=num_threads, **kwargs)
@@ -283,4 +283,4 @@ def _register() -> None:
         register_native(cls.ENV_ID, factory)
 
 
-_register()
+_register_classes(_CLASSES)

@@ -29,8 +29,7 @@ def _import_mujoco(env_id: str = "a MuJoCo env"):
         import mujoco
     except ImportError as e:  # pragma: no cover - depends on the install
         raise ImportError(
-            f"{env_id} needs the 'mujoco' package (>= 4.0): pip install 'pgfast-rl[mujoco]', "
-            f"or pass backend='gymnasium'") from e
+            f"{env_id} needs the 'mujoco' package (>= 4.0): pip install 'pgfast-rl[mujoco]'") from e
     try:
         from mujoco import batch  # noqa: F401  (MuJoCo >= 4.0)
     except ImportError as e:  # pragma: no cover - depends on the install
@@ -117,7 +116,7 @@ class MujocoVectorEnv(NativeVectorEnv):
         seed: if given, ``reset(seed=seed)`` is called once.
         autoreset_mode: ``"next_step"``, ``"same_step"`` or ``"disabled"`` (see the base class).
         num_threads: threads that step the simulations (results do not depend on it).
-        max_episode_steps: time limit (gymnasium's TimeLimit), 1000 by default.
+        max_episode_steps: time limit (gymnasium's TimeLimit), the registered one by default.
         xml_file, frame_skip, reset_noise_scale, ...: the gymnasium env's keyword
             arguments (see ``DEFAULTS`` of each class).
     """
@@ -125,17 +124,21 @@ class MujocoVectorEnv(NativeVectorEnv):
     ENV_ID: str = ""
     XML_FILE: str = ""
     FRAME_SKIP: int = 1
+    MAX_EPISODE_STEPS: int = 1000  # gymnasium's registered time limit
     DEFAULTS: Dict[str, Any] = {}
     QVEL_NOISE: str = "uniform"  # or "normal": gymnasium's reset noise of qvel
+    PERSISTENT: bool = False  # one MjData per simulation (the task reads its derived data)
     _ctrl_cost_weight: float  # set by the _configure of tasks with a control cost
 
     def __init__(self, num_envs: int = 1, seed: Optional[int] = None,
                  autoreset_mode: str = "next_step", num_threads: int = 1,
-                 max_episode_steps: int = 1000, xml_file: Optional[str] = None,
+                 max_episode_steps: Optional[int] = None, xml_file: Optional[str] = None,
                  frame_skip: Optional[int] = None, render_mode: Optional[str] = None,
                  copy: bool = True, **kwargs: Any):
         mujoco = _import_mujoco(self.ENV_ID)
         from mujoco import batch as mj_batch
+        if max_episode_steps is None:
+            max_episode_steps = self.MAX_EPISODE_STEPS
         for name, value in (("num_threads", num_threads), ("max_episode_steps", max_episode_steps)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -186,7 +189,8 @@ class MujocoVectorEnv(NativeVectorEnv):
         self.autoreset_mode = self.metadata["autoreset_mode"].name.lower()
 
         n = self.num_envs
-        self._batch = mj_batch.Batch(self.model, n, nthread=self.num_threads)
+        self._batch = mj_batch.Batch(self.model, n, nthread=self.num_threads,
+                                     persistent=self.PERSISTENT)
         self._qpos = self._batch.bind("qpos")    # [N, nq] live view of the state rows
         self._qvel = self._batch.bind("qvel")    # [N, nv]
         self._ctrl = self._batch.bind("ctrl")    # [N, nu]
@@ -218,6 +222,19 @@ class MujocoVectorEnv(NativeVectorEnv):
         """Record what the reward needs from the state before the step."""
         np.copyto(self._x_before, self._qpos[:, 0])
 
+    def _after_physics(self, ids: Optional[np.ndarray]) -> None:
+        """Runs right after the physics stepped envs ``ids`` (None: all); default: nothing."""
+
+    def _reset_state(self, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+        """One env's qpos, qvel after a reset, drawn from its generator (gymnasium's reset_model)."""
+        s = self._reset_noise_scale
+        qpos = self.init_qpos + rng.uniform(low=-s, high=s, size=self.nq)
+        if self.QVEL_NOISE == "normal":
+            qvel = self.init_qvel + s * rng.standard_normal(self.nv)
+        else:
+            qvel = self.init_qvel + rng.uniform(low=-s, high=s, size=self.nv)
+        return qpos, qvel
+
     def _rewards(self, actions: np.ndarray, rew: np.ndarray, term: np.ndarray) -> None:
         """Write rewards and termination of all envs after a step."""
         raise NotImplementedError
@@ -246,14 +263,8 @@ class MujocoVectorEnv(NativeVectorEnv):
         b = self._batch
         b.reset(ids, stage=self._stage_none)
         rows = range(self.num_envs) if ids is None else ids
-        s = self._reset_noise_scale
         for i in rows:
-            rng = self._rngs[i]
-            self._qpos[i] = self.init_qpos + rng.uniform(low=-s, high=s, size=self.nq)
-            if self.QVEL_NOISE == "normal":
-                self._qvel[i] = self.init_qvel + s * rng.standard_normal(self.nv)
-            else:
-                self._qvel[i] = self.init_qvel + rng.uniform(low=-s, high=s, size=self.nv)
+            self._qpos[i], self._qvel[i] = self._reset_state(self._rngs[i])
         b.forward(ids)
         if ids is None:
             self._elapsed[:] = 0
@@ -307,6 +318,7 @@ class MujocoVectorEnv(NativeVectorEnv):
         self._before_step()
         if step_ids is None or len(step_ids):
             self._batch.step(step_ids, nstep=self.frame_skip)
+            self._after_physics(step_ids)
         self._elapsed += 1
         self._write_obs(self._obs)
         self._rewards(a, self._rew, self._term)
@@ -350,7 +362,7 @@ class MujocoVectorEnv(NativeVectorEnv):
                 self._rngs[i] = seeding.np_random(None)[0]
         self._write_obs(self._obs)
 
-    _BUFFERS = ("_obs", "_rew", "_term", "_trunc", "_final_obs", "_final_mask")
+    _BUFFERS: Tuple[str, ...] = ("_obs", "_rew", "_term", "_trunc", "_final_obs", "_final_mask")
 
     def __getstate__(self) -> Dict[str, Any]:
         """Pickle support: the complete env (every simulation's full integration
