@@ -12,6 +12,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -397,6 +398,8 @@ def _message(ex: BaseException, command: str) -> str:
     text = str(ex)
     if text.startswith(f"{command}: "):
         text = text[len(command) + 2:]
+    if isinstance(ex, gym.error.DependencyNotInstalled):  # gymnasium's hint names its own extras
+        text = re.sub(r"gymnasium\[(mujoco|box2d)\]", r"pgfast-rl[\1]", text)
     name = getattr(ex, "name", None)
     if isinstance(ex, ImportError) and name and "pip install" not in text:
         extra = _EXTRAS.get(name.split(".")[0])

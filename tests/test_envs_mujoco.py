@@ -8,7 +8,7 @@ autoresets, time limit) side by side with gymnasium's sync vector env.
 import numpy as np
 import pytest
 
-mujoco = pytest.importorskip("mujoco", reason="mujoco not installed: pip install 'pgfast[mujoco]'")
+mujoco = pytest.importorskip("mujoco", reason="mujoco not installed: pip install 'pgfast-rl[mujoco]'")
 try:
     from mujoco import batch as _mj_batch  # noqa: F401
 except ImportError:  # pragma: no cover - depends on the install
@@ -445,4 +445,4 @@ def test_import_without_mujoco_and_clear_error():
                          env={**__import__("os").environ, "PYTHONPATH": root})
     assert out.returncode == 0, out.stderr
     assert "ERR HalfCheetah-v5 needs the 'mujoco' package" in out.stdout
-    assert "backend='gymnasium'" in out.stdout
+    assert "pip install 'pgfast-rl[mujoco]'" in out.stdout  # the distribution's name, not the import name

@@ -68,7 +68,7 @@ def resolve_settings(algo: str, env_id: Optional[str]) -> Tuple[Dict[str, Any], 
     In order: the env's preset in :data:`pgfast.presets.PRESETS` ("preset ppo/Acrobot-v1"),
     else the defaults for its type of action space in
     :data:`pgfast.presets.DEFAULTS_BY_ACTION_SPACE` ("defaults for Box actions"), else the
-    Config's own defaults ("PPOConfig defaults for Discrete actions")."""
+    Config's own defaults ("PPOConfig defaults for Discrete actions (no preset for LunarLander-v3)")."""
     cls = get_algo(algo)
     if env_id is None:
         return {}, f"{cls.Config.__name__} defaults"
@@ -79,7 +79,8 @@ def resolve_settings(algo: str, env_id: Optional[str]) -> Tuple[Dict[str, Any], 
     by_space = presets.DEFAULTS_BY_ACTION_SPACE.get(kind or "", {}).get(cls.name)
     if by_space is not None:
         return dict(by_space), f"defaults for {kind} actions (no preset for {env_id})"
-    return {}, f"{cls.Config.__name__} defaults" + (f" for {kind} actions" if kind else "")
+    return {}, f"{cls.Config.__name__} defaults" + (f" for {kind} actions" if kind else "") + \
+        f" (no preset for {env_id})"
 
 
 def get_preset(algo: str, env_id: str) -> Dict[str, Any]:
