@@ -58,6 +58,7 @@ import torch
 
 from pgfast import _C
 from pgfast.nn.normalization import RewardScaler
+from pgfast.spaces import action_buffer_spec
 
 __all__ = ["RolloutBuffer", "Collector", "RewardScaler", "episode_stats"]
 
@@ -108,7 +109,8 @@ class RolloutBuffer:
         obs: ``[T + 1, N, *obs_shape]`` float32; row t is the observation the
             policy acted on at step t, row T the observation after the rollout
             (row 0 of the next rollout).
-        actions: ``[T, N]`` int64 (Discrete) or ``[T, N, D]`` float32 (Box, unclipped).
+        actions: ``[T, N]`` int64 (Discrete), ``[T, N, D]`` float32 (Box, unclipped) or
+            ``[T, N, D]`` int64 (MultiDiscrete, MultiBinary).
         logp, values, next_values: ``[T, N]`` float32.
         rewards: ``[T, N]`` float32 (after reward scaling, if enabled).
         terminated, truncated: ``[T, N]`` bool.
@@ -131,10 +133,8 @@ class RolloutBuffer:
         dev = self.device
         f32 = torch.float32
         self.obs = torch.zeros((T + 1, N) + self.obs_shape, dtype=f32, device=dev)
-        if self.continuous:
-            self.actions = torch.zeros((T, N) + tuple(action_space.shape), dtype=f32, device=dev)
-        else:
-            self.actions = torch.zeros((T, N), dtype=torch.int64, device=dev)
+        a_shape, a_dtype = action_buffer_spec(action_space)
+        self.actions = torch.zeros((T, N) + a_shape, dtype=a_dtype, device=dev)
         self.logp = torch.zeros((T, N), dtype=f32, device=dev)
         self.values = torch.zeros((T, N), dtype=f32, device=dev)
         self.next_values = torch.zeros((T, N), dtype=f32, device=dev)

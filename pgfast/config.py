@@ -86,6 +86,10 @@ class BaseConfig:
     """clip of scaled rewards"""
     native_rollout: bool = True
     """rollout's policy forward + env steps in one C++ call where it applies (CPU, step_into envs, tanh/ReLU MLP)"""
+    encoder: str = "auto"
+    """observation encoder: auto (a CNN for image observations, else an MLP), mlp or cnn"""
+    share_encoder: bool = True
+    """actor and critic read one CNN encoder (encoder cnn); False gives each its own"""
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
@@ -105,6 +109,9 @@ class BaseConfig:
         if self.advantage not in ADVANTAGES:
             raise ValueError(f"advantage must be one of {', '.join(ADVANTAGES)}, got {self.advantage!r}"
                              f"{did_you_mean(str(self.advantage), ADVANTAGES)}")
+        if self.encoder not in ("auto", "mlp", "cnn"):
+            raise ValueError(f"encoder must be one of auto, mlp, cnn, got {self.encoder!r}"
+                             f"{did_you_mean(str(self.encoder), ('auto', 'mlp', 'cnn'))}")
         if self.activation not in ("tanh", "relu"):
             raise ValueError(f"activation must be 'tanh' or 'relu', got {self.activation!r}")
         if self.batch_size % self.num_minibatches:

@@ -48,7 +48,6 @@ from contextlib import nullcontext
 from typing import (Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple, Union,
                     overload)
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -134,7 +133,7 @@ class Run:
         except (TypeError, ValueError):
             self.env.close()
             raise
-        obs_space = self.env.single_observation_space
+        obs_space: Any = self.env.single_observation_space  # a Box now
         # The initialisation runs on one intra-op thread: the QR of orthogonal init can
         # differ in the last bits between thread counts, and a seed must give the same
         # network whatever the caller's torch.set_num_threads setting. torch's global

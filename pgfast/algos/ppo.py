@@ -64,7 +64,7 @@ class PPOConfig(BaseConfig):
     target_kl: Optional[float] = None
     """stop the epochs early when the approximate KL exceeds this (None: never)"""
     fast_grads: bool = True
-    """hand-written minibatch gradients (same values as autograd, fewer torch ops)"""
+    """hand-written minibatch gradients (same values as autograd, fewer torch ops; MLP ActorCritic only)"""
     native_update: bool = True
     """on CPU (float32): each epoch's minibatch steps in one C++ call (fast_grads's math)"""
 
@@ -194,7 +194,7 @@ class PPO(AlgoBase):
         """Whether :meth:`update` takes the C++ path (``native_update`` and ``fast_grads``
         on, CPU float32 parameters, tanh/ReLU, at most 8 layers, torch's fused Adam)."""
         pol, opt = self.policy, self.optimizers["ac"]
-        return (self.cfg.native_update and self.cfg.fast_grads and opt.fused
+        return (isinstance(pol, ActorCritic) and self.cfg.native_update and self.cfg.fast_grads and opt.fused
                 and pol.activation in ("tanh", "relu") and pol.num_layers <= 8
                 and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in self.params)
                 and self._native_order() is not None)
@@ -210,7 +210,7 @@ class PPO(AlgoBase):
         c = cfg.clip_coef
         ent_coef, vf_coef, clip_vloss = cfg.ent_coef, cfg.vf_coef, cfg.clip_vloss
         clip_norm = cfg.max_grad_norm
-        fast = cfg.fast_grads
+        fast = cfg.fast_grads and isinstance(pol, ActorCritic)  # other policies: autograd only
         if cfg.norm_adv and nmb == 1:  # one minibatch: the normalised advantages never change
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         if self.native():

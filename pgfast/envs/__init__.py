@@ -155,3 +155,6 @@ from pgfast.envs.classic import CLASSIC_ENVS as _CLASSIC_ENVS  # noqa: E402
 
 for _id, _cls in _CLASSIC_ENVS.items():
     register_native(_id, _cls)
+
+# Probe envs for every supported observation/action space (gymnasium ids pgfast/...-v0).
+from pgfast.envs import probes as _probes  # noqa: E402,F401

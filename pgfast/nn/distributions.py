@@ -3,6 +3,10 @@
 Categorical (``Discrete(n)``): logits ``[B, n]``, integer actions ``[B]``.
 Diagonal Gaussian (``Box(D)``): means ``[B, D]``, a state-independent log-std ``[D]``,
 actions ``[B, D]``.
+Multi-categorical (``MultiDiscrete(nvec)``): one categorical per dimension, logits
+``[B, sum(nvec)]`` (dimension d owns the ``nvec[d]`` columns after those of the dimensions
+before it), integer actions ``[B, D]``; log-probs and entropies are sums over dimensions.
+Independent Bernoullis (``MultiBinary(D)``): logits ``[B, D]``, actions ``[B, D]`` in {0, 1}.
 
 Written with plain torch ops (no ``torch.distributions`` objects and no argument
 validation in the hot path). Gaussian samples are *not* clipped: log-probs are
@@ -13,9 +17,10 @@ env boundary (see :mod:`pgfast.buffer`).
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 
 __all__ = [
     "categorical_log_prob",
@@ -26,6 +31,15 @@ __all__ = [
     "gaussian_entropy",
     "gaussian_sample",
     "gaussian_kl",
+    "multicategorical_log_prob",
+    "multicategorical_entropy",
+    "multicategorical_kl",
+    "multicategorical_mode",
+    "multicategorical_sample",
+    "bernoulli_log_prob",
+    "bernoulli_entropy",
+    "bernoulli_kl",
+    "bernoulli_sample",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -86,3 +100,65 @@ def gaussian_kl(mean_p: torch.Tensor, log_std_p: torch.Tensor, mean_q: torch.Ten
     var_p = torch.exp(2.0 * log_std_p)
     var_q = torch.exp(2.0 * log_std_q)
     return (log_std_q - log_std_p + (var_p + (mean_p - mean_q) ** 2) / (2.0 * var_q) - 0.5).sum(-1)
+
+
+def _split(logits: torch.Tensor, nvec: Sequence[int]) -> Tuple[torch.Tensor, ...]:
+    """The per-dimension logits ``[B, nvec[d]]`` of a multi-categorical ``[B, sum(nvec)]``."""
+    return torch.split(logits, list(nvec), dim=-1)
+
+
+def multicategorical_log_prob(logits: torch.Tensor, actions: torch.Tensor, nvec: Sequence[int]
+                              ) -> torch.Tensor:
+    """Sum over dimensions of log pi(a_d): logits ``[B, sum(nvec)]``, actions ``[B, D]`` -> ``[B]``."""
+    a = actions.long()
+    return torch.stack([categorical_log_prob(lg, a[..., d]) for d, lg in enumerate(_split(logits, nvec))],
+                       -1).sum(-1)
+
+
+def multicategorical_entropy(logits: torch.Tensor, nvec: Sequence[int]) -> torch.Tensor:
+    """Sum of the per-dimension entropies, logits ``[B, sum(nvec)]`` -> ``[B]``."""
+    return torch.stack([categorical_entropy(lg) for lg in _split(logits, nvec)], -1).sum(-1)
+
+
+def multicategorical_kl(logits_p: torch.Tensor, logits_q: torch.Tensor, nvec: Sequence[int]
+                        ) -> torch.Tensor:
+    """KL(p || q) per row (sum over dimensions) of two logits tensors ``[B, sum(nvec)]`` -> ``[B]``."""
+    return torch.stack([categorical_kl(p, q) for p, q in zip(_split(logits_p, nvec), _split(logits_q, nvec))],
+                       -1).sum(-1)
+
+
+def multicategorical_mode(logits: torch.Tensor, nvec: Sequence[int]) -> torch.Tensor:
+    """The most likely action ``[B, D]`` (int64) of logits ``[B, sum(nvec)]``."""
+    return torch.stack([lg.argmax(-1) for lg in _split(logits, nvec)], -1)
+
+
+def multicategorical_sample(logits: torch.Tensor, nvec: Sequence[int],
+                            generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Sample actions ``[B, D]`` (int64) from logits ``[B, sum(nvec)]``, one dimension after another."""
+    return torch.stack([categorical_sample(lg, generator) for lg in _split(logits, nvec)], -1)
+
+
+def bernoulli_log_prob(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """Sum over bits of log p(a_d): logits ``[B, D]``, actions ``[B, D]`` in {0, 1} -> ``[B]``.
+
+    ``log p(1) = -softplus(-l)``, ``log p(0) = -softplus(l)``, so ``log p(a) = a l - softplus(l)``."""
+    return (actions.to(logits.dtype) * logits - F.softplus(logits)).sum(-1)
+
+
+def bernoulli_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Sum of the bit entropies ``softplus(l) - l sigmoid(l)``, logits ``[B, D]`` -> ``[B]``."""
+    return (F.softplus(logits) - logits * torch.sigmoid(logits)).sum(-1)
+
+
+def bernoulli_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) per row (sum over bits) of two logits tensors ``[B, D]`` -> ``[B]``."""
+    p = torch.sigmoid(logits_p)
+    lp1, lp0 = F.logsigmoid(logits_p), F.logsigmoid(-logits_p)
+    lq1, lq0 = F.logsigmoid(logits_q), F.logsigmoid(-logits_q)
+    return (p * (lp1 - lq1) + (1.0 - p) * (lp0 - lq0)).sum(-1)
+
+
+def bernoulli_sample(logits: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Sample bits ``[B, D]`` (int64): 1 where ``u < sigmoid(l)``, ``u ~ U(0, 1)``."""
+    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+    return (u < torch.sigmoid(logits)).long()
