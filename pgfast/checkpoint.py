@@ -35,6 +35,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
@@ -135,8 +136,9 @@ def write(state: Mapping[str, Any], path: PathLike, keep_previous: Optional[Path
                     os.link(path, prev_tmp)
                 except OSError:  # no hard links on this file system: copy
                     shutil.copy2(path, prev_tmp)
+                # rename() between two links of one file does nothing (a kill between the two
+                # renames below leaves ckpt.prev.pt == ckpt.pt): the finally block unlinks it then
                 os.replace(prev_tmp, os.fspath(keep_previous))
-                prev_tmp = None
             os.replace(tmp, path)
             tmp = None
         except (OSError, RuntimeError) as e:
@@ -187,6 +189,8 @@ def read(path: PathLike, trust: bool = False) -> Dict[str, Any]:
     Raises :class:`UntrustedCheckpointError` for such a file without ``trust``, and
     ValueError when the file holds something else than a pgfast checkpoint.
     """
+    if not zipfile.is_zipfile(os.fspath(path)):  # every checkpoint is a zip archive (torch.save)
+        raise ValueError(f"{os.fspath(path)!r} is not a pgfast checkpoint (not a torch.save archive)")
     try:
         ck = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -21,10 +21,11 @@ from typing import List, Optional, Sequence, Tuple
 import gymnasium as gym
 
 from pgfast import __version__, checkpoint, study
-from pgfast.checkpoint import CKPT_NAME, CheckpointError
+from pgfast.checkpoint import CKPT_NAME, CheckpointError, CheckpointWriteError
 from pgfast.evaluation import RenderError, evaluate_reference, record_video
 from pgfast.logs import PROGRESS_NAME
-from pgfast.rundir import TrainSession
+from pgfast.numerics import NonFiniteError
+from pgfast.rundir import RunLockedError, TrainSession
 from pgfast.session import Interrupted, Terminated, command_signals, exit_status, ignore_signals_at_exit
 from pgfast.trainer import load_checkpoint
 
@@ -108,7 +109,7 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
     t.add_argument("--total-timesteps", type=_positive_int, default=None,
                    help="env steps to train in total (default: the env's study budget; with --resume: the "
                         "checkpoint's target)")
-    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--seed", type=int, default=None, help="random seed (default 0; not with --resume)")
     t.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
                    help="training device (default auto; with --resume: the checkpoint's)")
     t.add_argument("--set", dest="overrides", action="append", nargs="+", default=[], metavar="FIELD=VALUE",
@@ -116,6 +117,11 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
     t.add_argument("--out", default=None, help="output directory (default runs/ALGO-ENV_ID-seedS; with --resume: "
                                                "the checkpoint's directory)")
     t.add_argument("--resume", default=None, metavar="CKPT", help="checkpoint file or run directory to continue")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (by default a directory holding a run is refused)")
+    t.add_argument("--trust-checkpoint", action="store_true",
+                   help="with --resume: load a checkpoint that needs arbitrary unpickling (an earlier pgfast "
+                        "format), which can run code: only for a file you made yourself")
     t.add_argument("--checkpoint-interval", type=_nonneg_float, default=60.0,
                    help="seconds between checkpoints (0: every iteration; default 60)")
     t.add_argument("--eval-episodes", type=int, default=10, help="episodes of the final evaluation (0: none)")
@@ -133,6 +139,9 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
     e.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the mode")
     e.add_argument("--video", default=None, metavar="DIR", help="record videos of the episodes into DIR")
     e.add_argument("--gif", action="store_true", help="with --video: also write a small GIF of each episode")
+    e.add_argument("--trust-checkpoint", action="store_true",
+                   help="load a checkpoint that needs arbitrary unpickling (an earlier pgfast format), which can "
+                        "run code: only for a file you made yourself")
     e.add_argument("--reference", action="store_true",
                    help="also evaluate in gymnasium's own implementation of the env (cross-check of native envs)")
 
@@ -191,7 +200,10 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
     tu.add_argument("--backend", default="local", choices=["local", "ray"], help="run trials here or as Ray tasks")
     tu.add_argument("--address", default=None, help="Ray cluster address to join (default: a local Ray)")
     tu.add_argument("--workers", type=_positive_int, default=2, help="parallel trials with --backend ray")
-    tu.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///OUT/tune.db)")
+    tu.add_argument("--max-failures", type=_positive_int, default=5,
+                    help="stop after this many failed trials in a row (default 5)")
+    tu.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///OUT/tune.db; "
+                    "several pgfast tune processes may share one)")
     tu.add_argument("--out", default=None, help="output directory (default runs/tune-ALGO-ENV_ID)")
     return p
 
@@ -211,12 +223,21 @@ def _check_device(device: Optional[str]) -> None:
 
 def _check_env(env_id: str) -> None:
     """Refuse an unknown environment id, before anything is created."""
+    import importlib
+
     from pgfast.envs import native_ids
 
     if env_id in native_ids():
         return
+    name = env_id
+    if ":" in env_id:  # gymnasium's "module:EnvId-vN": importing the module registers the env
+        module, name = env_id.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except ImportError as ex:
+            raise CLIError(f"environment {env_id!r}: cannot import module {module!r} ({ex})") from None
     try:
-        gym.spec(env_id)
+        gym.spec(name)
     except gym.error.Error as ex:
         raise CLIError(f"unknown environment {env_id!r}: {ex}") from None
 
@@ -243,11 +264,17 @@ def _cmd_train(a: argparse.Namespace) -> int:
             source += "; --set " + ", ".join(f"{k}={v}" for k, v in overrides.items())
         print(f"settings: {source}", file=sys.stderr, flush=True)
         total = a.total_timesteps or algos.study_timesteps(a.env_id)
-        out = Path(a.out or f"runs/{algo}-{a.env_id.replace('/', '_')}-seed{a.seed}")
+        seed = 0 if a.seed is None else a.seed
+        out = Path(a.out or f"runs/{algo}-{a.env_id.replace('/', '_').replace(':', '_')}-seed{seed}")
         device: Optional[str] = a.device or "auto"
     else:
         if _flatten(a.overrides):
             raise CLIError("train: --set cannot change a run being resumed")
+        if a.seed is not None:
+            raise CLIError("train: --seed cannot change a run being resumed (the run keeps its seed)")
+        if a.overwrite:
+            raise CLIError("train: --overwrite replaces a run and --resume continues one: give one of them")
+        seed = 0
         rp = Path(a.resume)
         if not checkpoint.exists(rp):
             raise CLIError(f"train: --resume: no checkpoint at {rp}")
@@ -255,9 +282,10 @@ def _cmd_train(a: argparse.Namespace) -> int:
         run_dir = rp if rp.is_dir() and not (rp.name == CKPT_NAME and not (rp / CKPT_NAME).exists()) else rp.parent
         out = Path(a.out) if a.out else run_dir
     sess = TrainSession(
-        out, algo=algo, env_id=a.env_id, total_timesteps=total, seed=a.seed, device=device, config=cfg,
+        out, algo=algo, env_id=a.env_id, total_timesteps=total, seed=seed, device=device, config=cfg,
         resume=a.resume, checkpoint_interval=a.checkpoint_interval, tensorboard=not a.no_tensorboard,
         progress_bar=not a.no_progress, log=lambda m: print(m, file=sys.stderr, flush=True), settings=source,
+        overwrite=a.overwrite, trust=a.trust_checkpoint,
     )
     try:
         run = sess.run_training()
@@ -294,7 +322,8 @@ def eval_line(mean: float, std: float, episodes: int, deterministic: bool, where
 def _cmd_eval(a: argparse.Namespace) -> int:
     _check_device(a.device)
     try:
-        run = load_checkpoint(a.ckpt, log=lambda m: print(m, file=sys.stderr), device=a.device)
+        run = load_checkpoint(a.ckpt, log=lambda m: print(m, file=sys.stderr), device=a.device,
+                              trust=a.trust_checkpoint)
     except CheckpointError as ex:
         raise CLIError(str(ex)) from None
     if a.video is not None:
@@ -380,10 +409,14 @@ def _cmd_tune(a: argparse.Namespace) -> int:
     from pgfast import tune
 
     out = Path(a.out or f"runs/tune-{a.algo.lower()}-{a.env_id.replace('/', '_')}")
-    tune.tune(a.algo, a.env_id, trials=a.trials, budget=a.budget, out=out, seeds=a.seeds, backend=a.backend,
-              address=a.address, storage=a.storage, workers=a.workers, score=a.score,
-              sampler_seed=a.sampler_seed, prune=a.prune,
-              log=lambda m: print(m, file=sys.stderr, flush=True))
+    try:
+        tune.tune(a.algo, a.env_id, trials=a.trials, budget=a.budget, out=out, seeds=a.seeds, backend=a.backend,
+                  address=a.address, storage=a.storage, workers=a.workers, score=a.score,
+                  sampler_seed=a.sampler_seed, prune=a.prune, max_failures=a.max_failures,
+                  log=lambda m: print(m, file=sys.stderr, flush=True))
+    except tune.TuneFailed as ex:
+        print(f"pgfast tune: {ex}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -425,6 +458,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (CLIError, ValueError, CheckpointError, gym.error.Error) as ex:
         print(f"pgfast {a.command}: error: {_message(ex, a.command)}", file=sys.stderr)
         return 2
+    except (NonFiniteError, CheckpointWriteError, RunLockedError, MemoryError) as ex:
+        # a run that cannot go on: one line, exit 1, the last checkpoint on disk intact
+        print(f"pgfast {a.command}: error: {str(ex) or type(ex).__name__}", file=sys.stderr)
+        return 1
     except ImportError as ex:  # an optional package is missing: its install hint, one line, in every command
         print(f"pgfast {a.command}: error: {_message(ex, a.command)}", file=sys.stderr)
         return 2

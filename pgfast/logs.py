@@ -68,8 +68,7 @@ class CsvLog:
             w = csv.writer(f)
             w.writerow(header)
             for r in rows:
-                w.writerow(["" if r.get(k) is None or (isinstance(r.get(k), float) and math.isnan(r[k])) else r[k]
-                            for k in header])
+                w.writerow(["" if r.get(k) is None else r[k] for k in header])
         os.replace(tmp, self.path)
 
     def append(self, row: Mapping[str, Any]) -> None:
@@ -88,7 +87,7 @@ class CsvLog:
             out = []
             for k in self.fields:
                 v = values.get(k)
-                if v is None or math.isnan(v):
+                if v is None:  # not logged this iteration; NaN and infinities are written as nan / inf
                     out.append("")
                 elif k == "global_step":
                     out.append(str(int(v)))
@@ -98,8 +97,8 @@ class CsvLog:
 
 
 def read_progress(path: PathLike) -> List[Dict[str, float]]:
-    """Read a ``progress.csv`` into a list of dicts of floats (empty cells are
-    NaN; ``global_step`` is an int). Returns [] for a missing file."""
+    """Read a ``progress.csv`` into a list of dicts of floats (empty cells and
+    ``nan`` are NaN; ``global_step`` is an int). Returns [] for a missing file."""
     p = Path(path)
     if not p.exists():
         return []

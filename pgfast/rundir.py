@@ -10,6 +10,13 @@ writes into one directory::
     run.json        metadata: algo, env, seed, where the settings came from (preset
                     or defaults for the action space), the Config, pgfast version;
                     each resume appends its step and time to ``resumes``
+    run.lock        the advisory lock of the run's one writer (``fcntl.flock``), with
+                    the holder's PID; held for the whole session, released by the
+                    kernel when the holder dies (so a dead holder's lock is taken over)
+
+A directory that holds a run (a checkpoint) is never replaced unless asked
+(``overwrite=True``): a new run there raises :class:`RunExistsError` naming the run
+found and the ways on (resume, overwrite, another directory).
 
 The loop itself is :meth:`pgfast.Run.learn` under the lifecycle of
 :mod:`pgfast.session`: checkpoints every ``checkpoint_interval`` seconds and at
@@ -20,7 +27,9 @@ after a checkpoint (a second SIGINT stops at once).
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
+import shutil
 import math
 import os
 import sys
@@ -38,9 +47,83 @@ from pgfast.logs import PROGRESS_NAME, CsvLog, TensorBoardLog, scalar
 from pgfast.session import CheckpointSchedule, Interrupted, SignalGuard, StopFlag
 from pgfast.trainer import InexactResumeWarning, Run, load
 
-__all__ = ["TrainSession", "META_NAME", "read_metadata"]
+__all__ = ["TrainSession", "META_NAME", "LOCK_NAME", "RunExistsError", "RunLockedError", "RunLock",
+           "read_metadata", "describe_run"]
 
 META_NAME = "run.json"
+LOCK_NAME = "run.lock"
+
+
+class RunExistsError(ValueError):
+    """A new run was asked for in a directory that holds one (and no overwrite)."""
+
+
+class RunLockedError(RuntimeError):
+    """Another live process holds the run directory's lock."""
+
+
+class RunLock:
+    """The advisory lock of a run directory (``DIR/run.lock``, ``fcntl.flock``).
+
+    :meth:`acquire` takes it without waiting or raises :class:`RunLockedError`
+    naming the holder's PID (written into the file by the holder). The kernel
+    releases a flock when its holder dies, so a lock left by a killed process is
+    simply taken over. Held until :meth:`release` (or the process ends).
+    """
+
+    def __init__(self, directory: PathLike) -> None:
+        self.path = Path(directory) / LOCK_NAME
+        self._fd: Optional[int] = None
+
+    def acquire(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+            finally:
+                os.close(fd)
+            who = f"process {holder[0]}" if holder else "another process"
+            raise RunLockedError(f"{self.path.parent} is in use by {who} ({self.path} is locked); "
+                                 f"wait for it to finish or stop it, or use another directory") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {' '.join(sys.argv[:3])}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def describe_run(run_dir: PathLike) -> Optional[str]:
+    """"ppo on CartPole-v1 at step 8192" for a directory holding a run (a readable
+    checkpoint, or at least one checkpoint file), else None."""
+    d = Path(run_dir)
+    if not checkpoint.exists(d):
+        return None
+    try:
+        found, _ = checkpoint.candidates(d)
+    except checkpoint.CheckpointError:
+        found = []
+    meta = read_metadata(d) or {}
+    step = f" at step {found[0][0]}" if found else " (checkpoint unreadable)"
+    if found:
+        try:
+            ck = checkpoint.read(found[0][1])
+            meta = {"algo": ck.get("algo"), "env_id": ck.get("env_id")}
+        except (checkpoint.CheckpointError, ValueError, OSError):
+            pass
+    return f"{meta.get('algo', '?')} on {meta.get('env_id', '?')}{step}"
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -67,6 +150,14 @@ class TrainSession:
 
     ``settings``: where ``config`` came from (e.g. "preset ppo/Acrobot-v1",
     "defaults for Box actions"), recorded in the run's ``run.json``.
+
+    ``overwrite``: a new run may replace the run found in ``out_dir`` (its
+    checkpoints, logs and run.json are removed first); without it that raises
+    :class:`RunExistsError`. ``trust``: load a resumed checkpoint that needs
+    arbitrary unpickling (see :func:`pgfast.load`).
+
+    The session holds ``out_dir``'s :class:`RunLock` from start to end: a second
+    session on the same directory raises :class:`RunLockedError` at once.
     """
 
     def __init__(
@@ -86,6 +177,8 @@ class TrainSession:
         on_iteration: Optional[Callable[[Run, Mapping[str, Any]], None]] = None,
         stop: Optional[StopFlag] = None,
         settings: Optional[str] = None,
+        overwrite: bool = False,
+        trust: bool = False,
     ) -> None:
         if resume is None and (algo is None or env_id is None or total_timesteps is None):
             raise ValueError("algo, env_id and total_timesteps are required unless resume is given")
@@ -105,6 +198,8 @@ class TrainSession:
         self.on_iteration = on_iteration
         self.stop = stop
         self.settings = settings
+        self.overwrite = overwrite
+        self.trust = trust
         self.run: Optional[Run] = None
 
     def _new_run(self) -> Run:
@@ -119,6 +214,38 @@ class TrainSession:
         checkpoint.save_rotating(self.run.state_dict(), self.out_dir)
 
     def run_training(self) -> Run:
+        """Train to ``total_timesteps`` under the run directory's lock (see :meth:`_train`)."""
+        created = not self.out_dir.exists()
+        lock = RunLock(self.out_dir).acquire()
+        ok = False
+        try:
+            run = self._train()
+            ok = True
+            return run
+        finally:
+            lock.release()
+            if not ok and created and self.run is None:  # failed before anything was written
+                shutil.rmtree(self.out_dir, ignore_errors=True)
+
+    def _existing(self, loaded: Optional[Path]) -> None:
+        """Refuse (or, with overwrite, clear) a run found in ``out_dir`` that is not the one resumed."""
+        if loaded is not None and loaded.parent.resolve() == self.out_dir.resolve():
+            return
+        found = describe_run(self.out_dir)
+        if found is None:
+            return
+        if not self.overwrite:
+            raise RunExistsError(
+                f"{self.out_dir} holds a run ({found}); use --resume {self.out_dir} to continue it, "
+                f"--overwrite to replace it, or another --out")
+        self.log(f"replacing the run in {self.out_dir} ({found})")
+        for name in (checkpoint.CKPT_NAME, checkpoint.PREV_CKPT_NAME, checkpoint.CKPT_NAME + ".corrupt",
+                     PROGRESS_NAME, META_NAME):
+            (self.out_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(self.out_dir / "tb", ignore_errors=True)
+        checkpoint.remove_leftovers(self.out_dir)
+
+    def _train(self) -> Run:
         """Train to ``total_timesteps``; returns the Run. Raises
         :class:`~pgfast.session.Interrupted` when stopped by SIGINT/SIGTERM or
         by the stop flag (after saving the run's latest consistent state)."""
@@ -128,7 +255,7 @@ class TrainSession:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", InexactResumeWarning)  # said through log below
                 resumed, loaded = checkpoint.load_with_fallback(
-                    self.resume, lambda p: load(p, device=self.device), self.log)
+                    self.resume, lambda p: load(p, device=self.device, trust=self.trust), self.log, trust=self.trust)
             for what, given, saved in (("ALGO", self.algo, resumed.algo), ("ENV_ID", self.env_id, resumed.env_id)):
                 if given is not None and given != saved and not (what == "ALGO" and get_algo(given).name == saved):
                     resumed.close()
@@ -138,13 +265,16 @@ class TrainSession:
             start_step = resumed.global_step
             if self.total_timesteps is None:
                 self.total_timesteps = int(resumed.config.total_timesteps)
+            self._existing(loaded)
         else:
+            self._existing(None)
             self.run = self._new_run()
         assert self.total_timesteps is not None
         self._prepare_dir()
         self._write_metadata(start_step)
         if self.resume is not None:
-            checkpoint.set_aside_newer(loaded, self.log)
+            if loaded.parent.resolve() == self.out_dir.resolve():
+                checkpoint.settle(loaded, self.log)
             self.log(f"resuming from {self.resume} at step {start_step}")
             if self.run.resume_note is not None:
                 self.log(f"note: {self.run.resume_note}")

@@ -226,6 +226,8 @@ class CheckpointSchedule:
         self.every_iterations = every_iterations
         self.every_seconds = every_seconds
         self.saved_step = saved_step
+        self.failed = False
+        """True once a save raised: later saves (e.g. the final one) are not tried again."""
         self._last = time.monotonic()
 
     def after_iteration(self, iteration: int, step: int) -> None:
@@ -241,9 +243,13 @@ class CheckpointSchedule:
         self.save_now(step)
 
     def save_now(self, step: int) -> None:
-        """Save now, unless ``step`` is the step saved last."""
-        if step == self.saved_step:
+        """Save now, unless ``step`` is the step saved last or a save failed before."""
+        if step == self.saved_step or self.failed:
             return
-        self._save()
+        try:
+            self._save()
+        except BaseException:
+            self.failed = True
+            raise
         self.saved_step = step
         self._last = time.monotonic()
