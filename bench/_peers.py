@@ -22,6 +22,17 @@ def best_time(fn, min_time: float = 0.2, max_repeat: int = 1000) -> float:
     return best
 
 
+def interleaved_best(fns, rounds: int = 3, min_time: float = 0.1):
+    """Best seconds per call of each fn over ``rounds`` rounds in which the fns take
+    turns: a burst of load or a change of clock speed then falls on every fn alike,
+    which keeps their ratios steady where separate timings would not be."""
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            best[name] = min(best[name], best_time(fn, min_time))
+    return best
+
+
 def gae_numpy_loop(rewards, values, next_values, terminated, truncated, gamma, lam):
     """GAE as Stable-Baselines3's RolloutBuffer computes it: a Python loop over T,
     vectorised over N with NumPy (with the truncation bootstrap folded into

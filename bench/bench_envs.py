@@ -30,7 +30,7 @@ import pytest
 import gymnasium as gym
 
 import pgfast
-from _peers import best_time
+from _peers import interleaved_best
 
 NUM_ENVS = [1, 64, 1024, 16384]
 ENV_IDS = ["CartPole-v1", "Pendulum-v1"]
@@ -64,13 +64,8 @@ def _stepper(step, actions):
 
 
 def _interleaved_best(fns, min_time=MIN_TIME):
-    """Best seconds per call of each fn over ROUNDS rounds taking turns (this
-    machine's load varies, so the implementations are timed side by side)."""
-    best = {name: float("inf") for name in fns}
-    for _ in range(ROUNDS):
-        for name, fn in fns.items():
-            best[name] = min(best[name], best_time(fn, min_time))
-    return best
+    """Best seconds per call of each fn over ROUNDS rounds taking turns."""
+    return interleaved_best(fns, ROUNDS, min_time)
 
 
 def _gymnasium_env(env_id, n):

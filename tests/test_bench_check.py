@@ -59,3 +59,51 @@ def test_committed_baseline_is_well_formed(plumbing):
     assert data["ratios"]
     for key, entry in data["ratios"].items():
         assert ":" in key and entry["ratio"] > 0 and 0 < entry.get("tolerance", 0.5) < 1, key
+
+
+def test_gate_entries_catch_a_2x_slowdown_and_allow_run_to_run_noise(plumbing):
+    """Each ratio that ``make bench-check`` compares fails at half its baseline (a tracked kernel
+    twice as slow) and passes at 70% of it (the spread of healthy runs on the 2-core reference
+    machine stays within that)."""
+    base = json.loads((ROOT / "bench" / "baseline.json").read_text())["ratios"]
+    gate = {k: v for k, v in base.items()
+            if "test_gae_pgfast_vs_peers" in k or ("test_classic_steps_per_s" in k and "1024envs" in k)}
+    assert len(gate) == 12
+    for key, entry in gate.items():
+        assert plumbing.regressions([_row(key, entry["ratio"] / 2)], base), key
+        assert plumbing.regressions([_row(key, entry["ratio"] * 0.7)], base) == [], key
+
+
+def test_baseline_update_refuses_a_busy_machine(plumbing, tmp_path, monkeypatch):
+    """Ratios measured while other processes run come out too high (the peers lose more to them),
+    so --bench-update-baseline leaves bench/baseline.json alone when the run started under load."""
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps({"machine": {}, "ratios": {"a": {"ratio": 10.0, "tolerance": 0.35}}}))
+    monkeypatch.setattr(plumbing, "BASELINE", baseline)
+    monkeypatch.delenv("PGFAST_BENCH_ACCEPT_LOAD", raising=False)
+
+    class Config:
+        stash = pytest.Stash()
+        rootpath = tmp_path
+
+        @staticmethod
+        def getoption(name):
+            return name == "bench_update_baseline"
+
+    class Reporter:
+        lines: list = []
+
+        def write_sep(self, sep, text):
+            self.lines.append(text)
+
+        def write_line(self, text):
+            self.lines.append(text)
+
+    for load, updated in ((3.5, False), (0.2, True)):
+        Config.stash[plumbing._RESULTS] = [_row("a", 30.0)]
+        Config.stash[plumbing._LOAD_AT_START] = load
+        Reporter.lines = []
+        plumbing.pytest_terminal_summary(Reporter(), 0, Config)
+        ratio = json.loads(baseline.read_text())["ratios"]["a"]["ratio"]
+        assert (ratio == 30.0) is updated, (load, Reporter.lines)
+        assert any(("NOT updated" in line) is not updated for line in Reporter.lines)
