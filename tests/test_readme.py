@@ -9,10 +9,14 @@
   itself, and are not run here.
 * A block preceded by ``<!-- readme-test: skip REASON -->`` is skipped with REASON;
   ```text blocks are syntax summaries, never run.
+* Every shell line of the "Command line" section starts with an executable that the quick
+  start installs (``.venv/bin/pgfast``: it does not activate ``.venv``, so a bare ``pgfast``
+  is "command not found" there), and that executable exists beside this interpreter.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import shlex
@@ -91,6 +95,34 @@ def _commands(code: str) -> List[List[str]]:
 
 
 CASES = [b for b in blocks() if b[0] in ("python", "bash")]
+
+
+def section_lines(title: str) -> Tuple[int, int]:
+    """First and last line numbers (0-based) of the README section ``## title``."""
+    lines = README.read_text().splitlines()
+    start = lines.index(f"## {title}")
+    end = next((k for k in range(start + 1, len(lines)) if lines[k].startswith("## ")), len(lines))
+    return start, end - 1
+
+
+def test_command_line_section_names_executables_of_the_quick_start():
+    start, end = section_lines("Command line")
+    shell = [line.split(" #")[0].strip() for lang, first, code, _ in CASES
+             if lang == "bash" and start < first <= end for line in code.splitlines()]
+    shell = [line for line in shell if line and not line.startswith("#")]
+    assert len(shell) >= 5
+    scripts = {ep.name for ep in importlib.metadata.distribution("pgfast-rl").entry_points
+               if ep.group == "console_scripts"}
+    assert "pgfast" in scripts
+    bindir = Path(sys.executable).parent  # the quick start's .venv/bin when the tests run after it
+    for line in shell:
+        exe = shlex.split(line)[0]
+        assert exe.startswith(".venv/bin/"), (
+            f"README Command line: {line!r} starts with {exe!r}, which the quick start does not put on "
+            f"PATH; write .venv/bin/{exe}")
+        name = exe[len(".venv/bin/"):]
+        assert name in scripts | {"python"}, f"README Command line: {exe} is not installed by pgfast-rl"
+        assert (bindir / name).exists(), f"README Command line: {bindir / name} does not exist"
 
 
 def test_readme_has_runnable_blocks():
