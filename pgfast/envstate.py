@@ -19,9 +19,9 @@ as a pickle:
   being restored, never from the file);
 * a gymnasium ``SyncVectorEnv``: ("gym", {...}) with, per sub-env, the plain
   attributes of every wrapper (TimeLimit's step counter, ...) and of the unwrapped
-  env (its state array, ``np_random``, ...), and for MuJoCo envs the integration
-  state (``mj_getState(mjSTATE_INTEGRATION)``: time, qpos, qvel, act, warm start,
-  controls, applied forces, mocap). An env holding state that is none of these (a
+  env (its state array, ``np_random``, ...), and for MuJoCo envs every array of the
+  ``MjData`` (qpos, qvel, act, warm start, controls, and the derived quantities that
+  gymnasium's envs read before stepping) and its time. An env holding state that is none of these (a
   Box2D world, ...) is recorded as not captured exactly, with the reason;
 * an env offering only ``get_state()``: ("state", float64 array).
 
@@ -184,16 +184,44 @@ def _capture_gym_sync(env: Any) -> Tuple[str, Any]:
             if layer is u:
                 break
             layer = layer.env
-        sim = None
-        if _is_mujoco(u):
-            import mujoco
-
-            m, d = u.model, u.data
-            spec = mujoco.mjtState.mjSTATE_INTEGRATION
-            sim = np.empty(mujoco.mj_stateSize(m, spec))
-            mujoco.mj_getState(m, d, sim, spec)
-        subs.append({"layers": layers, "sim": None if sim is None else encode(sim)})
+        subs.append({"layers": layers, "sim": _mjdata_arrays(u.data) if _is_mujoco(u) else None})
     return ("gym", {"exact": True, "subs": subs, "autoreset": encode(np.array(env._autoreset_envs))})
+
+
+def _mjdata_arrays(data: Any) -> Dict[str, Any]:
+    """Every array of an ``MjData`` (state and derived quantities: gymnasium's MuJoCo
+    envs read positions computed by the previous step) and its time, encoded."""
+    out: Dict[str, Any] = {"time": float(data.time)}
+    for name in dir(data):
+        if name.startswith("_"):
+            continue
+        try:
+            v = getattr(data, name)
+        except Exception:  # noqa: BLE001 - a property that cannot be read now holds no state
+            continue
+        if isinstance(v, np.ndarray) and v.size and v.flags.writeable:
+            out[name] = encode(v)
+    return out
+
+
+_MJ_STATE = ("qpos", "qvel", "act", "qacc_warmstart", "ctrl")
+
+
+def _set_mjdata_arrays(data: Any, arrays: Dict[str, Any]) -> None:
+    """Inverse of :func:`_mjdata_arrays`. The state arrays must fit the model; arrays
+    whose size changes from step to step (the constraint solver's rows, recomputed by
+    every step before use) are copied only where their size matches."""
+    for name in _MJ_STATE:
+        dst = getattr(data, name)
+        if name in arrays and dst.shape != np.shape(arrays[name]):
+            raise ValueError(f"the MuJoCo state in the checkpoint does not fit the env's model ({name})")
+    for name, v in arrays.items():
+        if name == "time":
+            data.time = float(v)
+            continue
+        dst = getattr(data, name, None)
+        if isinstance(dst, np.ndarray) and dst.shape == np.shape(v):
+            dst[...] = v
 
 
 def capture_env(env: Any) -> Optional[Tuple[str, Any]]:
@@ -236,15 +264,7 @@ def _restore_gym_sync(env: Any, data: Dict[str, Any]) -> Any:
                 setattr(layer, k, v)
             layer = getattr(layer, "env", None)
         if sub["sim"] is not None:
-            import mujoco
-
-            u = e.unwrapped
-            sim = decode(sub["sim"])
-            spec = mujoco.mjtState.mjSTATE_INTEGRATION
-            if sim.shape != (mujoco.mj_stateSize(u.model, spec),):
-                raise ValueError("the MuJoCo state in the checkpoint does not fit the env's model")
-            mujoco.mj_setState(u.model, u.data, sim, spec)
-            mujoco.mj_forward(u.model, u.data)
+            _set_mjdata_arrays(e.unwrapped.data, decode(sub["sim"]))
     env._autoreset_envs = decode(data["autoreset"])
     return env
 
