@@ -10,13 +10,14 @@ Registered with gymnasium when this module is imported (``pgfast.envs`` imports 
 id                             observation -> action                            random
 =============================  ===============================================  ===========
 pgfast/DiscreteObs-v0          Discrete(8) -> Discrete(8), the same index       1/8
-pgfast/MultiDiscreteObs-v0     MultiDiscrete([3, 3]) -> Discrete(3), sum mod 3  1/3
-pgfast/MultiBinaryObs-v0       MultiBinary(3) -> Discrete(2), bit0 xor bit1     1/2
-pgfast/TupleObs-v0             Tuple(Discrete(3), Discrete(3)) -> Discrete(3),  1/3
-                               sum mod 3
-pgfast/DictObs-v0              Dict(cue: Discrete(2), nested: Tuple(            1/2
-                               MultiBinary(2), Box(1))) -> Discrete(2): cue if
-                               the Box value is > 0, else bit 1
+pgfast/MultiDiscreteObs-v0     MultiDiscrete([3, 2]) -> Discrete(6), 2 o0 + o1  1/6
+pgfast/MultiBinaryObs-v0       MultiBinary(3) -> Discrete(4), 2 b0 + b1 (b2 is  1/4
+                               noise)
+pgfast/TupleObs-v0             Tuple(Discrete(3), Discrete(2)) -> Discrete(6),  1/6
+                               2 o0 + o1
+pgfast/DictObs-v0              Dict(cue: Discrete(2), nested: Tuple(            1/8
+                               MultiBinary(2), Box(1))) -> Discrete(8):
+                               4 cue + 2 bit1 + (Box value > 0)
 pgfast/ImageObs-v0             uint8 image 36x36x1 (``channels_first=True``:    1/2
                                1x36x36) with a bright 8x8 square -> Discrete(2),
                                the half it is in
@@ -79,51 +80,51 @@ class DiscreteObs(ProbeEnv):
 
 
 class MultiDiscreteObs(ProbeEnv):
-    """MultiDiscrete([3, 3]) -> Discrete(3): reward 1 for (o0 + o1) mod 3."""
+    """MultiDiscrete([3, 2]) -> Discrete(6): reward 1 for 2 o0 + o1."""
 
-    observation_space = S.MultiDiscrete([3, 3])
-    action_space = S.Discrete(3)
+    observation_space = S.MultiDiscrete([3, 2])
+    action_space = S.Discrete(6)
 
     def _draw(self) -> Any:
-        return self.np_random.integers(3, size=2).astype(np.int64)
+        return self.np_random.integers([3, 2]).astype(np.int64)
 
     def _reward(self, action: Any) -> float:
-        return float(int(action) == int(self._obs.sum()) % 3)
+        return float(int(action) == 2 * int(self._obs[0]) + int(self._obs[1]))
 
 
 class MultiBinaryObs(ProbeEnv):
-    """MultiBinary(3) -> Discrete(2): reward 1 for bit0 xor bit1 (bit 2 is noise)."""
+    """MultiBinary(3) -> Discrete(4): reward 1 for 2 b0 + b1 (bit 2 is noise)."""
 
     observation_space = S.MultiBinary(3)
-    action_space = S.Discrete(2)
+    action_space = S.Discrete(4)
 
     def _draw(self) -> Any:
         return self.np_random.integers(2, size=3).astype(np.int8)
 
     def _reward(self, action: Any) -> float:
-        return float(int(action) == int(self._obs[0]) ^ int(self._obs[1]))
+        return float(int(action) == 2 * int(self._obs[0]) + int(self._obs[1]))
 
 
 class TupleObs(ProbeEnv):
-    """Tuple(Discrete(3), Discrete(3)) -> Discrete(3): reward 1 for (o0 + o1) mod 3."""
+    """Tuple(Discrete(3), Discrete(2)) -> Discrete(6): reward 1 for 2 o0 + o1."""
 
-    observation_space = S.Tuple((S.Discrete(3), S.Discrete(3)))
-    action_space = S.Discrete(3)
+    observation_space = S.Tuple((S.Discrete(3), S.Discrete(2)))
+    action_space = S.Discrete(6)
 
     def _draw(self) -> Any:
-        return (int(self.np_random.integers(3)), int(self.np_random.integers(3)))
+        return (int(self.np_random.integers(3)), int(self.np_random.integers(2)))
 
     def _reward(self, action: Any) -> float:
-        return float(int(action) == (self._obs[0] + self._obs[1]) % 3)
+        return float(int(action) == 2 * self._obs[0] + self._obs[1])
 
 
 class DictObs(ProbeEnv):
-    """Dict(cue: Discrete(2), nested: Tuple(MultiBinary(2), Box(-1, 1, (1,)))) -> Discrete(2):
-    reward 1 for the cue when the Box value is > 0, else for bit 1 of the MultiBinary."""
+    """Dict(cue: Discrete(2), nested: Tuple(MultiBinary(2), Box(-1, 1, (1,)))) -> Discrete(8):
+    reward 1 for 4 cue + 2 bit1 + (Box value > 0) (bit 0 is noise)."""
 
     observation_space = S.Dict({"cue": S.Discrete(2),
                                 "nested": S.Tuple((S.MultiBinary(2), S.Box(-1.0, 1.0, (1,), np.float32)))})
-    action_space = S.Discrete(2)
+    action_space = S.Discrete(8)
 
     def _draw(self) -> Any:
         g = self.np_random
@@ -132,7 +133,7 @@ class DictObs(ProbeEnv):
 
     def _reward(self, action: Any) -> float:
         o = self._obs
-        want = o["cue"] if o["nested"][1][0] > 0 else int(o["nested"][0][1])
+        want = 4 * o["cue"] + 2 * int(o["nested"][0][1]) + int(o["nested"][1][0] > 0)
         return float(int(action) == want)
 
 

@@ -27,7 +27,7 @@ MIN_IMAGE_SIZE = 36
 
 
 class FlatEncoder(nn.Module):
-    """``[B, *shape]`` -> ``[B, prod(shape)]`` (float32) times ``scale``, then normalised by
+    """``[B, *shape]`` -> ``[B, prod(shape)]`` (integers as float32) times ``scale``, then normalised by
     ``obs_rms`` (a :class:`pgfast.nn.RunningMeanStd`, updated by the trainer) if given."""
 
     def __init__(self, shape: Sequence[int], scale: float = 1.0, norm_obs: bool = False,
@@ -39,7 +39,9 @@ class FlatEncoder(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Features ``[B, out_dim]`` of observations ``[B, *shape]``."""
-        x = obs.reshape(obs.shape[0], -1).to(torch.float32)
+        x = obs.reshape(obs.shape[0], -1)
+        if not x.is_floating_point():
+            x = x.to(torch.float32)
         if self.scale != 1.0:
             x = x * self.scale
         if self.obs_rms is not None:
@@ -89,7 +91,7 @@ class NatureCNN(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Features ``[B, 512]`` of images ``[B, H, W, C]`` / ``[B, C, H, W]`` in [0, 255]."""
-        x = obs.to(torch.float32) * (1.0 / 255.0)
+        x = obs.to(self.fc.weight.dtype) * (1.0 / 255.0)
         if self.channels_last:
             x = x.permute(0, 3, 1, 2)
         return torch.relu(self.fc(self.convs(x)))
