@@ -319,8 +319,20 @@ def eval_line(mean: float, std: float, episodes: int, deterministic: bool, where
     return f"eval {kind}{where}: {mean:.2f} ± {std:.2f} (mean ± std over {episodes} episodes)"
 
 
+def _one_torch_thread() -> None:
+    """One torch thread unless OMP_NUM_THREADS asks otherwise: evaluation runs one small forward per
+    step, where more threads only wait on each other (and on a busy machine, much longer)."""
+    import os
+
+    import torch
+
+    if not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(1)
+
+
 def _cmd_eval(a: argparse.Namespace) -> int:
     _check_device(a.device)
+    _one_torch_thread()
     try:
         run = load_checkpoint(a.ckpt, log=lambda m: print(m, file=sys.stderr), device=a.device,
                               trust=a.trust_checkpoint)
@@ -328,11 +340,10 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         raise CLIError(str(ex)) from None
     if a.video is not None:
         try:
-            paths = record_video(run, a.video, episodes=a.episodes, deterministic=not a.stochastic, gif=a.gif)
+            record_video(run, a.video, episodes=a.episodes, deterministic=not a.stochastic, gif=a.gif,
+                         log=lambda m: print(m, flush=True))  # each episode as it starts, each file written
         except RenderError as ex:
             raise CLIError(str(ex)) from None
-        for p in paths:
-            print(f"video: {p}")
     mean, std = run.evaluate(episodes=a.episodes, deterministic=not a.stochastic)
     print(eval_line(mean, std, a.episodes, not a.stochastic))
     if a.reference:

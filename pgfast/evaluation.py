@@ -264,8 +264,26 @@ def gif_frames(frames: Sequence[np.ndarray], fps: float, max_width: int = 240, m
     return out, gif_fps
 
 
+def _even(frame: np.ndarray) -> np.ndarray:
+    """The frame padded (edge pixels) to even height and width, what H.264 in yuv420p needs, so
+    imageio neither resizes it nor warns about its macro_block_size."""
+    h, w = frame.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return frame
+    return np.pad(frame, ((0, h % 2), (0, w % 2)) + ((0, 0),) * (frame.ndim - 2), mode="edge")
+
+
+def _headless_pygame() -> None:
+    """Without a display, SDL's dummy video driver: pygame then draws off-screen without printing
+    "error: XDG_RUNTIME_DIR is invalid or not set" (an SDL message) for every env made."""
+    import os
+
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+
 def record_video(run: _Run, video_dir: str | Path, episodes: int = 1, deterministic: bool = True,
-                 gif: bool = False) -> List[Path]:
+                 gif: bool = False, log: Optional[Callable[[str], None]] = None) -> List[Path]:
     """Play ``episodes`` episodes of ``run``'s policy in one gymnasium env rendering
     ``rgb_array`` frames, headless, and write each as ``VIDEO_DIR/ALGO-ENV-episode-K.mp4``
     (imageio with imageio-ffmpeg), plus a small GIF of it with ``gif=True``
@@ -274,7 +292,8 @@ def record_video(run: _Run, video_dir: str | Path, episodes: int = 1, determinis
     Classic-control envs render with pygame (``pip install "pgfast-rl[video]"``);
     MuJoCo envs through EGL or OSMesa (:func:`headless_mujoco_gl`). Raises
     :class:`RenderError` with the missing package when the env cannot render.
-    Returns the paths written.
+    Returns the paths written; ``log`` (if given) gets one line as each episode starts and
+    one per file written.
     """
     vdir = Path(video_dir)
     try:
@@ -284,6 +303,8 @@ def record_video(run: _Run, video_dir: str | Path, episodes: int = 1, determinis
                           'pip install "pgfast-rl[video]"') from None
     if _is_mujoco(run.env_id):
         headless_mujoco_gl()
+    else:
+        _headless_pygame()
     try:
         env = gym.make(run.env_id, render_mode="rgb_array")
     except Exception as ex:
@@ -306,6 +327,8 @@ def record_video(run: _Run, video_dir: str | Path, episodes: int = 1, determinis
 
     try:
         for ep in range(episodes):
+            if log is not None:
+                log(f"video: recording episode {ep + 1} of {episodes}")
             frames.clear()
             play_episode(run.policy, env, deterministic, gen, run.seed + 1_000_003 + ep, run.device,
                          before_step=grab)
@@ -314,16 +337,21 @@ def record_video(run: _Run, video_dir: str | Path, episodes: int = 1, determinis
             stem = f"{run.algo}-{run.env_id.replace('/', '_')}-episode-{ep}"
             path = vdir / f"{stem}.mp4"
             try:
-                imageio.mimwrite(path, frames, fps=fps, codec="libx264", quality=7, macro_block_size=16)
+                imageio.mimwrite(path, [_even(f) for f in frames], fps=fps, codec="libx264", quality=7,
+                                 macro_block_size=2)
             except Exception as ex:
                 raise RenderError(f"--video: cannot write {path} ({type(ex).__name__}: {ex}); MP4 needs "
                                   f'imageio-ffmpeg: pip install "pgfast-rl[video]"') from None
             written.append(path)
+            if log is not None:
+                log(f"video: {path}")
             if gif:
                 small, gif_fps = gif_frames(frames, fps)
                 gpath = vdir / f"{stem}.gif"
                 imageio.mimsave(gpath, small, duration=1000.0 / gif_fps, loop=0)
                 written.append(gpath)
+                if log is not None:
+                    log(f"video: {gpath}")
     except RenderError:
         raise
     except Exception as ex:
