@@ -1,5 +1,7 @@
 """HalfCheetah-v5 env-steps/s: pgfast's batched MuJoCo env vs gymnasium's sync vector
-env and EnvPool, random actions, in the same run. Ratios go to extra_info.
+env and EnvPool, random actions, in the same run. Ratios go to extra_info.  Ant-v5 and
+Humanoid-v5 (test_task_steps_per_s): 64 envs, 1 and 2 threads, vs gymnasium's sync
+vector env (EnvPool has no v5 ids of them).
 
     make bench BENCH_ARGS="-k mujoco"
 
@@ -44,8 +46,8 @@ def _steps_per_call(n):
     return max(16, 2048 // n)
 
 
-def _actions(n, k, seed=0):
-    return np.random.default_rng(seed).uniform(-1, 1, (k, n, 6)).astype(np.float32)
+def _actions(n, k, seed=0, nu=6, scale=1.0):
+    return np.random.default_rng(seed).uniform(-scale, scale, (k, n, nu)).astype(np.float32)
 
 
 def _stepper(step, actions):
@@ -64,10 +66,10 @@ def _interleaved_best(fns):
     return best
 
 
-def _gymnasium_env(n):
+def _gymnasium_env(n, env_id=ENV_ID):
     import gymnasium as gym
 
-    env = gym.make_vec(ENV_ID, num_envs=n, vectorization_mode="sync")
+    env = gym.make_vec(env_id, num_envs=n, vectorization_mode="sync")
     env.reset(seed=0)
     return env
 
@@ -125,3 +127,43 @@ def test_halfcheetah_steps_per_s(benchmark, n, threads):
         assert ours / gym_sps >= target["gymnasium_sync"]
         if pool_sps is not None:
             assert ours / pool_sps >= target["envpool"]
+
+
+# Ant-v5 / Humanoid-v5 at 64 envs; their actions are within [-0.4, 0.4] (ctrlrange)
+TASKS = {"Ant-v5": 1.0, "Humanoid-v5": 0.4}
+TASK_TARGETS = {("Ant-v5", 2): 2.0, ("Humanoid-v5", 2): 2.0}  # vs gymnasium sync (issue 22, item 2)
+
+
+@pytest.mark.parametrize("threads", THREADS, ids=[f"{t}thr" for t in THREADS])
+@pytest.mark.parametrize("env_id", list(TASKS))
+def test_task_steps_per_s(benchmark, env_id, threads):
+    n = 64
+    env = pgfast.make_vec(env_id, num_envs=n, seed=0, num_threads=threads)
+    nu, obs_dim = env.nu, env.obs_dim
+    if benchmark.disabled:  # smoke run: a few steps, no peers
+        actions = _actions(n, 3, nu=nu, scale=TASKS[env_id])
+        benchmark(_stepper(env.step, actions))
+        obs, rew, term, trunc, _ = env.step(actions[0])
+        assert obs.shape == (n, obs_dim) and rew.shape == (n,) and np.isfinite(obs).all()
+        env.close()
+        return
+    k = 16
+    actions = _actions(n, k, nu=nu, scale=TASKS[env_id])
+    run = _stepper(env.step, actions)
+    benchmark.pedantic(run, rounds=3, warmup_rounds=1)
+    gym_env = _gymnasium_env(n, env_id)
+    fns = {"pgfast": run, "gymnasium_sync": _stepper(gym_env.step, actions)}
+    sps = {name: n * k / t for name, t in _interleaved_best(fns).items()}
+    env.close()
+    gym_env.close()
+    ours, gym_sps = sps["pgfast"], sps["gymnasium_sync"]
+    info = benchmark.extra_info
+    info.update(env_id=env_id, num_envs=n, num_threads=threads, pgfast_steps_per_s=ours,
+                gymnasium_sync_steps_per_s=gym_sps, speedup_vs_gymnasium_sync=ours / gym_sps)
+    target = TASK_TARGETS.get((env_id, threads))
+    if target is not None:
+        info["target_vs_gymnasium_sync"] = target
+    print(f"\n[{env_id} {n} envs {threads} thr] pgfast {ours:,.0f} steps/s; "
+          f"{ours / gym_sps:.2f}x gymnasium sync ({gym_sps:,.0f})")
+    if STRICT and target is not None:
+        assert ours / gym_sps >= target
