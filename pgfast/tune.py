@@ -19,7 +19,8 @@ more with the same settings. No process fails a trial whose process is alive.
 
 A search resumed with another ``budget`` works: ``trials`` then counts the trials at the
 new budget, and only those are compared for the best; trials at other budgets still
-inform the sampler and the pruner. A trial that raises or scores NaN/inf fails (the
+inform the sampler and the pruner (which prunes only once two trials at the budget have
+finished). A trial that raises or scores NaN/inf fails (the
 reason is stored in its ``fail_reason`` user attribute and logged); after
 ``max_failures`` failed trials in a row (default 5) the search stops with
 :class:`TuneFailed` naming the last failure. Pruned trials are logged with their step.
@@ -422,12 +423,16 @@ def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds:
     def objective(trial: Any) -> float:
         current.append(trial.number)
         trial.set_user_attr("budget", budget)
+        # as the pruner's start-up: no pruning before two trials at this budget have finished
+        # (a study resumed with another budget holds finished trials at other budgets only)
+        may_prune = sum(_at_budget(t, budget) for t in study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE,))) >= 2
         try:
             params = sample_params(trial, name, budget)
 
             def report(step: int, value: float) -> None:
                 trial.report(value, step)
-                if trial.should_prune():
+                if may_prune and trial.should_prune():
                     log(f"trial {trial.number}: pruned at step {step} (training return {value:.1f}, below "
                         f"the median of earlier trials at that step)")
                     raise optuna.TrialPruned()

@@ -201,6 +201,12 @@ def test_pruned_trials_are_listed_and_the_summary_counts_them(tmp_path, monkeypa
     assert "# best of 2 finished trials (1 pruned): mean deterministic eval over seeds 60.0 (trial 1)" in \
         (tmp_path / "best_preset.py").read_text()
 
+    # resumed with another budget: no pruning before two trials at that budget have finished
+    monkeypatch.setattr(tune, "evaluate_params", _fake_evaluate([(bad, 5.0)]))
+    logs.clear()
+    res = tune.tune("ppo", "CartPole-v1", trials=1, budget=2 * TINY, out=tmp_path, log=logs.append)
+    assert res["complete"] == 1 and res["value"] == 5.0 and not any(": pruned at" in m for m in logs)
+
 
 def test_resume_with_another_budget(tmp_path, monkeypatch):
     """The budget shapes the choices of num_steps; a search resumed with another budget runs
