@@ -119,6 +119,22 @@ class _TrialFailed(Exception):
     """A trial failed for the reason given (stored in its ``fail_reason`` user attribute)."""
 
 
+def _check_env(env_id: str) -> None:
+    """Refuse an id gymnasium does not know; gymnasium's ``module:EnvId-vN`` form imports the
+    module first (which registers the env), as ``gymnasium.make`` does."""
+    import importlib
+
+    name = env_id
+    if ":" in env_id:
+        module, name = env_id.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except ImportError as ex:
+            raise TuneError(f"environment {env_id!r}: cannot import module {module!r} ({ex})") from None
+    if algos.action_space_kind(name) is None:
+        raise TuneError(f"unknown environment id {env_id!r}")
+
+
 def _check_space(algo: str) -> Dict[str, Tuple[Any, ...]]:
     space = SEARCH_SPACES[algo]
     fields = set(algos.config_class(algo).field_names())
@@ -344,8 +360,7 @@ def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds:
     from optuna.trial import TrialState
 
     name = algos.get_algo(algo).name
-    if algos.action_space_kind(env_id) is None:
-        raise TuneError(f"unknown environment id {env_id!r}")
+    _check_env(env_id)
     if not isinstance(trials, int) or trials < 1:
         raise TuneError(f"trials must be a positive int, got {trials!r}")
     min_batch = min(SEARCH_SPACES[name]["num_envs"][1]) * min(SEARCH_SPACES[name]["num_steps"][1])

@@ -71,6 +71,7 @@ def test_local_search_writes_outputs_and_resumes(tmp_path):
 @pytest.mark.parametrize("kwargs,match", [
     (dict(algo="a2c"), "algo must be one of"),
     (dict(env_id="NoSuchEnv-v9"), "unknown environment"),
+    (dict(env_id="no_such_module:CartPole-v1"), "cannot import module 'no_such_module'"),
     (dict(trials=0), "trials must be"),
     (dict(budget=100), "budget must be at least"),
     (dict(seeds=[0, 0]), "seeds must be distinct"),
@@ -244,3 +245,11 @@ def test_two_processes_share_one_storage(tmp_path):
     states = [t.state.name for t in optuna.load_study(study_name="ppo-CartPole-v1", storage=storage).trials]
     assert "FAIL" not in states and states[1] == "COMPLETE"
     assert states.count("COMPLETE") + states.count("PRUNED") == 4
+
+
+def test_module_env_id_form(tmp_path, monkeypatch):
+    """gymnasium's module:EnvId-vN form: the module is imported, as gymnasium.make does."""
+    monkeypatch.setattr(tune, "evaluate_params", _fake_evaluate([]))
+    res = tune.tune("ppo", "gymnasium.envs.classic_control:CartPole-v1", trials=1, budget=TINY, out=tmp_path,
+                    log=lambda m: None)
+    assert res["complete"] == 1 and res["env_id"] == "gymnasium.envs.classic_control:CartPole-v1"
