@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -35,6 +35,30 @@ class LargeValueLossWarning(RuntimeWarning):
     """The value loss is above :data:`VALUE_LOSS_WARN` (try norm_reward=True)."""
 
 
+_ONE: Dict[torch.device, torch.Tensor] = {}  # device -> a scale of 1.0 for the fused check (read only)
+
+
+def _all_finite_many(ts: Sequence[torch.Tensor]) -> bool:
+    """Whether every element of the floating tensors ``ts`` (one device) is finite.
+
+    One fused op checks them all: torch's AMP check ``_amp_foreach_non_finite_check_and_unscale_``
+    with a scale of exactly 1.0 (it multiplies in place by 1.0, which leaves every value as it
+    was); about 4 us for a policy's weights, where one NumPy call per tensor costs 3 us each."""
+    if not ts:
+        return True
+    dev = ts[0].device
+    try:
+        one = _ONE.get(dev)
+        if one is None:
+            one = _ONE[dev] = torch.ones(1, device=dev)
+        found = torch.zeros(1, device=dev)  # per call: runs on several threads share this module
+        with torch.no_grad():
+            torch._amp_foreach_non_finite_check_and_unscale_([t.detach() for t in ts], found, one)
+        return not bool(found.item())
+    except (RuntimeError, AttributeError, TypeError):  # a torch without this op for these tensors
+        return all(_all_finite(t) for t in ts)
+
+
 def _all_finite(t: torch.Tensor) -> bool:
     if t.device.type == "cpu":
         return bool(np.isfinite(t.detach().numpy()).all())
@@ -52,6 +76,8 @@ def check_rollout(obs: torch.Tensor, rewards: torch.Tensor, iteration: int, step
     row 0 carried over from the previous rollout) or rewards (``[T, N]``) are not all
     finite; ``iteration`` is the iteration being computed, ``step0`` the env step count
     before it (row t is step ``step0 + (t + 1) * N``)."""
+    if _all_finite_many([rewards, obs]):
+        return
     for name, t, off in (("reward", rewards, 1), ("observation", obs, 0)):
         if not _all_finite(t):
             (row, env, *rest), value = _locate(t)
@@ -65,25 +91,23 @@ def check_rollout(obs: torch.Tensor, rewards: torch.Tensor, iteration: int, step
 def check_weights(params: Iterable[torch.Tensor]) -> Optional[int]:
     """Index of the first parameter tensor holding a NaN or infinity, or None."""
     ps = [p.detach() for p in params]
-    if not ps:
-        return None
-    flat = torch.cat([p.reshape(-1) for p in ps])
-    if _all_finite(flat):
+    if _all_finite_many(ps):
         return None
     return next(i for i, p in enumerate(ps) if not bool(torch.isfinite(p).all()))
 
 
-def check_update(stats: Mapping[str, Any], params: Sequence[torch.Tensor], names: Sequence[str],
+def check_update(stats: Mapping[str, Any], params: Sequence[torch.Tensor], names: Callable[[], Sequence[str]],
                  iteration: int, step: int) -> None:
     """Raise :class:`NonFiniteError` if a logged statistic of the update (losses,
-    KL, ...) or a weight after it is not finite."""
+    KL, ...) or a weight after it is not finite (``names()``: the weights' names,
+    asked for only then)."""
     for k, v in stats.items():
         if isinstance(v, (float, int)) and not math.isfinite(v):
             raise NonFiniteError(f"non-finite {k.replace('_', ' ')} ({v}) in the update of iteration {iteration}, "
                                  f"step {step}")
     bad = check_weights(params)
     if bad is not None:
-        raise NonFiniteError(f"non-finite weight {names[bad]} after the update of iteration {iteration}, "
+        raise NonFiniteError(f"non-finite weight {names()[bad]} after the update of iteration {iteration}, "
                              f"step {step}")
 
 

@@ -285,7 +285,7 @@ class Run:
         numerics.check_rollout(buf.obs, buf.rewards, self.iteration + 1, self.global_step)
         adv, ret = self.updater.advantages(buf)
         stats = self.updater.update(buf, adv, ret)
-        numerics.check_update(stats, self._params, self._param_names, self.iteration + 1,
+        numerics.check_update(stats, self._params, lambda: self._param_names, self.iteration + 1,
                               self.global_step + cfg.batch_size)
         self._warn_value_loss(stats)
         if self.policy.obs_rms is not None:
@@ -337,7 +337,9 @@ class Run:
     # ---- checkpoints --------------------------------------------------------------------
     @property
     def _params(self) -> List[torch.Tensor]:
-        return list(self.policy.parameters())
+        if getattr(self, "_param_list", None) is None:  # updates write in place: the list stays valid
+            self._param_list = list(self.policy.parameters())
+        return self._param_list
 
     @property
     def _param_names(self) -> List[str]:
