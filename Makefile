@@ -5,8 +5,9 @@
 #   make wheel-smoke   that wheel in a clean venv (--only-binary=:all:): --version, train, resume
 #   make bench   benchmarks with a table of ratios vs peers (saved for regression tracking)
 #   make bench-check   fast benchmark subset; fails when a ratio drops below bench/baseline.json
-#   make dev     editable install into .venv
-#   make inplace rebuild pgfast/_C*.so in the source tree (for development)
+#   make dev     editable install into .venv (the source tree; C++ built in build/dev)
+#   make inplace rebuild _C after C++ edits: pgfast/_C*.so and the copy .venv imports
+#   make torch   PyTorch's CPU build into .venv where no torch is present
 #   make sanitize   _C with ASan + UBSan (build/sanitize) and the C++-touching tests (fuzz included) against it
 #   make native-compare   kernels + native envs timed with _C built portable (as the wheel) vs -march=native
 
@@ -16,7 +17,20 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_CPU ?= torch==2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
-EXTRAS ?= test,lint,bench,mujoco,plot,tensorboard,ray,tune,video
+# $(call install_torch,PYTHON): where PYTHON has no torch, $(TORCH_CPU) from PyTorch's CPU
+# index (plain PyPI serves the CUDA build on Linux: several GB of nvidia packages); only when
+# that index cannot be reached at all, from the default index (or the mirror/local wheels pip
+# is configured with). The requirement `torch>=2.2` of pgfast-rl is then already met, so pip
+# never pulls another build.
+install_torch = $(1) -c "import torch" 2>/dev/null || { \
+	  if $(1) -c "import urllib.request as r; r.urlopen('$(TORCH_CPU_INDEX)/torch/', timeout=20)" 2>/dev/null; then \
+	    echo "installing $(TORCH_CPU), CPU build, from $(TORCH_CPU_INDEX)"; \
+	    $(1) -m pip install --index-url "$(TORCH_CPU_INDEX)" "$(TORCH_CPU)"; \
+	  else \
+	    echo "$(TORCH_CPU_INDEX) cannot be reached: installing $(TORCH_CPU) from the default index"; \
+	    $(1) -m pip install "$(TORCH_CPU)"; \
+	  fi; }
+EXTRAS ?= test,lint,bench,mujoco,plot,tensorboard,ray,tune,video,box2d
 comma := ,
 STAMP := $(VENV)/.pgfast-installed-$(subst $(comma),-,$(EXTRAS))
 WHEEL_BUILD := build/wheel
@@ -26,12 +40,15 @@ BENCH_PYTEST := cd bench && ../$(PY) -m pytest -c ../pyproject.toml --rootdir ..
 	  -o python_files='bench_*.py' -p no:cacheprovider
 RUNS ?= runs
 
-.PHONY: dev venv install test lint test-fast bench-smoke bench bench-check demo wheel wheel-smoke sdist inplace native-compare clean
+.PHONY: dev venv torch install test lint test-fast bench-smoke bench bench-check demo wheel wheel-smoke sdist inplace native-compare clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 venv: $(PY)
+
+torch: $(PY)
+	@$(call install_torch,$(PY))
 
 # One compile per source change: the wheel is built once and installed with
 # whichever extras a target needs.
@@ -41,14 +58,11 @@ $(WHEEL_STAMP): $(SOURCES) | $(PY)
 	$(PIP) wheel --no-deps -q -w $(WHEEL_BUILD) .
 	@touch $@
 
-# Torch: a CPU build is installed first where no torch is present, so the
-# `torch>=2.2` requirement is already met and pip never pulls a CUDA build.
+# Torch first (see install_torch), then the wheel with the extras.
 install: $(STAMP)
 
 $(STAMP): $(WHEEL_STAMP)
-	@$(PY) -c "import torch" 2>/dev/null || \
-	  $(PIP) install "$(TORCH_CPU)" || \
-	  $(PIP) install --index-url "$(TORCH_CPU_INDEX)" "torch>=2.2"
+	@$(call install_torch,$(PY))
 	@$(PIP) uninstall -y -q pgfast 2>/dev/null || true
 	$(PIP) install "$$(ls $(WHEEL_BUILD)/pgfast_rl-*.whl)[$(EXTRAS)]"
 	$(PIP) install --force-reinstall --no-deps -q $(WHEEL_BUILD)/pgfast_rl-*.whl
@@ -110,29 +124,50 @@ sdist: | $(PY)
 # The wheel in a clean venv with only torch pre-installed: no compiler involved.
 wheel-smoke: wheel
 	rm -rf build/smoke && $(PYTHON) -m venv build/smoke
-	build/smoke/bin/python -m pip install -q "$(TORCH_CPU)" || \
-	  build/smoke/bin/python -m pip install -q --index-url "$(TORCH_CPU_INDEX)" "torch>=2.2"
+	@$(call install_torch,build/smoke/bin/python)
 	build/smoke/bin/python -m pip install -q --only-binary=:all: $$(ls dist/pgfast_rl-*manylinux*.whl)
 	cd build/smoke && bin/pgfast --version
 	cd build/smoke && bin/pgfast train ppo CartPole-v1 --total-timesteps 2048 --no-progress --out run
 	cd build/smoke && bin/pgfast train ppo CartPole-v1 --resume run/ckpt.pt --total-timesteps 4096 --no-progress
 
-# Editable install (Python edits are live; C++ edits need `make dev` again).
+# Editable install: Python edits are live; after C++ edits, `make inplace`. pip compiles _C
+# in build/dev (the directory `make inplace` rebuilds incrementally) and installs it where the
+# editable install imports it from (site-packages); `make inplace` then puts the same build
+# into the source tree too, so every way of importing pgfast from here gets one _C.
 dev: $(PY)
-	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_CPU)"
+	@$(call install_torch,$(PY))
 	$(PIP) install scikit-build-core pybind11 ninja cmake
-	$(PIP) install --no-build-isolation -e ".[$(EXTRAS)]"
+	@$(PIP) uninstall -y -q pgfast-rl 2>/dev/null || true
+	$(PIP) install --no-build-isolation -Cbuild-dir=build/dev -e ".[$(EXTRAS)]"
+	@rm -f $(VENV)/.pgfast-installed-*
+	$(MAKE) inplace
 
-# The new .so is moved into place, never overwritten: running processes keep the old one.
+# Rebuilds build/dev and moves the new _C into pgfast/ and, for an editable install of this
+# tree (`make dev`), into the file that install imports (never overwritten in place: running
+# processes keep the old one). With an installed wheel in .venv (`make install`), that wheel
+# is what tests and commands import, so this fails and says so rather than leave a build
+# that nothing runs.
+INPLACE_CHECK := import importlib.util as u, pathlib, sys; \
+  s = u.find_spec("pgfast"); c = u.find_spec("pgfast._C") if s else None; \
+  print((pathlib.Path(s.origin).parent.resolve() if s else ""), (pathlib.Path(c.origin).resolve() if c else ""), sep="\n")
 inplace: $(PY)
 	@$(PY) -c "import pybind11, ninja, cmake" 2>/dev/null || $(PIP) install -q pybind11 ninja cmake
 	@mkdir -p build/dev
-	flock build/dev.lock sh -c '\
-	  cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	@flock build/dev.lock sh -c '\
+	  cmake -S . -B build/dev $$(test -f build/dev/CMakeCache.txt || echo -G Ninja) -DCMAKE_BUILD_TYPE=Release \
 	    -Dpybind11_DIR=$$($(PY) -m pybind11 --cmakedir) -DPython_EXECUTABLE=$(abspath $(PY)) >/dev/null && \
 	  cmake --build build/dev && \
-	  for f in build/dev/_C*.so; do cp "$$f" "pgfast/.$$(basename $$f).tmp" && \
-	    mv -f "pgfast/.$$(basename $$f).tmp" "pgfast/$$(basename $$f)"; done'
+	  so=$$(ls build/dev/_C*.so) && cp "$$so" "pgfast/.$$(basename $$so).tmp" && \
+	    mv -f "pgfast/.$$(basename $$so).tmp" "pgfast/$$(basename $$so)" && \
+	  echo "built pgfast/$$(basename $$so)" && \
+	  found=$$(cd / && $(abspath $(PY)) -c '"'"'$(INPLACE_CHECK)'"'"') && \
+	  pkg=$$(echo "$$found" | sed -n 1p) && imp=$$(echo "$$found" | sed -n 2p) && \
+	  if [ -z "$$pkg" ] || [ "$$imp" = "$(realpath pgfast)/$$(basename $$so)" ]; then exit 0; \
+	  elif [ "$$pkg" = "$(realpath pgfast)" ] && [ -n "$$imp" ]; then \
+	    cp "$$so" "$$imp.tmp" && mv -f "$$imp.tmp" "$$imp" && echo "and $$imp (what $(VENV) imports)"; \
+	  else echo "make inplace: $(VENV) imports pgfast from $$pkg (an installed wheel or another tree), so tests" \
+	    "would not run this build; run make dev once (an editable install of this tree), then make inplace" >&2; \
+	    exit 1; fi'
 
 # Two builds of _C (build/arch-portable, build/arch-native), each timed in a child process
 # on a staged copy of pgfast/, in alternating rounds; fails if their outputs differ by a bit.
