@@ -368,6 +368,8 @@ def _cmd_experiment(a: argparse.Namespace) -> int:
     from pgfast import algos as registry
     from pgfast.config import parse_overrides
 
+    for env_id in a.envs:
+        _check_env(env_id)
     if a.name == "variance":
         return _cmd_variance(a)
     variants = study.EXPERIMENTS[a.name]
@@ -419,7 +421,8 @@ def _cmd_plot(a: argparse.Namespace) -> int:
 def _cmd_tune(a: argparse.Namespace) -> int:
     from pgfast import tune
 
-    out = Path(a.out or f"runs/tune-{a.algo.lower()}-{a.env_id.replace('/', '_')}")
+    _check_env(a.env_id)
+    out = Path(a.out or f"runs/tune-{a.algo.lower()}-{a.env_id.replace('/', '_').replace(':', '_')}")
     try:
         tune.tune(a.algo, a.env_id, trials=a.trials, budget=a.budget, out=out, seeds=a.seeds, backend=a.backend,
                   address=a.address, storage=a.storage, workers=a.workers, score=a.score,

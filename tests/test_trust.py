@@ -479,3 +479,8 @@ def test_module_colon_env_id(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert _train_cli(tmp_path / "E", env_id="no_such_module_x:Foo-v0") == 2
     assert "cannot import module 'no_such_module_x'" in capsys.readouterr().err
+    for argv in (["experiment", "ppo-vs-vpg", "--envs", "CartPole-v1", "no_such_module_x:Foo-v0"],
+                 ["tune", "ppo", "no_such_module_x:Foo-v0"]):
+        assert cli.main(argv + ["--out", str(tmp_path / "F")]) == 2
+        assert "cannot import module 'no_such_module_x'" in capsys.readouterr().err
+        assert not (tmp_path / "F").exists()

@@ -36,7 +36,7 @@ from typing import Any, Callable, ContextManager, Dict, List, Mapping, Optional,
 
 import torch
 
-from pgfast.checkpoint import CKPT_NAME, PREV_CKPT_NAME
+from pgfast import checkpoint
 from pgfast.logs import scalar
 from pgfast.rundir import TrainSession
 from pgfast.session import Interrupted, SignalGuard, StopFlag
@@ -81,7 +81,7 @@ def run_job(job: Job, stop: Optional[StopFlag] = None, on_iteration: Optional[On
     d.mkdir(parents=True, exist_ok=True)
     (d / JOB_NAME).write_text(json.dumps(job.to_json(), indent=1, default=str))
     resume = None
-    if status == "partial" and ((d / CKPT_NAME).exists() or (d / PREV_CKPT_NAME).exists()):
+    if status == "partial" and checkpoint.exists(d):  # a job folder is only ever resumed, never replaced
         resume = d
         (d / RESULT_NAME).unlink(missing_ok=True)
     say(f"[{_stamp()}] start  {job.key} ({'resume' if resume else 'new'}, {job.total_timesteps} steps)")
