@@ -58,7 +58,7 @@ Differences from gymnasium's vector env (by design)
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -83,6 +83,56 @@ def _range(params: Dict[str, Any], key: str) -> Tuple[float, float]:
         return float(lo), float(hi)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{key} must be a (low, high) pair, got {value!r}") from e
+
+
+class _DerivedEnv(MujocoVectorEnv):
+    """A task that reads derived MjData fields (``DERIVED``: body positions, ...).
+
+    The batch refreshes a simulation's bound derived fields only when a call runs it
+    (an unpickled batch's are zero until then), so the task keeps its own copy of each
+    (``self._<field>``, [N, ...]), taken right after every call on the envs it ran, and
+    pickles it: a partial reset or an unpickled env sees what gymnasium's ``data`` holds.
+    """
+
+    DERIVED: Tuple[str, ...] = ()
+    KEPT: Tuple[str, ...] = ()  # further per-env arrays to pickle
+    # the kept copies of the fields the tasks read
+    _site_xpos: np.ndarray
+    _qfrc_constraint: np.ndarray
+    _xpos: np.ndarray
+    _xipos: np.ndarray
+    _cinert: np.ndarray
+    _cvel: np.ndarray
+    _qfrc_actuator: np.ndarray
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._BUFFERS = MujocoVectorEnv._BUFFERS + tuple("_" + f for f in cls.DERIVED) + cls.KEPT
+
+    def _bind_outputs(self):
+        self._bound = {name: self._batch.bind(name) for name in self.DERIVED}
+        for name, rows in self._bound.items():
+            setattr(self, "_" + name, np.zeros(rows.shape, rows.dtype))
+
+    def _capture(self, ids: Optional[np.ndarray]) -> None:
+        for name, rows in self._bound.items():
+            kept = getattr(self, "_" + name)
+            if ids is None:
+                np.copyto(kept, rows)
+            else:
+                kept[ids] = rows[ids]
+
+    def _after_physics(self, ids):
+        self._capture(ids)
+
+    def _reset_envs(self, ids):
+        super()._reset_envs(ids)
+        self._capture(ids)
+
+    def _core_set_state(self, states):
+        super()._core_set_state(states)  # runs mj_forward on every env
+        self._capture(None)
+        self._write_obs(self._obs)
 
 
 class HalfCheetahVectorEnv(MujocoVectorEnv):
@@ -218,7 +268,7 @@ class InvertedPendulumVectorEnv(MujocoVectorEnv):
         np.logical_not(term, out=rew, casting="unsafe")
 
 
-class InvertedDoublePendulumVectorEnv(MujocoVectorEnv):
+class InvertedDoublePendulumVectorEnv(_DerivedEnv):
     """InvertedDoublePendulum-v5: obs (9) = [x, sin(q), cos(q), clip(qvel), clip(qfrc_constraint[0])].
 
     The tip height/x come from ``site_xpos[0]`` and the constraint force from
@@ -230,15 +280,12 @@ class InvertedDoublePendulumVectorEnv(MujocoVectorEnv):
     XML_FILE = "inverted_double_pendulum.xml"
     FRAME_SKIP = 5
     QVEL_NOISE = "normal"
+    DERIVED = ("site_xpos", "qfrc_constraint")  # [N, nsite, 3], [N, nv]
     DEFAULTS = dict(healthy_reward=10.0, reset_noise_scale=0.1)
 
     def _configure(self, params):
         super()._configure(params)
         self._healthy_reward = float(params["healthy_reward"])
-
-    def _bind_outputs(self):
-        self._site_xpos = self._batch.bind("site_xpos")              # [N, nsite, 3]
-        self._qfrc_constraint = self._batch.bind("qfrc_constraint")  # [N, nv]
 
     def _obs_dim(self):
         return 1 + 2 * (self.nq - 1) + self.nv + 1

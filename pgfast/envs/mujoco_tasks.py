@@ -39,7 +39,7 @@ from typing import Any, Tuple
 
 import numpy as np
 
-from pgfast.envs.mujoco import _range, _register_classes
+from pgfast.envs.mujoco import _DerivedEnv, _range, _register_classes
 from pgfast.envs.mujoco_base import MujocoVectorEnv
 
 __all__ = [
@@ -94,26 +94,25 @@ class SwimmerVectorEnv(MujocoVectorEnv):
         term[:] = False
 
 
-class _ContactForceEnv(MujocoVectorEnv):
+class _ContactForceEnv(_DerivedEnv):
     """A task whose observation or reward reads ``cfrc_ext`` (see the module docstring).
 
-    ``_cfrc`` [N, nbody, 6] holds each env's ``cfrc_ext`` as gymnasium's ``data`` has
-    it; ``_pos`` [N, 2] the planar position whose change is the forward velocity,
-    kept across calls (and pickled) since it describes the last stage, not the state.
+    ``_cfrc`` [N, nbody, 6] holds each env's ``cfrc_ext`` as gymnasium's ``data`` has it.
+    ``_position()`` [N, 2] is the planar position whose change over a step, divided
+    by dt, is the forward velocity (read from the last stage's body positions).
     """
 
     PERSISTENT = True
-    _BUFFERS = MujocoVectorEnv._BUFFERS + ("_cfrc", "_pos")
+    KEPT = ("_cfrc",)
 
     def _bind_outputs(self):
         import mujoco
 
-        n = self.num_envs
+        super()._bind_outputs()
         self._rne = mujoco.mj_rnePostConstraint
         self._scratch = mujoco.MjData(self.model)
-        self._cfrc = np.zeros((n, self.model.nbody, 6))
-        self._pos = np.zeros((n, 2))
-        self._pos_before = np.zeros((n, 2))
+        self._cfrc = np.zeros((self.num_envs, self.model.nbody, 6))
+        self._pos_before = np.zeros((self.num_envs, 2))
 
     def _after_physics(self, ids):
         model, scratch, batch, cfrc = self.model, self._scratch, self._batch, self._cfrc
@@ -121,16 +120,20 @@ class _ContactForceEnv(MujocoVectorEnv):
             batch.get_data(i, scratch)
             self._rne(model, scratch)
             cfrc[i] = scratch.cfrc_ext
+        super()._after_physics(ids)
 
     def _reset_envs(self, ids):
         super()._reset_envs(ids)
         self._cfrc[slice(None) if ids is None else ids] = 0.0
 
+    def _position(self) -> np.ndarray:
+        raise NotImplementedError
+
     def _before_step(self):
-        np.copyto(self._pos_before, self._pos)
+        np.copyto(self._pos_before, self._position())
 
     def _xy_velocity(self) -> np.ndarray:
-        return (self._pos - self._pos_before) / self.dt
+        return (self._position() - self._pos_before) / self.dt
 
 
 class AntVectorEnv(_ContactForceEnv):
@@ -141,6 +144,7 @@ class AntVectorEnv(_ContactForceEnv):
     XML_FILE = "ant.xml"
     FRAME_SKIP = 5
     QVEL_NOISE = "normal"
+    DERIVED = ("xpos",)  # [N, nbody, 3]
     DEFAULTS = dict(forward_reward_weight=1.0, ctrl_cost_weight=0.5, contact_cost_weight=5e-4,
                     healthy_reward=1.0, main_body=1, terminate_when_unhealthy=True,
                     healthy_z_range=(0.2, 1.0), contact_force_range=(-1.0, 1.0),
@@ -160,19 +164,17 @@ class AntVectorEnv(_ContactForceEnv):
         self._skip = 2 * bool(params["exclude_current_positions_from_observation"])
         self._include_cfrc = bool(params["include_cfrc_ext_in_observation"])
 
-    def _bind_outputs(self):
-        super()._bind_outputs()
-        self._xpos = self._batch.bind("xpos")  # [N, nbody, 3]
-
     def _obs_dim(self):
         return self.nq + self.nv - self._skip + self._include_cfrc * (self.model.nbody - 1) * 6
+
+    def _position(self):
+        return self._xpos[:, self._main_body, :2]  # data.body(main_body).xpos[:2]
 
     def _contact_forces(self) -> np.ndarray:
         lo, hi = self._contact_force_range
         return np.clip(self._cfrc, lo, hi)
 
     def _write_obs(self, out):
-        np.copyto(self._pos, self._xpos[:, self._main_body, :2])
         k = self.nq - self._skip
         out[:, :k] = self._qpos[:, self._skip:]
         out[:, k:k + self.nv] = self._qvel
@@ -199,18 +201,14 @@ class _HumanoidBase(_ContactForceEnv):
     """Humanoid's observation: [qpos[2:], qvel, cinert[1:], cvel[1:], qfrc_actuator[6:],
     cfrc_ext[1:]] (348), each part optional as in gymnasium."""
 
+    DERIVED: Tuple[str, ...] = ("cinert", "cvel", "qfrc_actuator")  # [N, nbody, 10/6], [N, nv]
+
     def _configure(self, params):
         super()._configure(params)
         self._ctrl_cost_weight = float(params["ctrl_cost_weight"])
         self._skip = 2 * bool(params["exclude_current_positions_from_observation"])
         self._include = tuple(bool(params[f"include_{name}_in_observation"])
                               for name in ("cinert", "cvel", "qfrc_actuator", "cfrc_ext"))
-
-    def _bind_outputs(self):
-        super()._bind_outputs()
-        self._cinert = self._batch.bind("cinert")                # [N, nbody, 10]
-        self._cvel = self._batch.bind("cvel")                    # [N, nbody, 6]
-        self._qfrc_actuator = self._batch.bind("qfrc_actuator")  # [N, nv]
 
     def _parts(self) -> Tuple[Tuple[bool, Any, int], ...]:
         nb = self.model.nbody - 1
@@ -249,6 +247,7 @@ class HumanoidVectorEnv(_HumanoidBase):
     ENV_ID = "Humanoid-v5"
     XML_FILE = "humanoid.xml"
     FRAME_SKIP = 5
+    DERIVED = _HumanoidBase.DERIVED + ("xipos",)  # [N, nbody, 3]
     DEFAULTS = dict(forward_reward_weight=1.25, ctrl_cost_weight=0.1, contact_cost_weight=5e-7,
                     contact_cost_range=(-_INF, 10.0), healthy_reward=5.0,
                     terminate_when_unhealthy=True, healthy_z_range=(1.0, 2.0),
@@ -268,15 +267,9 @@ class HumanoidVectorEnv(_HumanoidBase):
         self._mass = self.model.body_mass.copy()
         self._total_mass = self.model.body_mass.sum()  # as gymnasium's mass_center sums it
 
-    def _bind_outputs(self):
-        super()._bind_outputs()
-        self._xipos = self._batch.bind("xipos")  # [N, nbody, 3]
-
-    def _write_obs(self, out):
+    def _position(self):
         # gymnasium's mass_center: einsum("b,bj->j", body_mass, xipos) / body_mass.sum()
-        num = np.einsum("b,nbj->nj", self._mass, self._xipos)
-        np.divide(num[:, :2], self._total_mass, out=self._pos)
-        super()._write_obs(out)
+        return (np.einsum("b,nbj->nj", self._mass, self._xipos) / self._total_mass)[:, :2]
 
     def _rewards(self, actions, rew, term):
         z = self._qpos[:, 2]
@@ -315,6 +308,9 @@ class HumanoidStandupVectorEnv(_HumanoidBase):
         self._impact_cost_weight = float(params["impact_cost_weight"])
         self._impact_cost_range = _range(params, "impact_cost_range")
 
+    def _before_step(self):
+        pass
+
     def _rewards(self, actions, rew, term):
         uph_cost = (self._qpos[:, 2] - 0) / self.model.opt.timestep
         impact_cost = self._cfrc_cost(self._impact_cost_weight, self._impact_cost_range)
@@ -322,17 +318,15 @@ class HumanoidStandupVectorEnv(_HumanoidBase):
         term[:] = False
 
 
-class _ArmEnv(MujocoVectorEnv):
+class _ArmEnv(_DerivedEnv):
     """Reacher and Pusher: body positions (``xpos``) in the observation and reward."""
 
+    DERIVED = ("xpos",)  # [N, nbody, 3]
     BODIES: Tuple[str, ...] = ()
 
     def _configure(self, params):
         self._weights = {k: float(v) for k, v in params.items()}
         self._ids = [_body_id(self.model, name) for name in self.BODIES]
-
-    def _bind_outputs(self):
-        self._xpos = self._batch.bind("xpos")  # [N, nbody, 3]
 
     def _body(self, k: int) -> np.ndarray:
         return self._xpos[:, self._ids[k]]
