@@ -75,6 +75,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from pgfast.envs.vector_attrs import VectorAttrs
 from pgfast.envs.vector_support import (  # noqa: F401  (re-exported)
     AutoresetNeeded,
     ClosedEnvironmentError,
@@ -92,7 +93,7 @@ __all__ = ["NativeVectorEnv", "as_numpy", "parse_autoreset_mode", "SeedRows", "R
 
 
 
-class NativeVectorEnv(gym.vector.VectorEnv):
+class NativeVectorEnv(VectorAttrs, gym.vector.VectorEnv):
     """A :class:`gymnasium.vector.VectorEnv` stepped by a native core (see module docstring).
 
     Attributes:
