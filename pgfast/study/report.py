@@ -52,12 +52,22 @@ def _collect_results(root: Path) -> List[Dict[str, Any]]:
     return out
 
 
+# Returns an episode can reach, where they are bounded and known: the 95% interval of the
+# mean is clipped to them (with two seeds t = 12.7 and the interval can reach far outside).
+# Pendulum: 200 steps of at most pi^2 + 0.1 * 8^2 + 0.001 * 2^2 cost each.
+RETURN_RANGE: Dict[str, Tuple[float, float]] = {
+    "CartPole-v1": (0.0, 500.0), "Acrobot-v1": (-500.0, 0.0), "MountainCar-v0": (-200.0, 0.0),
+    "Pendulum-v1": (-200 * (math.pi ** 2 + 6.4 + 0.004), 0.0),
+}
+
+
 def summarize(results: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
     """Per (env, variant): n seeds, mean and sample std of the final
-    evaluation returns over seeds, and the 95% t-interval of the mean.
+    evaluation returns over seeds, and the 95% t-interval of the mean, clipped to
+    :data:`RETURN_RANGE` where the env has one.
 
     ``results`` are the dicts stored in ``result.json``. With one seed the
-    std is 0 and the interval is undefined (NaN bounds).
+    std and the interval are undefined (NaN, shown as n/a).
     """
     groups: Dict[Tuple[str, str], List[Mapping[str, Any]]] = {}
     for r in results:
@@ -70,8 +80,9 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
         xs = np.array([r.get("eval_stoch_mean", math.nan) for r in rs], dtype=np.float64)
         n = len(x)
         mean = float(x.mean())
-        std = float(x.std(ddof=1)) if n > 1 else 0.0
+        std = float(x.std(ddof=1)) if n > 1 else float("nan")
         half = t_critical_975(n - 1) * std / math.sqrt(n) if n > 1 else float("nan")
+        lo, hi = RETURN_RANGE.get(env_id, (-math.inf, math.inf))
         rows.append(
             {
                 "env_id": env_id,
@@ -80,10 +91,10 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
                 "total_timesteps": int(min(r["global_step"] for r in rs)),
                 "eval_mean": mean,
                 "eval_std": std,
-                "ci95_low": mean - half,
-                "ci95_high": mean + half,
+                "ci95_low": max(mean - half, lo) if n > 1 else float("nan"),
+                "ci95_high": min(mean + half, hi) if n > 1 else float("nan"),
                 "stoch_mean": float(xs.mean()),
-                "stoch_std": float(xs.std(ddof=1)) if n > 1 else 0.0,
+                "stoch_std": float(xs.std(ddof=1)) if n > 1 else float("nan"),
                 "eval_episodes": int(min(int(r.get("eval_episodes", 0)) for r in rs)),
                 "seeds": " ".join(str(r["seed"]) for r in rs),
                 "per_seed": " ".join(f"{v:.1f}" for v in x),
@@ -110,8 +121,24 @@ def write_summary(rows: Sequence[Mapping[str, Any]], path: PathLike) -> Path:
 
 
 def _pm(mean: float, std: float) -> str:
-    """``mean ± std``, or "n/a" for results recorded without that evaluation."""
-    return "n/a" if math.isnan(mean) else f"{mean:.1f} ± {std:.1f}"
+    """``mean ± std``; "n/a" for results recorded without that evaluation, and for the std of one seed."""
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean:.1f} ± " + ("n/a" if math.isnan(std) else f"{std:.1f}")
+
+
+def _ci_note(rows: Sequence[Mapping[str, Any]]) -> str:
+    """What the 95% CI column means for these rows (one seed: none; two: t = 12.7; clipping)."""
+    notes = ["the 95% CI is the t-interval of the mean over seeds"]
+    if any(r["n"] == 1 for r in rows):
+        notes.append("one seed has no spread (n/a)")
+    if any(r["n"] == 2 for r in rows):
+        notes.append("with two seeds t = 12.7, so it is wide")
+    clipped = sorted({r["env_id"] for r in rows if r["env_id"] in RETURN_RANGE})
+    if clipped:
+        notes.append("clipped to the returns an episode can reach (" + ", ".join(
+            f"{e} {RETURN_RANGE[e][0]:g}..{RETURN_RANGE[e][1]:g}" for e in clipped) + ")")
+    return "; ".join(notes)
 
 
 def format_summary(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -121,10 +148,11 @@ def format_summary(rows: Sequence[Mapping[str, Any]]) -> str:
     for r in rows:
         ci = "n/a" if math.isnan(r["ci95_low"]) else f"[{r['ci95_low']:.1f}, {r['ci95_high']:.1f}]"
         lines.append(f"{r['env_id']:<16} {r['variant']:<14} {r['n']:>2} {r['total_timesteps']:>9} "
-                     f"{r['eval_mean']:>10.1f} ± {r['eval_std']:<7.1f} {ci:>22} "
+                     f"{_pm(r['eval_mean'], r['eval_std']):>20} {ci:>22} "
                      f"{_pm(r['stoch_mean'], r['stoch_std']):>20}")
     eps = min((r["eval_episodes"] for r in rows), default=0)
     lines.append(f"each seed's value: mean final eval return over {eps} episodes; ± and the 95% CI are over seeds")
+    lines.append(_ci_note(rows))
     return "\n".join(lines)
 
 
@@ -137,12 +165,13 @@ def format_summary_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         ci = "n/a" if math.isnan(r["ci95_low"]) else f"[{r['ci95_low']:.1f}, {r['ci95_high']:.1f}]"
         label = VARIANTS[r["variant"]].label if r["variant"] in VARIANTS else r["variant"]
         out.append(f"| {r['env_id']} | {label} | {r['seeds']} ({r['n']}) | {r['total_timesteps']:,} | "
-                   f"{r['eval_mean']:.1f} ± {r['eval_std']:.1f} | {ci} | {r['per_seed']} | "
+                   f"{_pm(r['eval_mean'], r['eval_std'])} | {ci} | {r['per_seed']} | "
                    f"{_pm(r['stoch_mean'], r['stoch_std'])} |")
     eps = min((r["eval_episodes"] for r in rows), default=0)
+    note = _ci_note(rows)
     out.append("")
-    out.append(f"Each seed's value is its mean final evaluation return over {eps} episodes; ± and the "
-               f"95% CI are over seeds.")
+    out.append(f"{note[0].upper() + note[1:]}. Each seed's value is its mean final evaluation return over {eps} "
+               f"episodes; ± and the 95% CI are over seeds.")
     return "\n".join(out)
 
 
