@@ -349,15 +349,19 @@ class ReacherVectorEnv(_ArmEnv):
     MAX_EPISODE_STEPS = 50
     DEFAULTS = dict(reward_dist_weight=1.0, reward_control_weight=1.0)
     BODIES = ("fingertip", "target")
+    QPOS_NOISE = 0.1     # qpos ~ init_qpos + U(-0.1, 0.1)
+    GOAL_RADIUS = 0.2    # goal ~ U(-0.2, 0.2)^2, redrawn until |goal| < 0.2
+    QVEL_SCALE = 0.005   # qvel ~ U(-0.005, 0.005), the target's 0
 
     def _reset_state(self, rng):
-        qpos = rng.uniform(low=-0.1, high=0.1, size=self.nq) + self.init_qpos
+        qpos = rng.uniform(low=-self.QPOS_NOISE, high=self.QPOS_NOISE, size=self.nq) + self.init_qpos
+        r = self.GOAL_RADIUS
         while True:
-            goal = rng.uniform(low=-0.2, high=0.2, size=2)
-            if np.linalg.norm(goal) < 0.2:
+            goal = rng.uniform(low=-r, high=r, size=2)
+            if np.linalg.norm(goal) < r:
                 break
         qpos[-2:] = goal
-        qvel = self.init_qvel + rng.uniform(low=-0.005, high=0.005, size=self.nv)
+        qvel = self.init_qvel + rng.uniform(low=-self.QVEL_SCALE, high=self.QVEL_SCALE, size=self.nv)
         qvel[-2:] = 0
         return qpos, qvel
 
@@ -388,18 +392,24 @@ class PusherVectorEnv(_ArmEnv):
     MAX_EPISODE_STEPS = 100
     DEFAULTS = dict(reward_near_weight=0.5, reward_dist_weight=1.0, reward_control_weight=0.1)
     BODIES = ("tips_arm", "object", "goal")
+    CYLINDER_X = (-0.3, 0.0)     # cylinder ~ (U(-0.3, 0), U(-0.2, 0.2)), redrawn until it
+    CYLINDER_Y = (-0.2, 0.2)     # lies more than 0.17 from the goal at the origin
+    MIN_GOAL_DISTANCE = 0.17
+    QVEL_SCALE = 0.005           # qvel ~ U(-0.005, 0.005), the object's and goal's 0
 
     def _reset_state(self, rng):
+        # gymnasium aliases qpos to init_qpos and writes into it, but only the 4 entries
+        # set below, so a copy gives every reset the same qpos
         qpos = self.init_qpos.copy()
         goal_pos = np.asarray([0, 0])
         while True:
-            cylinder_pos = np.concatenate([rng.uniform(low=-0.3, high=0, size=1),
-                                           rng.uniform(low=-0.2, high=0.2, size=1)])
-            if np.linalg.norm(cylinder_pos - goal_pos) > 0.17:
+            cylinder_pos = np.concatenate([rng.uniform(*self.CYLINDER_X, size=1),
+                                           rng.uniform(*self.CYLINDER_Y, size=1)])
+            if np.linalg.norm(cylinder_pos - goal_pos) > self.MIN_GOAL_DISTANCE:
                 break
         qpos[-4:-2] = cylinder_pos
         qpos[-2:] = goal_pos
-        qvel = self.init_qvel + rng.uniform(low=-0.005, high=0.005, size=self.nv)
+        qvel = self.init_qvel + rng.uniform(low=-self.QVEL_SCALE, high=self.QVEL_SCALE, size=self.nv)
         qvel[-4:] = 0
         return qpos, qvel
 
