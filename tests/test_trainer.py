@@ -1,5 +1,6 @@
 """pgfast.train / Run / pgfast.load: determinism, checkpoints, callbacks, interrupts, errors."""
 
+import inspect
 import math
 import multiprocessing
 import os
@@ -606,11 +607,12 @@ def test_evaluation_in_an_env_without_time_limit_ends_at_eval_max_steps():
     assert evaluation.EVAL_MAX_STEPS == 10_000
     run = pgfast.train("ppo", "pgfast-test/Endless-v0", total_timesteps=64, seed=0, device="cpu",
                        num_envs=2, num_steps=32, num_minibatches=1, update_epochs=1)
-    with pytest.warns(evaluation.EvalStepLimitWarning, match=r"no time limit: 3 evaluation episode\(s\) cut at 40"):
+    with pytest.warns(evaluation.EvalStepLimitWarning,
+                      match=r"no time limit: 3 evaluation episode\(s\) cut at 40") as caught:
         assert run.evaluate(episodes=3, eval_max_steps=40) == (40.0, 0.0)
-    with pytest.warns(evaluation.EvalStepLimitWarning, match="cut at 10000 steps") as caught:
-        assert run.evaluate(episodes=1, num_envs=1) == (10_000.0, 0.0)  # the default
     assert len(caught) == 1  # one warning per evaluation
+    for f in (pgfast.Run.evaluate, evaluation.vector_returns, evaluation.play_episode):  # the default cap
+        assert [p.default for p in inspect.signature(f).parameters.values()][-1] == 10_000
 
     # some episodes end by themselves: those count as they are, the others are cut; every
     # counted episode starts at a reset
