@@ -306,7 +306,7 @@ def restore_env(env: Any, captured: Optional[Tuple[str, Any]], trust: bool = Fal
         cls = type(env)
         if not getattr(cls, "PLAIN_STATE", False):
             raise ValueError(f"the checkpoint holds a native env state, the env is a {cls.__name__}")
-        new = cls.__new__(cls)
+        new = object.__new__(cls)
         new.__setstate__(decode(data))
         env.close()
         return new

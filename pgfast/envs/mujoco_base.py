@@ -121,6 +121,8 @@ class MujocoVectorEnv(NativeVectorEnv):
             arguments (see ``DEFAULTS`` of each class).
     """
 
+    PLAIN_STATE = True  # __getstate__ holds arrays and plain values only (pgfast.envstate)
+
     ENV_ID: str = ""
     XML_FILE: str = ""
     FRAME_SKIP: int = 1
