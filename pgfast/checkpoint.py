@@ -242,7 +242,7 @@ def _load_one(path: Path, load: Callable[[Path], T]) -> T:
     _check_file(path)
     try:
         return load(path)
-    except UntrustedCheckpointError:
+    except (UntrustedCheckpointError, ImportError):  # an optional package the env needs: its own one line
         raise
     except Exception as e:  # torch raises several types for bad files
         raise CheckpointError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e})") from e

@@ -15,8 +15,9 @@ import argparse
 import re
 import sys
 import textwrap
+import warnings
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import gymnasium as gym
 
@@ -455,8 +456,27 @@ def _message(ex: BaseException, command: str) -> str:
     return text
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def format_warning(message: Any, category: Any, filename: str, lineno: int, line: Optional[str] = None) -> str:
+    """A warning as the command prints it: one line, ``warning: TEXT (Category)``, without
+    the ANSI colour codes gymnasium puts into its messages (they garble log files)."""
+    text = " ".join(_ANSI.sub("", str(message)).split())
+    return f"warning: {text} ({getattr(category, '__name__', category)})\n"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``pgfast`` console script; returns the exit status."""
+    old_format = warnings.formatwarning
+    warnings.formatwarning = format_warning
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = old_format
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     if argv is None:  # the console script: a signal landing while the process exits is not reported
         import atexit
 

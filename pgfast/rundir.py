@@ -154,7 +154,9 @@ class TrainSession:
     ``overwrite``: a new run may replace the run found in ``out_dir`` (its
     checkpoints, logs and run.json are removed first); without it that raises
     :class:`RunExistsError`. ``trust``: load a resumed checkpoint that needs
-    arbitrary unpickling (see :func:`pgfast.load`).
+    arbitrary unpickling (see :func:`pgfast.load`). ``budget_note``: say when the
+    steps to go are not a multiple of the batch (study jobs, whose budgets come from
+    the presets, do not).
 
     The session holds ``out_dir``'s :class:`RunLock` from start to end: a second
     session on the same directory raises :class:`RunLockedError` at once.
@@ -179,6 +181,7 @@ class TrainSession:
         settings: Optional[str] = None,
         overwrite: bool = False,
         trust: bool = False,
+        budget_note: bool = True,
     ) -> None:
         if resume is None and (algo is None or env_id is None or total_timesteps is None):
             raise ValueError("algo, env_id and total_timesteps are required unless resume is given")
@@ -200,6 +203,7 @@ class TrainSession:
         self.settings = settings
         self.overwrite = overwrite
         self.trust = trust
+        self.budget_note = budget_note
         self.run: Optional[Run] = None
 
     def _new_run(self) -> Run:
@@ -281,7 +285,7 @@ class TrainSession:
         target = self.total_timesteps
         batch = int(self.run.config.batch_size)
         left = target - self.run.global_step
-        if left > 0 and left % batch:
+        if self.budget_note and left > 0 and left % batch:
             n = max(left // batch, 1 if self.run.global_step == 0 else 0)
             self.log(f"note: {left} steps to go is not a multiple of the batch ({batch} steps per iteration): "
                      f"training runs {n} iteration(s), to step {self.run.global_step + n * batch}")
@@ -374,8 +378,7 @@ class TrainSession:
             kept = "none" if schedule.saved_step is None else f"step {schedule.saved_step}"
             msg = (f"stopped again in the middle of an iteration; that half-updated state was NOT saved "
                    f"(latest consistent checkpoint: {kept})")
-        self.log(msg)
-        return msg
+        return msg  # the caller reports it once (with the resume hint), after the progress bar is closed
 
 
 def read_metadata(run_dir: PathLike) -> Optional[Dict[str, Any]]:

@@ -120,3 +120,32 @@ def test_video_reports_progress_without_library_noise(checkpoint, tmp_path, capf
     first = f"video: {tmp_path / 'v'}/ppo-CartPole-v1-episode-0.mp4"
     assert out.splitlines()[:2] == ["video: recording episode 1 of 2", first]
     assert "XDG_RUNTIME_DIR" not in out + err and "macro_block_size" not in out + err
+
+
+def test_warnings_are_one_line_without_colour_codes():
+    from pgfast.cli import format_warning
+
+    text = format_warning("\x1b[33mWARN: the obs\nis odd\x1b[0m", UserWarning, "f.py", 3)
+    assert text == "warning: WARN: the obs is odd (UserWarning)\n"
+
+
+def test_interrupt_message_is_said_once_and_study_jobs_skip_the_budget_note(tmp_path):
+    from pgfast.rundir import TrainSession
+    from pgfast.session import Interrupted
+
+    logs = []
+
+    def stop(run, row):
+        raise KeyboardInterrupt
+
+    tiny = dict(num_envs=2, num_steps=16, update_epochs=1, num_minibatches=1)
+    sess = TrainSession(tmp_path / "a", "ppo", "CartPole-v1", 100, config=tiny, tensorboard=False,
+                        log=logs.append, on_iteration=stop)
+    with pytest.raises(Interrupted, match="stopped at step 32; checkpoint saved"):
+        sess.run_training()
+    assert not any("stopped at step" in m for m in logs)  # the caller prints the Interrupted message
+    assert any("not a multiple of the batch" in m for m in logs)
+    logs.clear()
+    TrainSession(tmp_path / "b", "ppo", "CartPole-v1", 100, config=tiny, tensorboard=False, log=logs.append,
+                 budget_note=False).run_training()
+    assert not any("not a multiple" in m for m in logs)

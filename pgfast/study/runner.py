@@ -111,6 +111,7 @@ def run_job(job: Job, stop: Optional[StopFlag] = None, on_iteration: Optional[On
         log=say,
         on_iteration=on_iter,
         stop=stop,
+        budget_note=False,
     )
     try:
         run = sess.run_training()
