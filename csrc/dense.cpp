@@ -125,7 +125,7 @@ void transpose(const float* src, int64_t rows, int64_t cols, float* dst) {
 
 // tanh as the rational minimax fit Eigen uses for float (a few ulp), x itself
 // for |x| < 4e-4, +-1 beyond the clamp; branch-free so the loop vectorises.
-// The same function as the native rollout's (csrc/rollout.cpp).
+// The one tanh of the C++ MLP (csrc/mlp.hpp).
 PGFAST_CLONES
 void tanh_loop(float* __restrict v, int64_t n) {
   const float a1 = 4.89352455891786e-03f, a3 = 6.37261928875436e-04f,
@@ -156,18 +156,20 @@ void tanh_loop(float* __restrict v, int64_t n) {
   }
 }
 
+// torch.relu: NaN and -0.0 pass through (v > 0 ? v : 0 would turn NaN into 0).
 PGFAST_CLONES
 void relu_loop(float* __restrict v, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+  for (int64_t i = 0; i < n; ++i) v[i] = v[i] < 0.0f ? 0.0f : v[i];
 }
 
-// g *= activation'(at the output h): 1 - h^2 (tanh) or h > 0 (ReLU).
+// g *= activation'(at the output h): 1 - h^2 (tanh), or for ReLU torch's
+// threshold_backward: 0 where h <= 0, else g (NaN h passes g, as torch).
 PGFAST_CLONES
 void act_backward(float* __restrict g, const float* __restrict h, int64_t n, bool tanh) {
   if (tanh) {
     for (int64_t i = 0; i < n; ++i) g[i] *= 1.0f - h[i] * h[i];
   } else {
-    for (int64_t i = 0; i < n; ++i) g[i] = h[i] > 0.0f ? g[i] : 0.0f;
+    for (int64_t i = 0; i < n; ++i) g[i] = h[i] <= 0.0f ? 0.0f : g[i];
   }
 }
 

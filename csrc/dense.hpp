@@ -44,10 +44,11 @@ void linear(int64_t n, int din, int dout, const float* x, const float* w, const 
 // tanh in place: the rational minimax fit Eigen uses for float (a few ulp).
 void tanh_loop(float* v, int64_t n);
 
-// max(v, 0) in place.
+// torch.relu in place: 0 where v < 0, else v (NaN stays NaN).
 void relu_loop(float* v, int64_t n);
 
-// g *= the activation's derivative at its output h: 1 - h^2 (tanh) or h > 0 (ReLU).
+// g *= the activation's derivative at its output h: 1 - h^2 (tanh); ReLU: 0 where
+// h <= 0, else g (torch's threshold_backward).
 void act_backward(float* g, const float* h, int64_t n, bool tanh);
 
 }  // namespace dense

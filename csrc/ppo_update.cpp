@@ -8,19 +8,11 @@
 #include <vector>
 
 #include "clones.hpp"
-#include "dense.hpp"
+#include "mlp.hpp"
 
 namespace pgfast {
 namespace update {
 namespace {
-
-using dense::act_backward;
-using dense::kNarrow;
-using dense::matmul;
-using dense::matmul_narrow;
-using dense::relu_loop;
-using dense::tanh_loop;
-using dense::transpose;
 
 constexpr double kLog2Pi = 1.8378770664093453;
 
@@ -59,11 +51,8 @@ double sum_squares(const float* __restrict g, int64_t n) {
 
 struct Workspace {
   std::vector<float> x;                     // [n, d0]
-  std::vector<float> h[2][kMaxLayers];      // layer inputs per net, [n, d_i] (i >= 1)
-  std::vector<float> out[2];                // [n, out_dim]
+  mlp::Trace tr[2];                         // forward of actor and critic
   std::vector<float> g0, g1;                // d loss / d output, actor and critic [n, out_dim]
-  std::vector<float> pa, pb;                // backward ping-pong [n, max width]
-  std::vector<float> wt;                    // W^T of one layer
   std::vector<float> gw[kMaxLayers];        // [2, d_i, d_{i+1}]
   std::vector<float> gb[kMaxLayers];        // [2, d_{i+1}]
   std::vector<float> g_log_std;
@@ -75,26 +64,13 @@ void fit(std::vector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
-int max_width(const ActorCritic& net) {
-  int maxw = 0;
-  for (int i = 0; i <= net.num_layers; ++i) maxw = std::max(maxw, net.dims[i]);
-  return maxw;
-}
-
 // Room for batches of up to nmax rows.
 void prepare(Workspace& ws, const ActorCritic& net, int64_t nmax) {
   const int L = net.num_layers, K = net.dims[L];
-  const int64_t maxw = max_width(net);
   fit(ws.x, size_t(nmax * net.dims[0]));
-  for (int k = 0; k < 2; ++k) {
-    for (int i = 1; i < L; ++i) fit(ws.h[k][i], size_t(nmax * net.dims[i]));
-    fit(ws.out[k], size_t(nmax * K));
-  }
+  for (int k = 0; k < 2; ++k) ws.tr[k].prepare(net.net(k), nmax);
   fit(ws.g0, size_t(nmax * K));
   fit(ws.g1, size_t(nmax * K));
-  fit(ws.pa, size_t(nmax * maxw));
-  fit(ws.pb, size_t(nmax * maxw));
-  fit(ws.wt, size_t(maxw * maxw));
   for (int i = 0; i < L; ++i) {
     fit(ws.gw[i], size_t(2) * net.dims[i] * net.dims[i + 1]);
     fit(ws.gb[i], size_t(2) * net.dims[i + 1]);
@@ -103,33 +79,10 @@ void prepare(Workspace& ws, const ActorCritic& net, int64_t nmax) {
   fit(ws.rows, size_t(4 * nmax));
 }
 
-// Actor (k = 0) and critic (k = 1) on X [n, d0]: hidden outputs to ws.h, outputs to
-// ws.out. Each row's result depends on that row only (csrc/dense.hpp).
+// Actor (k = 0) and critic (k = 1) on X [n, d0], kept in ws.tr[k]. Each row's result
+// depends on that row only (csrc/dense.hpp).
 void forward(const ActorCritic& net, const float* X, int64_t n, Workspace& ws) {
-  const int L = net.num_layers;
-  for (int k = 0; k < 2; ++k) {
-    const float* in = X;
-    for (int i = 0; i < L; ++i) {
-      const int din = net.dims[i], dout = net.dims[i + 1];
-      const float* W = net.w[i] + int64_t(k) * din * dout;
-      const float* bias = net.b[i] + int64_t(k) * dout;
-      float* y = i == L - 1 ? ws.out[k].data() : ws.h[k][i + 1].data();
-      if (dout < kNarrow) {
-        transpose(W, din, dout, ws.wt.data());
-        matmul_narrow(n, dout, din, in, ws.wt.data(), y, bias);
-      } else {
-        matmul(n, dout, din, in, din, 1, W, y, bias);
-      }
-      if (i < L - 1) {
-        if (net.tanh) {
-          tanh_loop(y, n * dout);
-        } else {
-          relu_loop(y, n * dout);
-        }
-      }
-      in = y;
-    }
-  }
+  for (int k = 0; k < 2; ++k) mlp::forward(net.net(k), X, n, ws.tr[k]);
 }
 
 // What log_prob needs of a Gaussian's log-std: exp(-log_std) and the constant term.
@@ -191,6 +144,18 @@ void check_actions(const int64_t* a, int64_t n, int K) {
 
 }  // namespace
 
+mlp::Mlp ActorCritic::net(int k) const {
+  mlp::Mlp m;
+  m.num_layers = num_layers;
+  m.act = act;
+  for (int i = 0; i <= num_layers; ++i) m.dims[i] = dims[i];
+  for (int i = 0; i < num_layers; ++i) {
+    m.w[i] = w[i] + int64_t(k) * dims[i] * dims[i + 1];
+    m.b[i] = b[i] + int64_t(k) * dims[i + 1];
+  }
+  return m;
+}
+
 void evaluate(const ActorCritic& net, const float* obs, int64_t n, const int64_t* act_discrete,
               const float* act_box, float* logp, float* values) {
   thread_local Workspace ws;
@@ -205,10 +170,10 @@ void evaluate(const ActorCritic& net, const float* obs, int64_t n, const int64_t
     forward(net, obs + start * d0, m, ws);
     for (int64_t r = 0; r < m; ++r) {
       const int64_t i = start + r;
-      values[i] = ws.out[1][size_t(r * K)];
+      values[i] = ws.tr[1].out[size_t(r * K)];
       if (logp != nullptr) {
         float h = 0.0f;
-        logp[i] = row_logp(ws.out[0].data() + r * K, K, g, gaussian,
+        logp[i] = row_logp(ws.tr[0].out.data() + r * K, K, g, gaussian,
                            gaussian ? act_box + i * K : nullptr,
                            gaussian ? 0 : act_discrete[i], ws.g0.data() + r * K, &h);
       }
@@ -261,8 +226,8 @@ Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const in
       for (int64_t r = 0; r < n; ++r) A[r] = (A[r] - meanf) / denom;
     }
     // log-probs, the loss derivatives with respect to them and to the values
-    const float* out0 = ws.out[0].data();
-    const float* out1 = ws.out[1].data();
+    const float* out0 = ws.tr[0].out.data();
+    const float* out1 = ws.tr[1].out.data();
     float* gout0 = ws.g0.data();  // [n, K]
     float* gout1 = ws.g1.data();  // [n, K]
     const GaussianTerms g = gaussian ? gaussian_terms(net) : GaussianTerms();
@@ -290,7 +255,7 @@ Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const in
         const float dv = v - batch.v_old[src];
         const float cdiff = batch.v_old[src] + std::min(std::max(dv, -c), c) - batch.ret[src];
         const bool use_u = u * u >= cdiff * cdiff;
-        gv = use_u ? u : (std::fabs(dv) < c ? cdiff : 0.0f);
+        gv = use_u ? u : (std::fabs(dv) <= c ? cdiff : 0.0f);  // torch's clamp: inclusive
         v_sum += std::max(u * u, cdiff * cdiff);
       } else {
         gv = u;
@@ -328,36 +293,16 @@ Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const in
     } else {
       for (int64_t r = 0; r < n; ++r) ent_sum += ent_row[r];
     }
-    // backward through the stacked layers: the actor from gout0, the critic from gout1;
-    // the gradient with respect to each hidden layer goes to pa / pb in turn
+    // backward through the actor from gout0 and the critic from gout1, into the
+    // stacked gradients (slice k of each)
     for (int k = 0; k < 2; ++k) {
-      const float* g = k == 0 ? gout0 : gout1;
-      float* next = ws.pa.data();
-      for (int i = L - 1; i >= 0; --i) {
-        const int din = net.dims[i], dout = net.dims[i + 1];
-        const float* Hin = i == 0 ? X : ws.h[k][i].data();
-        float* gW = ws.gw[i].data() + int64_t(k) * din * dout;
-        float* gB = ws.gb[i].data() + int64_t(k) * dout;
-        if (dout < kNarrow) {  // (g^T H)^T: rows of H stream, the din columns vectorise
-          matmul(dout, din, n, g, 1, dout, Hin, ws.wt.data(), nullptr);
-          transpose(ws.wt.data(), dout, din, gW);
-        } else {
-          matmul(din, dout, n, Hin, 1, din, g, gW, nullptr);  // H^T g
-        }
-        for (int j = 0; j < dout; ++j) gB[j] = 0.0f;
-        for (int64_t r = 0; r < n; ++r) {
-          const float* gr = g + r * dout;
-          for (int j = 0; j < dout; ++j) gB[j] += gr[j];
-        }
-        if (i > 0) {
-          const float* W = net.w[i] + int64_t(k) * din * dout;
-          transpose(W, din, dout, ws.wt.data());
-          matmul(n, din, dout, g, dout, 1, ws.wt.data(), next, nullptr);  // g W^T
-          act_backward(next, Hin, n * din, net.tanh);
-          g = next;
-          next = next == ws.pa.data() ? ws.pb.data() : ws.pa.data();
-        }
+      float* gw[kMaxLayers];
+      float* gb[kMaxLayers];
+      for (int i = 0; i < L; ++i) {
+        gw[i] = ws.gw[i].data() + int64_t(k) * net.dims[i] * net.dims[i + 1];
+        gb[i] = ws.gb[i].data() + int64_t(k) * net.dims[i + 1];
       }
+      mlp::backward(net.net(k), ws.tr[k], k == 0 ? gout0 : gout1, gw, gb);
     }
     // global grad-norm clip and Adam
     const int P = 2 * L + (gaussian ? 1 : 0);

@@ -30,10 +30,12 @@
 
 #include <cstdint>
 
+#include "mlp.hpp"
+
 namespace pgfast {
 namespace update {
 
-constexpr int kMaxLayers = 8;
+using mlp::kMaxLayers;
 
 struct ActorCritic {
   int num_layers = 0;
@@ -41,7 +43,10 @@ struct ActorCritic {
   float* w[kMaxLayers] = {};      // [2, dims[i], dims[i + 1]]
   float* b[kMaxLayers] = {};      // [2, 1, dims[i + 1]]
   float* log_std = nullptr;       // [out_dim] (Gaussian), null for a categorical policy
-  bool tanh = true;               // hidden activation: tanh, else ReLU
+  mlp::Act act = mlp::Act::kTanh;  // hidden activation
+
+  // Slice k (0 actor, 1 critic) of the stacked layers as the one C++ MLP (csrc/mlp.hpp).
+  mlp::Mlp net(int k) const;
 };
 
 struct Adam {

@@ -12,7 +12,7 @@
 //
 // The forward is float32 like torch's, but its summation order is its own,
 // so outputs agree with torch to float rounding (tested), not bit for bit.
-// The layers are csrc/dense.hpp's kernels (run-time ISA dispatch keeps a
+// The forward is csrc/mlp.hpp's (the one C++ MLP; run-time ISA dispatch keeps a
 // portable build fast).
 //
 // This header sees no Python.
@@ -20,29 +20,13 @@
 
 #include <cstdint>
 
+#include "mlp.hpp"
+
 namespace pgfast {
 namespace rollout {
 
-constexpr int kMaxLayers = 8;
-
-struct Mlp {
-  int num_layers = 0;
-  int dims[kMaxLayers + 1] = {};     // dims[0] = input, dims[num_layers] = output
-  const float* w[kMaxLayers] = {};   // [dims[i], dims[i + 1]] row-major
-  const float* b[kMaxLayers] = {};   // [dims[i + 1]]
-  bool tanh = true;                  // hidden activation: tanh, else ReLU
-
-  int max_width() const;
-};
-
-// Floats of scratch space mlp_forward needs for a batch of n rows.
-int64_t mlp_scratch_size(const Mlp& mlp, int64_t n);
-
-// out[n, dims[L]] = the MLP applied to x[n, dims[0]].
-void mlp_forward(const Mlp& mlp, const float* x, int64_t n, float* out, float* scratch);
-
-// tanh of n floats (the activation mlp_forward uses; exposed for tests).
-void tanh_inplace(float* x, int64_t n);
+// The policy network: the one C++ MLP (csrc/mlp.hpp).
+using Mlp = mlp::Mlp;
 
 // actions[i] = argmax_j(logits[i, j] + gumbel[i, j]), j < k.
 void sample_categorical(const float* logits, const float* gumbel, int64_t n, int k,

@@ -130,6 +130,11 @@ class ClassicVecEnv:
     @property
     def final_mask(self) -> npt.NDArray[np.bool_]: ...
 
+# ---- the one C++ MLP's limits (csrc/mlp.hpp)
+
+MLP_MAX_LAYERS: int
+MLP_ACTIVATIONS: Tuple[str, ...]
+
 # ---- native rollout (csrc/rollout.hpp, csrc/bindings/bind_rollout.cpp)
 
 def policy_forward(

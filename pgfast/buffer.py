@@ -235,21 +235,21 @@ class Collector:
         pol = self.policy
         if not (self.on_cpu and self.step_into is not None
                 and len(self.buf.obs_shape) == 1 and hasattr(pol, "obs_rms")
-                and getattr(pol, "activation", None) in ("tanh", "relu")
+                and getattr(pol, "activation", None) in _C.MLP_ACTIVATIONS
                 and hasattr(pol, "native_layers")):
             return False
         if self.continuous and self.env_actions.dtype != np.float32:
             return False
         ws, _ = pol.native_layers()
-        return len(ws) <= 8 and all(w.dtype == np.float32 for w in ws)
+        return len(ws) <= _C.MLP_MAX_LAYERS and all(w.dtype == np.float32 for w in ws)
 
     def _native_eval_applies(self) -> bool:
         pol = self.policy
         if not (self.on_cpu and hasattr(pol, "native_layers")
-                and getattr(pol, "activation", None) in ("tanh", "relu")):
+                and getattr(pol, "activation", None) in _C.MLP_ACTIVATIONS):
             return False
         ws, _ = pol.native_layers()
-        return len(ws) <= 8 and all(w.dtype == np.float32 for w in ws)
+        return len(ws) <= _C.MLP_MAX_LAYERS and all(w.dtype == np.float32 for w in ws)
 
     def _evaluate(self, obs: torch.Tensor, actions: Optional[torch.Tensor], values: torch.Tensor,
                   logp: Optional[torch.Tensor]) -> None:

@@ -57,8 +57,10 @@ if FULL:
     import pgfast
     from pgfast import _C, returns as R
 else:  # the extension alone: no torch import, a child starts in a fraction of a second
-    pkg = importlib.util.find_spec("pgfast").submodule_search_locations[0]
-    path = sorted(glob.glob(os.path.join(pkg, "_C*.so")))[0]
+    # an editable install (make dev) may list the source tree and a folder holding only _C
+    locs = list(importlib.util.find_spec("pgfast").submodule_search_locations)
+    pkg = next(p for p in locs if os.path.exists(os.path.join(p, "returns.py")))
+    path = sorted(p for loc in locs for p in glob.glob(os.path.join(loc, "_C*.so")))[0]
     loader = importlib.machinery.ExtensionFileLoader("pgfast._C", path)
     spec = importlib.util.spec_from_file_location("pgfast._C", path, loader=loader)
     _C = importlib.util.module_from_spec(spec)

@@ -20,6 +20,7 @@
 #include "bindings/checks.hpp"
 #include "bindings/dispatch.hpp"
 #include "bindings/env_core.hpp"
+#include "bindings/mlp_args.hpp"
 #include "rollout.hpp"
 
 namespace pgfast {
@@ -33,36 +34,11 @@ using rollout::Mlp;
 // The arrays are kept alive by `keep`.
 Mlp actor_mlp(const py::list& weights, const py::list& biases, const std::string& activation,
               std::vector<py::array>& keep) {
-  Mlp m;
-  const size_t L = weights.size();
-  if (L < 1 || L > size_t(rollout::kMaxLayers)) {
-    value_error("weights must hold 1 to " + std::to_string(rollout::kMaxLayers) + " layers");
-  }
-  if (biases.size() != L) value_error("weights and biases must have the same length");
-  if (activation == "tanh") {
-    m.tanh = true;
-  } else if (activation == "relu") {
-    m.tanh = false;
-  } else {
-    value_error("activation must be 'tanh' or 'relu', got '" + activation + "'");
-  }
-  m.num_layers = int(L);
+  Mlp m = stacked_shape(weights, biases, activation);
+  const size_t L = size_t(m.num_layers);
   for (size_t i = 0; i < L; ++i) {
-    py::array w = as_array(weights[i], "weights[i]");
-    if (w.ndim() != 3 || w.shape(0) != 2) {
-      value_error("weights[" + std::to_string(i) + "] must be [2, d_in, d_out], got " +
-                  shape_str(w));
-    }
-    const py::ssize_t din = w.shape(1), dout = w.shape(2);
-    if (din < 1 || dout < 1) value_error("layer sizes must be >= 1");
-    if (i == 0) {
-      m.dims[0] = int(din);
-    } else if (din != m.dims[i]) {
-      value_error("weights[" + std::to_string(i) + "] has d_in " + std::to_string(din) +
-                  ", the previous layer gives " + std::to_string(m.dims[i]));
-    }
-    m.dims[i + 1] = int(dout);
-    w = checked_in(w, "weights[i]", {2, din, dout});
+    const py::ssize_t din = m.dims[i], dout = m.dims[i + 1];
+    py::array w = checked_in(weights[i], "weights[i]", {2, din, dout});
     require_dtype<float>(w, "weights", "float32");
     py::array b = checked_in(biases[i], "biases[i]", {2, 1, dout});
     require_dtype<float>(b, "biases", "float32");
@@ -84,12 +60,12 @@ py::array policy_forward(const py::list& weights, const py::list& biases,
   x = checked_in(x, "obs", {B, py::ssize_t(m.dims[0])});
   require_dtype<float>(x, "obs", "float32");
   py::array_t<float> out({B, py::ssize_t(m.dims[m.num_layers])});
-  std::vector<float> scratch(size_t(rollout::mlp_scratch_size(m, B)));
+  std::vector<float> scratch(size_t(mlp::scratch_size(m, B)));
   const float* xp = cptr<float>(x);
   float* op = out.mutable_data();
   {
     py::gil_scoped_release nogil;
-    rollout::mlp_forward(m, xp, B, op, scratch.data());
+    mlp::forward_into(m, xp, B, op, scratch.data());
   }
   return std::move(out);
 }
@@ -191,7 +167,7 @@ bool rollout_mlp(py::object step_into, const py::list& weights, const py::list& 
   float* obs_p = mptr<float>(obs);
   float* fin_p = mptr<float>(fin);
   const bool* trunc_p = cptr<bool>(trunc);
-  std::vector<float> scratch(size_t(rollout::mlp_scratch_size(m, N)));
+  std::vector<float> scratch(size_t(mlp::scratch_size(m, N)));
   std::vector<float> out(size_t(N * K));
   bool trunc_any = false;
   for (int64_t t = 0; t < T; ++t) {
@@ -209,7 +185,7 @@ bool rollout_mlp(py::object step_into, const py::list& weights, const py::list& 
         }
         x = normed.data();
       }
-      rollout::mlp_forward(m, x, N, out.data(), scratch.data());
+      mlp::forward_into(m, x, N, out.data(), scratch.data());
       if (continuous) {
         rollout::sample_gaussian(out.data(), cptr<float>(std_a), noise_p + t * N * K, N, int(K),
                                  cptr<float>(low), cptr<float>(high),

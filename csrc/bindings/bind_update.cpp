@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bindings/checks.hpp"
+#include "bindings/mlp_args.hpp"
 #include "ppo_update.hpp"
 
 namespace pgfast {
@@ -40,34 +41,14 @@ void finite(const char* name, double x) {
   if (!std::isfinite(x)) value_error(std::string(name) + " must be finite");
 }
 
-// The network's shape from weights[i] [2, d_in, d_out] (chained d_in = previous d_out),
-// the layer count and the activation; pointers are set by the caller.
+// The network's shape (csrc/bindings/mlp_args.hpp); pointers are set by the caller.
 ActorCritic layer_dims(const py::list& weights, const py::list& biases,
                        const std::string& activation) {
+  const mlp::Mlp m = stacked_shape(weights, biases, activation);
   ActorCritic net;
-  const size_t L = weights.size();
-  if (L < 1 || L > size_t(update::kMaxLayers)) {
-    value_error("weights must hold 1 to " + std::to_string(update::kMaxLayers) + " layers");
-  }
-  if (biases.size() != L) value_error("weights and biases must have the same length");
-  if (activation != "tanh" && activation != "relu") {
-    value_error("activation must be 'tanh' or 'relu', got '" + activation + "'");
-  }
-  net.tanh = activation == "tanh";
-  net.num_layers = int(L);
-  for (size_t i = 0; i < L; ++i) {
-    py::array w = as_array(weights[i], "weights[i]");
-    if (w.ndim() != 3 || w.shape(0) != 2 || w.shape(1) < 1 || w.shape(2) < 1) {
-      value_error(idx("weights", i) + " must be [2, d_in, d_out], got " + shape_str(w));
-    }
-    if (i == 0) {
-      net.dims[0] = int(w.shape(1));
-    } else if (w.shape(1) != net.dims[i]) {
-      value_error(idx("weights", i) + " has d_in " + std::to_string(w.shape(1)) +
-                  ", the previous layer gives " + std::to_string(net.dims[i]));
-    }
-    net.dims[i + 1] = int(w.shape(2));
-  }
+  net.num_layers = m.num_layers;
+  net.act = m.act;
+  for (int i = 0; i <= m.num_layers; ++i) net.dims[i] = m.dims[i];
   return net;
 }
 
@@ -281,6 +262,7 @@ void policy_evaluate(const py::list& weights, const py::list& biases, py::object
 }  // namespace
 
 void bind_update(py::module_& m) {
+  bind_mlp_limits(m);
   m.def("policy_evaluate", &policy_evaluate, py::arg("weights"), py::arg("biases"),
         py::arg("log_std"), py::arg("activation"), py::arg("obs"), py::arg("actions"),
         py::arg("values"), py::arg("logp"),

@@ -192,10 +192,11 @@ class PPO(AlgoBase):
 
     def native(self) -> bool:
         """Whether :meth:`update` takes the C++ path (``native_update`` and ``fast_grads``
-        on, CPU float32 parameters, tanh/ReLU, at most 8 layers, torch's fused Adam)."""
+        on, CPU float32 parameters, an activation and layer count the C++ MLP takes
+        (``_C.MLP_ACTIVATIONS``, ``_C.MLP_MAX_LAYERS``), torch's fused Adam)."""
         pol, opt = self.policy, self.optimizers["ac"]
         return (isinstance(pol, ActorCritic) and self.cfg.native_update and self.cfg.fast_grads and opt.fused
-                and pol.activation in ("tanh", "relu") and pol.num_layers <= 8
+                and pol.activation in _C.MLP_ACTIVATIONS and pol.num_layers <= _C.MLP_MAX_LAYERS
                 and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in self.params)
                 and self._native_order() is not None)
 

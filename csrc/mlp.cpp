@@ -1,0 +1,129 @@
+// See mlp.hpp.
+#include "mlp.hpp"
+
+#include <algorithm>
+
+#include "dense.hpp"
+
+namespace pgfast {
+namespace mlp {
+namespace {
+
+template <class T>
+void fit(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+}  // namespace
+
+int Mlp::max_width() const {
+  int m = 0;
+  for (int i = 0; i <= num_layers; ++i) m = std::max(m, dims[i]);
+  return m;
+}
+
+void Trace::prepare(const Mlp& m, int64_t nmax) {
+  const int L = m.num_layers;
+  const int64_t w = m.max_width();
+  for (int i = 1; i < L; ++i) fit(h[i], size_t(nmax * m.dims[i]));
+  fit(out, size_t(nmax * m.dims[L]));
+  fit(wt, size_t(w * w));
+  fit(pa, size_t(nmax * w));
+  fit(pb, size_t(nmax * w));
+  fit(pc, size_t(nmax * w));
+}
+
+void activate(Act act, float* v, int64_t n) {
+  if (act == Act::kTanh) {
+    dense::tanh_loop(v, n);
+  } else {
+    dense::relu_loop(v, n);
+  }
+}
+
+void act_backward(Act act, float* g, const float* h, int64_t n) {
+  dense::act_backward(g, h, n, act == Act::kTanh);
+}
+
+void forward(const Mlp& m, const float* x, int64_t n, Trace& t) {
+  const int L = m.num_layers;
+  t.x = x;
+  t.n = n;
+  const float* in = x;
+  for (int i = 0; i < L; ++i) {
+    const int dout = m.dims[i + 1];
+    float* y = i == L - 1 ? t.out.data() : t.h[i + 1].data();
+    dense::linear(n, m.dims[i], dout, in, m.w[i], m.b[i], y, t.wt.data());
+    if (i < L - 1) activate(m.act, y, n * dout);
+    in = y;
+  }
+}
+
+int64_t scratch_size(const Mlp& m, int64_t n) {
+  const int64_t w = m.max_width();
+  return 2 * n * w + w * w;  // two activations and a transposed weight
+}
+
+void forward_into(const Mlp& m, const float* x, int64_t n, float* out, float* scratch) {
+  const int64_t width = m.max_width();
+  float* buf[2] = {scratch, scratch + n * width};
+  float* wt = scratch + 2 * n * width;
+  const float* in = x;
+  for (int i = 0; i < m.num_layers; ++i) {
+    const bool last = i == m.num_layers - 1;
+    float* y = last ? out : buf[i & 1];
+    dense::linear(n, m.dims[i], m.dims[i + 1], in, m.w[i], m.b[i], y, wt);
+    if (!last) activate(m.act, y, n * m.dims[i + 1]);
+    in = y;
+  }
+}
+
+void backward(const Mlp& m, Trace& t, const float* g_out, float* const* gw, float* const* gb) {
+  const int64_t n = t.n;
+  const float* g = g_out;
+  float* next = t.pa.data();
+  for (int i = m.num_layers - 1; i >= 0; --i) {
+    const int din = m.dims[i], dout = m.dims[i + 1];
+    const float* h = t.input(i);
+    if (dout < dense::kNarrow) {  // (g^T H)^T: rows of H stream, the din columns vectorise
+      dense::matmul(dout, din, n, g, 1, dout, h, t.wt.data(), nullptr);
+      dense::transpose(t.wt.data(), dout, din, gw[i]);
+    } else {
+      dense::matmul(din, dout, n, h, 1, din, g, gw[i], nullptr);  // H^T g
+    }
+    float* gB = gb[i];
+    for (int j = 0; j < dout; ++j) gB[j] = 0.0f;
+    for (int64_t r = 0; r < n; ++r) {
+      const float* gr = g + r * dout;
+      for (int j = 0; j < dout; ++j) gB[j] += gr[j];
+    }
+    if (i > 0) {
+      dense::transpose(m.w[i], din, dout, t.wt.data());
+      dense::matmul(n, din, dout, g, dout, 1, t.wt.data(), next, nullptr);  // g W^T
+      act_backward(m.act, next, h, n * din);
+      g = next;
+      next = next == t.pa.data() ? t.pb.data() : t.pa.data();
+    }
+  }
+}
+
+void jvp(const Mlp& m, Trace& t, const float* const* vw, const float* const* vb, float* d_out) {
+  const int L = m.num_layers;
+  const int64_t n = t.n;
+  float* dz = L == 1 ? d_out : t.pa.data();
+  dense::linear(n, m.dims[0], m.dims[1], t.x, vw[0], vb[0], dz, t.wt.data());
+  for (int i = 1; i < L; ++i) {
+    const int din = m.dims[i], dout = m.dims[i + 1];
+    const float* h = t.input(i);
+    act_backward(m.act, dz, h, n * din);  // d h_i = act'(z) dz
+    float* y = i == L - 1 ? d_out : (dz == t.pa.data() ? t.pb.data() : t.pa.data());
+    float* tmp = t.pc.data();
+    dense::linear(n, din, dout, dz, m.w[i], nullptr, y, t.wt.data());  // dh W_i
+    dense::linear(n, din, dout, h, vw[i], vb[i], tmp, t.wt.data());    // h dW_i + db_i
+    for (int64_t k = 0; k < n * dout; ++k) y[k] += tmp[k];
+    dz = y;
+  }
+}
+
+}  // namespace mlp
+}  // namespace pgfast

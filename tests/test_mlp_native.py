@@ -1,0 +1,71 @@
+"""The one C++ MLP (csrc/mlp.hpp): its limits as pgfast._C exposes them, and torch's
+semantics of its activations (NaN propagates through ReLU and tanh, in the rollout's forward
+and in policy_evaluate)."""
+
+import numpy as np
+import pytest
+import torch
+
+from pgfast import _C
+from pgfast.nn import ActorCritic
+from pgfast.algos import make_config
+from pgfast.algos.ppo import PPO
+
+
+def test_limits_are_read_from_the_extension():
+    assert _C.MLP_MAX_LAYERS == 8
+    assert _C.MLP_ACTIVATIONS == ("tanh", "relu")
+    w = [np.zeros((2, 3, 3), np.float32) for _ in range(_C.MLP_MAX_LAYERS + 1)]
+    b = [np.zeros((2, 1, 3), np.float32) for _ in w]
+    with pytest.raises(ValueError, match=f"1 to {_C.MLP_MAX_LAYERS} layers"):
+        _C.policy_forward(w, b, "tanh", np.zeros((1, 3), np.float32))
+    with pytest.raises(ValueError, match="'tanh' or 'relu'"):
+        _C.policy_forward(w[:2], b[:2], "gelu", np.zeros((1, 3), np.float32))
+
+
+def test_the_native_update_follows_the_extensions_layer_limit():
+    gym = pytest.importorskip("gymnasium")
+    space = gym.spaces.Discrete(2)
+    deep = ActorCritic(4, space, hidden_sizes=(8,) * _C.MLP_MAX_LAYERS)  # one layer too many
+    ok = ActorCritic(4, space, hidden_sizes=(8,) * (_C.MLP_MAX_LAYERS - 1))
+    gen = torch.Generator().manual_seed(0)
+    assert PPO(ok, make_config("ppo"), gen).native()
+    assert not PPO(deep, make_config("ppo"), gen).native()
+
+
+@pytest.mark.parametrize("activation", _C.MLP_ACTIVATIONS)
+def test_nan_propagates_like_torch(activation):
+    torch.manual_seed(0)
+    gym = pytest.importorskip("gymnasium")
+    pol = ActorCritic(3, gym.spaces.Discrete(4), hidden_sizes=(16, 16), activation=activation)
+    x = torch.randn(6, 3)
+    x[1, 0] = float("nan")
+    x[4] = float("nan")
+    with torch.no_grad():
+        ref_out, ref_v = pol(x)
+    ws, bs = pol.native_layers()
+    out = _C.policy_forward(ws, bs, activation, x.numpy())
+    assert np.array_equal(np.isnan(out), ref_out.isnan().numpy())
+    assert np.isnan(out[[1, 4]]).all() and not np.isnan(out[[0, 2, 3, 5]]).any()
+    values = np.empty(6, np.float32)
+    _C.policy_evaluate(ws, bs, None, activation, x.numpy(), None, values, None)
+    assert np.array_equal(np.isnan(values), ref_v.isnan().numpy())
+    assert np.isnan(values[[1, 4]]).all()
+    torch.testing.assert_close(torch.from_numpy(out[[0, 2, 3, 5]]), ref_out[[0, 2, 3, 5]],
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_relu_of_nan_is_nan_after_a_negative_pre_activation():
+    # a NaN pre-activation with every other unit negative: `x > 0 ? x : 0` made it 0 and the
+    # output finite; torch's relu keeps it
+    w0 = np.zeros((2, 1, 2), np.float32)
+    w0[:, 0, 0] = 1.0
+    b0 = np.full((2, 1, 2), -1.0, np.float32)
+    w1 = np.ones((2, 2, 1), np.float32)
+    b1 = np.zeros((2, 1, 1), np.float32)
+    x = np.array([[np.nan], [0.5]], np.float32)
+    out = _C.policy_forward([w0, w1], [b0, b1], "relu", x)
+    ref = torch.relu(torch.from_numpy(x) @ torch.from_numpy(w0[0]) + torch.from_numpy(b0[0]))
+    ref = ref @ torch.from_numpy(w1[0]) + torch.from_numpy(b1[0])
+    assert np.isnan(out[0, 0]) and ref[0, 0].isnan()
+    assert out[1, 0] == 0.0 == float(ref[1, 0])
