@@ -222,7 +222,10 @@ def _storage(url: str, heartbeat_interval: int) -> Any:
             callback = {"heartbeat_stale_trial_callback": retry(max_retry=1)}
         else:
             callback = {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1)}
-        return optuna.storages.RDBStorage(url, heartbeat_interval=int(heartbeat_interval),
+        # SQLite: several processes (and each one's heartbeat thread) write one file; a writer
+        # waits up to a minute for the lock instead of failing after sqlite's default 5 s
+        engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=int(heartbeat_interval),
                                           grace_period=2 * int(heartbeat_interval), **callback)
 
 
