@@ -306,7 +306,7 @@ def _one_core():
 
 
 # The torch path of every phase (before the native update, rollout and evaluation existed).
-TORCH_PATH = dict(native_rollout=False, native_update=False)
+TORCH_PATH = dict(rollout_backend="torch", update_backend="torch")
 
 
 def phase_breakdown(env_id: str, iterations: int = 20, tuned: bool = False, **fields) -> dict:

@@ -27,7 +27,7 @@ envs as time-major ``[T, N]`` tensors on the training device.
   episode. Where step t terminated, next_values is ignored by the advantage
   kernels (no bootstrap). The last row uses V(obs[T]), so a rollout that stops
   mid-episode is bootstrapped.
-* Native rollout (``native=True``, :attr:`Collector.native`): where the policy is a
+* Native rollout (``rollout_backend``, :attr:`Collector.native`): where the policy is a
   float32 tanh/ReLU MLP :class:`pgfast.nn.ActorCritic` on CPU and the env offers
   ``step_into``, the whole T-step loop runs in one C++ call
   (``pgfast._C.rollout_mlp``): the actor's forward reads the torch parameters in
@@ -39,8 +39,8 @@ envs as time-major ``[T, N]`` tensors on the training device.
   torch's to rounding, so actions are the torch path's except where two noisy
   logits tie to within rounding (tested).
 * Log-probabilities and values of the batch come from the batched torch forward
-  below, or (``native_eval=True``, set by the trainer when PPO's native update
-  runs) from ``pgfast._C.policy_evaluate``, the forward of that update, so the
+  below, or (``native_eval=True``, set by the trainer when the update's path is
+  native) from ``pgfast._C.policy_evaluate``, the forward of that update, so the
   update's first ratio is exactly 1 either way.
 * Episode returns and lengths (of the raw, unscaled rewards) are computed once
   per rollout from the ``[T, N]`` rewards and flags (:func:`episode_stats`), with
@@ -56,7 +56,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from pgfast import _C
+from pgfast import _C, backends
 from pgfast.nn.normalization import RewardScaler
 from pgfast.spaces import action_buffer_spec
 
@@ -176,17 +176,22 @@ class Collector:
         generator: torch generator for action sampling (on the buffer's device).
         reward_scaler: optional :class:`RewardScaler`.
         stats_window: number of recent finished episodes kept for statistics.
-        native: use the native rollout where it applies (see the module docstring;
-            :attr:`native` says whether it does).
+        rollout_backend: "auto" | "native" | "torch": the native rollout (see the module
+            docstring) or the torch loop, chosen by :func:`pgfast.backends.choose` ("native"
+            raises ValueError with the reason where it cannot apply; :attr:`native` says
+            which runs).
         native_eval: compute the rollout's log-probs and values with
             :func:`pgfast._C.policy_evaluate` (CPU float32 tanh/ReLU MLPs), the forward of
-            the native PPO update, so that update's first ratio is exactly 1
-            (:attr:`native_eval` says whether it applies).
+            the native update, so that update's first ratio is exactly 1 (ValueError where
+            it cannot apply).
+        space_note: why the env's spaces need the torch path
+            (:func:`pgfast.spaces.torch_path_reason`), for the reason "native" cannot apply.
     """
 
     def __init__(self, env: Any, policy: Any, buffer: RolloutBuffer, generator: torch.Generator,
                  reward_scaler: Optional[RewardScaler] = None, stats_window: int = 100,
-                 native: bool = False, native_eval: bool = False) -> None:
+                 rollout_backend: str = "torch", native_eval: bool = False,
+                 space_note: Optional[str] = None) -> None:
         """Check the env against the buffer and make the ``[N]`` row views and trackers."""
         mode = env.metadata.get("autoreset_mode")
         if mode != gym.vector.AutoresetMode.SAME_STEP:
@@ -226,30 +231,15 @@ class Collector:
         self.recent_lengths: Deque[int] = collections.deque(maxlen=stats_window)
         self.episodes_finished = 0
         self._carry = False  # True once obs[T] holds the current observations
-        self.native = bool(native) and self._native_applies()
-        self.native_eval = bool(native_eval) and self._native_eval_applies()
-
-    def _native_applies(self) -> bool:
-        """Whether the native rollout can run this env/policy/buffer (CPU, ``step_into``,
-        flat observations, a float32 tanh/ReLU MLP)."""
-        pol = self.policy
-        if not (self.on_cpu and self.step_into is not None
-                and len(self.buf.obs_shape) == 1 and hasattr(pol, "obs_rms")
-                and getattr(pol, "activation", None) in _C.MLP_ACTIVATIONS
-                and hasattr(pol, "native_layers")):
-            return False
-        if self.continuous and self.env_actions.dtype != np.float32:
-            return False
-        ws, _ = pol.native_layers()
-        return len(ws) <= _C.MLP_MAX_LAYERS and all(w.dtype == np.float32 for w in ws)
-
-    def _native_eval_applies(self) -> bool:
-        pol = self.policy
-        if not (self.on_cpu and hasattr(pol, "native_layers")
-                and getattr(pol, "activation", None) in _C.MLP_ACTIVATIONS):
-            return False
-        ws, _ = pol.native_layers()
-        return len(ws) <= _C.MLP_MAX_LAYERS and all(w.dtype == np.float32 for w in ws)
+        reason = backends.rollout_native_reason(env, policy, self.device, buffer.obs_shape, space_note)
+        self.native = backends.choose("rollout_backend", rollout_backend, reason) == "native"
+        """Whether the native rollout runs (else the torch loop)."""
+        if native_eval:
+            eval_reason = backends.mlp_native_reason(policy, self.device, "pgfast._C.policy_evaluate")
+            if eval_reason is not None:
+                raise ValueError(f"native_eval: {eval_reason}")
+        self.native_eval = bool(native_eval)
+        """Whether the rollout's log-probs and values come from :func:`pgfast._C.policy_evaluate`."""
 
     def _evaluate(self, obs: torch.Tensor, actions: Optional[torch.Tensor], values: torch.Tensor,
                   logp: Optional[torch.Tensor]) -> None:

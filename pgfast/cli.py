@@ -263,7 +263,6 @@ def _cmd_train(a: argparse.Namespace) -> int:
         cfg.update(overrides)
         if overrides:
             source += "; --set " + ", ".join(f"{k}={v}" for k, v in overrides.items())
-        print(f"settings: {source}", file=sys.stderr, flush=True)
         total = a.total_timesteps or algos.study_timesteps(a.env_id)
         seed = 0 if a.seed is None else a.seed
         out = Path(a.out or f"runs/{algo}-{a.env_id.replace('/', '_').replace(':', '_')}-seed{seed}")
@@ -286,7 +285,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         out, algo=algo, env_id=a.env_id, total_timesteps=total, seed=seed, device=device, config=cfg,
         resume=a.resume, checkpoint_interval=a.checkpoint_interval, tensorboard=not a.no_tensorboard,
         progress_bar=not a.no_progress, log=lambda m: print(m, file=sys.stderr, flush=True), settings=source,
-        overwrite=a.overwrite, trust=a.trust_checkpoint,
+        overwrite=a.overwrite, trust=a.trust_checkpoint, show_settings=True,
     )
     try:
         run = sess.run_training()

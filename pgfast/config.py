@@ -24,13 +24,27 @@ import inspect
 import math
 import textwrap
 import typing
+import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple, Type, TypeVar
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar
 
-__all__ = ["BaseConfig", "ADVANTAGES", "field_docs", "field_types", "check_fields", "did_you_mean", "parse_value",
-           "parse_overrides", "format_help", "RESERVED"]
+from pgfast import backends
+
+__all__ = ["BaseConfig", "ADVANTAGES", "LEGACY_FIELDS", "LEGACY_NOTES", "field_docs", "field_types",
+           "check_fields", "did_you_mean", "parse_value", "parse_overrides", "format_help", "RESERVED"]
 
 C = TypeVar("C", bound="BaseConfig")
+
+LEGACY_FIELDS: Dict[str, Tuple[Optional[str], Dict[bool, str]]] = {
+    "native_rollout": ("rollout_backend", {True: "auto", False: "torch"}),
+    "native_update": ("update_backend", {True: "auto", False: "torch"}),
+    "fast_grads": (None, {}),
+}
+"""Config fields of earlier releases -> (the field that replaced them, old value -> new value);
+``None``: gone without a replacement. :meth:`BaseConfig.from_saved` applies it to saved configs."""
+
+LEGACY_NOTES: Dict[str, str] = {"fast_grads": "the torch update is autograd; update_backend picks C++ or torch"}
+"""What :func:`check_fields` says when a removed field is given."""
 
 ADVANTAGES: Tuple[str, ...] = ("gae", "nstep", "mc")
 """Advantage estimators an algorithm accepts (``BaseConfig.advantage``)."""
@@ -84,8 +98,12 @@ class BaseConfig:
     """clip of normalised observations"""
     clip_reward: float = 10.0
     """clip of scaled rewards"""
-    native_rollout: bool = True
-    """rollout's policy forward + env steps in one C++ call where it applies (CPU, step_into envs, tanh/ReLU MLP)"""
+    rollout_backend: str = "auto"
+    """rollout loop: auto (C++ where it applies: CPU, native envs, MLP policy), native (C++ or an error) or torch"""
+    update_backend: str = "auto"
+    """update: auto (C++ where the algorithm has one and it applies: CPU, MLP policy), native (C++ or error) or torch"""
+    native_rollout: Optional[bool] = None
+    """deprecated: use rollout_backend (True: "auto", False: "torch")"""
     encoder: str = "auto"
     """observation encoder: auto (a CNN for image observations, else an MLP), mlp or cnn"""
     share_encoder: bool = True
@@ -112,11 +130,40 @@ class BaseConfig:
         if self.encoder not in ("auto", "mlp", "cnn"):
             raise ValueError(f"encoder must be one of auto, mlp, cnn, got {self.encoder!r}"
                              f"{did_you_mean(str(self.encoder), ('auto', 'mlp', 'cnn'))}")
+        for name in ("rollout_backend", "update_backend"):
+            backends.check_backend(name, getattr(self, name))
+        self._migrate("native_rollout", "rollout_backend")
         if self.activation not in ("tanh", "relu"):
             raise ValueError(f"activation must be 'tanh' or 'relu', got {self.activation!r}")
         if self.batch_size % self.num_minibatches:
             raise ValueError(f"num_envs * num_steps = {self.batch_size} must be divisible by "
                              f"num_minibatches = {self.num_minibatches}")
+
+    def _migrate(self, old: str, new: str) -> None:
+        """A deprecated bool field ``old`` (True: auto, False: torch) set: warn, move it to the
+        backend field ``new`` (ValueError if that was set to something else) and clear it."""
+        v = getattr(self, old)
+        if v is None:
+            return
+        warnings.warn(f"{old} is deprecated: use {new}='auto' (for True) or 'torch' (for False)",
+                      DeprecationWarning, stacklevel=4)
+        want = "auto" if v else "torch"
+        if getattr(self, new) not in ("auto", want):
+            raise ValueError(f"{old}={v!r} contradicts {new}={getattr(self, new)!r}; give {new} only")
+        setattr(self, new, want if getattr(self, new) == "auto" else getattr(self, new))
+        setattr(self, old, None)
+
+    @classmethod
+    def from_saved(cls: Type[C], fields: Mapping[str, Any]) -> C:
+        """The config of a checkpoint or run.json: fields of earlier releases that are gone
+        or deprecated (:data:`LEGACY_FIELDS`) become their current form, silently."""
+        d = dict(fields)
+        for old, (new, mapping) in LEGACY_FIELDS.items():
+            if old in d:
+                v = d.pop(old)
+                if new is not None and v is not None and new in {f.name for f in dataclasses.fields(cls)}:
+                    d.setdefault(new, mapping[bool(v)])
+        return cls(**d)
 
     # ---- derived values (computed here only) ----
     @property
@@ -192,7 +239,8 @@ def check_fields(cls: type, names: Iterable[str]) -> None:
     valid = [f.name for f in dataclasses.fields(cls)]
     bad = [k for k in names if k not in valid]
     if bad:
-        hints = ", ".join(f"{k!r}{did_you_mean(k, valid)}" for k in bad)
+        hints = ", ".join(f"{k!r} (removed: {LEGACY_NOTES[k]})" if k in LEGACY_NOTES
+                          else f"{k!r}{did_you_mean(k, valid)}" for k in bad)
         raise ValueError(f"unknown config field(s) for {_config_name(cls)}: {hints}; "
                          f"valid fields: {', '.join(sorted(valid))}")
 

@@ -42,6 +42,7 @@ from typing import Any, Callable, ContextManager, Dict, Mapping, Optional, Union
 from tqdm import tqdm
 
 from pgfast import checkpoint
+from pgfast.backends import describe as describe_paths
 from pgfast.algos import get_algo
 from pgfast.logs import PROGRESS_NAME, CsvLog, TensorBoardLog, scalar
 from pgfast.session import CheckpointSchedule, Interrupted, SignalGuard, StopFlag
@@ -156,7 +157,8 @@ class TrainSession:
     :class:`RunExistsError`. ``trust``: load a resumed checkpoint that needs
     arbitrary unpickling (see :func:`pgfast.load`). ``budget_note``: say when the
     steps to go are not a multiple of the batch (study jobs, whose budgets come from
-    the presets, do not).
+    the presets, do not). ``show_settings``: log the settings line
+    (``settings: <settings>; paths: rollout native, update native``) once the run exists.
 
     The session holds ``out_dir``'s :class:`RunLock` from start to end: a second
     session on the same directory raises :class:`RunLockedError` at once.
@@ -182,6 +184,7 @@ class TrainSession:
         overwrite: bool = False,
         trust: bool = False,
         budget_note: bool = True,
+        show_settings: bool = False,
     ) -> None:
         if resume is None and (algo is None or env_id is None or total_timesteps is None):
             raise ValueError("algo, env_id and total_timesteps are required unless resume is given")
@@ -204,6 +207,7 @@ class TrainSession:
         self.overwrite = overwrite
         self.trust = trust
         self.budget_note = budget_note
+        self.show_settings = show_settings
         self.run: Optional[Run] = None
 
     def _new_run(self) -> Run:
@@ -230,6 +234,12 @@ class TrainSession:
             lock.release()
             if not ok and created and self.run is None:  # failed before anything was written
                 shutil.rmtree(self.out_dir, ignore_errors=True)
+
+    def _show_settings(self) -> None:
+        """The settings line (``show_settings``): where the config came from and the paths."""
+        assert self.run is not None
+        if self.show_settings:
+            self.log(f"settings: {self.settings or 'as the run saved them'}; paths: {describe_paths(self.run.paths)}")
 
     def _existing(self, loaded: Optional[Path]) -> None:
         """Refuse (or, with overwrite, clear) a run found in ``out_dir`` that is not the one resumed."""
@@ -269,10 +279,16 @@ class TrainSession:
             start_step = resumed.global_step
             if self.total_timesteps is None:
                 self.total_timesteps = int(resumed.config.total_timesteps)
+            self._show_settings()
             self._existing(loaded)
         else:
-            self._existing(None)
             self.run = self._new_run()
+            try:
+                self._show_settings()
+                self._existing(None)
+            except BaseException:
+                self.run.close()
+                raise
         assert self.total_timesteps is not None
         self._prepare_dir()
         self._write_metadata(start_step)
@@ -359,9 +375,11 @@ class TrainSession:
                 "config": {k: getattr(cfg, k) for k in type(cfg).field_names()},
                 "pgfast_version": __version__, "created": now, "resumes": [],
             }
+        meta["paths"] = dict(self.run.paths)  # the latest start's (pgfast.backends)
         if start_step is not None:
             meta.setdefault("resumes", []).append({"step": int(start_step), "time": now,
-                                                   "total_timesteps": self.total_timesteps})
+                                                   "total_timesteps": self.total_timesteps,
+                                                   "paths": dict(self.run.paths)})
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(meta, indent=1, default=str) + "\n")
         os.replace(tmp, path)

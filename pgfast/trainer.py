@@ -151,22 +151,26 @@ class Run:
                 torch.set_num_threads(old_threads)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(self.seed)
+        self.space_note = spaces.torch_path_reason(raw_obs_space, self.env.single_action_space)
+        """Why the C++ paths cannot serve this env's spaces (None: they can)."""
         self.updater = self.algo_cls(self.policy, cfg, self.generator)
         self.buffer = RolloutBuffer(cfg.num_steps, cfg.num_envs, obs_space.shape,
                                     self.env.single_action_space, self.device)
         scaler = RewardScaler(cfg.num_envs, cfg.gamma, cfg.clip_reward) if cfg.norm_reward else None
-        # the native PPO update computes its own forward: the rollout's log-probs and values
-        # then come from the same C++ forward, so its first ratio is exactly 1
-        native_update = getattr(self.updater, "native", None)
-        self.collector = Collector(self.env, self.policy, self.buffer, self.generator, scaler,
-                                   native=cfg.native_rollout,
-                                   native_eval=bool(native_update is not None and native_update()))
+        try:  # the paths (pgfast.backends): "native" that cannot apply raises here, with the reason
+            update_path = self.updater.update_path
+            # a native update computes its own forward: the rollout's log-probs and values then
+            # come from the same C++ forward, so its first ratio is exactly 1
+            self.collector = Collector(self.env, self.policy, self.buffer, self.generator, scaler,
+                                       rollout_backend=cfg.rollout_backend,
+                                       native_eval=update_path == "native", space_note=self.space_note)
+        except ValueError:
+            self.env.close()
+            raise
         self.collector.reset(seed=self.seed)
-        self.paths = {"rollout": "native" if self.collector.native else "torch",
-                      "update": "native" if native_update is not None and native_update() else "torch"}
-        """Which implementation serves the rollout and the update ("native": C++, or "torch")."""
-        self.space_note = spaces.torch_path_reason(raw_obs_space, self.env.single_action_space)
-        """Why the C++ paths cannot serve this env's spaces (None: they can)."""
+        self.paths = {"rollout": "native" if self.collector.native else "torch", "update": update_path}
+        """Which implementation serves the rollout and the update ("native": C++, or "torch"),
+        as ``rollout_backend`` and ``update_backend`` chose (:mod:`pgfast.backends`)."""
         self.global_step = 0
         self.iteration = 0
         self.history: List[Dict[str, Any]] = []
@@ -630,7 +634,7 @@ def _load(path: PathLike, device: Optional[Union[str, torch.device]], trust: boo
     ck = checkpoint.read(path, trust=trust)
     ck["__trust__"] = trust
     algo_cls = get_algo(ck["algo"])
-    cfg = algo_cls.Config(**ck["config"])
+    cfg = algo_cls.Config.from_saved(ck["config"])
     dev = ck["device"] if device is None else device
     run = Run(ck["algo"], ck["env_id"], cfg, seed=ck["seed"], device=dev,
               env_kwargs=ck["env_kwargs"], _checkpoint=ck)

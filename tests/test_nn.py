@@ -76,24 +76,6 @@ def test_gaussian_functions_match_torch_distributions():
     assert torch.allclose(s.std(0), log_std.exp(), rtol=2e-2)
 
 
-def test_standalone_policies_and_value_net():
-    torch.manual_seed(0)
-    cat = pnn.CategoricalPolicy(4, 3, (8,))
-    obs = torch.randn(10, 4)
-    a = cat.sample(obs)
-    assert a.shape == (10,)
-    assert torch.equal(cat.sample(obs, deterministic=True), cat(obs).argmax(-1))
-    assert torch.allclose(cat.log_prob(obs, a), Categorical(logits=cat(obs)).log_prob(a))
-    gp = pnn.GaussianPolicy(4, 2, (8,), log_std_init=1.0)
-    assert torch.all(gp.log_std == 1.0)
-    acts = gp.sample(torch.zeros(2000, 4))
-    # samples are not clipped to any bound: with std e they leave [-1, 1]
-    assert (acts.abs() > 1).any()
-    assert torch.allclose(gp.entropy(obs), Normal(gp(obs), gp.log_std.exp()).entropy().sum(-1))
-    v = pnn.ValueNet(4, (8,))
-    assert v(obs).shape == (10,)
-
-
 def _reference_forward(ac, x, k):
     """Slice k of the fused network as a plain MLP."""
     h = x
@@ -204,9 +186,8 @@ def test_rollout_noise_sampling_has_the_policy_distribution(continuous):
 def test_every_name_of_the_single_module_is_importable_from_pgfast_nn():
     names = ["mlp", "activation_fn", "categorical_log_prob", "categorical_entropy",
              "categorical_sample", "categorical_kl", "gaussian_log_prob", "gaussian_entropy",
-             "gaussian_sample", "gaussian_kl", "CategoricalPolicy", "GaussianPolicy", "ValueNet",
-             "ActorCritic", "RunningMeanStd", "_LOG_2PI", "_ACTIVATIONS", "_check_sizes",
-             "_space_info"]
+             "gaussian_sample", "gaussian_kl", "ActorCritic", "RunningMeanStd", "_LOG_2PI",
+             "_ACTIVATIONS", "_check_sizes", "_space_info"]
     for n in names:
         assert hasattr(pnn, n), n
     assert pnn._LOG_2PI == math.log(2.0 * math.pi)
@@ -268,7 +249,7 @@ def test_merge_moments_of_two_halves_equals_moments_of_the_whole():
         assert fm == pytest.approx(x[:, 0].mean(), rel=1e-12) and fv == pytest.approx(x[:, 0].var())
 
 
-# --------------------------------------------------------------------------- fused gradient path
+# --------------------------------------------------------------------------- autograd path
 
 
 @pytest.mark.parametrize("continuous", [False, True])
@@ -286,51 +267,6 @@ def test_evaluate_actions_is_forward_plus_log_prob_entropy(continuous):
     assert torch.equal(logp.detach(), ref_logp) and torch.equal(ent.detach(), ref_ent)
     assert torch.equal(val.detach(), v)
     assert logp.requires_grad and val.requires_grad
-    fp = ac.evaluate_actions_fused(obs, act)
-    assert torch.equal(fp.pi_out, pi) and torch.equal(fp.value, v)
-    assert torch.allclose(fp.logp, ref_logp, atol=1e-6) and not fp.logp.requires_grad
-
-
-@pytest.mark.parametrize("continuous", [False, True])
-@pytest.mark.parametrize("activation", ["tanh", "relu"])
-@pytest.mark.parametrize("ent_coef", [0.0, 0.1])
-def test_backward_fused_equals_autograd_for_any_loss_of_logp_and_value(continuous, activation,
-                                                                       ent_coef):
-    """The network's hand-written backward knows nothing of PPO: for a loss
-    L = sum(c * logp) + sum(d * V) - ent_coef * mean(H) it writes autograd's gradient."""
-    torch.manual_seed(0)
-    space = gym.spaces.Box(-1, 1, (2,), dtype=np.float32) if continuous else gym.spaces.Discrete(3)
-    ac = pnn.ActorCritic(5, space, (16, 8), activation=activation, norm_obs=True,
-                         log_std_init=-0.2).double()
-    ac.obs_rms.update(torch.randn(50, 5) * 3 + 1)
-    B = 32
-    obs = torch.randn(B, 5, dtype=torch.float64)
-    with torch.no_grad():
-        act = ac.sample(ac(obs)[0])
-    c = torch.randn(B, dtype=torch.float64)
-    d = torch.randn(B, dtype=torch.float64)
-    logp, ent, v = ac.evaluate_actions(obs, act)
-    loss = (c * logp).sum() + (d * v).sum() - ent_coef * ent.mean()
-    ref = torch.autograd.grad(loss, list(ac.parameters()))
-    for p in ac.parameters():
-        p.grad = torch.full_like(p, 123.0)  # overwritten, not accumulated
-    fp = ac.evaluate_actions_fused(obs, act)
-    got_ent = ac.backward_fused(fp, c, d, ent_coef, want_entropy=True)
-    for (name, p), g in zip(ac.named_parameters(), ref):
-        assert torch.allclose(p.grad, g, atol=1e-10, rtol=1e-8), name
-    assert torch.allclose(got_ent, ent.detach(), atol=1e-12)
-    # a precomputed one-hot (Discrete) gives the same gradients; no entropy unless asked
-    first = [p.grad.clone() for p in ac.parameters()]
-    assert ac.backward_fused(fp, c, d, ent_coef, ac.onehot_actions(act)) is None
-    assert all(torch.equal(p.grad, g) for p, g in zip(ac.parameters(), first))
-
-
-def test_onehot_actions():
-    ac = pnn.ActorCritic(2, gym.spaces.Discrete(3), (4,))
-    oh = ac.onehot_actions(torch.tensor([2, 0, 1, 2]))
-    assert torch.equal(oh, torch.eye(3)[[2, 0, 1, 2]])
-    box = pnn.ActorCritic(2, gym.spaces.Box(-1, 1, (2,), dtype=np.float32), (4,))
-    assert box.onehot_actions(torch.zeros(4, 2)) is None
 
 
 def test_critic_and_actor_parameter_groups():

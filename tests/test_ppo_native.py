@@ -1,5 +1,5 @@
-"""The fused C++ PPO update (pgfast._C.ppo_epoch, PPOConfig.native_update) against the torch
-path it replaces (ppo_minibatch_grads + FastAdam), and its input checks."""
+"""The fused C++ PPO update (pgfast._C.ppo_epoch, update_backend="native") against the autograd
+reference (ppo_minibatch_loss + FastAdam) directly, on the same data, and its input checks."""
 
 import copy
 
@@ -13,13 +13,13 @@ from pgfast.trainer import Run
 
 
 def _pair(env_id, **kw):
-    """Two runs with the same rollout in their buffers: the native update and the torch one."""
+    """Two runs with the same rollout in their buffers: the native update and the autograd one."""
     fields = dict(num_envs=4, num_steps=32, total_timesteps=4 * 32 * 4, num_minibatches=4,
                   update_epochs=2)
     fields.update(kw)
     runs = []
     for native in (True, False):
-        cfg = make_config("ppo", native_update=native, **fields)
+        cfg = make_config("ppo", update_backend="native" if native else "torch", **fields)
         runs.append(Run("ppo", env_id, cfg, seed=3, device="cpu"))
     nat, ref = runs
     nat.collector.collect()
@@ -32,7 +32,7 @@ def _pair(env_id, **kw):
         a, b = getattr(nat.buffer, name), getattr(ref.buffer, name)
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
         a.copy_(b)
-    assert nat.updater.native() and not ref.updater.native()
+    assert nat.paths["update"] == "native" and ref.paths["update"] == "torch"
     assert nat.collector.native_eval and not ref.collector.native_eval
     return nat, ref
 
@@ -109,13 +109,19 @@ def test_native_update_is_bit_reproducible():
         assert torch.equal(p, q)
 
 
-def test_native_update_is_skipped_where_it_does_not_apply():
-    run = Run("ppo", "CartPole-v1", make_config("ppo", fast_grads=False), seed=0, device="cpu")
-    assert not run.updater.native()
+def test_auto_update_takes_torch_where_native_does_not_apply_and_native_says_why():
+    assert Run("ppo", "CartPole-v1", make_config("ppo", update_backend="torch"), seed=0,
+               device="cpu").paths["update"] == "torch"
     run = Run("ppo", "CartPole-v1", make_config("ppo"), seed=0, device="cpu")
-    run.policy.double()
+    assert run.paths["update"] == "native"
+    run.policy.double()  # float64 parameters: the C++ update does not apply
     run.updater.params = list(run.policy.parameters())
-    assert not run.updater.native()
+    for backend, path in (("auto", "torch"), ("torch", "torch")):
+        run.updater.cfg.update_backend, run.updater._update_path = backend, None
+        assert run.updater.update_path == path
+    run.updater.cfg.update_backend, run.updater._update_path = "native", None
+    with pytest.raises(ValueError, match=r"update_backend='native': the C\+\+ update .*float64"):
+        assert run.updater.update_path
 
 
 # ---------------------------------------------------------------- input checks

@@ -1,4 +1,4 @@
-"""The native rollout (pgfast._C.policy_forward / rollout_mlp, Collector(native=True))
+"""The native rollout (pgfast._C.policy_forward / rollout_mlp, Collector(rollout_backend="native"))
 against its torch reference (the Collector's Python loop)."""
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def _collect_pair(env_id, num_envs, num_steps, rollouts, activation="tanh", scal
         buf = RolloutBuffer(num_steps, num_envs, env.single_observation_space.shape,
                             env.single_action_space)
         scaler = RewardScaler(num_envs, 0.99) if norm else None
-        col = Collector(env, pol, buf, torch.Generator().manual_seed(3), scaler, native=native,
+        col = Collector(env, pol, buf, torch.Generator().manual_seed(3), scaler,
+                        rollout_backend="native" if native else "torch",
                         native_eval=native_eval)
         assert col.native == native
         col.core_used = env.native_core() is not None  # type: ignore[attr-defined]
@@ -162,20 +163,28 @@ def test_native_actions_match_except_float_ties():
     env.close()
 
 
-def test_native_rollout_falls_back_where_it_does_not_apply():
+def test_native_rollout_is_chosen_where_it_applies_and_refused_with_the_reason_elsewhere():
     env = pgfast.make_vec("CartPole-v1", 2, autoreset_mode="same_step")
     buf = RolloutBuffer(8, 2, (4,), env.single_action_space)
-    assert Collector(env, ActorCritic(4, env.single_action_space), buf, torch.Generator(),
-                     native=True).native
+    for backend, native in (("auto", True), ("native", True), ("torch", False)):
+        assert Collector(env, ActorCritic(4, env.single_action_space), buf, torch.Generator(),
+                         rollout_backend=backend).native == native
     pol = ActorCritic(4, env.single_action_space).double()  # float64 layers: torch only
-    assert not Collector(env, pol, buf, torch.Generator(), native=True).native
+    assert not Collector(env, pol, buf, torch.Generator(), rollout_backend="auto").native
+    with pytest.raises(ValueError, match=r"rollout_backend='native': .*float64"):
+        Collector(env, pol, buf, torch.Generator(), rollout_backend="native")
+    with pytest.raises(ValueError, match="rollout_backend must be one of auto, native, torch"):
+        Collector(env, ActorCritic(4, env.single_action_space), buf, torch.Generator(), rollout_backend="c++")
     env.close()
     # gymnasium's own vector env has no step_into
     genv = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * 2,
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     col = Collector(genv, ActorCritic(4, genv.single_action_space), buf, torch.Generator(),
-                    native=True)
+                    rollout_backend="auto")
     assert not col.native
+    with pytest.raises(ValueError, match=r"rollout_backend='native': .*step_into.*SyncVectorEnv"):
+        Collector(genv, ActorCritic(4, genv.single_action_space), buf, torch.Generator(),
+                  rollout_backend="native")
     genv.close()
 
 
@@ -184,8 +193,8 @@ def test_train_native_rollout_learns_like_torch():
     run's histories agree until the first action flip at a float tie (usually never)."""
     kw = dict(total_timesteps=4 * 128 * 4, seed=0, device="cpu", tuned=False, num_envs=4,
               num_steps=128)
-    ref = pgfast.train("ppo", "CartPole-v1", native_rollout=False, **kw)
-    nat = pgfast.train("ppo", "CartPole-v1", native_rollout=True, **kw)
+    ref = pgfast.train("ppo", "CartPole-v1", rollout_backend="torch", **kw)
+    nat = pgfast.train("ppo", "CartPole-v1", rollout_backend="native", **kw)
     assert nat.collector.native and not ref.collector.native
     assert len(nat.history) == len(ref.history) == 4
     for b in nat.history:
@@ -198,7 +207,7 @@ def test_train_native_rollout_learns_like_torch():
 def test_native_rollout_solves_cartpole(algo):
     """As tests/test_learning.py, with the native rollout: CartPole-v1 solved within 150k steps."""
     run = pgfast.train(algo, "CartPole-v1", total_timesteps=150_000, seed=0, device="cpu",
-                       native_rollout=True)
+                       rollout_backend="native")
     assert run.collector.native
     mean, std = run.evaluate(episodes=20, deterministic=True)
     assert mean >= 475, (algo, mean, std, run.history[-1])

@@ -8,16 +8,19 @@ An algorithm class (see :data:`pgfast.algos.ALGOS`) derives from :class:`AlgoBas
     __init__(policy, config, generator)     # policy: pgfast.nn.ActorCritic
     advantages(buffer) -> (adv [T, N], returns [T, N])
     update(buffer, adv, returns) -> dict of floats (losses, approx_kl, ...)
+    native_update_reason() -> None or why a C++ update cannot serve the run
+    update_path                             # "native" | "torch" (update_backend, pgfast.backends)
     set_lr_fraction(frac)                   # learning-rate annealing
     state_dict() / load_state_dict(d)       # optimiser state
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
+from pgfast import backends
 from pgfast.config import BaseConfig
 from pgfast.optim import FastAdam
 from pgfast.returns import gae, nstep_returns, reward_to_go
@@ -44,6 +47,22 @@ class AlgoBase:
         self.gen = generator
         self.optimizers: Dict[str, FastAdam] = {}
         self.base_lrs: Dict[str, float] = {}
+        self._update_path: Optional[str] = None
+
+    def native_update_reason(self) -> Optional[str]:
+        """Why a C++ update cannot serve this run (None: it can). Algorithms with a C++ update
+        override it; here: none."""
+        return f"{self.name} has no C++ update"
+
+    @property
+    def update_path(self) -> str:
+        """The update's path, "native" (C++) or "torch", as ``cfg.update_backend`` asks
+        (:func:`pgfast.backends.choose`; decided at the first call: ValueError with the
+        reason when "native" cannot apply)."""
+        if self._update_path is None:
+            self._update_path = backends.choose("update_backend", getattr(self.cfg, "update_backend", "auto"),
+                                                self.native_update_reason())
+        return self._update_path
 
     def advantages(self, buf: Any) -> Tuple[torch.Tensor, torch.Tensor]:
         """Advantages and value targets ``[T, N]`` from a filled buffer, by ``cfg.advantage``:

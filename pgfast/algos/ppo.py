@@ -13,12 +13,12 @@ minibatch exceeds ``target_kl``. Actor and critic are one fused network
 (:class:`pgfast.nn.ActorCritic`), so each minibatch is one forward and one
 backward pass and one fused Adam step.
 
-On CPU with float32 parameters (``native_update``, the default) each epoch's
-minibatch steps run in one C++ call (:func:`pgfast._C.ppo_epoch`): the same
-forward, loss derivatives, backward, clipping and Adam as the torch path of
-``fast_grads`` (equal to float rounding, tested), without torch's per-operation
-overhead, which dominates these small networks. The shuffling draws the same
-permutations from the same generator either way.
+Two implementations (``update_backend``, chosen by :mod:`pgfast.backends`): torch autograd
+(:func:`ppo_minibatch_loss`, the reference; CUDA, float64 and every policy), and on CPU for
+float32 MLP policies each epoch's minibatch steps in one C++ call (:func:`pgfast._C.ppo_epoch`):
+the same forward, loss derivatives, backward, clipping and Adam (equal to autograd to float
+rounding, tested), without torch's per-operation overhead, which dominates these small
+networks. The shuffling draws the same permutations from the same generator either way.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from pgfast import _C
+from pgfast import _C, backends
 from pgfast.algos.base import AlgoBase, flat_batch
 from pgfast.config import BaseConfig
 from pgfast.optim import make_adam
@@ -37,8 +37,7 @@ from pgfast.nn import ActorCritic
 if TYPE_CHECKING:  # pragma: no cover
     from pgfast.buffer import RolloutBuffer
 
-__all__ = ["PPOConfig", "PPO", "ppo_clip_loss", "ppo_value_loss", "ppo_minibatch_loss",
-           "ppo_minibatch_grads"]
+__all__ = ["PPOConfig", "PPO", "ppo_clip_loss", "ppo_value_loss", "ppo_minibatch_loss"]
 
 
 @dataclass
@@ -63,14 +62,13 @@ class PPOConfig(BaseConfig):
     """coefficient of the value loss"""
     target_kl: Optional[float] = None
     """stop the epochs early when the approximate KL exceeds this (None: never)"""
-    fast_grads: bool = True
-    """hand-written minibatch gradients (same values as autograd, fewer torch ops; MLP ActorCritic only)"""
-    native_update: bool = True
-    """on CPU (float32): each epoch's minibatch steps in one C++ call (fast_grads's math)"""
+    native_update: Optional[bool] = None
+    """deprecated: use update_backend (True: "auto", False: "torch")"""
 
     def __post_init__(self) -> None:
         """Check the fields (after the shared checks of BaseConfig)."""
         super().__post_init__()
+        self._migrate("native_update", "update_backend")
         if not (self.clip_coef > 0):
             raise ValueError(f"clip_coef must be > 0, got {self.clip_coef!r}")
         if self.target_kl is not None and not (self.target_kl > 0):
@@ -117,55 +115,6 @@ def ppo_minibatch_loss(policy: ActorCritic, obs: torch.Tensor, actions: torch.Te
     return loss, (logp, pg_loss, v_loss, ent)
 
 
-def ppo_minibatch_grads(policy: ActorCritic, obs: torch.Tensor, actions: torch.Tensor,
-                        logp_old: torch.Tensor, v_old: torch.Tensor, adv: torch.Tensor,
-                        returns: torch.Tensor, clip_coef: float, clip_vloss: bool,
-                        ent_coef: float, vf_coef: float, onehot: Optional[torch.Tensor] = None,
-                        want_stats: bool = False) -> Any:
-    """Gradients of :func:`ppo_minibatch_loss` written by hand into ``p.grad``.
-
-    The network's no-grad forward (:meth:`pgfast.nn.ActorCritic.evaluate_actions_fused`),
-    the loss derivatives with respect to log-probs and values in closed form (here),
-    and the network's hand-written backward (:meth:`pgfast.nn.ActorCritic.backward_fused`):
-    about half the torch ops of autograd, with no graph bookkeeping. Equal to
-    autograd's gradients up to float rounding (tested). Shapes as
-    :func:`ppo_minibatch_loss`.
-
-    Args:
-        onehot: ``[B, n]`` float one-hot actions for Discrete policies (computed if None).
-        want_stats: also return ``(logp, pg_loss, v_loss, entropy)`` (detached).
-
-    Returns:
-        ``logp`` ``[B]`` (detached), or the stats tuple if ``want_stats``.
-    """
-    with torch.no_grad():
-        fp = policy.evaluate_actions_fused(obs, actions)
-        logp, v = fp.logp, fp.value
-        inv_b = 1.0 / obs.shape[0]
-        # d pg_loss / d logp
-        ratio = (logp - logp_old).exp()
-        ra = ratio * adv
-        active = ra <= ratio.clamp(1.0 - clip_coef, 1.0 + clip_coef) * adv
-        g_lp = (ra * active).mul_(-inv_b)
-        # d (vf_coef * v_loss) / d v
-        u = v - returns
-        if clip_vloss:
-            dv = v - v_old
-            cdiff = v_old + dv.clamp(-clip_coef, clip_coef) - returns
-            use_u = u * u >= cdiff * cdiff
-            g_v = torch.where(use_u, u, cdiff * (dv.abs() < clip_coef))
-        else:
-            g_v = u
-        ent = policy.backward_fused(fp, g_lp, g_v.mul_(vf_coef * inv_b), ent_coef, onehot,
-                                    want_entropy=want_stats)
-        if not want_stats:
-            return logp
-        assert ent is not None
-        pg_loss = -torch.min(ra, ratio.clamp(1.0 - clip_coef, 1.0 + clip_coef) * adv).mean()
-        v_loss = ppo_value_loss(v, v_old, returns, clip_coef if clip_vloss else None)
-        return logp, pg_loss, v_loss, ent.mean()
-
-
 class PPO(AlgoBase):
     """PPO-clip update on a filled :class:`pgfast.buffer.RolloutBuffer`."""
 
@@ -190,15 +139,23 @@ class PPO(AlgoBase):
             return None
         return [ids.index(id(p)) for p in want]
 
-    def native(self) -> bool:
-        """Whether :meth:`update` takes the C++ path (``native_update`` and ``fast_grads``
-        on, CPU float32 parameters, an activation and layer count the C++ MLP takes
-        (``_C.MLP_ACTIVATIONS``, ``_C.MLP_MAX_LAYERS``), torch's fused Adam)."""
+    def native_update_reason(self) -> Optional[str]:
+        """Why :func:`pgfast._C.ppo_epoch` cannot update this policy (None: it can): it takes an
+        :class:`pgfast.nn.ActorCritic` of float32 tanh/ReLU layers on CPU, and torch's fused Adam."""
         pol, opt = self.policy, self.optimizers["ac"]
-        return (isinstance(pol, ActorCritic) and self.cfg.native_update and self.cfg.fast_grads and opt.fused
-                and pol.activation in _C.MLP_ACTIVATIONS and pol.num_layers <= _C.MLP_MAX_LAYERS
-                and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in self.params)
-                and self._native_order() is not None)
+        what = "the C++ update"
+        reason = backends.mlp_native_reason(pol, self.params[0].device, what)
+        if reason is not None:
+            return reason
+        bad = sorted({f"{p.dtype} on {p.device}" for p in self.params
+                      if p.device.type != "cpu" or p.dtype != torch.float32})
+        if bad:
+            return f"{what} takes float32 parameters on CPU; this policy has {', '.join(bad)}"
+        if not opt.fused:
+            return f"{what} needs torch's fused Adam kernel (torch._fused_adam_), which this torch lacks"
+        if not isinstance(pol, ActorCritic) or self._native_order() is None:
+            return f"{what} needs the optimiser to hold exactly the policy's layers"
+        return None
 
     def update(self, buf: RolloutBuffer, adv: torch.Tensor, returns: torch.Tensor) -> Dict[str, float]:
         """Run the epochs of minibatch updates; returns statistics of the last minibatch."""
@@ -211,15 +168,11 @@ class PPO(AlgoBase):
         c = cfg.clip_coef
         ent_coef, vf_coef, clip_vloss = cfg.ent_coef, cfg.vf_coef, cfg.clip_vloss
         clip_norm = cfg.max_grad_norm
-        fast = cfg.fast_grads and isinstance(pol, ActorCritic)  # other policies: autograd only
         if cfg.norm_adv and nmb == 1:  # one minibatch: the normalised advantages never change
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        if self.native():
+        if self.update_path == "native":
             return self._update_native(obs, act, logp_old, v_old, adv, ret)
-        onehot = pol.onehot_actions(act) if fast else None
-        if onehot is None:
-            onehot = act  # unused placeholder, keeps the tuple shape
-        data = (obs, act, logp_old, v_old, adv, ret, onehot)
+        data = (obs, act, logp_old, v_old, adv, ret)
         epochs_done = 0
         stats: Optional[Tuple[torch.Tensor, ...]] = None
         mbs: Sequence[Tuple[torch.Tensor, ...]]
@@ -232,19 +185,13 @@ class PPO(AlgoBase):
                 mbs = [tuple(x[s:s + mb] for x in shuffled) for s in range(0, B, mb)]
             else:  # the whole batch: no indexing at all
                 mbs = (data,)
-            for k, (o, a, lp0, v0, A, r, oh) in enumerate(mbs):
+            for k, (o, a, lp0, v0, A, r) in enumerate(mbs):
                 if cfg.norm_adv and nmb > 1:
                     A = (A - A.mean()) / (A.std() + 1e-8)
                 want = k == nmb - 1 and (check_kl or epoch == last_epoch)
-                if fast:
-                    out = ppo_minibatch_grads(pol, o, a, lp0, v0, A, r, c, clip_vloss, ent_coef,
-                                              vf_coef, None if pol.continuous else oh,
-                                              want_stats=want)
-                else:
-                    loss, out = ppo_minibatch_loss(pol, o, a, lp0, v0, A, r, c, clip_vloss,
-                                                   ent_coef, vf_coef)
-                    opt.zero_grad()
-                    loss.backward()
+                loss, out = ppo_minibatch_loss(pol, o, a, lp0, v0, A, r, c, clip_vloss, ent_coef, vf_coef)
+                opt.zero_grad()
+                loss.backward()
                 if want:
                     stats = (out[0].detach(), lp0) + tuple(t.detach() for t in out[1:])
                 opt.step(clip_norm)

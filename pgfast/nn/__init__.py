@@ -2,12 +2,12 @@
 
 * :mod:`pgfast.nn.distributions`: categorical and diagonal-Gaussian log-probs,
   entropies, KL divergences and samples as plain functions of the network outputs.
-* :mod:`pgfast.nn.networks`: :func:`mlp` and the stand-alone :class:`CategoricalPolicy`,
-  :class:`GaussianPolicy` and :class:`ValueNet`.
+* :mod:`pgfast.nn.networks`: :func:`mlp`, :func:`activation_fn` and the layer-size checks.
 * :mod:`pgfast.nn.actor_critic`: :class:`ActorCritic`, the fused actor-critic the
-  trainer uses, with its autograd path (:meth:`ActorCritic.evaluate_actions`) and its
-  hand-written gradient path (:meth:`ActorCritic.evaluate_actions_fused`,
-  :meth:`ActorCritic.backward_fused`).
+  trainer uses (the MLP the C++ paths read), differentiated by autograd
+  (:meth:`ActorCritic.evaluate_actions`).
+* :mod:`pgfast.nn.modular`: :class:`pgfast.nn.modular.ModularActorCritic`, the torch-path
+  actor-critic for every other space (CNN encoders, multi-categorical actions).
 * :mod:`pgfast.nn.normalization`: the one running-variance update
   (:func:`merge_moments`) behind observation normalisation (:class:`RunningMeanStd`)
   and reward scaling (:class:`RewardScaler`).
@@ -15,12 +15,11 @@
 
 from __future__ import annotations
 
-from pgfast.nn.actor_critic import ActorCritic, FusedPass
+from pgfast.nn.actor_critic import ActorCritic
 from pgfast.nn.distributions import (_LOG_2PI, categorical_entropy, categorical_kl,
                                      categorical_log_prob, categorical_sample, gaussian_entropy,
                                      gaussian_kl, gaussian_log_prob, gaussian_sample)
-from pgfast.nn.networks import (_ACTIVATIONS, CategoricalPolicy, GaussianPolicy, ValueNet,
-                                _check_sizes, _space_info, activation_fn, mlp)
+from pgfast.nn.networks import _ACTIVATIONS, _check_sizes, _space_info, activation_fn, mlp
 from pgfast.nn.normalization import RewardScaler, RunningMeanStd, merge_moments
 
 __all__ = [
@@ -34,11 +33,7 @@ __all__ = [
     "gaussian_entropy",
     "gaussian_sample",
     "gaussian_kl",
-    "CategoricalPolicy",
-    "GaussianPolicy",
-    "ValueNet",
     "ActorCritic",
-    "FusedPass",
     "RunningMeanStd",
     "RewardScaler",
     "merge_moments",

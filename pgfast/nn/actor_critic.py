@@ -3,10 +3,8 @@
 Actor and critic MLPs with the same hidden sizes are stored as stacked
 ``[2, d_in, d_out]`` weights and evaluated together by batched matrix products, so
 one forward pass costs as many torch ops as one MLP (op overhead, not arithmetic,
-dominates these small nets). The network also owns its hand-written backward pass
-(:meth:`ActorCritic.evaluate_actions_fused` + :meth:`ActorCritic.backward_fused`):
-an algorithm supplies only the derivatives of its loss with respect to the
-log-probabilities and values, never the layers.
+dominates these small nets). Gradients come from autograd; the C++ paths read the
+same parameters in place (:meth:`ActorCritic.native_layers`).
 """
 
 from __future__ import annotations
@@ -17,37 +15,13 @@ from typing import Any, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from pgfast.nn.distributions import (_LOG_2PI, categorical_entropy, categorical_kl,
+from pgfast.nn.distributions import (categorical_entropy, categorical_kl,
                                      categorical_log_prob, categorical_sample, gaussian_entropy,
                                      gaussian_kl, gaussian_log_prob, gaussian_sample)
 from pgfast.nn.networks import _check_sizes, _space_info, activation_fn
 from pgfast.nn.normalization import RunningMeanStd
 
-__all__ = ["ActorCritic", "FusedPass"]
-
-_tanh_bwd = torch.ops.aten.tanh_backward  # g * (1 - y^2) in one op
-_relu_bwd = torch.ops.aten.threshold_backward  # g * (y > 0) in one op
-
-
-class FusedPass:
-    """What :meth:`ActorCritic.evaluate_actions_fused` keeps for :meth:`ActorCritic.backward_fused`.
-
-    Public attributes (detached, B = batch): ``pi_out`` ``[B, out_dim]`` (logits or
-    means), ``value`` ``[B]``, ``logp`` ``[B]`` (log pi(a|s) of the given actions).
-    The rest are the layer inputs and distribution intermediates of the backward pass.
-    """
-
-    __slots__ = ("pi_out", "value", "logp", "actions", "inputs", "out", "z", "inv_std", "lsm",
-                 "probs")
-
-    def __init__(self, pi_out: torch.Tensor, value: torch.Tensor, logp: torch.Tensor,
-                 actions: torch.Tensor, inputs: List[torch.Tensor], out: torch.Tensor,
-                 z: Optional[torch.Tensor], inv_std: Optional[torch.Tensor],
-                 lsm: Optional[torch.Tensor], probs: Optional[torch.Tensor]) -> None:
-        """Hold the tensors (inputs: ``[2, B, d_i]`` per layer; out: ``[2, B, out_dim]``)."""
-        self.pi_out, self.value, self.logp, self.actions = pi_out, value, logp, actions
-        self.inputs, self.out = inputs, out
-        self.z, self.inv_std, self.lsm, self.probs = z, inv_std, lsm, probs
+__all__ = ["ActorCritic"]
 
 
 class ActorCritic(nn.Module):
@@ -161,125 +135,6 @@ class ActorCritic(nn.Module):
         pi_out, v = self.forward(obs)
         logp, ent = self.log_prob_entropy(pi_out, actions)
         return logp, ent, v
-
-    # ---- hand-written gradients --------------------------------------------------------
-    def onehot_actions(self, actions: torch.Tensor) -> Optional[torch.Tensor]:
-        """Float one-hot ``[B, n]`` of Discrete actions ``[B]`` for :meth:`backward_fused`
-        (precompute it once per batch); None for Box actions."""
-        if self.continuous:
-            return None
-        return torch.zeros(actions.shape[0], self.out_dim, device=actions.device).scatter_(
-            -1, actions.unsqueeze(-1), 1.0)
-
-    def evaluate_actions_fused(self, obs: torch.Tensor, actions: torch.Tensor) -> FusedPass:
-        """No-grad forward of observations ``[B, obs_dim]`` that keeps what
-        :meth:`backward_fused` needs; ``.pi_out`` ``[B, out_dim]``, ``.value`` ``[B]`` and
-        ``.logp`` ``[B]`` (of actions ``[B]`` int64 / ``[B, D]``) are the results."""
-        if torch.is_grad_enabled():  # no context switch when the caller is already no-grad
-            with torch.no_grad():
-                return self._evaluate_actions_fused(obs, actions)
-        return self._evaluate_actions_fused(obs, actions)
-
-    def _evaluate_actions_fused(self, obs: torch.Tensor, actions: torch.Tensor) -> FusedPass:
-        """:meth:`evaluate_actions_fused` in no-grad mode (obs ``[B, obs_dim]``)."""
-        B = obs.shape[0]
-        W, b = self._lists or self.layer_tensors()
-        x = obs.reshape(B, -1)
-        if self.obs_rms is not None:
-            x = self.obs_rms.normalize(x)
-        if x.dtype != W[0].dtype:
-            x = x.to(W[0].dtype)
-        tanh = self.activation == "tanh"
-        hs = [x.expand(2, *x.shape)]
-        h = torch.baddbmm(b[0], hs[0], W[0])
-        for i in range(1, self.num_layers):
-            h = h.tanh() if tanh else h.relu()
-            hs.append(h)
-            h = torch.baddbmm(b[i], h, W[i])
-        pi, v = h[0], h[1, :, 0]
-        if self.log_std is not None:
-            log_std = self.log_std
-            inv_std = torch.exp(-log_std)
-            z = (actions - pi) * inv_std
-            logp = -0.5 * (z * z).sum(-1) - (log_std.sum() + 0.5 * pi.shape[-1] * _LOG_2PI)
-            return FusedPass(pi, v, logp, actions, hs, h, z, inv_std, None, None)
-        lsm = pi.log_softmax(-1)
-        p = lsm.exp()
-        logp = lsm.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-        return FusedPass(pi, v, logp, actions, hs, h, None, None, lsm, p)
-
-    def backward_fused(self, fp: FusedPass, grad_logp: torch.Tensor, grad_value: torch.Tensor,
-                       ent_coef: float = 0.0, onehot: Optional[torch.Tensor] = None,
-                       want_entropy: bool = False) -> Optional[torch.Tensor]:
-        """Write into ``p.grad`` (overwriting; the ``.grad`` tensors must exist) the
-        gradient of a scalar loss ``L(logp, value) - ent_coef * mean(entropy)``.
-
-        The chain rule through the distribution and the stacked layers is done by hand
-        as batched matrix products (about half the torch ops of autograd, no graph);
-        it equals autograd's gradient up to float rounding (tested).
-
-        Args:
-            fp: the pass from :meth:`evaluate_actions_fused` (parameters unchanged since).
-            grad_logp: ``dL/d logp`` ``[B]``.
-            grad_value: ``dL/d value`` ``[B]``.
-            ent_coef: weight of the entropy bonus subtracted from the loss.
-            onehot: :meth:`onehot_actions` of the batch (Discrete; computed if None).
-            want_entropy: return the entropy ``[B]``.
-
-        Returns:
-            Entropy per row ``[B]`` (detached) if ``want_entropy``, else None.
-        """
-        if torch.is_grad_enabled():  # no context switch when the caller is already no-grad
-            with torch.no_grad():
-                return self._backward_fused(fp, grad_logp, grad_value, ent_coef, onehot,
-                                            want_entropy)
-        return self._backward_fused(fp, grad_logp, grad_value, ent_coef, onehot, want_entropy)
-
-    def _backward_fused(self, fp: FusedPass, grad_logp: torch.Tensor, grad_value: torch.Tensor,
-                        ent_coef: float, onehot: Optional[torch.Tensor], want_entropy: bool
-                        ) -> Optional[torch.Tensor]:
-        """:meth:`backward_fused` in no-grad mode (grad_logp, grad_value ``[B]``)."""
-        W, b = self._lists or self.layer_tensors()
-        B = fp.value.shape[0]
-        inv_b = 1.0 / B
-        tanh = self.activation == "tanh"
-        ent = None
-        g_out = torch.zeros_like(fp.out)
-        g_lp = grad_logp.unsqueeze(-1)
-        if self.log_std is not None:
-            z = fp.z
-            assert z is not None and fp.inv_std is not None
-            torch.mul(z * fp.inv_std, g_lp, out=g_out[0])
-            g_ls = (z * z - 1.0).mul_(g_lp).sum(0)
-            if ent_coef:
-                g_ls -= ent_coef
-            if want_entropy:
-                ent = gaussian_entropy(self.log_std, B)
-        else:
-            p, lsm = fp.probs, fp.lsm
-            assert p is not None and lsm is not None
-            if onehot is None:
-                onehot = torch.zeros_like(p).scatter_(-1, fp.actions.unsqueeze(-1), 1.0)
-            torch.mul(onehot - p, g_lp, out=g_out[0])
-            if ent_coef or want_entropy:
-                ent_rows = -(p * lsm).sum(-1)
-                if ent_coef:  # d(-ent_coef * mean H)/d logits = ent_coef/B * p * (lsm + H)
-                    g_out[0].addcmul_(p, lsm + ent_rows.unsqueeze(-1), value=ent_coef * inv_b)
-                ent = ent_rows if want_entropy else None
-        g_out[1, :, 0] = grad_value
-        # backward through the stacked layers
-        hs = fp.inputs
-        g = g_out
-        for i in range(self.num_layers - 1, -1, -1):
-            torch.bmm(hs[i].transpose(1, 2), g, out=W[i].grad)
-            torch.sum(g, 1, keepdim=True, out=b[i].grad)
-            if i > 0:
-                g = torch.bmm(g, W[i].transpose(1, 2))
-                g = _tanh_bwd(g, hs[i]) if tanh else _relu_bwd(g, hs[i], 0.0)
-        if self.log_std is not None:
-            assert self.log_std.grad is not None
-            self.log_std.grad.copy_(g_ls)
-        return ent
 
     # ---- distribution helpers on pi_out ----------------------------------------------
     def log_prob(self, pi_out: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

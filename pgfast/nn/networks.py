@@ -1,26 +1,21 @@
-"""MLP builder, activations and the stand-alone policy and value networks.
+"""MLP builder, activations and layer-size checks shared by the networks.
 
-* :func:`mlp` builds a plain ``nn.Sequential`` multi-layer perceptron.
-* :class:`CategoricalPolicy` (``Discrete`` actions), :class:`GaussianPolicy`
-  (``Box`` actions, diagonal Gaussian with a state-independent log-std) and
-  :class:`ValueNet` are small stand-alone modules (the trainer uses the fused
-  :class:`pgfast.nn.ActorCritic` instead).
+:func:`mlp` builds a plain ``nn.Sequential`` multi-layer perceptron (the torch-path
+networks of :mod:`pgfast.nn.modular`); :func:`activation_fn` maps "tanh"/"relu" to torch.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, List, Sequence, Tuple, Type
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
-from pgfast.nn.distributions import (categorical_entropy, categorical_log_prob, categorical_sample,
-                                     gaussian_entropy, gaussian_log_prob, gaussian_sample)
 
-__all__ = ["mlp", "activation_fn", "CategoricalPolicy", "GaussianPolicy", "ValueNet"]
+__all__ = ["mlp", "activation_fn"]
 
 Activation = Tuple[Type[nn.Module], Callable[[torch.Tensor], torch.Tensor]]
 _ACTIVATIONS: Dict[str, Activation] = {"tanh": (nn.Tanh, torch.tanh), "relu": (nn.ReLU, torch.relu)}
@@ -85,79 +80,3 @@ def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int, activation: str 
         if i < len(dims) - 2:
             layers.append(act_cls())
     return nn.Sequential(*layers)
-
-
-class CategoricalPolicy(nn.Module):
-    """Categorical policy for ``Discrete(n)`` actions: an MLP giving logits ``[B, n]``."""
-
-    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: Sequence[int] = (64, 64),
-                 activation: str = "tanh", ortho_init: bool = True) -> None:
-        """Logits MLP ``[B, obs_dim] -> [B, n_actions]`` (output gain 0.01)."""
-        super().__init__()
-        self.net = mlp(obs_dim, hidden_sizes, n_actions, activation, ortho_init, out_gain=0.01)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, n]`` for observations ``[B, obs_dim]``."""
-        return self.net(obs)
-
-    def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """log pi(a|s) ``[B]`` for observations ``[B, obs_dim]`` and actions ``[B]``."""
-        return categorical_log_prob(self.net(obs), actions)
-
-    def entropy(self, obs: torch.Tensor) -> torch.Tensor:
-        """Entropy ``[B]`` for observations ``[B, obs_dim]``."""
-        return categorical_entropy(self.net(obs))
-
-    def sample(self, obs: torch.Tensor, deterministic: bool = False,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Actions ``[B]``: argmax if ``deterministic`` else a sample."""
-        logits = self.net(obs)
-        return logits.argmax(-1) if deterministic else categorical_sample(logits, generator)
-
-
-class GaussianPolicy(nn.Module):
-    """Diagonal Gaussian policy for ``Box`` actions with a state-independent log-std.
-
-    The mean comes from an MLP, ``log_std`` is a free parameter ``[D]``. Samples are
-    not clipped (clip them to the action bounds only when passing them to the env).
-    """
-
-    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int] = (64, 64),
-                 activation: str = "tanh", ortho_init: bool = True,
-                 log_std_init: float = 0.0) -> None:
-        """Mean MLP ``[B, obs_dim] -> [B, act_dim]`` and log-std ``[act_dim]``."""
-        super().__init__()
-        self.net = mlp(obs_dim, hidden_sizes, act_dim, activation, ortho_init, out_gain=0.01)
-        self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Means ``[B, D]`` for observations ``[B, obs_dim]``."""
-        return self.net(obs)
-
-    def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """log pi(a|s) ``[B]`` of unclipped actions ``[B, D]``."""
-        return gaussian_log_prob(self.net(obs), self.log_std, actions)
-
-    def entropy(self, obs: torch.Tensor) -> torch.Tensor:
-        """Entropy ``[B]`` for observations ``[B, obs_dim]``."""
-        return gaussian_entropy(self.log_std, obs.shape[0])
-
-    def sample(self, obs: torch.Tensor, deterministic: bool = False,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Actions ``[B, D]``: the mean if ``deterministic`` else an unclipped sample."""
-        mean = self.net(obs)
-        return mean if deterministic else gaussian_sample(mean, self.log_std, generator)
-
-
-class ValueNet(nn.Module):
-    """State-value network V(s): an MLP with one output, returns ``[B]``."""
-
-    def __init__(self, obs_dim: int, hidden_sizes: Sequence[int] = (64, 64),
-                 activation: str = "tanh", ortho_init: bool = True) -> None:
-        """MLP ``[B, obs_dim] -> [B, 1]`` (output gain 1)."""
-        super().__init__()
-        self.net = mlp(obs_dim, hidden_sizes, 1, activation, ortho_init, out_gain=1.0)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Values ``[B]`` for observations ``[B, obs_dim]``."""
-        return self.net(obs).squeeze(-1)
