@@ -29,8 +29,10 @@ def test_the_native_update_follows_the_extensions_layer_limit():
     deep = ActorCritic(4, space, hidden_sizes=(8,) * _C.MLP_MAX_LAYERS)  # one layer too many
     ok = ActorCritic(4, space, hidden_sizes=(8,) * (_C.MLP_MAX_LAYERS - 1))
     gen = torch.Generator().manual_seed(0)
-    assert PPO(ok, make_config("ppo"), gen).native()
-    assert not PPO(deep, make_config("ppo"), gen).native()
+    assert PPO(ok, make_config("ppo"), gen).update_path == "native"
+    assert PPO(deep, make_config("ppo"), gen).update_path == "torch"
+    with pytest.raises(ValueError, match=f"update_backend='native': .*at most {_C.MLP_MAX_LAYERS} layers"):
+        assert PPO(deep, make_config("ppo", update_backend="native"), gen).update_path
 
 
 @pytest.mark.parametrize("activation", _C.MLP_ACTIVATIONS)
