@@ -467,12 +467,21 @@ def format_warning(message: Any, category: Any, filename: str, lineno: int, line
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``pgfast`` console script; returns the exit status."""
-    old_format = warnings.formatwarning
+    old_format, old_hook = warnings.formatwarning, sys.unraisablehook
     warnings.formatwarning = format_warning
+    sys.unraisablehook = _unraisable
     try:
         return _main(argv)
     finally:
-        warnings.formatwarning = old_format
+        warnings.formatwarning, sys.unraisablehook = old_format, old_hook
+
+
+def _unraisable(info: Any) -> None:
+    """A Ctrl-C (or SIGTERM) that lands inside a destructor cannot propagate; the command
+    reports the interrupt once anyway, so it is not also printed as "Exception ignored"."""
+    if isinstance(info.exc_value, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(info)
 
 
 def _main(argv: Optional[Sequence[str]]) -> int:

@@ -149,3 +149,32 @@ def test_interrupt_message_is_said_once_and_study_jobs_skip_the_budget_note(tmp_
     TrainSession(tmp_path / "b", "ppo", "CartPole-v1", 100, config=tiny, tensorboard=False, log=logs.append,
                  budget_note=False).run_training()
     assert not any("not a multiple" in m for m in logs)
+
+
+def test_ctrl_c_inside_a_destructor_is_not_printed_again(capsys):
+    import gc
+
+    from pgfast import cli
+
+    class Interrupting:
+        def __del__(self):
+            raise KeyboardInterrupt
+
+    class Failing:
+        def __del__(self):
+            raise ValueError("a real error in a destructor")
+
+    def run(argv):
+        Interrupting()
+        Failing()
+        gc.collect()
+        return 0
+
+    old = cli._main
+    cli._main = run
+    try:
+        assert cli.main(["plot", "x"]) == 0
+    finally:
+        cli._main = old
+    err = capsys.readouterr().err
+    assert "KeyboardInterrupt" not in err and "a real error in a destructor" in err
