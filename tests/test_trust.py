@@ -26,16 +26,8 @@ from pgfast.logs import read_progress
 from pgfast.rundir import RunExistsError, RunLock, RunLockedError, TrainSession
 from pgfast.trainer import Run, load, load_checkpoint
 
-ROOT = Path(cli.__file__).resolve().parent.parent
 TINY = dict(num_envs=2, num_steps=16, hidden_sizes=(8,), update_epochs=1, num_minibatches=1)
 TINY_SET = ["num_envs=2", "num_steps=16", "update_epochs=1", "num_minibatches=1"]
-
-
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["OMP_NUM_THREADS"] = "1"
-    return env
 
 
 def _train_cli(out, *extra, algo="ppo", env_id="CartPole-v1", steps=64):
@@ -147,9 +139,9 @@ _HOLD = textwrap.dedent("""
 """)
 
 
-def test_second_writer_fails_naming_the_holder_and_dead_lock_is_taken_over(tmp_path):
+def test_second_writer_fails_naming_the_holder_and_dead_lock_is_taken_over(tmp_path, child_env):
     out = tmp_path / "D"
-    child = subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], stdout=subprocess.PIPE, env=_env(),
+    child = subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], stdout=subprocess.PIPE, env=child_env,
                              text=True)
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "locked"
@@ -188,13 +180,13 @@ _SAVER = textwrap.dedent("""
 """)
 
 
-def test_fifty_saves_with_random_kills_leave_only_the_checkpoints(tmp_path):
+def test_fifty_saves_with_random_kills_leave_only_the_checkpoints(tmp_path, child_env):
     out = tmp_path / "D"
     rng = random.Random(0)
     saves, step, kills = 0, 0, 0
     while saves < 50:
         child = subprocess.Popen([sys.executable, "-c", _SAVER, str(out), str(step)], stdout=subprocess.PIPE,
-                                 env=_env(), text=True)
+                                 env=child_env, text=True)
         assert child.stdout is not None
         lines = [child.stdout.readline() for _ in range(rng.randint(1, 12))]  # complete saves, then
         time.sleep(rng.uniform(0.0, 0.02))  # a kill at a random instant (often in the middle of a save)
