@@ -58,7 +58,7 @@ import torch
 
 from pgfast import _C, backends
 from pgfast.nn.normalization import RewardScaler
-from pgfast.spaces import action_buffer_spec
+from pgfast.spaces import action_buffer_spec, clip_actions
 
 __all__ = ["RolloutBuffer", "Collector", "RewardScaler", "episode_stats"]
 
@@ -204,10 +204,10 @@ class Collector:
         self.device = buffer.device
         self.on_cpu = self.device.type == "cpu"
         N = env.num_envs
-        space = env.single_action_space
+        space = self.action_space = env.single_action_space
         self.continuous = isinstance(space, gym.spaces.Box)
         if self.continuous:
-            self.low = np.asarray(space.low, dtype=np.float32)
+            self.low = np.asarray(space.low, dtype=np.float32)  # float32 bounds: the C++ rollout clips
             self.high = np.asarray(space.high, dtype=np.float32)
             self.env_actions = np.zeros((N,) + space.shape, dtype=space.dtype)
         pin = self.device.type == "cuda"
@@ -246,13 +246,10 @@ class Collector:
         """Values (and log-probs of ``actions``) of observations ``[B, *obs_shape]`` into the
         float32 ``[B]`` views ``values`` / ``logp`` with :func:`pgfast._C.policy_evaluate`."""
         pol = self.policy
-        x = obs.reshape(obs.shape[0], -1)
-        if pol.obs_rms is not None:
-            x = pol.obs_rms.normalize(x)
+        x = pol.network_input(obs)
         ws, bs = pol.native_layers()
         log_std = pol.log_std.detach().numpy() if pol.log_std is not None else None
-        _C.policy_evaluate(ws, bs, log_std, pol.activation,
-                           x.to(torch.float32).contiguous().numpy(),
+        _C.policy_evaluate(ws, bs, log_std, pol.activation, x.contiguous().numpy(),
                            None if actions is None else actions.contiguous().numpy(),
                            values.numpy(), None if logp is None else logp.numpy())
 
@@ -300,8 +297,7 @@ class Collector:
                     a_np = a.cpu().numpy()  # device -> host once per step
                     obs_dst = self.obs_stage_np
                 if self.continuous:  # clip only at the env boundary
-                    np.clip(a_np, self.low, self.high, out=self.env_actions, casting="unsafe")
-                    a_np = self.env_actions
+                    a_np = clip_actions(a_np, self.action_space, out=self.env_actions)
                 rew, term, trunc = self.rew_np[t], self.term_np[t], self.trunc_np[t]
                 if self.step_into is not None:
                     info = self.step_into(a_np, obs_dst, rew, term, trunc)

@@ -2,8 +2,8 @@
 
 One helper, :func:`act`, turns observations into the actions an env takes: the
 policy's mode (``deterministic``) or a sample from a given generator, clipped to
-the bounds of a ``Box`` action space by :func:`clip_actions` (the policy itself
-never clips: log-probs are those of the unclipped sample). It serves
+the bounds of a ``Box`` action space by :func:`pgfast.spaces.clip_actions` (re-exported
+here; the policy itself never clips: log-probs are those of the unclipped sample). It serves
 
 * :func:`vector_returns`: episodes in a vector env (:meth:`pgfast.Run.evaluate`);
 * :func:`play_episode`: one episode in a single gymnasium env, used by
@@ -26,6 +26,8 @@ from typing import Any, Callable, List, Optional, Protocol, Sequence, Tuple
 import gymnasium as gym
 import numpy as np
 import torch
+
+from pgfast.spaces import clip_actions
 
 __all__ = ["clip_actions", "act", "vector_returns", "play_episode", "mean_std", "evaluate_reference",
            "record_video", "RenderError", "headless_mujoco_gl", "gif_frames", "EVAL_MAX_STEPS",
@@ -58,14 +60,6 @@ class _Run(Protocol):
     seed: int
     device: torch.device
     policy: Any
-
-
-def clip_actions(actions: np.ndarray, space: gym.Space) -> np.ndarray:
-    """``actions`` as the env takes them: clipped to a ``Box`` space's bounds (in its
-    dtype); actions of other spaces are returned unchanged."""
-    if isinstance(space, gym.spaces.Box):
-        return np.clip(actions, space.low, space.high).astype(space.dtype)
-    return actions
 
 
 def act(policy: _Policy, obs: Any, deterministic: bool, generator: Optional[torch.Generator],

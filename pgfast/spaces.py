@@ -32,7 +32,8 @@ from gymnasium import spaces as S
 
 __all__ = ["SUPPORTED_OBSERVATIONS", "SUPPORTED_ACTIONS", "check_observation_space", "check_action_space",
            "is_image_space", "batch_flatten", "FlattenObservations", "adapt_env", "base_env",
-           "rebase_env", "action_buffer_spec", "resolve_encoder", "torch_path_reason", "make_policy", "ENCODERS"]
+           "rebase_env", "clip_actions", "action_buffer_spec", "resolve_encoder", "torch_path_reason", "make_policy",
+           "ENCODERS"]
 
 SUPPORTED_OBSERVATIONS = ("Box (flat or image), Discrete, MultiDiscrete, MultiBinary, and Tuple/Dict "
                           "of these")
@@ -170,6 +171,19 @@ def base_env(env: Any) -> Any:
 
 
 # ---------------------------------------------------------------- buffers and policies
+
+
+def clip_actions(actions: np.ndarray, space: Any, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """``actions`` as the env takes them: clipped to a ``Box`` space's bounds, in its dtype
+    (written into ``out`` where given, an array of the space's dtype and the actions' shape);
+    actions of other spaces are returned unchanged. The policy never clips (its log-probs are
+    those of the unclipped sample): this is the one place in Python that does, at the env
+    boundary (the C++ rollout clips in C++)."""
+    if not isinstance(space, S.Box):
+        return actions
+    if out is None:
+        out = np.empty(np.shape(actions), dtype=space.dtype)
+    return np.clip(actions, space.low, space.high, out=out, casting="unsafe")
 
 
 def action_buffer_spec(space: Any) -> Tuple[Tuple[int, ...], Any]:

@@ -25,7 +25,13 @@ from pgfast.config import BaseConfig
 from pgfast.optim import FastAdam
 from pgfast.returns import gae, nstep_returns, reward_to_go
 
-__all__ = ["AlgoBase", "explained_variance", "flat_batch"]
+__all__ = ["AlgoBase", "explained_variance", "flat_batch", "normalize_advantages"]
+
+
+def normalize_advantages(adv: torch.Tensor) -> torch.Tensor:
+    """``(A - mean(A)) / (std(A) + 1e-8)`` over a ``[B]`` batch of advantages (``norm_adv``; the
+    torch home of this step, the C++ update has its own)."""
+    return (adv - adv.mean()) / (adv.std() + 1e-8)
 
 
 def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from pgfast import _C, backends
-from pgfast.algos.base import AlgoBase, flat_batch
+from pgfast.algos.base import AlgoBase, flat_batch, normalize_advantages
 from pgfast.config import BaseConfig
 from pgfast.optim import make_adam
 from pgfast.nn import ActorCritic
@@ -169,7 +169,7 @@ class PPO(AlgoBase):
         ent_coef, vf_coef, clip_vloss = cfg.ent_coef, cfg.vf_coef, cfg.clip_vloss
         clip_norm = cfg.max_grad_norm
         if cfg.norm_adv and nmb == 1:  # one minibatch: the normalised advantages never change
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            adv = normalize_advantages(adv)
         if self.update_path == "native":
             return self._update_native(obs, act, logp_old, v_old, adv, ret)
         data = (obs, act, logp_old, v_old, adv, ret)
@@ -187,7 +187,7 @@ class PPO(AlgoBase):
                 mbs = (data,)
             for k, (o, a, lp0, v0, A, r) in enumerate(mbs):
                 if cfg.norm_adv and nmb > 1:
-                    A = (A - A.mean()) / (A.std() + 1e-8)
+                    A = normalize_advantages(A)
                 want = k == nmb - 1 and (check_kl or epoch == last_epoch)
                 loss, out = ppo_minibatch_loss(pol, o, a, lp0, v0, A, r, c, clip_vloss, ent_coef, vf_coef)
                 opt.zero_grad()
@@ -233,10 +233,7 @@ class PPO(AlgoBase):
         B = obs.shape[0]
         nmb, mb = cfg.num_minibatches, cfg.minibatch_size
         with torch.no_grad():
-            x = obs.reshape(B, -1)
-            if pol.obs_rms is not None:
-                x = pol.obs_rms.normalize(x)
-            x_np = x.to(torch.float32).contiguous().numpy()
+            x_np = pol.network_input(obs).contiguous().numpy()
             batch = [t.detach().contiguous() for t in (act, logp_old, v_old, adv, ret)]
         a_np, lp_np, v_np, adv_np, ret_np = (t.numpy() for t in batch)
         w, b, log_std, m, v = self._native_state()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
 
 import torch
 
-from pgfast.algos.base import AlgoBase, flat_batch
+from pgfast.algos.base import AlgoBase, flat_batch, normalize_advantages
 from pgfast.config import BaseConfig
 from pgfast.nn import ActorCritic
 from pgfast.optim import make_adam
@@ -151,7 +151,7 @@ class TRPO(AlgoBase):
         B = obs.shape[0]
         A = adv.reshape(B)
         if cfg.norm_adv:
-            A = (A - A.mean()) / (A.std() + 1e-8)
+            A = normalize_advantages(A)
         with torch.no_grad():
             old_pi_out = pol(obs)[0]
             old_log_std = pol.log_std.detach().clone() if pol.continuous else None

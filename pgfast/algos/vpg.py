@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Dict, Tuple
 
 import torch
 
-from pgfast.algos.base import AlgoBase, flat_batch
+from pgfast.algos.base import AlgoBase, flat_batch, normalize_advantages
 from pgfast.config import BaseConfig
 from pgfast.nn import ActorCritic
 from pgfast.optim import make_adam
@@ -101,7 +101,7 @@ class VPG(AlgoBase):
         B = obs.shape[0]
         A = adv.reshape(B)
         if cfg.norm_adv:
-            A = (A - A.mean()) / (A.std() + 1e-8)
+            A = normalize_advantages(A)
         opt = self.optimizers["pi"]
         logp, ent, _ = pol.evaluate_actions(obs, act)
         ent = ent.mean()

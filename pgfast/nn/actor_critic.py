@@ -15,16 +15,14 @@ from typing import Any, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from pgfast.nn.distributions import (categorical_entropy, categorical_kl,
-                                     categorical_log_prob, categorical_sample, gaussian_entropy,
-                                     gaussian_kl, gaussian_log_prob, gaussian_sample)
+from pgfast.nn.heads import PolicyBase, make_head
 from pgfast.nn.networks import _check_sizes, _space_info, activation_fn
 from pgfast.nn.normalization import RunningMeanStd
 
 __all__ = ["ActorCritic"]
 
 
-class ActorCritic(nn.Module):
+class ActorCritic(PolicyBase):
     """Actor and critic MLPs (same hidden sizes) evaluated together as one network.
 
     Layer ``i`` holds ``weight_i`` ``[2, d_i, d_{i+1}]`` and ``bias_i`` ``[2, 1, d_{i+1}]``;
@@ -56,6 +54,7 @@ class ActorCritic(nn.Module):
         """Build the stacked layers ``[B, obs_dim] -> hidden_sizes... -> [B, out_dim]`` (x2)."""
         super().__init__()
         self.continuous, self.out_dim = _space_info(action_space)
+        self.head = make_head(action_space)  # log-probs, entropies, samples (pgfast.nn.heads)
         hs = _check_sizes(obs_dim, hidden_sizes, self.out_dim)
         self.obs_dim = int(obs_dim)
         self.activation = activation
@@ -110,14 +109,21 @@ class ActorCritic(nn.Module):
         return super()._apply(fn, *args, **kwargs)
 
     # ---- forward -------------------------------------------------------------------
-    def forward(self, obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``(pi_out [B, out_dim], value [B])`` for observations ``[B, obs_dim]``."""
-        w, b = self._lists or self.layer_tensors()
+    def network_input(self, obs: torch.Tensor) -> torch.Tensor:
+        """Observations ``[B, ...]`` as the first layer reads them: ``[B, obs_dim]``, normalised
+        by ``obs_rms`` (:meth:`pgfast.nn.RunningMeanStd.normalize`) where it is on, in the
+        parameters' dtype. The torch forward and the inputs of the C++ update and evaluation
+        come from here (the C++ rollout normalises in C++ with the same float32 operations)."""
+        w = (self._lists or self.layer_tensors())[0]
         x = obs if obs.dim() == 2 else obs.reshape(obs.shape[0], -1)
         if self.obs_rms is not None:
             x = self.obs_rms.normalize(x)
-        if x.dtype != w[0].dtype:
-            x = x.to(w[0].dtype)
+        return x if x.dtype == w[0].dtype else x.to(w[0].dtype)
+
+    def forward(self, obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(pi_out [B, out_dim], value [B])`` for observations ``[B, obs_dim]``."""
+        w, b = self._lists or self.layer_tensors()
+        x = self.network_input(obs)
         act = self._act
         h = torch.baddbmm(b[0], x.expand(2, *x.shape), w[0])
         for i in range(1, self.num_layers):
@@ -127,90 +133,6 @@ class ActorCritic(nn.Module):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """V(s) ``[B]`` for observations ``[B, obs_dim]``."""
         return self.forward(obs)[1]
-
-    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor
-                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(log pi(a|s) [B], entropy [B], value [B])`` for observations ``[B, obs_dim]``
-        and actions ``[B]`` (Discrete) / ``[B, D]`` (Box), differentiable by autograd."""
-        pi_out, v = self.forward(obs)
-        logp, ent = self.log_prob_entropy(pi_out, actions)
-        return logp, ent, v
-
-    # ---- distribution helpers on pi_out ----------------------------------------------
-    def log_prob(self, pi_out: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """log pi(a|s) ``[B]`` from the actor output ``[B, out_dim]`` and actions
-        ``[B]`` (Discrete) / ``[B, D]`` (Box)."""
-        if self.log_std is not None:
-            return gaussian_log_prob(pi_out, self.log_std, actions)
-        return categorical_log_prob(pi_out, actions)
-
-    def log_prob_entropy(self, pi_out: torch.Tensor, actions: torch.Tensor
-                         ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``(log pi(a|s) [B], entropy [B])`` from the actor output ``[B, out_dim]``,
-        sharing the log-softmax for Discrete."""
-        if self.log_std is not None:
-            return (gaussian_log_prob(pi_out, self.log_std, actions),
-                    gaussian_entropy(self.log_std, pi_out.shape[0]))
-        logp_all = pi_out.log_softmax(-1)
-        logp = logp_all.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
-        return logp, -(logp_all.exp() * logp_all).sum(-1)
-
-    def entropy(self, pi_out: torch.Tensor) -> torch.Tensor:
-        """Entropy ``[B]`` from the actor output ``[B, out_dim]``."""
-        if self.log_std is not None:
-            return gaussian_entropy(self.log_std, pi_out.shape[0])
-        return categorical_entropy(pi_out)
-
-    def sample(self, pi_out: torch.Tensor, deterministic: bool = False,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Actions from the actor output ``[B, out_dim]``: mode if ``deterministic`` else
-        a sample (Box: unclipped ``[B, D]`` float; Discrete: ``[B]`` int64)."""
-        if self.log_std is not None:
-            return pi_out if deterministic else gaussian_sample(pi_out, self.log_std, generator)
-        return pi_out.argmax(-1) if deterministic else categorical_sample(pi_out, generator)
-
-    def rollout_noise(self, num_steps: int, num_envs: int,
-                      generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Pre-drawn sampling noise for a whole rollout, ``[T, N, out_dim]``.
-
-        Discrete: standard Gumbel noise ``-log(E)``, ``E ~ Exp(1)``, so that
-        ``argmax(logits + noise)`` is a sample of the categorical (Gumbel-max trick).
-        Box: standard normal noise, so that ``mean + exp(log_std) * noise`` is a sample.
-        Drawing it once per rollout saves several torch ops per env step.
-        """
-        dev = self.weights[0].device
-        shape = (num_steps, num_envs, self.out_dim)
-        if self.log_std is not None:
-            return torch.randn(shape, generator=generator, device=dev)
-        e = torch.empty(shape, device=dev).exponential_(generator=generator)
-        return e.log_().neg_()
-
-    def sample_with_noise(self, pi_out: torch.Tensor, noise: torch.Tensor,
-                          std: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Actions from the actor output ``[N, out_dim]`` and one row ``[N, out_dim]`` of
-        :meth:`rollout_noise` (Box: pass ``std = exp(log_std)`` ``[D]``, computed once per
-        rollout)."""
-        if self.continuous:
-            assert std is not None
-            return torch.addcmul(pi_out, std, noise)
-        return (pi_out + noise).argmax(-1)
-
-    def kl(self, old_pi_out: torch.Tensor, old_log_std: Optional[torch.Tensor],
-           pi_out: torch.Tensor) -> torch.Tensor:
-        """KL(old || current) per row ``[B]`` from actor outputs ``[B, out_dim]``
-        (``old_log_std`` ``[D]``, None for Discrete)."""
-        if self.log_std is not None:
-            assert old_log_std is not None
-            return gaussian_kl(old_pi_out, old_log_std, pi_out, self.log_std)
-        return categorical_kl(old_pi_out, pi_out)
-
-    def act(self, obs: torch.Tensor, deterministic: bool = False,
-            generator: Optional[torch.Generator] = None
-            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(actions, logp [B], value [B])`` for observations ``[B, obs_dim]``."""
-        pi_out, v = self.forward(obs)
-        a = self.sample(pi_out, deterministic, generator)
-        return a, self.log_prob(pi_out, a), v
 
     # ---- parameter groups ------------------------------------------------------------
     def stacked_parameters(self) -> List[nn.Parameter]:

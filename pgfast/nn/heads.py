@@ -13,9 +13,11 @@ action space          actor output        actions            distribution
 ====================  ==================  =================  =======================
 
 The math lives in :mod:`pgfast.nn.distributions`; a head only picks the functions and
-knows its output width. Rollouts draw their noise once per rollout
-(:meth:`ActionHead.noise`) and turn it into actions per step
-(:meth:`ActionHead.sample_with_noise`): Gumbel-max for categoricals, logistic noise for
+knows its output width. :class:`PolicyBase` gives every actor-critic (the C++-served
+:class:`pgfast.nn.ActorCritic` and the torch-only :class:`pgfast.nn.modular.ModularActorCritic`)
+its distribution methods through its head: the one Python home of sampling and log-probs.
+Rollouts draw their noise once per rollout (:meth:`ActionHead.noise`) and turn it into actions
+per step (:meth:`ActionHead.sample_with_noise`): Gumbel-max for categoricals, logistic noise for
 Bernoullis (``l + log(u) - log(1-u) > 0`` with probability ``sigmoid(l)``), Gaussian
 noise for Box.
 """
@@ -26,6 +28,7 @@ from typing import Any, List, Optional, Tuple
 
 import gymnasium as gym
 import torch
+from torch import nn
 
 from pgfast.nn.distributions import (bernoulli_entropy, bernoulli_kl, bernoulli_log_prob,
                                      bernoulli_sample, categorical_entropy, categorical_kl,
@@ -36,7 +39,7 @@ from pgfast.nn.distributions import (bernoulli_entropy, bernoulli_kl, bernoulli_
                                      multicategorical_sample)
 
 __all__ = ["ActionHead", "CategoricalHead", "GaussianHead", "MultiCategoricalHead", "BernoulliHead",
-           "make_head"]
+           "PolicyBase", "make_head"]
 
 
 def _gumbel(shape: Tuple[int, ...], generator: Optional[torch.Generator], device: torch.device
@@ -63,6 +66,11 @@ class ActionHead:
     def entropy(self, out: torch.Tensor, log_std: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Entropy ``[B]``."""
         raise NotImplementedError
+
+    def log_prob_entropy(self, out: torch.Tensor, actions: torch.Tensor,
+                         log_std: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(log pi(a|s) [B], entropy [B])``."""
+        return self.log_prob(out, actions, log_std), self.entropy(out, log_std)
 
     def kl(self, old: torch.Tensor, old_log_std: Optional[torch.Tensor], out: torch.Tensor,
            log_std: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -101,6 +109,11 @@ class CategoricalHead(ActionHead):
 
     def entropy(self, out: torch.Tensor, log_std: Optional[torch.Tensor] = None) -> torch.Tensor:
         return categorical_entropy(out)
+
+    def log_prob_entropy(self, out: torch.Tensor, actions: torch.Tensor,
+                         log_std: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        lsm = out.log_softmax(-1)  # shared (the same numbers as the two functions apart)
+        return lsm.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1), -(lsm.exp() * lsm).sum(-1)
 
     def kl(self, old: torch.Tensor, old_log_std: Optional[torch.Tensor], out: torch.Tensor,
            log_std: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -230,6 +243,73 @@ class BernoulliHead(ActionHead):
     def sample_with_noise(self, out: torch.Tensor, noise: torch.Tensor,
                           std: Optional[torch.Tensor] = None) -> torch.Tensor:
         return (out + noise > 0).long()
+
+
+class PolicyBase(nn.Module):
+    """What every actor-critic offers on top of ``forward(obs) -> (pi_out [B, out_dim], value [B])``:
+    its distribution, through its action head (``self.head``, an :class:`ActionHead`) and the
+    Gaussian log-std ``self.log_std`` ``[D]`` (None for other heads). The one Python home of
+    log-probs, entropies, KL divergences, modes and samples of the policies
+    (:class:`pgfast.nn.ActorCritic` and :class:`pgfast.nn.modular.ModularActorCritic`)."""
+
+    head: ActionHead
+    log_std: Optional[nn.Parameter]
+
+    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor
+                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(log pi(a|s) [B], entropy [B], value [B])`` for observations ``[B, ...]`` and
+        actions ``[B]`` / ``[B, D]``, differentiable by autograd."""
+        pi_out, v = self(obs)
+        logp, ent = self.log_prob_entropy(pi_out, actions)
+        return logp, ent, v
+
+    def log_prob(self, pi_out: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """log pi(a|s) ``[B]`` from the actor output ``[B, out_dim]``."""
+        return self.head.log_prob(pi_out, actions, self.log_std)
+
+    def log_prob_entropy(self, pi_out: torch.Tensor, actions: torch.Tensor
+                         ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(log pi(a|s) [B], entropy [B])`` from the actor output ``[B, out_dim]``."""
+        return self.head.log_prob_entropy(pi_out, actions, self.log_std)
+
+    def entropy(self, pi_out: torch.Tensor) -> torch.Tensor:
+        """Entropy ``[B]`` from the actor output ``[B, out_dim]``."""
+        return self.head.entropy(pi_out, self.log_std)
+
+    def sample(self, pi_out: torch.Tensor, deterministic: bool = False,
+               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """The mode (``deterministic``) or a sample from the actor output ``[B, out_dim]``
+        (Box: unclipped)."""
+        if deterministic:
+            return self.head.mode(pi_out)
+        return self.head.sample(pi_out, self.log_std, generator)
+
+    def rollout_noise(self, num_steps: int, num_envs: int,
+                      generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Sampling noise of a whole rollout ``[T, N, out_dim]``, drawn once per rollout
+        (:meth:`ActionHead.noise`: Gumbel for categoricals, so that ``argmax(logits + noise)`` is
+        a sample; standard normal for Box, so that ``mean + exp(log_std) * noise`` is one)."""
+        return self.head.noise((num_steps, num_envs), generator, next(self.parameters()).device)
+
+    def sample_with_noise(self, pi_out: torch.Tensor, noise: torch.Tensor,
+                          std: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Actions from the actor output ``[N, out_dim]`` and one row ``[N, out_dim]`` of
+        :meth:`rollout_noise` (Box: ``std = exp(log_std)`` ``[D]``, computed once per rollout)."""
+        return self.head.sample_with_noise(pi_out, noise, std)
+
+    def kl(self, old_pi_out: torch.Tensor, old_log_std: Optional[torch.Tensor],
+           pi_out: torch.Tensor) -> torch.Tensor:
+        """KL(old || current) per row ``[B]`` from actor outputs ``[B, out_dim]``
+        (``old_log_std`` ``[D]`` for Box, else None)."""
+        return self.head.kl(old_pi_out, old_log_std, pi_out, self.log_std)
+
+    def act(self, obs: torch.Tensor, deterministic: bool = False,
+            generator: Optional[torch.Generator] = None
+            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(actions, logp [B], value [B])`` for observations ``[B, ...]``."""
+        pi_out, v = self(obs)
+        a = self.sample(pi_out, deterministic, generator)
+        return a, self.log_prob(pi_out, a), v
 
 
 def make_head(action_space: Any) -> ActionHead:

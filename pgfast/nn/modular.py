@@ -31,14 +31,14 @@ import torch
 from torch import nn
 
 from pgfast.nn.encoders import FlatEncoder, NatureCNN
-from pgfast.nn.heads import make_head
+from pgfast.nn.heads import PolicyBase, make_head
 from pgfast.nn.networks import mlp
 from pgfast.nn.normalization import RunningMeanStd
 
 __all__ = ["ModularActorCritic"]
 
 
-class ModularActorCritic(nn.Module):
+class ModularActorCritic(PolicyBase):
     """Encoder + actor and critic networks + action head (see the module docstring).
 
     Args:
@@ -111,56 +111,6 @@ class ModularActorCritic(nn.Module):
         else:
             fv = self.pi_encoder(obs)
         return self.v_net(fv).squeeze(-1)
-
-    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor
-                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(log pi(a|s) [B], entropy [B], value [B])``, differentiable by autograd."""
-        pi_out, v = self.forward(obs)
-        return self.head.log_prob(pi_out, actions, self.log_std), self.head.entropy(pi_out, self.log_std), v
-
-    # ---- distribution helpers on pi_out ----------------------------------------------
-    def log_prob(self, pi_out: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """log pi(a|s) ``[B]`` from the actor output ``[B, out_dim]``."""
-        return self.head.log_prob(pi_out, actions, self.log_std)
-
-    def log_prob_entropy(self, pi_out: torch.Tensor, actions: torch.Tensor
-                         ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``(log pi(a|s) [B], entropy [B])`` from the actor output ``[B, out_dim]``."""
-        return self.head.log_prob(pi_out, actions, self.log_std), self.head.entropy(pi_out, self.log_std)
-
-    def entropy(self, pi_out: torch.Tensor) -> torch.Tensor:
-        """Entropy ``[B]`` from the actor output ``[B, out_dim]``."""
-        return self.head.entropy(pi_out, self.log_std)
-
-    def sample(self, pi_out: torch.Tensor, deterministic: bool = False,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Mode (``deterministic``) or a sample (Box: unclipped)."""
-        if deterministic:
-            return self.head.mode(pi_out)
-        return self.head.sample(pi_out, self.log_std, generator)
-
-    def rollout_noise(self, num_steps: int, num_envs: int,
-                      generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Sampling noise of a whole rollout ``[T, N, out_dim]`` (see :mod:`pgfast.nn.heads`)."""
-        return self.head.noise((num_steps, num_envs), generator, next(self.v_net.parameters()).device)
-
-    def sample_with_noise(self, pi_out: torch.Tensor, noise: torch.Tensor,
-                          std: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Actions from the actor output ``[N, out_dim]`` and one row of :meth:`rollout_noise`."""
-        return self.head.sample_with_noise(pi_out, noise, std)
-
-    def kl(self, old_pi_out: torch.Tensor, old_log_std: Optional[torch.Tensor],
-           pi_out: torch.Tensor) -> torch.Tensor:
-        """KL(old || current) per row ``[B]`` (``old_log_std`` ``[D]`` for Box, else None)."""
-        return self.head.kl(old_pi_out, old_log_std, pi_out, self.log_std)
-
-    def act(self, obs: torch.Tensor, deterministic: bool = False,
-            generator: Optional[torch.Generator] = None
-            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(actions, logp [B], value [B])`` for observations ``[B, *obs_shape]``."""
-        pi_out, v = self.forward(obs)
-        a = self.sample(pi_out, deterministic, generator)
-        return a, self.log_prob(pi_out, a), v
 
     # ---- parameter groups ------------------------------------------------------------
     def actor_params_for_grad(self) -> List[nn.Parameter]:
