@@ -17,15 +17,9 @@ minibatch shuffling use a dedicated ``torch.Generator`` seeded with ``seed``; th
 env is reset with ``seed``. On CPU the same seed gives a bit-identical history
 (apart from the wall-clock fields ``sps`` and ``time``).
 
-Checkpoints (:meth:`Run.save`) hold the config, weights, optimiser state,
-observation statistics, generator state, counters, history, episode trackers and
-the env state, written atomically by :mod:`pgfast.checkpoint`. The env state is
-captured exactly where the env allows (see :mod:`pgfast.checkpoint`): for the
-native envs, gymnasium ``SyncVectorEnv`` s of picklable envs and gymnasium's
-MuJoCo envs, ``save -> load -> learn`` continues exactly like an uninterrupted
-run. For other envs (Box2D, ...) the checkpoint records that it is not exact and
-:func:`load` warns (:class:`InexactResumeWarning`) and resets the env
-deterministically.
+Checkpoints (:meth:`Run.save`, :func:`load`): what they hold and how a run is rebuilt from one
+is :mod:`pgfast.runstate`'s business; :func:`train` and :func:`train_seeds` live in
+:mod:`pgfast.training` (all re-exported here).
 
 Lifecycle (:mod:`pgfast.session`): :meth:`Run.learn` checks a stop flag at the end
 of every iteration and follows a checkpoint schedule; SIGINT is deferred to the
@@ -45,14 +39,13 @@ import threading
 import time
 import warnings
 from contextlib import nullcontext
-from typing import (Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple, Union,
-                    overload)
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
-from pgfast import checkpoint, evaluation, numerics
-from pgfast.algos import config_help, explained_variance, get_algo, make_config
+from pgfast import checkpoint, evaluation, numerics, runstate
+from pgfast.algos import config_help, explained_variance, get_algo
 from pgfast.buffer import Collector, RewardScaler, RolloutBuffer
 from pgfast.envs import make_vec
 from pgfast import spaces
@@ -358,49 +351,14 @@ class Run:
                           f"{hint}", numerics.LargeValueLossWarning, stacklevel=3)
 
     def _check_overwrite(self, path: PathLike, overwrite: bool) -> None:
-        """Refuse to let this run's checkpoints replace another run's file."""
-        p = os.path.realpath(os.fspath(path))
-        if overwrite or p in self._own_files or not os.path.exists(p):
-            return
-        what = "a file"
-        try:
-            ck = checkpoint.read(p)
-            what = f"a checkpoint of {ck.get('algo')} on {ck.get('env_id')} at step {ck.get('global_step')}"
-        except Exception:  # noqa: BLE001 - any unreadable file is still not ours to replace
-            pass
-        raise FileExistsError(f"checkpoint_path {os.fspath(path)} already holds {what}; pass overwrite=True "
-                              f"to replace it, or choose another path")
+        """Refuse to let this run's checkpoints replace another run's file
+        (:func:`pgfast.runstate.check_overwrite`)."""
+        runstate.check_overwrite(self, path, overwrite)
 
     def state_dict(self) -> Dict[str, Any]:
-        """Everything needed to continue the run (see module docstring). Raises
+        """Everything needed to continue the run (:func:`pgfast.runstate.capture`). Raises
         :class:`pgfast.numerics.NonFiniteError` when a weight is not finite."""
-        bad = numerics.check_weights(self._params)
-        if bad is not None:
-            raise numerics.NonFiniteError(f"non-finite weight {self._param_names[bad]} at step {self.global_step}: "
-                                          f"not saved (the last checkpoint is the last finite state)")
-        env_state = checkpoint.capture_env(spaces.base_env(self.env))
-        note = checkpoint.inexact_reason(env_state)
-        return {
-            "format": checkpoint.FORMAT,
-            "algo": self.algo,
-            "env_id": self.env_id,
-            "env_kwargs": self.env_kwargs,
-            "seed": self.seed,
-            "device": str(self.device),
-            "config": self.config.to_dict(),
-            "policy": self.policy.state_dict(),
-            "updater": self.updater.state_dict(),
-            "generator": self.generator.get_state(),
-            "generator_device": self.device.type,
-            "global_step": self.global_step,
-            "iteration": self.iteration,
-            "history": [dict(r) for r in self.history],
-            "collector": self.collector.state_dict(),
-            "obs0": self.collector.current_obs().detach().cpu().clone(),
-            "env_state": env_state,
-            "env_exact": note is None,
-            "env_note": note,
-        }
+        return runstate.capture(self)
 
     def save(self, path: PathLike) -> None:
         """Write a checkpoint atomically (:func:`pgfast.checkpoint.write`); a failed
@@ -409,33 +367,7 @@ class Run:
         self._own_files.add(os.path.realpath(os.fspath(path)))
 
     def _load_state(self, ck: Dict[str, Any], trust: bool = False) -> None:
-        self.policy.load_state_dict(ck["policy"])
-        self.updater.load_state_dict(ck["updater"])
-        if ck.get("generator_device", "cpu") == self.device.type:
-            self.generator.set_state(ck["generator"])
-        else:  # loaded on another device type: generator states differ in kind, re-seed
-            self.generator.manual_seed(self.seed + int(ck["iteration"]))
-        self.global_step = int(ck["global_step"])
-        self.iteration = int(ck["iteration"])
-        self.history = [dict(r) for r in ck["history"]]
-        self.collector.load_state_dict(ck["collector"])
-        captured = ck["env_state"]
-        note = checkpoint.inexact_reason(captured)
-        if note is not None and (captured is None or captured[0] != "state"):
-            # the env state was not captured: reset deterministically (a stream of its
-            # own per resumed iteration), with new episodes, and say so
-            reset_seed = (self.seed + 1_000_003 * self.iteration) % 2**31
-            self.collector.reset(seed=reset_seed)
-            note += f"; the env was reset with seed {reset_seed} and new episodes"
-        else:
-            self.collector.set_current_obs(ck["obs0"].to(self.device))
-            self.env = spaces.rebase_env(self.env, checkpoint.restore_env(spaces.base_env(self.env), captured,
-                                                                          trust=trust))
-            self.collector.env = self.env
-            self.collector.step_into = getattr(self.env, "step_into", None)
-        if note is not None:
-            self.resume_note = (f"{self.env_id}: resumed run is not identical to an uninterrupted one: "
-                                f"the env state was not captured exactly ({note})")
+        runstate.restore(self, ck, trust)
 
     def close(self) -> None:
         """Close the env."""
@@ -446,232 +378,6 @@ class Run:
                 f"device={str(self.device)!r}, global_step={self.global_step})")
 
 
-# --------------------------------------------------------------------------- public functions
-
-
-@overload
-def train(algo: str, env_id: str, total_timesteps: Optional[int] = ..., seed: int = ...,
-          device: Union[str, torch.device] = ..., tuned: bool = ...,
-          env_kwargs: Optional[Dict[str, Any]] = ...,
-          callback: Optional[Callable[[Dict[str, Any]], Any]] = ...,
-          torch_threads: Optional[int] = ..., checkpoint_path: Optional[PathLike] = ...,
-          checkpoint_every: int = ..., overwrite: bool = ..., **config_fields: Any) -> Run: ...
-
-
-@overload
-def train(algo: str, env_id: str, total_timesteps: Optional[int] = ...,
-          seed: Sequence[int] = ...,
-          device: Union[str, torch.device] = ..., tuned: bool = ...,
-          env_kwargs: Optional[Dict[str, Any]] = ...,
-          callback: Optional[Callable[[Dict[str, Any]], Any]] = ...,
-          torch_threads: Optional[int] = ..., checkpoint_path: Optional[PathLike] = ...,
-          checkpoint_every: int = ..., overwrite: bool = ..., **config_fields: Any) -> List[Run]: ...
-
-
-def train(algo: str, env_id: str, total_timesteps: Optional[int] = None,
-          seed: Union[int, Sequence[int]] = 0,
-          device: Union[str, torch.device] = "auto", tuned: bool = True,
-          env_kwargs: Optional[Dict[str, Any]] = None,
-          callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
-          torch_threads: Optional[int] = 1, checkpoint_path: Optional[PathLike] = None,
-          checkpoint_every: int = 0, overwrite: bool = False, **config_fields: Any) -> Union[Run, List[Run]]:
-    """Train ``algo`` ("ppo", "trpo" or "vpg") on ``env_id`` and return the :class:`Run`
-    (a list of runs, one per seed, when ``seed`` is a list).
-
-    Args:
-        algo: algorithm name.
-        env_id: environment id for :func:`pgfast.make_vec` (native or gymnasium).
-        total_timesteps: env steps to train for (default: the Config's).
-        seed: seeds the network init, the action/minibatch generator and the env. A list of
-            K distinct seeds trains K independent runs in one process, one thread each (the
-            native rollout and update release the GIL, so the runs share the machine's
-            cores); each run equals ``train(..., seed=s)`` bit for bit. Their rows reach
-            ``callback`` (serialised, with a ``"seed"`` key), a checkpoint path gets
-            ``-seed<s>`` before its suffix, and Ctrl-C stops every run at the end of its
-            iteration. See :func:`train_seeds`.
-        device: "auto" (CUDA if available), "cpu" or "cuda".
-        tuned: start from the per-env settings in :data:`pgfast.presets.PRESETS` for
-            (algo, env_id) when there are any; explicit ``config_fields`` override them.
-        env_kwargs: extra keyword arguments for the env constructor.
-        callback: ``callback(row)`` after every iteration (see :meth:`Run.learn`).
-        torch_threads: intra-op threads while training (see :meth:`Run.learn`).
-        checkpoint_path, checkpoint_every: periodic checkpoints (see :meth:`Run.learn`).
-        overwrite: let ``checkpoint_path`` replace an existing checkpoint (see :meth:`Run.learn`).
-        **config_fields: any field of the algorithm's Config (e.g. ``num_envs=8``);
-            an unknown name raises ValueError listing the valid ones.
-    """
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer, list, tuple)):
-        raise TypeError(f"seed must be an int or a list of ints, got {type(seed).__name__}")
-    if not isinstance(seed, (int, np.integer)):
-        return train_seeds(algo, env_id, total_timesteps, seed, device=device, tuned=tuned,
-                           env_kwargs=env_kwargs, callback=callback, torch_threads=torch_threads,
-                           checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, overwrite=overwrite,
-                           **config_fields)
-    run = _new_run(algo, env_id, total_timesteps, int(seed), device, tuned, env_kwargs, config_fields)
-    return run.learn(callback=callback, torch_threads=torch_threads,
-                     checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, overwrite=overwrite)
-
-
-def _new_run(algo: str, env_id: str, total_timesteps: Optional[int], seed: int,
-             device: Union[str, torch.device], tuned: bool, env_kwargs: Optional[Dict[str, Any]],
-             config_fields: Dict[str, Any]) -> Run:
-    algo_cls = get_algo(algo)
-    fields: Dict[str, Any] = dict(config_fields)
-    if total_timesteps is not None:
-        fields["total_timesteps"] = total_timesteps
-    cfg = make_config(algo_cls.name, env_id, tuned, **fields)
-    return Run(algo_cls.name, env_id, cfg, seed=seed, device=device, env_kwargs=env_kwargs)
-
-
-def _seed_path(path: PathLike, seed: int) -> str:
-    root, ext = os.path.splitext(os.fspath(path))
-    return f"{root}-seed{seed}{ext}"
-
-
-def train_seeds(algo: str, env_id: str, total_timesteps: Optional[int], seeds: Sequence[int],
-                device: Union[str, torch.device] = "auto", tuned: bool = True,
-                env_kwargs: Optional[Dict[str, Any]] = None,
-                callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
-                torch_threads: Optional[int] = 1, checkpoint_path: Optional[PathLike] = None,
-                checkpoint_every: int = 0, threads: Optional[int] = None, overwrite: bool = False,
-                **config_fields: Any) -> List[Run]:
-    """Train one independent run per seed in this process; returns the runs in seed order.
-
-    The runs are built one after the other in the calling thread (network init draws from
-    torch's global generator under a fixed seed), then trained on ``threads`` threads
-    (default: one per seed). Nothing is shared between runs but the process, so run k
-    equals ``train(algo, env_id, total_timesteps, seed=seeds[k], ...)`` bit for bit, and
-    its learning curve is that of an independent run. The native rollout and PPO's native
-    update release the GIL, so the runs use as many cores as the machine gives them.
-
-    ``callback(row)`` receives each run's rows (with ``row["seed"]``) one at a time (a
-    lock serialises the calls); returning False stops that run. ``checkpoint_path``
-    becomes ``<root>-seed<s><ext>`` per run. Ctrl-C (SIGINT in the main thread) stops
-    every run at the end of its current iteration, saves the checkpoints and raises
-    KeyboardInterrupt. The first error of any run is raised after all runs ended.
-    """
-    if any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) for s in seeds):
-        raise TypeError(f"seed must be an int or a list of ints, got {list(seeds)!r}")
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("seed must be an int or a non-empty list of ints")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {seeds}")
-    n_threads = len(seeds) if threads is None else int(threads)
-    if n_threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads!r}")
-    if callback is not None and not callable(callback):
-        raise TypeError("callback must be callable or None")
-    runs = [_new_run(algo, env_id, total_timesteps, s, device, tuned, env_kwargs, config_fields)
-            for s in seeds]
-    if checkpoint_path is not None:  # refuse before any run starts
-        for run, s in zip(runs, seeds):
-            run._check_overwrite(_seed_path(checkpoint_path, s), overwrite)
-    stop = StopFlag()
-    lock = threading.Lock()
-    errors: List[BaseException] = []
-    todo = list(range(len(runs)))
-
-    def cb_for(s: int) -> Optional[Callable[[Dict[str, Any]], Any]]:
-        if callback is None:
-            return None
-
-        def cb(row: Dict[str, Any]) -> Any:
-            with lock:
-                return callback(dict(row, seed=s))
-        return cb
-
-    def worker() -> None:
-        while True:
-            with lock:
-                if not todo or errors:
-                    return
-                k = todo.pop(0)
-            run, s = runs[k], seeds[k]
-            path = None if checkpoint_path is None else _seed_path(checkpoint_path, s)
-            try:
-                run.learn(callback=cb_for(s), torch_threads=None, checkpoint_path=path,
-                          checkpoint_every=checkpoint_every, stop=stop, overwrite=overwrite)
-            except KeyboardInterrupt:
-                return
-            except BaseException as e:  # re-raised in the calling thread
-                with lock:
-                    errors.append(e)
-                stop.request()
-                return
-
-    old_threads = torch.get_num_threads()
-    if torch_threads is not None:
-        torch.set_num_threads(int(torch_threads))
-    guard: ContextManager[Any] = (SignalGuard(stop, (signal.SIGINT,), only_if_default=True)
-                                  if threading.current_thread() is threading.main_thread()
-                                  else nullcontext())
-    try:
-        with guard:
-            pool = [threading.Thread(target=worker, name=f"pgfast-seed-{i}", daemon=True)
-                    for i in range(min(n_threads, len(runs)))]
-            for t in pool:
-                t.start()
-            for t in pool:
-                while t.is_alive():  # a timed join keeps the main thread responsive to SIGINT
-                    t.join(0.1)
-    finally:
-        if torch_threads is not None:
-            torch.set_num_threads(old_threads)
-    if errors:
-        raise errors[0]
-    if stop.requested:
-        raise KeyboardInterrupt
-    return runs
-
-
-class InexactResumeWarning(UserWarning):
-    """A loaded run cannot continue exactly like an uninterrupted one: its env
-    state was not captured (see :attr:`Run.resume_note`)."""
-
-
-def _load(path: PathLike, device: Optional[Union[str, torch.device]], trust: bool = False) -> Run:
-    ck = checkpoint.read(path, trust=trust)
-    ck["__trust__"] = trust
-    algo_cls = get_algo(ck["algo"])
-    cfg = algo_cls.Config.from_saved(ck["config"])
-    dev = ck["device"] if device is None else device
-    run = Run(ck["algo"], ck["env_id"], cfg, seed=ck["seed"], device=dev,
-              env_kwargs=ck["env_kwargs"], _checkpoint=ck)
-    run._own_files.add(os.path.realpath(os.fspath(path)))
-    return run
-
-
-def load(path: PathLike, device: Optional[Union[str, torch.device]] = None, trust: bool = False) -> Run:
-    """Load a checkpoint written by :meth:`Run.save` and return the :class:`Run`.
-
-    ``device`` overrides the saved device (a CUDA run loads on CPU with
-    ``device="cpu"``). When the env state was not captured exactly (e.g. a
-    Box2D env), the env is reset deterministically and an
-    :class:`InexactResumeWarning` says so (also in ``run.resume_note``).
-
-    Loading never runs code from the file: checkpoints hold tensors and plain
-    values only (``torch.load(weights_only=True)``). A file that needs arbitrary
-    unpickling (a checkpoint of pgfast's first format, or a crafted file) raises
-    :class:`pgfast.checkpoint.UntrustedCheckpointError`; ``trust=True`` loads it
-    anyway, for a file you made yourself (the run then saves in the current format).
-    """
-    run = _load(path, device, trust)
-    if run.resume_note is not None:
-        warnings.warn(run.resume_note, InexactResumeWarning, stacklevel=2)
-    return run
-
-
-def load_checkpoint(path: PathLike, log: Callable[[str], None] = print,
-                    device: Optional[Union[str, torch.device]] = None, trust: bool = False) -> Run:
-    """Load a Run from ``path``: a checkpoint file or a run directory (its ``ckpt.pt``).
-
-    Of ``ckpt.pt``, ``ckpt.prev.pt`` and the complete files of an interrupted save,
-    the valid one with the highest step wins (:func:`pgfast.checkpoint.load_with_fallback`;
-    a fallback is said through ``log``); raises :class:`pgfast.checkpoint.CheckpointError`
-    when none can be read. ``device`` and ``trust`` as in :func:`load`.
-    """
-    run = checkpoint.load_with_fallback(path, lambda p: _load(p, device, trust), log, trust=trust)[0]
-    if run.resume_note is not None:
-        log(f"note: {run.resume_note}")
-    return run
+# the entry points, re-exported from the modules that hold them (they import Run from here)
+from pgfast.runstate import InexactResumeWarning, load, load_checkpoint  # noqa: E402
+from pgfast.training import train, train_seeds  # noqa: E402
