@@ -181,7 +181,7 @@ native-compare: $(PY)
 # first on PYTHONPATH; Python is not sanitized, so libasan and libstdc++ are
 # preloaded (what works with pybind11 exceptions) and leak checks are off
 # (Python keeps its objects until exit by design). Any report fails the run.
-SANITIZE_TESTS ?= test_returns.py test_nstep.py test_envs_classic.py test_conformance.py test_rollout.py test_ppo_native.py test_fuzz.py test_buffer.py test_mlp_native.py
+SANITIZE_TESTS ?= test_returns.py test_nstep.py test_envs_classic.py test_conformance.py test_rollout.py test_ppo_native.py test_fuzz.py test_buffer.py test_mlp_native.py test_pg_native.py
 SANITIZE_PKG := build/sanitize/pkg
 .PHONY: sanitize
 sanitize: install

@@ -7,45 +7,13 @@
 #include <string>
 #include <vector>
 
-#include "clones.hpp"
+#include "adam.hpp"
+#include "dist.hpp"
 #include "mlp.hpp"
 
 namespace pgfast {
 namespace update {
 namespace {
-
-constexpr double kLog2Pi = 1.8378770664093453;
-
-// ---------------------------------------------------------------- Adam
-
-// One Adam step of n parameters (torch's fused kernel, grad divided by scale).
-PGFAST_CLONES
-void adam_step(float* __restrict p, const float* __restrict g, float* __restrict m,
-               float* __restrict v, int64_t n, float inv_scale, float beta1, float beta2,
-               float step_size, float inv_bc2_sqrt, float eps) {
-  const float one_b1 = 1.0f - beta1, one_b2 = 1.0f - beta2;
-  for (int64_t i = 0; i < n; ++i) {
-    const float gi = g[i] * inv_scale;
-    m[i] += one_b1 * (gi - m[i]);
-    v[i] = v[i] * beta2 + one_b2 * gi * gi;
-    const float denom = std::sqrt(v[i]) * inv_bc2_sqrt + eps;
-    p[i] -= step_size * m[i] / denom;
-  }
-}
-
-PGFAST_CLONES
-double sum_squares(const float* __restrict g, int64_t n) {
-  constexpr int kLanes = 16;  // explicit lanes: the loop vectorises without reassociation
-  float lane[kLanes] = {};
-  const int64_t nb = n - n % kLanes;
-  for (int64_t i = 0; i < nb; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) lane[l] += g[i + l] * g[i + l];
-  }
-  double s = 0.0;
-  for (int l = 0; l < kLanes; ++l) s += lane[l];
-  for (int64_t i = nb; i < n; ++i) s += double(g[i]) * g[i];
-  return s;
-}
 
 // ---------------------------------------------------------------- workspace
 
@@ -85,63 +53,6 @@ void forward(const ActorCritic& net, const float* X, int64_t n, Workspace& ws) {
   for (int k = 0; k < 2; ++k) mlp::forward(net.net(k), X, n, ws.tr[k]);
 }
 
-// What log_prob needs of a Gaussian's log-std: exp(-log_std) and the constant term.
-struct GaussianTerms {
-  std::vector<float> inv_std;
-  float log_norm = 0.0f;  // sum(log_std) + D/2 log(2 pi)
-  double log_std_sum = 0.0;
-};
-
-GaussianTerms gaussian_terms(const ActorCritic& net) {
-  GaussianTerms g;
-  const int K = net.dims[net.num_layers];
-  if (net.log_std == nullptr) return g;
-  g.inv_std.resize(size_t(K));
-  for (int j = 0; j < K; ++j) {
-    g.log_std_sum += net.log_std[j];
-    g.inv_std[size_t(j)] = std::exp(-net.log_std[j]);
-  }
-  g.log_norm = float(g.log_std_sum + 0.5 * K * kLog2Pi);
-  return g;
-}
-
-// log pi(a | s) of one row from the actor output o [K]. keep [K] receives z = (a - mean)
-// / std (Gaussian) or the log-softmax (categorical); *entropy the categorical's entropy.
-inline float row_logp(const float* o, int K, const GaussianTerms& g, bool gaussian,
-                      const float* a_box, int64_t a_disc, float* keep, float* entropy) {
-  if (gaussian) {
-    float zz = 0.0f;
-    for (int j = 0; j < K; ++j) {
-      const float z = (a_box[j] - o[j]) * g.inv_std[size_t(j)];
-      keep[j] = z;
-      zz += z * z;
-    }
-    return -0.5f * zz - g.log_norm;
-  }
-  float mx = o[0];
-  for (int j = 1; j < K; ++j) mx = std::max(mx, o[j]);
-  float se = 0.0f;
-  for (int j = 0; j < K; ++j) se += std::exp(o[j] - mx);
-  const float lse = mx + std::log(se);
-  float h = 0.0f;
-  for (int j = 0; j < K; ++j) {
-    const float lsm = o[j] - lse;
-    keep[j] = lsm;
-    h -= std::exp(lsm) * lsm;
-  }
-  *entropy = h;
-  return keep[a_disc];
-}
-
-void check_actions(const int64_t* a, int64_t n, int K) {
-  for (int64_t r = 0; r < n; ++r) {
-    if (a[r] < 0 || a[r] >= K) {
-      throw std::invalid_argument("action " + std::to_string(a[r]) + " outside [0, " +
-                                  std::to_string(K) + ")");
-    }
-  }
-}
-
 }  // namespace
 
 mlp::Mlp ActorCritic::net(int k) const {
@@ -161,10 +72,10 @@ void evaluate(const ActorCritic& net, const float* obs, int64_t n, const int64_t
   thread_local Workspace ws;
   const int L = net.num_layers, d0 = net.dims[0], K = net.dims[L];
   const bool gaussian = net.log_std != nullptr;
-  if (logp != nullptr && !gaussian) check_actions(act_discrete, n, K);
+  if (logp != nullptr && !gaussian) dist::check_actions(act_discrete, n, K);
   constexpr int64_t kChunk = 256;
   prepare(ws, net, std::min(n, kChunk));
-  const GaussianTerms g = gaussian_terms(net);
+  const dist::Terms g = dist::terms(net.log_std, K);
   for (int64_t start = 0; start < n; start += kChunk) {
     const int64_t m = std::min(kChunk, n - start);
     forward(net, obs + start * d0, m, ws);
@@ -173,9 +84,9 @@ void evaluate(const ActorCritic& net, const float* obs, int64_t n, const int64_t
       values[i] = ws.tr[1].out[size_t(r * K)];
       if (logp != nullptr) {
         float h = 0.0f;
-        logp[i] = row_logp(ws.tr[0].out.data() + r * K, K, g, gaussian,
-                           gaussian ? act_box + i * K : nullptr,
-                           gaussian ? 0 : act_discrete[i], ws.g0.data() + r * K, &h);
+        logp[i] = dist::row_logp(ws.tr[0].out.data() + r * K, g,
+                                 gaussian ? act_box + i * K : nullptr,
+                                 gaussian ? 0 : act_discrete[i], ws.g0.data() + r * K, &h);
       }
     }
   }
@@ -194,7 +105,7 @@ Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const in
       if (perm[r] < 0 || perm[r] >= size) throw std::invalid_argument("perm entry out of range");
     }
   }
-  if (!gaussian) check_actions(batch.act_discrete, size, K);
+  if (!gaussian) dist::check_actions(batch.act_discrete, size, K);
 
   Stats st;
   for (int64_t start = 0; start < size; start += mb) {
@@ -230,9 +141,7 @@ Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const in
     const float* out1 = ws.tr[1].out.data();
     float* gout0 = ws.g0.data();  // [n, K]
     float* gout1 = ws.g1.data();  // [n, K]
-    const GaussianTerms g = gaussian ? gaussian_terms(net) : GaussianTerms();
-    const std::vector<float>& inv_std = g.inv_std;
-    const double log_std_sum = g.log_std_sum;
+    const dist::Terms g = dist::terms(net.log_std, K);
     const float c = s.clip_coef;
     double pg_sum = 0.0, v_sum = 0.0, ent_sum = 0.0;
     std::fill(ws.g_log_std.begin(), ws.g_log_std.begin() + K, 0.0f);
@@ -240,8 +149,8 @@ Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const in
       const int64_t src = row(r);
       const float* o = out0 + r * K;
       float* go = gout0 + r * K;
-      const float logp = row_logp(o, K, g, gaussian, gaussian ? batch.act_box + src * K : nullptr,
-                                  gaussian ? 0 : batch.act_discrete[src], go, ent_row + r);
+      const float logp = dist::row_logp(o, g, gaussian ? batch.act_box + src * K : nullptr,
+                                        gaussian ? 0 : batch.act_discrete[src], go, ent_row + r);
       if (last_mb) logp_last[r] = logp;
       const float ratio = std::exp(logp - batch.logp_old[src]);
       const float ra = ratio * A[r];
@@ -264,32 +173,17 @@ Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const in
       g_v[r] = gv * (s.vf_coef * inv_n);
     }
     // d loss / d actor output; d loss / d critic output (column 0 only)
+    dist::logp_backward(g, n, g_lp, ent_row,
+                        perm != nullptr ? batch.act_discrete : batch.act_discrete + start,
+                        perm != nullptr ? perm + start : nullptr, s.ent_coef, gout0,
+                        ws.g_log_std.data());
     for (int64_t r = 0; r < n; ++r) {
-      float* go = gout0 + r * K;
-      if (gaussian) {
-        for (int j = 0; j < K; ++j) {
-          const float z = go[j];
-          ws.g_log_std[size_t(j)] += (z * z - 1.0f) * g_lp[r];
-          go[j] = z * inv_std[size_t(j)] * g_lp[r];
-        }
-      } else {
-        const int64_t a = batch.act_discrete[row(r)];
-        const float h = ent_row[r];
-        for (int j = 0; j < K; ++j) {
-          const float lsm = go[j];
-          const float p = std::exp(lsm);
-          float g = ((j == a ? 1.0f : 0.0f) - p) * g_lp[r];
-          if (s.ent_coef != 0.0f) g += s.ent_coef * inv_n * p * (lsm + h);
-          go[j] = g;
-        }
-      }
       float* g1 = gout1 + r * K;
       g1[0] = g_v[r];
       for (int j = 1; j < K; ++j) g1[j] = 0.0f;
     }
     if (gaussian) {
-      for (int j = 0; j < K; ++j) ws.g_log_std[size_t(j)] -= s.ent_coef;
-      ent_sum = double(n) * (log_std_sum + 0.5 * K * (1.0 + kLog2Pi));
+      ent_sum = double(n) * dist::gaussian_entropy(g);
     } else {
       for (int64_t r = 0; r < n; ++r) ent_sum += ent_row[r];
     }
@@ -305,40 +199,28 @@ Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const in
       mlp::backward(net.net(k), ws.tr[k], k == 0 ? gout0 : gout1, gw, gb);
     }
     // global grad-norm clip and Adam
-    const int P = 2 * L + (gaussian ? 1 : 0);
-    float* params[2 * kMaxLayers + 1];
-    const float* grads[2 * kMaxLayers + 1];
-    int64_t sizes[2 * kMaxLayers + 1];
+    adam::Tensors t;
+    t.count = 2 * L + (gaussian ? 1 : 0);
     for (int i = 0; i < L; ++i) {
-      params[i] = net.w[i];
-      grads[i] = ws.gw[i].data();
-      sizes[i] = 2 * int64_t(net.dims[i]) * net.dims[i + 1];
-      params[L + i] = net.b[i];
-      grads[L + i] = ws.gb[i].data();
-      sizes[L + i] = 2 * int64_t(net.dims[i + 1]);
+      t.p[i] = net.w[i];
+      t.g[i] = ws.gw[i].data();
+      t.size[i] = 2 * int64_t(net.dims[i]) * net.dims[i + 1];
+      t.p[L + i] = net.b[i];
+      t.g[L + i] = ws.gb[i].data();
+      t.size[L + i] = 2 * int64_t(net.dims[i + 1]);
     }
     if (gaussian) {
-      params[2 * L] = net.log_std;
-      grads[2 * L] = ws.g_log_std.data();
-      sizes[2 * L] = K;
+      t.p[2 * L] = net.log_std;
+      t.g[2 * L] = ws.g_log_std.data();
+      t.size[2 * L] = K;
     }
-    float inv_scale = 1.0f;
-    if (s.max_grad_norm > 0.0f) {
-      double total = 0.0;
-      for (int q = 0; q < P; ++q) total += sum_squares(grads[q], sizes[q]);
-      const float norm = float(std::sqrt(total));
-      const float scale = std::max(1.0f, (norm + 1e-6f) / s.max_grad_norm);
-      inv_scale = 1.0f / scale;
+    for (int q = 0; q < t.count; ++q) {
+      t.m[q] = adam.m[q];
+      t.v[q] = adam.v[q];
     }
-    adam.step += 1;
-    const double bc1 = 1.0 - std::pow(adam.beta1, double(adam.step));
-    const double bc2 = 1.0 - std::pow(adam.beta2, double(adam.step));
-    const float step_size = float(adam.lr / bc1);
-    const float inv_bc2_sqrt = float(1.0 / std::sqrt(bc2));
-    for (int q = 0; q < P; ++q) {
-      adam_step(params[q], grads[q], adam.m[q], adam.v[q], sizes[q], inv_scale, float(adam.beta1),
-                float(adam.beta2), step_size, inv_bc2_sqrt, float(adam.eps));
-    }
+    adam::Hyper h{adam.lr, adam.beta1, adam.beta2, adam.eps, adam.step};
+    adam::step(t, h, s.max_grad_norm);
+    adam.step = h.step;
     st.minibatches += 1;
     if (last_mb) {
       st.pg_loss = pg_sum / double(n);

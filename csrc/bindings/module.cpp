@@ -8,6 +8,7 @@ void bind_returns(pybind11::module_& m);
 void bind_envs(pybind11::module_& m);
 void bind_rollout(pybind11::module_& m);
 void bind_update(pybind11::module_& m);
+void bind_pg(pybind11::module_& m);
 }  // namespace bindings
 }  // namespace pgfast
 
@@ -17,4 +18,5 @@ PYBIND11_MODULE(_C, m) {
   pgfast::bindings::bind_envs(m);
   pgfast::bindings::bind_rollout(m);
   pgfast::bindings::bind_update(m);
+  pgfast::bindings::bind_pg(m);
 }

@@ -13,15 +13,22 @@ Policy loss on the whole rollout (one gradient step per iteration)::
   iteration by MSE on the latest returns (``update_epochs`` x ``num_minibatches``
   Adam steps at ``vf_learning_rate``).
 * ``norm_adv`` normalises A over the rollout.
+
+Where the C++ update applies (``update_backend``, :mod:`pgfast.backends`; CPU, float32 MLP) the
+policy step and the value regression each run in one C++ call (:func:`pgfast._C.vpg_step`,
+:func:`pgfast._C.value_fit`): the same gradients as autograd to float rounding (tested), the
+same minibatch permutations from the same generator.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 import torch
 
+from pgfast import _C
+from pgfast.algos import native as nat
 from pgfast.algos.base import AlgoBase, flat_batch, normalize_advantages
 from pgfast.config import BaseConfig
 from pgfast.nn import ActorCritic
@@ -94,6 +101,11 @@ class VPG(AlgoBase):
         g = reward_to_go(buf.rewards, buf.terminated, buf.truncated, cfg.gamma)
         return g, g
 
+    def native_update_reason(self) -> Optional[str]:
+        """Why :func:`pgfast._C.vpg_step` / :func:`pgfast._C.value_fit` cannot update this
+        policy (None: they can); :func:`pgfast.algos.native.native_update_reason`."""
+        return nat.native_update_reason(self.policy, list(self.optimizers.values()))
+
     def update(self, buf: RolloutBuffer, adv: torch.Tensor, returns: torch.Tensor) -> Dict[str, float]:
         """One policy-gradient step, then (baseline) the value regression."""
         cfg, pol = self.cfg, self.policy
@@ -102,6 +114,8 @@ class VPG(AlgoBase):
         A = adv.reshape(B)
         if cfg.norm_adv:
             A = normalize_advantages(A)
+        if self.update_path == "native":
+            return self._update_native(obs, act, logp_old, A, returns.reshape(B))
         opt = self.optimizers["pi"]
         logp, ent, _ = pol.evaluate_actions(obs, act)
         ent = ent.mean()
@@ -121,4 +135,23 @@ class VPG(AlgoBase):
         out = {"policy_loss": vals[0], "entropy": vals[1], "approx_kl": vals[2]}
         if cfg.baseline:
             out["value_loss"] = vals[3]
+        return out
+
+    def _update_native(self, obs: torch.Tensor, act: torch.Tensor, logp_old: torch.Tensor,
+                       A: torch.Tensor, ret: torch.Tensor) -> Dict[str, float]:
+        """:meth:`update` in C++: one :func:`pgfast._C.vpg_step` call, then (baseline) one
+        :func:`pgfast._C.value_fit` call; tensors ``[B]`` (obs ``[B, ...]``)."""
+        cfg, pol = self.cfg, self.policy
+        x = nat.policy_input(pol, obs)
+        opt = self.optimizers["pi"]
+        nv = nat.net_views(pol)
+        a_np, lp_np, adv_np = (t.detach().contiguous().numpy() for t in (act, logp_old, A))
+        pg, ent, kl, step = _C.vpg_step(**nv, obs=x, actions=a_np, logp_old=lp_np, adv=adv_np,
+                                        ent_coef=cfg.ent_coef, max_grad_norm=cfg.max_grad_norm,
+                                        **nat.adam_args(opt))
+        nat.set_steps(opt, step)
+        out = {"policy_loss": pg, "entropy": ent, "approx_kl": kl}
+        if cfg.baseline:
+            out["value_loss"] = nat.value_fit_native(pol, cfg, self.gen, self.optimizers["v"], x,
+                                                     ret)
         return out

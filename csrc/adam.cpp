@@ -1,0 +1,67 @@
+// See adam.hpp.
+#include "adam.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "clones.hpp"
+
+namespace pgfast {
+namespace adam {
+namespace {
+
+// One Adam step of n parameters (torch's fused kernel, grad divided by scale).
+PGFAST_CLONES
+void adam_step(float* __restrict p, const float* __restrict g, float* __restrict m,
+               float* __restrict v, int64_t n, float inv_scale, float beta1, float beta2,
+               float step_size, float inv_bc2_sqrt, float eps) {
+  const float one_b1 = 1.0f - beta1, one_b2 = 1.0f - beta2;
+  for (int64_t i = 0; i < n; ++i) {
+    const float gi = g[i] * inv_scale;
+    m[i] += one_b1 * (gi - m[i]);
+    v[i] = v[i] * beta2 + one_b2 * gi * gi;
+    const float denom = std::sqrt(v[i]) * inv_bc2_sqrt + eps;
+    p[i] -= step_size * m[i] / denom;
+  }
+}
+
+PGFAST_CLONES
+double sum_squares_impl(const float* __restrict g, int64_t n) {
+  constexpr int kLanes = 16;  // explicit lanes: the loop vectorises without reassociation
+  float lane[kLanes] = {};
+  const int64_t nb = n - n % kLanes;
+  for (int64_t i = 0; i < nb; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) lane[l] += g[i + l] * g[i + l];
+  }
+  double s = 0.0;
+  for (int l = 0; l < kLanes; ++l) s += lane[l];
+  for (int64_t i = nb; i < n; ++i) s += double(g[i]) * g[i];
+  return s;
+}
+
+}  // namespace
+
+double sum_squares(const float* g, int64_t n) { return sum_squares_impl(g, n); }
+
+void step(const Tensors& t, Hyper& h, float max_grad_norm) {
+  float inv_scale = 1.0f;
+  if (max_grad_norm > 0.0f) {
+    double total = 0.0;
+    for (int q = 0; q < t.count; ++q) total += sum_squares_impl(t.g[q], t.size[q]);
+    const float norm = float(std::sqrt(total));
+    const float scale = std::max(1.0f, (norm + 1e-6f) / max_grad_norm);
+    inv_scale = 1.0f / scale;
+  }
+  h.step += 1;
+  const double bc1 = 1.0 - std::pow(h.beta1, double(h.step));
+  const double bc2 = 1.0 - std::pow(h.beta2, double(h.step));
+  const float step_size = float(h.lr / bc1);
+  const float inv_bc2_sqrt = float(1.0 / std::sqrt(bc2));
+  for (int q = 0; q < t.count; ++q) {
+    adam_step(t.p[q], t.g[q], t.m[q], t.v[q], t.size[q], inv_scale, float(h.beta1),
+              float(h.beta2), step_size, inv_bc2_sqrt, float(h.eps));
+  }
+}
+
+}  // namespace adam
+}  // namespace pgfast

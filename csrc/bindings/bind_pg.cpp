@@ -1,0 +1,147 @@
+// pgfast._C's VPG step and value regression (csrc/pg_update.hpp) on pgfast.nn.ActorCritic's
+// stacked layers, in place, with the GIL released. Keyword-only arguments.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bindings/checks.hpp"
+#include "bindings/net_args.hpp"
+#include "pg_update.hpp"
+
+namespace pgfast {
+namespace bindings {
+namespace {
+
+// obs float32 [B, obs_dim] (B >= 1).
+py::array batch_obs(const py::handle& obj, int d0) {
+  py::array obs = as_array(obj, "obs");
+  if (obs.ndim() != 2) value_error("obs must be [B, obs_dim], got " + shape_str(obs));
+  const py::ssize_t B = obs.shape(0);
+  if (B < 1) value_error("the batch must hold at least one row");
+  return float_array(obs, "obs", {B, py::ssize_t(d0)}, false);
+}
+
+// perm None, int64 [B] (epochs 1) or [epochs, B].
+py::array batch_perm(const py::object& obj, py::ssize_t B, int64_t epochs) {
+  if (obj.is_none()) return py::array();
+  py::array p = as_array(obj, "perm");
+  if (p.ndim() == 1) {
+    if (epochs != 1) value_error("perm must be [epochs, B] for epochs > 1");
+    p = checked_in(p, "perm", {B});
+  } else {
+    p = checked_in(p, "perm", {py::ssize_t(epochs), B});
+  }
+  require_dtype<int64_t>(p, "perm", "int64");
+  return p;
+}
+
+py::tuple value_fit(const py::list& weights, const py::list& biases,
+                    const std::string& activation, const py::list& exp_avg,
+                    const py::list& exp_avg_sq, int64_t step, double lr, const py::tuple& betas,
+                    double eps, py::handle obs_obj, py::handle ret_obj, py::object perm_obj,
+                    int64_t minibatch_size, int64_t epochs, double max_grad_norm) {
+  std::vector<py::array> written;
+  pg::Net critic = stacked_net(weights, biases, py::none(), activation, 1, exp_avg, exp_avg_sq,
+                               written);
+  critic.hyper = adam_hyper(step, lr, betas, eps);
+  py::array obs = batch_obs(obs_obj, critic.net.dims[0]);
+  const py::ssize_t B = obs.shape(0);
+  py::array ret = float_array(ret_obj, "ret", {B}, false);
+  if (epochs < 1) value_error("epochs must be >= 1");
+  if (minibatch_size < 1) value_error("minibatch_size must be >= 1");
+  require_finite("max_grad_norm", max_grad_norm);
+  py::array perm = batch_perm(perm_obj, B, epochs);
+  require_apart(written, {&obs, &ret, &perm});
+  pg::Batch batch;
+  batch.size = B;
+  batch.obs = cptr<float>(obs);
+  batch.ret = cptr<float>(ret);
+  pg::ValueSettings s;
+  s.epochs = epochs;
+  s.minibatch_size = minibatch_size;
+  s.max_grad_norm = float(max_grad_norm);
+  const int64_t* pp = perm_obj.is_none() ? nullptr : cptr<int64_t>(perm);
+  double loss = 0.0;
+  try {
+    py::gil_scoped_release nogil;
+    loss = pg::value_fit(critic, batch, pp, s);
+  } catch (const std::invalid_argument& e) {
+    value_error(e.what());
+  }
+  return py::make_tuple(loss, critic.hyper.step);
+}
+
+py::tuple vpg_step(const py::list& weights, const py::list& biases, const py::object& log_std,
+                   const std::string& activation, const py::list& exp_avg,
+                   const py::list& exp_avg_sq, int64_t step, double lr, const py::tuple& betas,
+                   double eps, py::handle obs_obj, py::handle actions_obj,
+                   py::handle logp_old_obj, py::handle adv_obj, double ent_coef,
+                   double max_grad_norm) {
+  std::vector<py::array> written;
+  pg::Net actor = stacked_net(weights, biases, log_std, activation, 0, exp_avg, exp_avg_sq,
+                              written);
+  actor.hyper = adam_hyper(step, lr, betas, eps);
+  py::array obs = batch_obs(obs_obj, actor.net.dims[0]);
+  const py::ssize_t B = obs.shape(0), K = actor.net.out_dim();
+  pg::Batch batch;
+  batch.size = B;
+  batch.obs = cptr<float>(obs);
+  py::array act;
+  if (actor.log_std != nullptr) {
+    act = float_array(actions_obj, "actions", {B, K}, false);
+    batch.act_box = cptr<float>(act);
+  } else {
+    act = checked_in(actions_obj, "actions", {B});
+    require_dtype<int64_t>(act, "actions", "int64");
+    batch.act_discrete = cptr<int64_t>(act);
+  }
+  py::array lp0 = float_array(logp_old_obj, "logp_old", {B}, false);
+  py::array adv = float_array(adv_obj, "adv", {B}, false);
+  batch.logp_old = cptr<float>(lp0);
+  batch.adv = cptr<float>(adv);
+  require_apart(written, {&obs, &act, &lp0, &adv});
+  require_finite("ent_coef", ent_coef);
+  require_finite("max_grad_norm", max_grad_norm);
+  pg::PgSettings s;
+  s.ent_coef = float(ent_coef);
+  s.max_grad_norm = float(max_grad_norm);
+  pg::PgStats st;
+  try {
+    py::gil_scoped_release nogil;
+    st = pg::vpg_step(actor, batch, s);
+  } catch (const std::invalid_argument& e) {
+    value_error(e.what());
+  }
+  return py::make_tuple(st.pg_loss, st.entropy, st.approx_kl, actor.hyper.step);
+}
+
+}  // namespace
+
+void bind_pg(py::module_& m) {
+  m.def("value_fit", &value_fit, py::kw_only(), py::arg("weights"), py::arg("biases"),
+        py::arg("activation"), py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("step"),
+        py::arg("lr"), py::arg("betas"), py::arg("eps"), py::arg("obs"), py::arg("ret"),
+        py::arg("perm"), py::arg("minibatch_size"), py::arg("epochs"),
+        py::arg("max_grad_norm"),
+        "Value regression of the critic (slice 1) of pgfast.nn.ActorCritic's stacked layers "
+        "in place: epochs x minibatches of 0.5 mean((V - ret)^2), one Adam step each (moments "
+        "exp_avg/exp_avg_sq: the value optimiser's, weights..., biases..., after `step` "
+        "steps). obs float32 [B, obs_dim] (normalised), ret float32 [B], perm int64 "
+        "[epochs, B] or None (rows in order). Returns (last minibatch's loss, new step).");
+  m.def("vpg_step", &vpg_step, py::kw_only(), py::arg("weights"), py::arg("biases"),
+        py::arg("log_std"), py::arg("activation"), py::arg("exp_avg"), py::arg("exp_avg_sq"),
+        py::arg("step"), py::arg("lr"), py::arg("betas"), py::arg("eps"), py::arg("obs"),
+        py::arg("actions"), py::arg("logp_old"), py::arg("adv"), py::arg("ent_coef"),
+        py::arg("max_grad_norm"),
+        "One VPG step of the actor (slice 0, and log_std) in place: Adam on "
+        "-mean(logp A) - ent_coef mean(H) over the whole batch (obs float32 [B, obs_dim] "
+        "normalised, actions int64 [B] / float32 [B, D], logp_old and adv float32 [B]). "
+        "Returns (pg_loss, entropy, approx_kl after the step, new step).");
+}
+
+}  // namespace bindings
+}  // namespace pgfast

@@ -1,0 +1,137 @@
+"""The C++ updates of VPG (pgfast._C.vpg_step + value_fit) and TRPO against their autograd
+reference (the torch path of the same class, native_update=False), on the same rollout:
+gradients (read from Adam's first moments after one step: m = (1 - beta1) g) to float
+rounding, the same parameters, optimiser state and statistics after the update."""
+
+import numpy as np
+import pytest
+import torch
+
+from pgfast import _C
+from pgfast.algos import make_config
+from pgfast.trainer import Run
+
+
+def _pair(algo, env_id, **kw):
+    """Two runs with the same rollout in their buffers: the native update and autograd's."""
+    fields = dict(num_envs=4, num_steps=32, total_timesteps=4 * 32 * 4)
+    fields.update(kw)
+    runs = [Run(algo, env_id, make_config(algo, update_backend=b, **fields), seed=3, device="cpu")
+            for b in ("native", "torch")]
+    nat, ref = runs
+    nat.collector.collect()
+    ref.collector.collect()
+    for name in ("obs", "actions", "rewards", "terminated", "truncated"):
+        assert torch.equal(getattr(nat.buffer, name), getattr(ref.buffer, name)), name
+    for name in ("logp", "values", "next_values"):  # C++ vs torch forward: float rounding
+        a, b = getattr(nat.buffer, name), getattr(ref.buffer, name)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
+        a.copy_(b)
+    assert nat.updater.update_path == "native" and ref.updater.update_path == "torch"
+    assert nat.paths["update"] == "native" and ref.paths["update"] == "torch"
+    return nat, ref
+
+
+def _update(run):
+    adv, ret = run.updater.advantages(run.buffer)
+    return run.updater.update(run.buffer, adv, ret)
+
+
+def _assert_same(nat, ref, atol, grad_rtol=1e-4):
+    for (name, p), q in zip(nat.policy.named_parameters(), ref.policy.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=atol, msg=name)
+    for key, on in nat.updater.optimizers.items():
+        orf = ref.updater.optimizers[key]
+        for a, b in zip(on.exp_avg, orf.exp_avg):  # (1 - beta1) x the running gradient
+            scale = float(b.abs().max()) + 1e-12
+            torch.testing.assert_close(a / scale, b / scale, rtol=grad_rtol, atol=grad_rtol,
+                                       msg=f"{key} gradients")
+        for a, b in zip(on.exp_avg_sq, orf.exp_avg_sq):
+            torch.testing.assert_close(a, b, rtol=1e-3, atol=atol ** 2)
+        assert [float(s) for s in on.steps] == [float(s) for s in orf.steps]
+    assert torch.equal(nat.generator.get_state(), ref.generator.get_state())
+
+
+def _moved(run, env_id):
+    init = Run(run.updater.name, env_id, run.config, seed=3, device="cpu").policy
+    return max(float((p - q).detach().abs().max())
+               for p, q in zip(run.policy.parameters(), init.parameters()))
+
+
+VPG_CASES = [
+    ("CartPole-v1", {}),
+    ("CartPole-v1", dict(baseline=False)),
+    ("CartPole-v1", dict(activation="relu", hidden_sizes=(33, 17), ent_coef=0.01,
+                         num_minibatches=4, max_grad_norm=0.5)),
+    ("CartPole-v1", dict(hidden_sizes=(40,), norm_obs=True, norm_adv=False, gae_lambda=0.95)),
+    ("Acrobot-v1", dict(hidden_sizes=(64, 64, 64), num_minibatches=2, update_epochs=3)),
+    ("Pendulum-v1", dict(norm_obs=True, ent_coef=0.01, num_minibatches=4)),
+    ("Pendulum-v1", dict(activation="relu", hidden_sizes=(48, 20), log_std_init=-0.5,
+                         baseline=False, max_grad_norm=0.1)),
+    ("MountainCarContinuous-v0", dict(num_minibatches=2, vf_learning_rate=3e-3)),
+]
+
+
+@pytest.mark.parametrize("env_id,kw", VPG_CASES)
+def test_vpg_native_equals_autograd(env_id, kw):
+    nat, ref = _pair("vpg", env_id, **kw)
+    s_nat, s_ref = _update(nat), _update(ref)
+    _assert_same(nat, ref, atol=2e-5)
+    assert s_nat.keys() == s_ref.keys()
+    for key in s_ref:
+        assert s_nat[key] == pytest.approx(s_ref[key], rel=1e-3, abs=1e-5), key
+    assert _moved(nat, env_id) > 1e-4
+
+
+def test_vpg_native_tracks_autograd_over_iterations():
+    nat, ref = _pair("vpg", "CartPole-v1", num_minibatches=4)
+    for _ in range(3):
+        _update(nat)
+        _update(ref)
+    _assert_same(nat, ref, atol=2e-4, grad_rtol=1e-3)
+
+
+def test_vpg_native_is_bit_reproducible():
+    a, _ = _pair("vpg", "Pendulum-v1", num_minibatches=4)
+    b, _ = _pair("vpg", "Pendulum-v1", num_minibatches=4)
+    _update(a)
+    _update(b)
+    for p, q in zip(a.policy.parameters(), b.policy.parameters()):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("algo", ["vpg"])
+def test_the_path_is_chosen_and_recorded(algo):
+    run = Run(algo, "CartPole-v1", make_config(algo, update_backend="torch"), seed=0, device="cpu")
+    assert run.paths["update"] == "torch"
+    run = Run(algo, "CartPole-v1", make_config(algo), seed=0, device="cpu")
+    assert run.paths["update"] == "native"  # auto: native where it applies
+    run.policy.double()
+    for backend, path in (("auto", "torch"), ("torch", "torch")):
+        run.updater.cfg.update_backend, run.updater._update_path = backend, None
+        assert run.updater.update_path == path
+    run.updater.cfg.update_backend, run.updater._update_path = "native", None
+    with pytest.raises(ValueError, match=r"update_backend='native': the C\+\+ update .*float64"):
+        assert run.updater.update_path
+
+
+def test_value_fit_checks_its_input():
+    run = Run("vpg", "CartPole-v1", make_config("vpg"), seed=0, device="cpu")
+    w, b = run.policy.native_layers()
+    opt = run.updater.optimizers["v"]
+    args = dict(weights=w, biases=b, activation="tanh", exp_avg=[t.numpy() for t in opt.exp_avg],
+                exp_avg_sq=[t.numpy() for t in opt.exp_avg_sq], step=0, lr=1e-3,
+                betas=(0.9, 0.999), eps=1e-5, obs=np.zeros((8, 4), np.float32),
+                ret=np.zeros(8, np.float32), perm=None, minibatch_size=4, epochs=1,
+                max_grad_norm=0.0)
+    assert _C.value_fit(**args)[1] == 2
+    with pytest.raises(ValueError, match="perm entry out of range"):
+        _C.value_fit(**dict(args, perm=np.full(8, 8, np.int64)))
+    with pytest.raises(ValueError, match="obs"):
+        _C.value_fit(**dict(args, obs=np.zeros((8, 5), np.float32)))
+    with pytest.raises(ValueError, match="share memory"):
+        _C.value_fit(**dict(args, exp_avg_sq=args["exp_avg"]))
+    with pytest.raises(ValueError, match="'tanh' or 'relu'"):
+        _C.value_fit(**dict(args, activation="gelu"))
+    with pytest.raises(TypeError):
+        _C.value_fit(*args.values())  # keyword-only
