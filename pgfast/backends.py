@@ -3,7 +3,7 @@
 Two Config fields ask (:class:`pgfast.config.BaseConfig`):
 
 * ``rollout_backend``: the T-step rollout loop (policy forward, sampling, env steps) in one
-  C++ call (:func:`pgfast._C.rollout_mlp`) or the torch loop of :class:`pgfast.buffer.Collector`.
+  C++ call (:func:`pgfast._C.rollout_mlp`) or the torch loop of :class:`pgfast.rollout.Collector`.
 * ``update_backend``: the algorithm's update in C++ (PPO: :func:`pgfast._C.ppo_epoch`) or with
   torch autograd (the reference, which also serves CUDA, float64 and every other policy).
 

@@ -8,7 +8,7 @@
     run.evaluate(episodes=20)        # -> (mean, std) of episode returns
     run.save("run.pt");  run = pgfast.load("run.pt");  run.learn(50_000)
 
-Each iteration: collect a rollout (:class:`pgfast.buffer.Collector`) -> advantages
+Each iteration: collect a rollout (:class:`pgfast.rollout.Collector`) -> advantages
 (one C++ call on CPU) -> the algorithm's update -> observation statistics ->
 a history row -> the optional callback.
 
@@ -46,7 +46,8 @@ import torch
 
 from pgfast import checkpoint, evaluation, numerics, runstate
 from pgfast.algos import config_help, explained_variance, get_algo
-from pgfast.buffer import Collector, RewardScaler, RolloutBuffer
+from pgfast.buffer import RewardScaler, RolloutBuffer
+from pgfast.rollout import Collector
 from pgfast.envs import make_vec
 from pgfast import spaces
 from pgfast.session import CheckpointSchedule, SignalGuard, StopFlag
