@@ -28,8 +28,8 @@ def _run(algo: str, env_id: str = "CartPole-v1", device: str = "cpu", **fields) 
     return run
 
 
-# what each algorithm's update takes under "auto" on CPU today (PPO has a C++ update)
-AUTO_UPDATE = {"ppo": "native", "vpg": "torch", "trpo": "torch"}
+# what each algorithm's update takes under "auto" on CPU today (PPO and VPG have a C++ update)
+AUTO_UPDATE = {"ppo": "native", "vpg": "native", "trpo": "torch"}
 
 
 @pytest.mark.parametrize("algo", ["ppo", "vpg", "trpo"])
@@ -73,7 +73,7 @@ def test_native_refused_for_a_gymnasium_env_without_step_into():
     gym.register("PgfastBackendsCartPole-v0", entry_point="gymnasium.envs.classic_control:CartPoleEnv",
                  max_episode_steps=50)
     run = _run("vpg", "PgfastBackendsCartPole-v0")
-    assert run.paths == {"rollout": "torch", "update": "torch"}
+    assert run.paths["rollout"] == "torch" and run.paths["update"] == AUTO_UPDATE["vpg"]
     with pytest.raises(ValueError, match=r"^rollout_backend='native': the C\+\+ rollout needs an env with step_into"):
         _run("vpg", "PgfastBackendsCartPole-v0", rollout_backend="native")
 
@@ -159,11 +159,12 @@ def test_run_json_and_the_settings_line_carry_the_paths(tmp_path, capsys):
 
     out = tmp_path / "r"
     argv = ["train", "vpg", "CartPole-v1", "--total-timesteps", "64", "--set", "num_envs=2", "num_steps=16",
-            "rollout_backend=torch", "--out", str(out), "--no-progress", "--no-tensorboard",
+            "rollout_backend=torch", "update_backend=torch", "--out", str(out), "--no-progress", "--no-tensorboard",
             "--eval-episodes", "0", "--device", "cpu"]
     assert cli.main(argv) == 0
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith("settings: preset vpg/CartPole-v1; --set num_envs=2, num_steps=16, rollout_backend=torch")
+    assert err[0].startswith("settings: preset vpg/CartPole-v1; --set num_envs=2, num_steps=16, rollout_backend=torch, "
+                             "update_backend=torch")
     assert err[0].endswith("; paths: rollout torch, update torch")
     meta = json.loads((out / "run.json").read_text())
     assert meta["paths"] == {"rollout": "torch", "update": "torch"}
