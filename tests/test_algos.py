@@ -281,7 +281,7 @@ def test_trpo_full_step_is_scaled_to_max_kl(monkeypatch):
     trust-region boundary, not at twice it."""
     import pgfast.algos.trpo as trpo_mod
 
-    run = _small_run("trpo", max_kl=0.01)
+    run = _small_run("trpo", max_kl=0.01, update_backend="torch")  # the C++ step: test_pg_native
     run.collector.collect()
     seen = {}
     real = trpo_mod.line_search

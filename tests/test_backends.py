@@ -28,8 +28,8 @@ def _run(algo: str, env_id: str = "CartPole-v1", device: str = "cpu", **fields) 
     return run
 
 
-# what each algorithm's update takes under "auto" on CPU today (PPO and VPG have a C++ update)
-AUTO_UPDATE = {"ppo": "native", "vpg": "native", "trpo": "torch"}
+# what each algorithm's update takes under "auto" on CPU today (PPO, VPG and TRPO have a C++ update)
+AUTO_UPDATE = {"ppo": "native", "vpg": "native", "trpo": "native"}
 
 
 @pytest.mark.parametrize("algo", ["ppo", "vpg", "trpo"])

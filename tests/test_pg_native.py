@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from pgfast import _C
-from pgfast.algos import make_config
+from pgfast.algos import flat_batch, make_config
+from pgfast.algos.base import normalize_advantages
 from pgfast.trainer import Run
 
 
@@ -100,7 +101,7 @@ def test_vpg_native_is_bit_reproducible():
         assert torch.equal(p, q)
 
 
-@pytest.mark.parametrize("algo", ["vpg"])
+@pytest.mark.parametrize("algo", ["vpg", "trpo"])
 def test_the_path_is_chosen_and_recorded(algo):
     run = Run(algo, "CartPole-v1", make_config(algo, update_backend="torch"), seed=0, device="cpu")
     assert run.paths["update"] == "torch"
@@ -135,3 +136,122 @@ def test_value_fit_checks_its_input():
         _C.value_fit(**dict(args, activation="gelu"))
     with pytest.raises(TypeError):
         _C.value_fit(*args.values())  # keyword-only
+
+
+# ---------------------------------------------------------------- TRPO
+
+TRPO_CASES = [
+    ("CartPole-v1", {}),
+    ("CartPole-v1", dict(activation="relu", hidden_sizes=(33, 17), ent_coef=0.01)),
+    ("CartPole-v1", dict(hidden_sizes=(40,), norm_obs=True, fvp_subsample=0.5)),
+    ("Acrobot-v1", dict(hidden_sizes=(64, 64, 64), max_kl=0.02, cg_iters=5)),
+    ("Pendulum-v1", dict(norm_obs=True, ent_coef=0.01)),
+    ("Pendulum-v1", dict(activation="relu", hidden_sizes=(48, 20), log_std_init=-0.5,
+                         fvp_subsample=0.3)),
+    ("MountainCarContinuous-v0", dict(num_minibatches=2, max_kl=0.05)),
+]
+
+
+@pytest.mark.parametrize("env_id,kw", TRPO_CASES)
+def test_trpo_gradient_and_fisher_vector_products_equal_autograd(env_id, kw):
+    run = Run("trpo", env_id, make_config("trpo", update_backend="torch", num_envs=4,
+                                          num_steps=32, **kw), seed=5, device="cpu")
+    run.collector.collect()
+    upd, pol, cfg = run.updater, run.policy, run.config
+    obs, act, logp_buf, _ = flat_batch(run.buffer)
+    B = obs.shape[0]
+    gen = torch.Generator().manual_seed(1)
+    logp_old = logp_buf + 0.2 * torch.randn(B, generator=gen)  # ratios away from 1
+    adv, _ = upd.advantages(run.buffer)
+    A = normalize_advantages(adv.reshape(B))
+    logp, ent, _ = pol.evaluate_actions(obs, act)
+    surr = ((logp - logp_old).exp() * A).mean() + cfg.ent_coef * ent.mean()
+    g_ref = pol.actor_flat(torch.autograd.grad(surr, upd.pi_params))
+    with torch.no_grad():
+        old_out = pol(obs)[0]
+        old_ls = pol.log_std.detach().clone() if pol.continuous else None
+    rows = upd.fvp_rows(B)
+    assert (rows is None) == (cfg.fvp_subsample == 1.0)
+    fvp = upd.fisher_vector_product_fn(obs if rows is None else obs[rows],
+                                       old_out if rows is None else old_out[rows], old_ls)
+    vs = torch.randn(3, g_ref.numel(), generator=gen)
+    vs[2] = g_ref / g_ref.norm()
+    f_ref = torch.stack([fvp(v) for v in vs]).detach()
+    w, b = pol.native_layers()
+    g, f = _C.trpo_grad_fvp(
+        weights=w, biases=b, log_std=None if old_ls is None else pol.log_std.detach().numpy(),
+        activation=pol.activation, obs=pol.network_input(obs).detach().numpy(),
+        actions=act.numpy(), logp_old=logp_old.numpy(), adv=A.detach().numpy(),
+        ent_coef=cfg.ent_coef, cg_damping=cfg.cg_damping, fvp_subsample=cfg.fvp_subsample,
+        vectors=vs.numpy())
+    g_ref = g_ref.detach()
+    scale = float(g_ref.abs().max())
+    torch.testing.assert_close(torch.from_numpy(g) / scale, g_ref / scale, rtol=1e-4, atol=1e-5)
+    for k in range(3):
+        sc = float(f_ref[k].abs().max())
+        torch.testing.assert_close(torch.from_numpy(f[k]) / sc, f_ref[k] / sc, rtol=1e-4,
+                                   atol=2e-5)
+    # the products are not just the damping term
+    assert float((f_ref[0] - cfg.cg_damping * vs[0]).abs().max()) > 1e-3 * sc
+
+
+@pytest.mark.parametrize("env_id,kw", TRPO_CASES)
+def test_trpo_native_takes_the_same_step_as_autograd(env_id, kw):
+    nat, ref = _pair("trpo", env_id, **kw)
+    x0 = nat.policy.actor_vector()
+    s_nat, s_ref = _update(nat), _update(ref)
+    assert s_ref["line_search_accepted"] == 1.0  # a real step, not a rejected one
+    assert s_nat["line_search_accepted"] == s_ref["line_search_accepted"]
+    assert s_nat["backtracks"] == s_ref["backtracks"]
+    # the policy step: conjugate gradient amplifies float32 rounding (most with ReLU, whose
+    # Fisher is nearly singular); on Pendulum ReLU both float32 steps are ~1e-3 apart, and the
+    # C++ one is the closer to a float64 autograd step (3e-4 vs 1.4e-3)
+    d_nat, d_ref = nat.policy.actor_vector() - x0, ref.policy.actor_vector() - x0
+    assert float((d_nat - d_ref).norm()) <= 3e-3 * float(d_ref.norm())
+    # the value regression, parameters and optimiser state
+    for p, q in zip(nat.policy.stacked_parameters(), ref.policy.stacked_parameters()):
+        torch.testing.assert_close(p[1], q[1], rtol=1e-4, atol=5e-5)
+    on, orf = nat.updater.optimizers["v"], ref.updater.optimizers["v"]
+    for a, b in zip(on.exp_avg + on.exp_avg_sq, orf.exp_avg + orf.exp_avg_sq):
+        scale = float(b.abs().max()) + 1e-12
+        torch.testing.assert_close(a / scale, b / scale, rtol=5e-3, atol=1e-4)
+    assert [float(s) for s in on.steps] == [float(s) for s in orf.steps]
+    assert torch.equal(nat.generator.get_state(), ref.generator.get_state())
+    for key in ("policy_loss", "value_loss", "entropy", "approx_kl"):
+        assert s_nat[key] == pytest.approx(s_ref[key], rel=2e-3, abs=1e-5), key
+    assert _moved(nat, env_id) > 1e-4
+
+
+def test_trpo_line_search_rejects_and_leaves_the_policy():
+    # zero advantages: no candidate improves the surrogate, so both paths reject every one
+    nat, ref = _pair("trpo", "CartPole-v1", backtrack_iters=3)
+    before = [p.detach().clone() for p in nat.policy.parameters()]
+    out = []
+    for run in (nat, ref):
+        _, ret = run.updater.advantages(run.buffer)
+        out.append(run.updater.update(run.buffer, torch.zeros_like(ret), ret))
+    assert out[0]["line_search_accepted"] == out[1]["line_search_accepted"] == 0.0
+    assert out[0]["backtracks"] == out[1]["backtracks"] == 3
+    assert out[0]["approx_kl"] == 0.0
+    for p, q in zip(nat.policy.stacked_parameters(), before):
+        assert torch.equal(p[0], q[0])  # the actor slices are untouched (the critic was fit)
+        assert not torch.equal(p[1], q[1]) or p.shape[-1] == 1
+
+
+def test_trpo_step_checks_its_input():
+    run = Run("trpo", "CartPole-v1", make_config("trpo"), seed=0, device="cpu")
+    w, b = run.policy.native_layers()
+    args = dict(weights=w, biases=b, log_std=None, activation="tanh",
+                obs=np.zeros((8, 4), np.float32), actions=np.zeros(8, np.int64),
+                logp_old=np.zeros(8, np.float32), adv=np.ones(8, np.float32), max_kl=0.01,
+                cg_iters=10, cg_damping=0.1, backtrack_iters=10, backtrack_coeff=0.8,
+                ent_coef=0.0)
+    assert len(_C.trpo_step(**args)) == 5
+    with pytest.raises(ValueError, match=r"outside \[0, 2\)"):
+        _C.trpo_step(**dict(args, actions=np.full(8, 2, np.int64)))
+    with pytest.raises(ValueError, match="fvp_subsample"):
+        _C.trpo_step(**dict(args, fvp_subsample=0.0))
+    with pytest.raises(ValueError, match="backtrack_coeff"):
+        _C.trpo_step(**dict(args, backtrack_coeff=1.0))
+    with pytest.raises(ValueError, match="share memory"):
+        _C.trpo_step(**dict(args, obs=w[0].reshape(-1)[:32].reshape(8, 4)))

@@ -11,6 +11,7 @@
 #include "bindings/checks.hpp"
 #include "bindings/net_args.hpp"
 #include "pg_update.hpp"
+#include "trpo_update.hpp"
 
 namespace pgfast {
 namespace bindings {
@@ -119,6 +120,105 @@ py::tuple vpg_step(const py::list& weights, const py::list& biases, const py::ob
   return py::make_tuple(st.pg_loss, st.entropy, st.approx_kl, actor.hyper.step);
 }
 
+// The actor (slice 0, log_std) and its batch for the TRPO calls; the arrays stay in keep.
+struct TrpoArgs {
+  pg::Net actor;
+  pg::Batch batch;
+  trpo::Settings s;
+  std::vector<py::array> keep;
+};
+
+void trpo_args(TrpoArgs& t, const py::list& weights, const py::list& biases,
+               const py::object& log_std, const std::string& activation, py::handle obs_obj,
+               py::handle actions_obj, py::handle logp_old_obj, py::handle adv_obj,
+               double ent_coef, double cg_damping, double fvp_subsample) {
+  t.actor = stacked_net(weights, biases, log_std, activation, 0, py::none(), py::none(), t.keep);
+  const size_t written = t.keep.size();
+  py::array obs = batch_obs(obs_obj, t.actor.net.dims[0]);
+  const py::ssize_t B = obs.shape(0), K = t.actor.net.out_dim();
+  t.batch.size = B;
+  t.batch.obs = cptr<float>(obs);
+  py::array act;
+  if (t.actor.log_std != nullptr) {
+    act = float_array(actions_obj, "actions", {B, K}, false);
+    t.batch.act_box = cptr<float>(act);
+  } else {
+    act = checked_in(actions_obj, "actions", {B});
+    require_dtype<int64_t>(act, "actions", "int64");
+    t.batch.act_discrete = cptr<int64_t>(act);
+  }
+  py::array lp0 = float_array(logp_old_obj, "logp_old", {B}, false);
+  py::array adv = float_array(adv_obj, "adv", {B}, false);
+  t.batch.logp_old = cptr<float>(lp0);
+  t.batch.adv = cptr<float>(adv);
+  require_apart(std::vector<py::array>(t.keep.begin(), t.keep.begin() + written),
+                {&obs, &act, &lp0, &adv});
+  for (py::array* a : {&obs, &act, &lp0, &adv}) t.keep.push_back(*a);
+  require_finite("ent_coef", ent_coef);
+  require_finite("cg_damping", cg_damping);
+  if (!(cg_damping >= 0.0)) value_error("cg_damping must be >= 0");
+  if (!(fvp_subsample > 0.0 && fvp_subsample <= 1.0)) {
+    value_error("fvp_subsample must be in (0, 1]");
+  }
+  t.s.ent_coef = float(ent_coef);
+  t.s.cg_damping = float(cg_damping);
+  t.s.fvp_subsample = float(fvp_subsample);
+}
+
+py::tuple trpo_step(const py::list& weights, const py::list& biases, const py::object& log_std,
+                    const std::string& activation, py::handle obs, py::handle actions,
+                    py::handle logp_old, py::handle adv, double max_kl, int64_t cg_iters,
+                    double cg_damping, int64_t backtrack_iters, double backtrack_coeff,
+                    double ent_coef, double fvp_subsample) {
+  TrpoArgs t;
+  trpo_args(t, weights, biases, log_std, activation, obs, actions, logp_old, adv, ent_coef,
+            cg_damping, fvp_subsample);
+  require_finite("max_kl", max_kl);
+  if (!(max_kl > 0.0)) value_error("max_kl must be > 0");
+  if (cg_iters < 1 || backtrack_iters < 1) value_error("cg_iters and backtrack_iters must be >= 1");
+  if (!(backtrack_coeff > 0.0 && backtrack_coeff < 1.0)) {
+    value_error("backtrack_coeff must be in (0, 1)");
+  }
+  t.s.max_kl = float(max_kl);
+  t.s.cg_iters = int(std::min<int64_t>(cg_iters, 1 << 30));
+  t.s.backtrack_iters = int(std::min<int64_t>(backtrack_iters, 1 << 30));
+  t.s.backtrack_coeff = float(backtrack_coeff);
+  trpo::Stats st;
+  try {
+    py::gil_scoped_release nogil;
+    st = trpo::step(t.actor, t.batch, t.s);
+  } catch (const std::invalid_argument& e) {
+    value_error(e.what());
+  }
+  return py::make_tuple(st.surr0, st.kl, st.entropy, st.accepted, st.backtracks);
+}
+
+py::tuple trpo_grad_fvp(const py::list& weights, const py::list& biases,
+                        const py::object& log_std, const std::string& activation,
+                        py::handle obs, py::handle actions, py::handle logp_old, py::handle adv,
+                        double ent_coef, double cg_damping, double fvp_subsample,
+                        py::handle vectors_obj) {
+  TrpoArgs t;
+  trpo_args(t, weights, biases, log_std, activation, obs, actions, logp_old, adv, ent_coef,
+            cg_damping, fvp_subsample);
+  const py::ssize_t n = py::ssize_t(trpo::num_params(t.actor));
+  py::array vs = as_array(vectors_obj, "vectors");
+  if (vs.ndim() != 2) value_error("vectors must be [m, num_params], got " + shape_str(vs));
+  const py::ssize_t m = vs.shape(0);
+  vs = float_array(vs, "vectors", {m, n}, false);
+  py::array_t<float> g(n), fvs({m, n});
+  const float* vp = cptr<float>(vs);
+  float* gp = g.mutable_data();
+  float* fp = fvs.mutable_data();
+  try {
+    py::gil_scoped_release nogil;
+    trpo::grad_and_fvp(t.actor, t.batch, t.s, gp, vp, m, fp);
+  } catch (const std::invalid_argument& e) {
+    value_error(e.what());
+  }
+  return py::make_tuple(g, fvs);
+}
+
 }  // namespace
 
 void bind_pg(py::module_& m) {
@@ -141,6 +241,23 @@ void bind_pg(py::module_& m) {
         "-mean(logp A) - ent_coef mean(H) over the whole batch (obs float32 [B, obs_dim] "
         "normalised, actions int64 [B] / float32 [B, D], logp_old and adv float32 [B]). "
         "Returns (pg_loss, entropy, approx_kl after the step, new step).");
+  m.def("trpo_step", &trpo_step, py::kw_only(), py::arg("weights"), py::arg("biases"),
+        py::arg("log_std"), py::arg("activation"), py::arg("obs"), py::arg("actions"),
+        py::arg("logp_old"), py::arg("adv"), py::arg("max_kl"), py::arg("cg_iters"),
+        py::arg("cg_damping"), py::arg("backtrack_iters"), py::arg("backtrack_coeff"),
+        py::arg("ent_coef"), py::arg("fvp_subsample") = 1.0,
+        "TRPO's policy step of the actor (slice 0, and log_std) in place (csrc/trpo_update.hpp): "
+        "surrogate gradient, conjugate gradient on exact Fisher-vector products, KL-constrained "
+        "backtracking line search. obs float32 [B, obs_dim] (normalised), actions int64 [B] / "
+        "float32 [B, D], logp_old and adv (normalised as wanted) float32 [B]. Returns (surrogate "
+        "at the start, mean KL after, mean entropy after, accepted, backtracks).");
+  m.def("trpo_grad_fvp", &trpo_grad_fvp, py::kw_only(), py::arg("weights"), py::arg("biases"),
+        py::arg("log_std"), py::arg("activation"), py::arg("obs"), py::arg("actions"),
+        py::arg("logp_old"), py::arg("adv"), py::arg("ent_coef"), py::arg("cg_damping"),
+        py::arg("fvp_subsample"), py::arg("vectors"),
+        "TRPO's pieces at the current parameters, for tests: (g, F v) with g float32 [n] the "
+        "surrogate's gradient over the actor's flat parameters (actor_flat order) and F v "
+        "float32 [m, n] the damped Fisher-vector products of vectors float32 [m, n].");
 }
 
 }  // namespace bindings

@@ -12,6 +12,16 @@ Per iteration, on the whole rollout (advantages from GAE, normalised if ``norm_a
    if none qualifies the policy is left unchanged.
 5. Fit V separately by MSE (``update_epochs`` x ``num_minibatches`` Adam steps at
    ``learning_rate``).
+
+``fvp_subsample < 1`` computes the Fisher-vector products on rows ``floor(i B / n)``,
+``i < n = max(1, round(fvp_subsample B))`` of the batch (the gradient and the line search use
+every row).
+
+Where the C++ update applies (``update_backend``, :mod:`pgfast.backends`; CPU, float32 MLP)
+steps 1-4 run in one C++ call (:func:`pgfast._C.trpo_step`: forward-mode J v through the MLP,
+the output distribution's Fisher, J^T by backward) and step 5 in another
+(:func:`pgfast._C.value_fit`); gradients and Fisher-vector products equal autograd's to
+float rounding (tested).
 """
 
 from __future__ import annotations
@@ -21,6 +31,8 @@ from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
 
 import torch
 
+from pgfast import _C
+from pgfast.algos import native as nat
 from pgfast.algos.base import AlgoBase, flat_batch, normalize_advantages
 from pgfast.config import BaseConfig
 from pgfast.nn import ActorCritic
@@ -54,6 +66,8 @@ class TRPOConfig(BaseConfig):
     """minibatches per epoch of value-function regression"""
     max_grad_norm: float = 0.0
     """clip of the value-gradient norm (0 disables)"""
+    fvp_subsample: float = 1.0
+    """fraction of the batch's rows the Fisher-vector products use (1.0: all)"""
 
     def __post_init__(self) -> None:
         """Check the fields (after the shared checks of BaseConfig)."""
@@ -68,6 +82,8 @@ class TRPOConfig(BaseConfig):
             raise ValueError(f"cg_damping must be >= 0, got {self.cg_damping!r}")
         if not (0 < self.backtrack_coeff < 1):
             raise ValueError(f"backtrack_coeff must be in (0, 1), got {self.backtrack_coeff!r}")
+        if not (0 < self.fvp_subsample <= 1):
+            raise ValueError(f"fvp_subsample must be in (0, 1], got {self.fvp_subsample!r}")
 
 
 def conjugate_gradient(Avp: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
@@ -123,6 +139,18 @@ class TRPO(AlgoBase):
         self.optimizers["v"] = make_adam(self.v_params, config.learning_rate)
         self.base_lrs["v"] = config.learning_rate
 
+    def native_update_reason(self) -> Optional[str]:
+        """Why :func:`pgfast._C.trpo_step` / :func:`pgfast._C.value_fit` cannot update this
+        policy (None: they can); :func:`pgfast.algos.native.native_update_reason`."""
+        return nat.native_update_reason(self.policy, list(self.optimizers.values()))
+
+    def fvp_rows(self, B: int) -> Optional[torch.Tensor]:
+        """The rows ``[n]`` the Fisher-vector products use (``fvp_subsample``), None for all."""
+        if self.cfg.fvp_subsample >= 1:
+            return None
+        n = max(1, round(self.cfg.fvp_subsample * B))
+        return torch.div(torch.arange(n) * B, n, rounding_mode="floor")
+
     def fisher_vector_product_fn(self, obs: torch.Tensor, old_pi_out: torch.Tensor,
                                  old_log_std: Optional[torch.Tensor]
                                  ) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -152,6 +180,8 @@ class TRPO(AlgoBase):
         A = adv.reshape(B)
         if cfg.norm_adv:
             A = normalize_advantages(A)
+        if self.update_path == "native":
+            return self._update_native(obs, act, logp_old, A, returns.reshape(B))
         with torch.no_grad():
             old_pi_out = pol(obs)[0]
             old_log_std = pol.log_std.detach().clone() if pol.continuous else None
@@ -164,7 +194,10 @@ class TRPO(AlgoBase):
 
         surr = surrogate()
         g = pol.actor_flat(torch.autograd.grad(surr, self.pi_params))
-        fvp = self.fisher_vector_product_fn(obs, old_pi_out, old_log_std)
+        rows = self.fvp_rows(B)
+        fvp = self.fisher_vector_product_fn(obs if rows is None else obs[rows],
+                                            old_pi_out if rows is None else old_pi_out[rows],
+                                            old_log_std)
         x = conjugate_gradient(fvp, g, cfg.cg_iters)
         xfx = x.dot(fvp(x))  # the quadratic KL model of step a*x is a^2 x^T F x / 2
         full_step = torch.sqrt(2.0 * cfg.max_kl / xfx.clamp_min(1e-12)) * x
@@ -191,3 +224,20 @@ class TRPO(AlgoBase):
         return {"policy_loss": -surr0, "value_loss": vals[2], "entropy": vals[1],
                 "approx_kl": vals[0], "line_search_accepted": float(accepted),
                 "backtracks": float(k)}
+
+    def _update_native(self, obs: torch.Tensor, act: torch.Tensor, logp_old: torch.Tensor,
+                       A: torch.Tensor, ret: torch.Tensor) -> Dict[str, float]:
+        """:meth:`update` in C++: one :func:`pgfast._C.trpo_step` call, then one
+        :func:`pgfast._C.value_fit` call; tensors ``[B]`` (obs ``[B, ...]``)."""
+        cfg, pol = self.cfg, self.policy
+        x = nat.policy_input(pol, obs)
+        nv = nat.net_views(pol)
+        a_np, lp_np, adv_np = (t.detach().contiguous().numpy() for t in (act, logp_old, A))
+        surr0, kl, ent, accepted, k = _C.trpo_step(
+            **nv, obs=x, actions=a_np, logp_old=lp_np, adv=adv_np, max_kl=cfg.max_kl,
+            cg_iters=cfg.cg_iters, cg_damping=cfg.cg_damping, backtrack_iters=cfg.backtrack_iters,
+            backtrack_coeff=cfg.backtrack_coeff, ent_coef=cfg.ent_coef,
+            fvp_subsample=cfg.fvp_subsample)
+        v_loss = nat.value_fit_native(pol, cfg, self.gen, self.optimizers["v"], x, ret)
+        return {"policy_loss": -surr0, "value_loss": v_loss, "entropy": ent, "approx_kl": kl,
+                "line_search_accepted": float(accepted), "backtracks": float(k)}
