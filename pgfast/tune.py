@@ -1,7 +1,7 @@
 """Hyperparameter search with Optuna: ``pgfast tune ALGO ENV_ID``.
 
 Each trial samples Config fields from :data:`SEARCH_SPACES` (the one place the ranges
-live), trains ``algo`` on ``env_id`` for ``budget`` env steps per seed and scores the
+live, :mod:`pgfast.tune_space`), trains ``algo`` on ``env_id`` for ``budget`` env steps per seed and scores the
 trial by the deterministic evaluation return over the seeds: their mean
 (``score="mean"``) or their worst (``score="worst"``, for targets every seed must
 meet). Optuna's TPE sampler proposes the settings; its median pruner stops a trial
@@ -48,6 +48,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 from pgfast import algos
 from pgfast.trainer import train
+from pgfast.tune_space import SEARCH_SPACES, TuneError, check_space, plain_params, sample_params
 
 __all__ = ["SEARCH_SPACES", "SCORES", "TuneError", "TuneFailed", "sample_params", "evaluate_params", "tune",
            "HEARTBEAT_INTERVAL", "MAX_FAILURES"]
@@ -60,55 +61,11 @@ MAX_FAILURES = 5
 
 PathLike = Union[str, Path]
 
-# name -> ("log", low, high) | ("float", low, high) | ("cat", [choices]).
-_COMMON: Dict[str, Tuple[Any, ...]] = {
-    "num_envs": ("cat", [1, 4, 8, 16]),
-    "num_steps": ("cat", [32, 64, 128, 256, 512, 1024, 2048]),
-    "gamma": ("cat", [0.9, 0.95, 0.98, 0.99, 0.995, 0.999]),
-    "gae_lambda": ("cat", [0.8, 0.9, 0.92, 0.95, 0.98, 1.0]),
-    "norm_obs": ("cat", [False, True]),
-    "norm_reward": ("cat", [False, True]),
-}
-SEARCH_SPACES: Dict[str, Dict[str, Tuple[Any, ...]]] = {
-    "ppo": {
-        **_COMMON,
-        "learning_rate": ("log", 1e-5, 3e-3),
-        "anneal_lr": ("cat", [False, True]),
-        "update_epochs": ("cat", [1, 4, 10, 20]),
-        "num_minibatches": ("cat", [1, 4, 8, 32]),
-        "clip_coef": ("cat", [0.1, 0.2, 0.3]),
-        "ent_coef": ("log", 1e-8, 0.1),
-        "vf_coef": ("float", 0.2, 1.0),
-        "max_grad_norm": ("cat", [0.3, 0.5, 1.0, 5.0]),
-    },
-    "trpo": {
-        **_COMMON,
-        "max_kl": ("log", 1e-3, 0.1),
-        "learning_rate": ("log", 1e-4, 3e-3),
-        "update_epochs": ("cat", [5, 10, 20]),
-        "num_minibatches": ("cat", [1, 4, 8, 32]),
-    },
-    "vpg": {
-        **_COMMON,
-        "learning_rate": ("log", 1e-4, 1e-2),
-        "vf_learning_rate": ("log", 1e-4, 1e-2),
-        "update_epochs": ("cat", [5, 10, 20]),
-        "num_minibatches": ("cat", [1, 4, 8, 32]),
-    },
-}
-"""algo -> Config field -> sampling range. Batches (num_envs x num_steps) larger than a
-quarter of the budget are never sampled, and num_minibatches is capped at the batch."""
-
-
 SCORES: Dict[str, Callable[[Sequence[float]], float]] = {
     "mean": lambda xs: float(sum(xs) / len(xs)),
     "worst": lambda xs: float(min(xs)),
 }
 """How a trial's per-seed deterministic returns become its score."""
-
-
-class TuneError(ValueError):
-    """Bad arguments to :func:`tune` (unknown algo or env, impossible ranges)."""
 
 
 class TuneFailed(RuntimeError):
@@ -133,46 +90,6 @@ def _check_env(env_id: str) -> None:
             raise TuneError(f"environment {env_id!r}: cannot import module {module!r} ({ex})") from None
     if algos.action_space_kind(name) is None:
         raise TuneError(f"unknown environment id {env_id!r}")
-
-
-def _check_space(algo: str) -> Dict[str, Tuple[Any, ...]]:
-    space = SEARCH_SPACES[algo]
-    fields = set(algos.config_class(algo).field_names())
-    unknown = sorted(set(space) - fields)
-    if unknown:  # a programming error in SEARCH_SPACES, caught by the tests
-        raise TuneError(f"search space of {algo} names unknown fields {unknown}")
-    for name, spec in space.items():
-        kind = spec[0]
-        if kind in ("log", "float") and not (0 < spec[1] < spec[2] if kind == "log" else spec[1] < spec[2]):
-            raise TuneError(f"search space of {algo}: {name} has an impossible range {spec}")
-        if kind == "cat" and not spec[1]:
-            raise TuneError(f"search space of {algo}: {name} has no choices")
-    return space
-
-
-def sample_params(trial: Any, algo: str, budget: int) -> Dict[str, Any]:
-    """Config fields for one trial (``trial`` is an ``optuna.Trial``)."""
-    space = _check_space(algo)
-    out: Dict[str, Any] = {}
-    for name, spec in space.items():
-        kind = spec[0]
-        if name == "num_steps":
-            envs = out.get("num_envs", 1)
-            choices = [s for s in spec[1] if envs * s * 4 <= budget] or [min(spec[1])]
-            # one name per set of choices (Optuna's distributions are fixed per name): the
-            # choices depend on the budget, and a study may be resumed with another one
-            key = f"{name}@{envs}" if len(choices) == len(spec[1]) else f"{name}@{envs}<={max(choices)}"
-            out[name] = trial.suggest_categorical(key, choices)
-        elif kind == "log":
-            out[name] = trial.suggest_float(name, spec[1], spec[2], log=True)
-        elif kind == "float":
-            out[name] = trial.suggest_float(name, spec[1], spec[2])
-        else:
-            out[name] = trial.suggest_categorical(name, spec[1])
-    if "num_minibatches" in out:
-        batch = out.get("num_envs", 1) * out.get("num_steps", 1)
-        out["num_minibatches"] = min(out["num_minibatches"], batch)
-    return out
 
 
 def evaluate_params(algo: str, env_id: str, params: Dict[str, Any], budget: int, seeds: Sequence[int],
@@ -279,13 +196,6 @@ def _one_line(ex: BaseException) -> str:
     return (text[0] if text else type(ex).__name__)[:300]
 
 
-def _plain_params(algo: str, trial_params: Dict[str, Any]) -> Dict[str, Any]:
-    out = {k.split("@")[0]: v for k, v in trial_params.items()}
-    if "num_minibatches" in out:
-        out["num_minibatches"] = min(out["num_minibatches"], out.get("num_envs", 1) * out.get("num_steps", 1))
-    return {k: out[k] for k in SEARCH_SPACES[algo] if k in out}
-
-
 def _write_trials(study: Any, algo: str, out: Path) -> List[Any]:
     """``trials.csv``: every trial with its state, value, budget, settings and failure reason."""
     trials = study.get_trials(deepcopy=False)
@@ -294,7 +204,7 @@ def _write_trials(study: Any, algo: str, out: Path) -> List[Any]:
         w.writerow(["number", "state", "value", "params", "budget", "fail_reason"])
         for t in trials:
             w.writerow([t.number, t.state.name, "" if t.value is None else t.value,
-                        json.dumps(_plain_params(algo, t.params)), t.user_attrs.get("budget", ""),
+                        json.dumps(plain_params(algo, t.params)), t.user_attrs.get("budget", ""),
                         t.user_attrs.get("fail_reason", "")])
     return trials
 
@@ -311,7 +221,7 @@ def _write_outputs(study: Any, algo: str, env_id: str, out: Path, command: str, 
     if not complete:
         raise TuneError(f"no trial finished at budget {budget}; nothing to report")
     best = max(complete, key=lambda t: float(t.value))
-    params = _plain_params(algo, best.params)
+    params = plain_params(algo, best.params)
     result = {"algo": algo, "env_id": env_id, "value": best.value, "trial": best.number,
               "params": params, "user_attrs": dict(best.user_attrs), "trials": len(trials),
               "complete": len(complete), "pruned": pruned, "failed": failed, "budget": budget, "score": score}
@@ -382,7 +292,7 @@ def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds:
         raise TuneError(f"max_failures must be a positive int, got {max_failures!r}")
     if not isinstance(heartbeat_interval, int) or heartbeat_interval < 1:
         raise TuneError(f"heartbeat_interval must be a positive int (seconds), got {heartbeat_interval!r}")
-    _check_space(name)
+    check_space(name)
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(outdir / 'tune.db').resolve()}"
