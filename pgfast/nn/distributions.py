@@ -25,6 +25,7 @@ import torch.nn.functional as F
 __all__ = [
     "categorical_log_prob",
     "categorical_entropy",
+    "categorical_log_prob_entropy",
     "categorical_sample",
     "categorical_kl",
     "gaussian_log_prob",
@@ -45,15 +46,29 @@ __all__ = [
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
+def _log_prob_of(logp_all: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    return logp_all.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+
+def _entropy_of(logp_all: torch.Tensor) -> torch.Tensor:
+    return -(logp_all.exp() * logp_all).sum(-1)
+
+
 def categorical_log_prob(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """log pi(a) for logits ``[B, n]`` and integer actions ``[B]`` -> ``[B]``."""
-    return logits.log_softmax(-1).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+    return _log_prob_of(logits.log_softmax(-1), actions)
 
 
 def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
     """Entropy of the categorical with logits ``[B, n]`` -> ``[B]``."""
-    logp = logits.log_softmax(-1)
-    return -(logp.exp() * logp).sum(-1)
+    return _entropy_of(logits.log_softmax(-1))
+
+
+def categorical_log_prob_entropy(logits: torch.Tensor, actions: torch.Tensor
+                                 ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(categorical_log_prob, categorical_entropy)`` sharing one log-softmax (the same numbers)."""
+    logp_all = logits.log_softmax(-1)
+    return _log_prob_of(logp_all, actions), _entropy_of(logp_all)
 
 
 def categorical_sample(logits: torch.Tensor, generator: Optional[torch.Generator] = None

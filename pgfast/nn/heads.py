@@ -32,7 +32,8 @@ from torch import nn
 
 from pgfast.nn.distributions import (bernoulli_entropy, bernoulli_kl, bernoulli_log_prob,
                                      bernoulli_sample, categorical_entropy, categorical_kl,
-                                     categorical_log_prob, categorical_sample, gaussian_entropy,
+                                     categorical_log_prob, categorical_log_prob_entropy,
+                                     categorical_sample, gaussian_entropy,
                                      gaussian_kl, gaussian_log_prob, gaussian_sample,
                                      multicategorical_entropy, multicategorical_kl,
                                      multicategorical_log_prob, multicategorical_mode,
@@ -112,8 +113,7 @@ class CategoricalHead(ActionHead):
 
     def log_prob_entropy(self, out: torch.Tensor, actions: torch.Tensor,
                          log_std: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        lsm = out.log_softmax(-1)  # shared (the same numbers as the two functions apart)
-        return lsm.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1), -(lsm.exp() * lsm).sum(-1)
+        return categorical_log_prob_entropy(out, actions)
 
     def kl(self, old: torch.Tensor, old_log_std: Optional[torch.Tensor], out: torch.Tensor,
            log_std: Optional[torch.Tensor] = None) -> torch.Tensor:
