@@ -27,9 +27,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from pgfast.spaces import clip_actions
+from pgfast.spaces import batch_flatten, clip_actions
 
-__all__ = ["clip_actions", "act", "vector_returns", "play_episode", "mean_std", "evaluate_reference",
+__all__ = ["clip_actions", "act", "policy_input", "vector_returns", "play_episode", "mean_std", "evaluate_reference",
            "record_video", "RenderError", "headless_mujoco_gl", "gif_frames", "EVAL_MAX_STEPS",
            "EvalStepLimitWarning", "time_limit"]
 
@@ -70,6 +70,15 @@ def act(policy: _Policy, obs: Any, deterministic: bool, generator: Optional[torc
         pi_out, _ = policy(o)
         a = policy.sample(pi_out, deterministic, generator).cpu().numpy()
     return clip_actions(a, space)
+
+
+def policy_input(obs: Any, space: gym.Space) -> np.ndarray:
+    """One observation of a single env as the policy reads it, a batch of one: a Box
+    observation as is (images keep their axes), any other space flattened as training
+    flattens it (:func:`pgfast.spaces.batch_flatten`, ``gymnasium.spaces.flatten``'s order)."""
+    if isinstance(space, gym.spaces.Box):
+        return np.asarray(obs, dtype=np.float32)[None]
+    return batch_flatten(space, obs, 1)
 
 
 def time_limit(env: Any) -> Optional[int]:
@@ -159,6 +168,7 @@ def play_episode(policy: _Policy, env: gym.Env, deterministic: bool, generator: 
                  max_steps: Optional[int] = EVAL_MAX_STEPS) -> float:
     """The return of one episode in the single (unbatched) gymnasium ``env`` reset
     with ``seed``; ``before_step()`` is called before every action (e.g. to render).
+    Observations reach the policy as in training (:func:`policy_input`).
     In an env without a time limit the episode ends after ``max_steps`` steps (None: no
     cap) with an :class:`EvalStepLimitWarning`."""
     cap = _step_cap(env, max_steps)
@@ -167,8 +177,8 @@ def play_episode(policy: _Policy, env: gym.Env, deterministic: bool, generator: 
     while not done:
         if before_step is not None:
             before_step()
-        a = act(policy, np.asarray(obs, dtype=np.float32)[None], deterministic, generator, env.action_space,
-                device)[0]
+        a = act(policy, policy_input(obs, env.observation_space), deterministic, generator,
+                env.action_space, device)[0]
         obs, r, term, trunc, _ = env.step(a)
         total += float(r)
         steps += 1
