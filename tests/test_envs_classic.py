@@ -732,9 +732,9 @@ def test_continuous_actions_clipped_like_gymnasium(env_id):
 
 def test_step_before_reset_and_after_close():
     env = pgfast.make_vec("CartPole-v1", 2)
-    with pytest.raises(RuntimeError, match="before reset"):
+    with pytest.raises(RuntimeError, match=r"before calling env.reset\(\)"):
         env.step(np.zeros(2, np.int64))
-    with pytest.raises(RuntimeError, match="before reset"):
+    with pytest.raises(RuntimeError, match=r"before calling env.reset\(\)"):
         env.step_into(np.zeros(2, np.int64), np.zeros((2, 4), np.float32), np.zeros(2),
                       np.zeros(2, bool), np.zeros(2, bool))
     env.reset(seed=0)
@@ -836,7 +836,7 @@ def test_pickle_continues_bit_identically(env_id, mode):
         for u, v in zip(env.step(a)[:4], copy2.step(a)[:4]):
             np.testing.assert_array_equal(u, v)
     fresh = pickle.loads(pickle.dumps(pgfast.make_vec(env_id, 2)))
-    with pytest.raises(RuntimeError, match="before reset"):
+    with pytest.raises(RuntimeError, match=r"before calling env.reset\(\)"):
         fresh.step(random_actions(fresh.single_action_space, 2, rng))
 
 

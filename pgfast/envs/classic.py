@@ -28,8 +28,10 @@ Rendering: ``render_mode="rgb_array"`` returns a tuple of N frames (uint8
 into which env i's state is copied; "human" shows env 0 in a window after every
 step and reset (as a gymnasium env in human mode) and ``render()`` returns N
 Nones; with no render mode ``render()`` warns and returns N Nones (gymnasium's
-SyncVectorEnv). Pendulum frames lack the torque arrow (the last action is not
-kept).
+SyncVectorEnv). ``"rgb_array_list"``: ``render()`` returns N lists, env i's frames since
+its last reset (autoresets included) or the last ``render()``, as gymnasium's SyncVectorEnv
+of envs wrapped in RenderCollection (:mod:`pgfast.envs.frame_log`). Pendulum frames lack the
+torque arrow (the last action is not kept).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from gymnasium.envs.classic_control import utils as _cc_utils
 from gymnasium.envs.registration import load_env_creator
 
 from pgfast import _C
-from pgfast.envs.native import NativeVectorEnv, ResetBoundsError, SeedRows
+from pgfast.envs.frame_log import new_log
+from pgfast.envs.native import NativeVectorEnv, ResetBoundsError, SeedRows, as_numpy
 
 __all__ = ["ClassicControlVectorEnv", "CLASSIC_ENVS"]
 
@@ -73,15 +76,16 @@ class ClassicControlVectorEnv(NativeVectorEnv):
     env_id: str = ""
     _info: Dict[str, Any] = {}  # the registry's entry: pgfast._C.classic_envs()[env_id]
     _BUFFERS = ("_obs", "_rew", "_term", "_trunc", "_final_obs", "_final_mask")
-    metadata: Dict[str, Any] = {"render_modes": ["human", "rgb_array"],
+    metadata: Dict[str, Any] = {"render_modes": ["human", "rgb_array", "rgb_array_list"],
                                 "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
 
     def __init__(self, num_envs: int = 1, seed: Optional[int] = None,
                  autoreset_mode: Any = "next_step", num_threads: int = 1,
                  max_episode_steps: Optional[int] = None, render_mode: Optional[str] = None,
                  copy: bool = True, **kwargs: Any) -> None:
-        if render_mode not in (None, "rgb_array", "human"):
-            raise ValueError(f"render_mode must be None, 'rgb_array' or 'human', got {render_mode!r}")
+        if render_mode not in (None, "rgb_array", "rgb_array_list", "human"):
+            raise ValueError(f"render_mode must be None, 'rgb_array', 'rgb_array_list' or 'human', "
+                             f"got {render_mode!r}")
         self.render_mode = render_mode
         self._renderer: Any = None
         if not isinstance(num_threads, (int, np.integer)) or isinstance(num_threads, bool) \
@@ -108,6 +112,10 @@ class ClassicControlVectorEnv(NativeVectorEnv):
                          env_id=self.env_id, spec_kwargs=spec_kwargs, copy=copy)
         self.metadata["render_fps"] = ref.metadata.get("render_fps")
         self._ref_kwargs = dict(kwargs)
+        self._frames = new_log(render_mode, self.num_envs, self.metadata["autoreset_mode"])
+        self._step_flags: Tuple[Any, Any] = (self._term, self._trunc)  # where a step wrote its flags
+        if self._frames is not None:
+            vars(self)["step_into"] = self._step_into_logged
         # The core converts each parameter by its kind (float() or bool()) and
         # rejects names it does not know.
         core: Any = _C.ClassicVecEnv(self.env_id, self.num_envs, self._same_step, int(num_threads),
@@ -190,6 +198,9 @@ class ClassicControlVectorEnv(NativeVectorEnv):
     def _core_any_pending(self) -> bool:  # replaced by the bound core method in __init__
         return bool(self._c.any_pending())
 
+    def _core_pending_mask(self) -> np.ndarray:
+        return self._c.dump()["pending"].astype(np.bool_)
+
     def _coerce_actions(self, actions: np.ndarray) -> np.ndarray:
         """Any integer dtype (discrete) or real dtype (Box) and any layout, as gymnasium takes."""
         if self._info["discrete"]:
@@ -222,20 +233,25 @@ class ClassicControlVectorEnv(NativeVectorEnv):
     # ------------------------------------------------------------ rendering
     def _render_env(self) -> Any:
         if self._renderer is None:
-            self._renderer = gym.make(self.env_id, render_mode=self.render_mode,
-                                      **self._ref_kwargs).unwrapped
+            mode = "rgb_array" if self.render_mode == "rgb_array_list" else self.render_mode
+            self._renderer = gym.make(self.env_id, render_mode=mode, **self._ref_kwargs).unwrapped
         return self._renderer
 
     def _draw(self, i: int, state: np.ndarray) -> Any:
+        return self._draw_row(state[i])
+
+    def _draw_row(self, row: np.ndarray) -> Any:
         env = self._render_env()
-        env.state = state[i].copy()
+        env.state = row.copy()
         if self.env_id.startswith("Pendulum"):
             env.last_u = None  # the torque arrow is not drawn (the last action is not kept)
         return env.render()
 
     def render(self) -> Optional[Tuple[Any, ...]]:
         """The frames of all N envs (gymnasium's SyncVectorEnv.render): a tuple of uint8
-        [H, W, 3] arrays in "rgb_array" mode, of None otherwise."""
+        [H, W, 3] arrays in "rgb_array" mode; in "rgb_array_list" mode a tuple of N lists,
+        env i's frames since its last reset or the last render() (pgfast.envs.frame_log);
+        of None otherwise."""
         if self.render_mode is None:
             gym.logger.warn("You are calling render method without specifying any render mode. "
                             "You can specify the render_mode at initialization, "
@@ -244,23 +260,39 @@ class ClassicControlVectorEnv(NativeVectorEnv):
         if self.render_mode == "human":
             self._after_step()
             return tuple(None for _ in range(self.num_envs))
+        if self._frames is not None:
+            return self._frames.pop(self._draw_row)
         state = self.get_state()
         return tuple(self._draw(i, state) for i in range(self.num_envs))
 
     def native_core(self) -> Any:
         """The C++ core (``pgfast._C.ClassicVecEnv``) a native rollout may step directly,
         skipping this wrapper's per-step Python: only in "same_step" mode without a
-        "human" window (whose frames the wrapper draws after every step), else None."""
-        if self._same_step and self.render_mode != "human" and not self.closed:
+        "human" window or frame lists (which the wrapper keeps after every step), else None."""
+        if self._same_step and self.render_mode not in ("human", "rgb_array_list") and not self.closed:
             return self._c
         return None
 
     def _after_step(self) -> None:
         if self.render_mode == "human":
             self._draw(0, self.get_state())
+        elif self._frames is not None:
+            self._frames.after_step(self.get_state(), *self._step_flags)
 
-    def _after_reset(self) -> None:
-        self._after_step()
+    def _after_reset(self, targets: np.ndarray) -> None:
+        if self.render_mode == "human":
+            self._draw(0, self.get_state())
+        elif self._frames is not None:
+            self._frames.after_reset(self.get_state(), targets)
+
+    def _step_into_logged(self, actions: Any, obs_out: Any, rew_out: Any, term_out: Any,
+                          trunc_out: Any) -> Dict[str, Any]:
+        """step_into in "rgb_array_list" mode: the frame lists read the flags it writes."""
+        self._step_flags = (as_numpy(term_out, "term_out"), as_numpy(trunc_out, "trunc_out"))
+        try:
+            return NativeVectorEnv.step_into(self, actions, obs_out, rew_out, term_out, trunc_out)
+        finally:
+            self._step_flags = (self._term, self._trunc)
 
     def close_extras(self, **kwargs: Any) -> None:
         super().close_extras(**kwargs)

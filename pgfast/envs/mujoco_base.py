@@ -283,6 +283,9 @@ class MujocoVectorEnv(NativeVectorEnv):
     def _core_any_pending(self) -> bool:
         return bool(self._needs_reset.any())
 
+    def _core_pending_mask(self) -> np.ndarray:
+        return self._needs_reset.copy()
+
     def _core_reset(self, mask: Optional[np.ndarray], options: Dict[str, Any]) -> None:
         self._check_alive()
         ids = None if mask is None or mask.all() else np.flatnonzero(mask).astype(np.int32)

@@ -85,7 +85,11 @@ from pgfast.envs.vector_support import (  # noqa: F401  (re-exported)
     SeedRows,
     _int_words,
     as_numpy,
+    autoreset_needed,
+    check_reset_mask,
+    closed_error,
     parse_autoreset_mode,
+    reset_needed,
 )
 
 __all__ = ["NativeVectorEnv", "as_numpy", "parse_autoreset_mode", "SeedRows", "ResetNeeded",
@@ -203,6 +207,10 @@ class NativeVectorEnv(VectorAttrs, gym.vector.VectorEnv):
     def _core_any_pending(self) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _core_pending_mask(self) -> Optional[np.ndarray]:
+        """The bool [N] mask of envs that ended and were not reset (None: not known)."""
+        return None
+
     def _core_get_state(self) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -224,9 +232,7 @@ class NativeVectorEnv(VectorAttrs, gym.vector.VectorEnv):
         if ok is not None and (actions.dtype not in ok or not actions.flags.c_contiguous):
             actions = self._coerce_actions(actions)
         if self._disabled and self._core_any_pending():
-            raise AutoresetNeeded(
-                "autoreset_mode=DISABLED: an env ended and was not reset; call "
-                "reset(options={'reset_mask': terminated | truncated}) before the next step")
+            raise autoreset_needed(self._core_pending_mask())
         return actions
 
     def step(self, actions: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Dict[str, Any]]:
@@ -325,20 +331,12 @@ class NativeVectorEnv(VectorAttrs, gym.vector.VectorEnv):
             ``(obs [N, *obs_shape], {})`` (a fresh array unless ``copy=False``).
         """
         if self.closed:
-            raise ClosedEnvironmentError(f"{type(self).__name__}.reset() called after close()")
+            raise closed_error(self)
         rows = self._parse_seed(seed)
         opts = dict(options) if options else {}
         mask = opts.pop("reset_mask", None)
         if mask is not None:
-            if not isinstance(mask, np.ndarray):
-                raise TypeError(f"options['reset_mask'] must be a numpy array, got {type(mask).__name__}")
-            if mask.shape != (self.num_envs,):
-                raise ValueError(f"options['reset_mask'] must have shape ({self.num_envs},), got {mask.shape}")
-            if mask.dtype != np.bool_:
-                raise TypeError(f"options['reset_mask'] must have dtype bool, got {mask.dtype}")
-            if not mask.any():
-                raise ValueError("options['reset_mask'] must contain at least one True value")
-            mask = np.ascontiguousarray(mask)
+            mask = check_reset_mask(mask, self.num_envs)
         parsed = self._parse_options(opts)
         targets = np.ones(self.num_envs, dtype=np.bool_) if mask is None else mask
         if rows is not None:
@@ -355,11 +353,11 @@ class NativeVectorEnv(VectorAttrs, gym.vector.VectorEnv):
         self._core_reset(mask, parsed)
         self._was_reset |= targets
         self._ready = bool(self._was_reset.all())
-        self._after_reset()
+        self._after_reset(targets)
         return (self._obs.copy() if self.copy else self._obs), {}
 
-    def _after_reset(self) -> None:
-        """Runs after every reset (rendering in "human" mode)."""
+    def _after_reset(self, targets: np.ndarray) -> None:
+        """Runs after every reset of the envs where ``targets`` (bool [N]) is set (rendering)."""
 
     def _set_seeds(self, rows: SeedRows) -> None:
         self._core_seed(rows)
@@ -375,7 +373,7 @@ class NativeVectorEnv(VectorAttrs, gym.vector.VectorEnv):
         """The seed of each env's random stream (gymnasium's ``np_random_seed`` of env i:
         ``s + i`` after ``reset(seed=s)``, a 128-bit OS seed for an env never seeded)."""
         if self.closed:
-            raise ClosedEnvironmentError(f"{type(self).__name__}.np_random_seed used after close()")
+            raise closed_error(self)
         if not self._has_stream.all():
             new = SeedRows.entropy(self.num_envs)
             new.which = ~self._has_stream
@@ -387,7 +385,7 @@ class NativeVectorEnv(VectorAttrs, gym.vector.VectorEnv):
     def get_state(self) -> np.ndarray:
         """A float64 [N, k] copy of every env's physics state (gymnasium's ``unwrapped.state`` order)."""
         if self.closed:
-            raise ClosedEnvironmentError(f"{type(self).__name__}.get_state() called after close()")
+            raise closed_error(self)
         return self._core_get_state()
 
     def set_state(self, states: Any) -> None:
@@ -397,7 +395,7 @@ class NativeVectorEnv(VectorAttrs, gym.vector.VectorEnv):
         ``states``); per-env elapsed-step counters are kept.
         """
         if self.closed:
-            raise ClosedEnvironmentError(f"{type(self).__name__}.set_state() called after close()")
+            raise closed_error(self)
         arr = as_numpy(states, "states")
         if arr.dtype.kind not in "fiu":
             raise TypeError(f"states must be a float array, got dtype {arr.dtype}")
@@ -418,9 +416,8 @@ class NativeVectorEnv(VectorAttrs, gym.vector.VectorEnv):
     # ------------------------------------------------------------ helpers
     def _raise_not_ready(self, what: str) -> None:
         if self.closed:
-            raise ClosedEnvironmentError(f"{type(self).__name__}.{what}() called after close()")
-        raise ResetNeeded(f"{type(self).__name__}.{what}() called before reset() of every env; "
-                          f"call reset() first")
+            raise closed_error(self)
+        raise reset_needed(what)
 
     def _parse_seed(self, seed: Any) -> Optional[SeedRows]:
         n = self.num_envs

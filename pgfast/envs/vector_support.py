@@ -13,7 +13,8 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 __all__ = ["as_numpy", "parse_autoreset_mode", "SeedRows", "ResetNeeded",
-           "ClosedEnvironmentError", "SeedError", "ResetBoundsError", "AutoresetNeeded"]
+           "ClosedEnvironmentError", "SeedError", "ResetBoundsError", "AutoresetNeeded",
+           "check_reset_mask", "reset_needed", "closed_error", "autoreset_needed"]
 
 _AUTORESET_MODES: Dict[Any, AutoresetMode] = {
     "next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP,
@@ -57,6 +58,42 @@ class ResetBoundsError(ValueError, OverflowError):
 class AutoresetNeeded(RuntimeError, AssertionError):
     """autoreset_mode=DISABLED: step() while an ended env was not reset with a reset_mask
     (gymnasium's SyncVectorEnv asserts)."""
+
+
+# The errors of the lifecycle and of partial resets, with gymnasium's messages (its
+# SyncVectorEnv's; AsyncVectorEnv's for use after close, where SyncVectorEnv keeps working).
+def check_reset_mask(mask: Any, num_envs: int) -> np.ndarray:
+    """``options["reset_mask"]`` checked as gymnasium's vector envs check it (the same
+    exception types and messages); returns it C-contiguous."""
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"`options['reset_mask']` must be a numpy array, got {type(mask)}")
+    if mask.shape != (num_envs,):
+        raise ValueError(f"`options['reset_mask']` must have shape `({num_envs},)`, got {mask.shape}")
+    if mask.dtype != np.bool_:
+        raise TypeError(f"`options['reset_mask']` must have `dtype=np.bool_`, got {mask.dtype}")
+    if not np.any(mask):
+        raise ValueError("`options['reset_mask']` must contain a boolean array with at least one True "
+                         f"value, got reset_mask={mask}")
+    return np.ascontiguousarray(mask)
+
+
+def reset_needed(what: str) -> ResetNeeded:
+    """``what`` ("step", "step_into") before every env was reset (gymnasium's OrderEnforcing message)."""
+    return ResetNeeded(f"Cannot call env.{what}() before calling env.reset()")
+
+
+def closed_error(env: Any) -> ClosedEnvironmentError:
+    """Use of ``env`` after close() (gymnasium's AsyncVectorEnv message)."""
+    return ClosedEnvironmentError(f"Trying to operate on `{type(env).__name__}`, after a call to `close()`.")
+
+
+def autoreset_needed(pending: Optional[np.ndarray]) -> AutoresetNeeded:
+    """autoreset_mode=DISABLED: a step while the envs in ``pending`` (bool [N]) ended and were
+    not reset: gymnasium's SyncVectorEnv message (``self._autoreset_envs=array([...])``), then how
+    to fix it."""
+    head = f"self._autoreset_envs={pending!r}; " if pending is not None else ""
+    return AutoresetNeeded(f"{head}autoreset_mode=DISABLED: an env ended and was not reset; call "
+                           "reset(options={'reset_mask': terminated | truncated}) before the next step")
 
 
 def _int_words(x: int) -> List[int]:
