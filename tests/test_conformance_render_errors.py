@@ -135,8 +135,8 @@ def test_partial_reset_failures_have_gymnasiums_types_and_messages(env_id: str) 
         "all False": np.zeros(n, bool),
     }
     for name, mask in cases.items():
-        theirs = _raised(lambda: ref.reset(options={"reset_mask": mask}))
-        mine = _raised(lambda: ours.reset(options={"reset_mask": mask}))
+        theirs = _raised(lambda m=mask: ref.reset(options={"reset_mask": m}))
+        mine = _raised(lambda m=mask: ours.reset(options={"reset_mask": m}))
         assert theirs is not None and mine is not None, name
         assert type(theirs) in (TypeError, ValueError), name
         assert isinstance(mine, type(theirs)), f"{name}: {mine!r} vs gymnasium's {theirs!r}"
