@@ -4,8 +4,9 @@ Two Config fields ask (:class:`pgfast.config.BaseConfig`):
 
 * ``rollout_backend``: the T-step rollout loop (policy forward, sampling, env steps) in one
   C++ call (:func:`pgfast._C.rollout_mlp`) or the torch loop of :class:`pgfast.rollout.Collector`.
-* ``update_backend``: the algorithm's update in C++ (PPO: :func:`pgfast._C.ppo_epoch`) or with
-  torch autograd (the reference, which also serves CUDA, float64 and every other policy).
+* ``update_backend``: the algorithm's update in C++ (PPO: :func:`pgfast._C.ppo_epoch`; VPG and
+  TRPO: :mod:`pgfast.algos.native`) or with torch autograd (the reference, which also serves
+  CUDA, float64 and every other policy).
 
 Each takes ``"auto"`` (native where it applies, torch otherwise), ``"native"`` (native, and a
 ValueError with the reason where it cannot apply: never a silent fallback) or ``"torch"``.
@@ -24,7 +25,7 @@ import numpy as np
 from pgfast import _C
 
 __all__ = ["BACKENDS", "PATHS", "MAX_LAYERS", "ACTIVATIONS", "check_backend", "choose", "mlp_native_reason",
-           "rollout_native_reason", "describe"]
+           "space_reason", "rollout_native_reason", "describe"]
 
 BACKENDS = ("auto", "native", "torch")
 """Values of the Config fields ``rollout_backend`` and ``update_backend``."""
@@ -79,6 +80,11 @@ def mlp_native_reason(policy: Any, device: Any, what: str) -> Optional[str]:
     return None
 
 
+def space_reason(what: str, space_note: str) -> str:
+    """The reason ``what`` (a C++ path) cannot serve an env whose spaces need the torch path."""
+    return f"{what} serves Box observations with Discrete or Box actions (not here: {space_note})"
+
+
 def rollout_native_reason(env: Any, policy: Any, device: Any, obs_shape: Any = None,
                           space_note: Optional[str] = None) -> Optional[str]:
     """Why the C++ rollout (:func:`pgfast._C.rollout_mlp`) cannot collect from ``env`` with
@@ -87,7 +93,7 @@ def rollout_native_reason(env: Any, policy: Any, device: Any, obs_shape: Any = N
     (:func:`pgfast.spaces.torch_path_reason`), said first where given."""
     what = "the C++ rollout"
     if space_note is not None:
-        return f"{what} serves Box observations with Discrete or Box actions (not here: {space_note})"
+        return space_reason(what, space_note)
     reason = mlp_native_reason(policy, device, what)
     if reason is not None:
         return reason

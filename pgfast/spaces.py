@@ -16,7 +16,7 @@ Observations (the rollout buffer stores float32 rows):
 Actions: ``Discrete`` (start 0), 1-D ``Box``, 1-D ``MultiDiscrete`` (start 0; one
 categorical per dimension) and 1-D ``MultiBinary`` (independent Bernoullis).
 
-Paths: :class:`pgfast.nn.ActorCritic`, which the C++ rollout and PPO update read, serves
+Paths: :class:`pgfast.nn.ActorCritic`, which the C++ rollout and updates read, serves
 non-image Box observations with Discrete or Box actions; every other combination (and
 ``encoder="cnn"``) gets :class:`pgfast.nn.modular.ModularActorCritic` on the torch path
 (:func:`torch_path_reason` says why).

@@ -148,6 +148,7 @@ class Run:
         self.space_note = spaces.torch_path_reason(raw_obs_space, self.env.single_action_space)
         """Why the C++ paths cannot serve this env's spaces (None: they can)."""
         self.updater = self.algo_cls(self.policy, cfg, self.generator)
+        self.updater.space_note = self.space_note
         self.buffer = RolloutBuffer(cfg.num_steps, cfg.num_envs, obs_space.shape,
                                     self.env.single_action_space, self.device)
         scaler = RewardScaler(cfg.num_envs, cfg.gamma, cfg.clip_reward) if cfg.norm_reward else None

@@ -120,7 +120,7 @@ def train_seeds(algo: str, env_id: str, total_timesteps: Optional[int], seeds: S
     torch's global generator under a fixed seed), then trained on ``threads`` threads
     (default: one per seed). Nothing is shared between runs but the process, so run k
     equals ``train(algo, env_id, total_timesteps, seed=seeds[k], ...)`` bit for bit, and
-    its learning curve is that of an independent run. The native rollout and PPO's native
+    its learning curve is that of an independent run. The native rollout and the native
     update release the GIL, so the runs use as many cores as the machine gives them.
 
     ``callback(row)`` receives each run's rows (with ``row["seed"]``) one at a time (a

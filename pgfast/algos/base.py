@@ -54,6 +54,9 @@ class AlgoBase:
         self.optimizers: Dict[str, FastAdam] = {}
         self.base_lrs: Dict[str, float] = {}
         self._update_path: Optional[str] = None
+        self.space_note: Optional[str] = None
+        """Why the env's spaces need the torch path (:func:`pgfast.spaces.torch_path_reason`;
+        set by the Run): the reason a C++ update cannot apply, where it is set."""
 
     def native_update_reason(self) -> Optional[str]:
         """Why a C++ update cannot serve this run (None: it can). Algorithms with a C++ update
@@ -66,8 +69,11 @@ class AlgoBase:
         (:func:`pgfast.backends.choose`; decided at the first call: ValueError with the
         reason when "native" cannot apply)."""
         if self._update_path is None:
+            reason = self.native_update_reason()
+            if reason is not None and self.space_note is not None:
+                reason = backends.space_reason("the C++ update", self.space_note)
             self._update_path = backends.choose("update_backend", getattr(self.cfg, "update_backend", "auto"),
-                                                self.native_update_reason())
+                                                reason)
         return self._update_path
 
     def advantages(self, buf: Any) -> Tuple[torch.Tensor, torch.Tensor]:
