@@ -163,6 +163,22 @@ def test_disabled_mode_step_without_reset_says_what_gymnasium_says(env_id: str) 
     assert str(mine).startswith(str(theirs) + "; ") and "reset_mask" in str(mine)
 
 
+def test_disabled_mode_message_of_a_native_mujoco_env() -> None:
+    pytest.importorskip("mujoco")
+    ours, ref = pair("InvertedPendulum-v5", 3, AutoresetMode.DISABLED, max_episode_steps=2)
+    ours.reset(seed=0)
+    ref.reset(seed=0)
+    a = np.zeros((3, 1), np.float32)
+    for _ in range(2):
+        ours.step(a)
+        ref.step(a)
+    ours.reset(options={"reset_mask": np.array([True, False, False])})
+    ref.reset(options={"reset_mask": np.array([True, False, False])})
+    theirs, mine = _raised(lambda: ref.step(a)), _raised(lambda: ours.step(a))
+    assert isinstance(theirs, AssertionError) and isinstance(mine, AssertionError)
+    assert str(mine).startswith(str(theirs) + "; ")
+
+
 def test_use_after_close_says_what_gymnasiums_async_env_says() -> None:
     ours = pgfast.make_vec("CartPole-v1", 2, seed=0)
     ref = gym.make_vec("CartPole-v1", 2, vectorization_mode="async")
