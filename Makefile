@@ -5,6 +5,7 @@
 #   make wheel-smoke   that wheel in a clean venv (--only-binary=:all:): --version, train, resume
 #   make bench   benchmarks with a table of ratios vs peers (saved for regression tracking)
 #   make bench-check   fast benchmark subset; fails when a ratio drops below bench/baseline.json
+#   make bench-history every tracked ratio over the saved runs (.benchmarks/ratios): build/bench-history.png + .md
 #   make dev     editable install into .venv (the source tree; C++ built in build/dev)
 #   make inplace rebuild _C after C++ edits: pgfast/_C*.so and the copy .venv imports
 #   make torch   PyTorch's CPU build into .venv where no torch is present
@@ -40,7 +41,7 @@ BENCH_PYTEST := cd bench && ../$(PY) -m pytest -c ../pyproject.toml --rootdir ..
 	  -o python_files='bench_*.py' -p no:cacheprovider
 RUNS ?= runs
 
-.PHONY: dev venv torch install test lint test-fast bench-smoke bench bench-check demo wheel wheel-smoke sdist inplace native-compare clean
+.PHONY: dev venv torch install test lint test-fast bench-smoke bench bench-check bench-history demo wheel wheel-smoke sdist inplace native-compare clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -97,6 +98,11 @@ BENCH_CHECK_SELECT ?= -k "test_gae_pgfast_vs_peers or (test_classic_steps_per_s 
 # Up to three attempts; each ratio is checked at its best over the attempts so far, so a
 # ratio fails only when it stays below its floor every time (shared machines are noisy).
 BENCH_CHECK_BEST := $(abspath build/bench-check-best.json)
+# A slow drift stays above every floor: the whole history of each ratio, drawn.
+bench-history: | $(PY)
+	@$(PY) -c "import matplotlib" 2>/dev/null || $(PIP) install -q matplotlib
+	$(PY) scripts/bench_history.py
+
 bench-check: install
 	@mkdir -p build && rm -f $(BENCH_CHECK_BEST)
 	@for i in 1 2 3; do \
