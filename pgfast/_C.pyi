@@ -144,6 +144,7 @@ def policy_forward(
     obs: npt.NDArray[np.float32],
 ) -> npt.NDArray[np.float32]: ...
 def ppo_epoch(
+    *,
     weights: List[npt.NDArray[np.float32]],
     biases: List[npt.NDArray[np.float32]],
     log_std: Optional[npt.NDArray[np.float32]],
@@ -253,6 +254,7 @@ def policy_evaluate(
     logp: Optional[npt.NDArray[np.float32]],
 ) -> None: ...
 def rollout_mlp(
+    *,
     step_into: Any,
     weights: List[npt.NDArray[np.float32]],
     biases: List[npt.NDArray[np.float32]],

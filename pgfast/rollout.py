@@ -138,9 +138,9 @@ class NativeRollout:
             extra.update(obs_mean=rms.mean32.numpy(), obs_inv_std=rms.inv_std32.numpy(),
                          obs_clip=float(rms.clip))
         trunc_any = bool(_C.rollout_mlp(
-            self.stepper(), ws, bs, col.policy.activation, noise.numpy(), col.obs_np,
-            col.actions_np, col.rew_np, col.term_np, col.trunc_np, _np(col.buf.final_obs),
-            **extra))
+            step_into=self.stepper(), weights=ws, biases=bs, activation=col.policy.activation,
+            noise=noise.numpy(), obs=col.obs_np, actions=col.actions_np, rewards=col.rew_np,
+            terminated=col.term_np, truncated=col.trunc_np, final_obs=_np(col.buf.final_obs), **extra))
         if col.reward_scaler is not None:  # the same sequence of updates as step by step
             np.copyto(col.raw_rew, col.rew_np)
             col.reward_scaler.scale_rollout(col.rew_np, col.term_np | col.trunc_np)

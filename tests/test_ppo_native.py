@@ -307,3 +307,12 @@ def test_fuzz_ppo_epoch_and_policy_evaluate_never_crash(seed, tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     outcomes = eval(p.stdout.strip().splitlines()[-1])  # the child's own dict literal
     assert outcomes["ok"] > 20 and outcomes["ValueError"] + outcomes["TypeError"] > 50, outcomes
+
+
+def test_c_entry_points_take_keyword_arguments_only():
+    """ppo_epoch and rollout_mlp take their many settings by name: clip_coef, ent_coef and
+    vf_coef cannot be swapped by position."""
+    with pytest.raises(TypeError):
+        _C.ppo_epoch([], [], None, [], [], 0, 1e-3, 0.9, 0.999, 1e-8)
+    with pytest.raises(TypeError):
+        _C.rollout_mlp(None, [], [], "tanh")

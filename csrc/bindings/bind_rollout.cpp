@@ -255,7 +255,7 @@ void bind_rollout(py::module_& m) {
         "The actor MLP of pgfast.nn.ActorCritic's stacked layers (weights[i] float32 "
         "[2, d_in, d_out], biases[i] [2, 1, d_out]; slice 0) on obs float32 [B, obs_dim]: "
         "float32 [B, out_dim], the native rollout's forward.");
-  m.def("rollout_mlp", &rollout_mlp, py::arg("step_into"), py::arg("weights"),
+  m.def("rollout_mlp", &rollout_mlp, py::kw_only(), py::arg("step_into"), py::arg("weights"),
         py::arg("biases"), py::arg("activation"), py::arg("noise"), py::arg("obs"),
         py::arg("actions"), py::arg("rewards"), py::arg("terminated"), py::arg("truncated"),
         py::arg("final_obs"),

@@ -270,14 +270,15 @@ void bind_update(py::module_& m) {
         "[B, D]) of pgfast.nn.ActorCritic's stacked layers on obs float32 [B, obs_dim] "
         "(normalised), written to values / logp float32 [B]; row for row the forward "
         "ppo_epoch uses.");
-  m.def("ppo_epoch", &ppo_epoch, py::arg("weights"), py::arg("biases"), py::arg("log_std"),
+  m.def("ppo_epoch", &ppo_epoch, py::kw_only(), py::arg("weights"), py::arg("biases"), py::arg("log_std"),
         py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("step"), py::arg("lr"),
         py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("obs"), py::arg("actions"),
         py::arg("logp_old"), py::arg("v_old"), py::arg("adv"), py::arg("ret"), py::arg("perm"),
         py::arg("minibatch_size"), py::arg("clip_coef"), py::arg("ent_coef"),
         py::arg("vf_coef"), py::arg("max_grad_norm"), py::arg("clip_vloss"),
         py::arg("norm_adv"), py::arg("activation"), py::arg("logp_last"), py::arg("epochs") = 1,
-        "One epoch of PPO-clip minibatch steps of pgfast.nn.ActorCritic in place: weights[i] "
+        "One epoch of PPO-clip minibatch steps of pgfast.nn.ActorCritic in place (keyword-only "
+        "arguments: clip_coef, ent_coef and vf_coef cannot be swapped by position): weights[i] "
         "float32 [2, d_in, d_out], biases[i] [2, 1, d_out], log_std [D] or None (categorical), "
         "Adam moments exp_avg/exp_avg_sq in the order weights..., biases..., log_std, after "
         "`step` steps. Minibatches are rows perm[s:s + minibatch_size] (perm None: in order), "

@@ -257,10 +257,12 @@ class PPO(AlgoBase):
                 perms = [torch.randperm(B, generator=self.gen) for _ in range(per_call)]
                 perm = perms[0] if per_call == 1 else torch.stack(perms)
             pg, vl, ent, done = _C.ppo_epoch(
-                w, b, log_std, m, v, step, lr, beta1, beta2, eps, x_np,
-                a_np, lp_np, v_np, adv_np, ret_np, None if perm is None else perm.numpy(), mb,
-                cfg.clip_coef, cfg.ent_coef, cfg.vf_coef, cfg.max_grad_norm, cfg.clip_vloss,
-                cfg.norm_adv and nmb > 1, pol.activation, lp_np_last, per_call)
+                weights=w, biases=b, log_std=log_std, exp_avg=m, exp_avg_sq=v, step=step, lr=lr,
+                beta1=beta1, beta2=beta2, eps=eps, obs=x_np, actions=a_np, logp_old=lp_np, v_old=v_np,
+                adv=adv_np, ret=ret_np, perm=None if perm is None else perm.numpy(), minibatch_size=mb,
+                clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef,
+                max_grad_norm=cfg.max_grad_norm, clip_vloss=cfg.clip_vloss, norm_adv=cfg.norm_adv and nmb > 1,
+                activation=pol.activation, logp_last=lp_np_last, epochs=per_call)
             step += done
             epochs_done += per_call
             vals = [pg, vl, ent]
