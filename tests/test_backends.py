@@ -28,23 +28,15 @@ def _run(algo: str, env_id: str = "CartPole-v1", device: str = "cpu", **fields) 
     return run
 
 
-# what each algorithm's update takes under "auto" on CPU today (PPO, VPG and TRPO have a C++ update)
-AUTO_UPDATE = {"ppo": "native", "vpg": "native", "trpo": "native"}
-
-
 @pytest.mark.parametrize("algo", ["ppo", "vpg", "trpo"])
 def test_auto_native_torch_on_cpu(algo):
     auto = _run(algo)
-    assert auto.paths == {"rollout": "native", "update": AUTO_UPDATE[algo]}
-    assert auto.collector.native and auto.collector.native_eval == (AUTO_UPDATE[algo] == "native")
+    assert auto.paths == {"rollout": "native", "update": "native"}  # PPO, VPG and TRPO have a C++ update
+    assert auto.collector.native and auto.collector.native_eval
     torch_ = _run(algo, rollout_backend="torch", update_backend="torch")
     assert torch_.paths == {"rollout": "torch", "update": "torch"} and not torch_.collector.native_eval
     assert _run(algo, rollout_backend="native", update_backend="torch").paths["rollout"] == "native"
-    if AUTO_UPDATE[algo] == "native":
-        assert _run(algo, update_backend="native").paths["update"] == "native"
-    else:
-        with pytest.raises(ValueError, match=f"^update_backend='native': {algo} has no C\\+\\+ update$"):
-            _run(algo, update_backend="native")
+    assert _run(algo, update_backend="native").paths["update"] == "native"  # every algorithm has a C++ update
 
 
 @pytest.mark.parametrize("algo", ["ppo", "vpg", "trpo"])
@@ -73,7 +65,7 @@ def test_native_refused_for_a_gymnasium_env_without_step_into():
     gym.register("PgfastBackendsCartPole-v0", entry_point="gymnasium.envs.classic_control:CartPoleEnv",
                  max_episode_steps=50)
     run = _run("vpg", "PgfastBackendsCartPole-v0")
-    assert run.paths["rollout"] == "torch" and run.paths["update"] == AUTO_UPDATE["vpg"]
+    assert run.paths == {"rollout": "torch", "update": "native"}
     with pytest.raises(ValueError, match=r"^rollout_backend='native': the C\+\+ rollout needs an env with step_into"):
         _run("vpg", "PgfastBackendsCartPole-v0", rollout_backend="native")
 
