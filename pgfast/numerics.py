@@ -53,7 +53,8 @@ def _all_finite_many(ts: Sequence[torch.Tensor]) -> bool:
             one = _ONE[dev] = torch.ones(1, device=dev)
         found = torch.zeros(1, device=dev)  # per call: runs on several threads share this module
         with torch.no_grad():
-            torch._amp_foreach_non_finite_check_and_unscale_([t.detach() for t in ts], found, one)
+            torch._amp_foreach_non_finite_check_and_unscale_(
+                [t if not t.requires_grad else t.detach() for t in ts], found, one)
         return not bool(found.item())
     except (RuntimeError, AttributeError, TypeError):  # a torch without this op for these tensors
         return all(_all_finite(t) for t in ts)
@@ -90,7 +91,7 @@ def check_rollout(obs: torch.Tensor, rewards: torch.Tensor, iteration: int, step
 
 def check_weights(params: Iterable[torch.Tensor]) -> Optional[int]:
     """Index of the first parameter tensor holding a NaN or infinity, or None."""
-    ps = [p.detach() for p in params]
+    ps = list(params)
     if _all_finite_many(ps):
         return None
     return next(i for i, p in enumerate(ps) if not bool(torch.isfinite(p).all()))

@@ -336,8 +336,8 @@ class Run:
     # ---- checkpoints --------------------------------------------------------------------
     @property
     def _params(self) -> List[torch.Tensor]:
-        if getattr(self, "_param_list", None) is None:  # updates write in place: the list stays valid
-            self._param_list = list(self.policy.parameters())
+        if getattr(self, "_param_list", None) is None:  # updates write in place: the views stay valid
+            self._param_list = [p.detach() for p in self.policy.parameters()]
         return self._param_list
 
     @property
