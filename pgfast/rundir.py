@@ -282,13 +282,9 @@ class TrainSession:
             self._show_settings()
             self._existing(loaded)
         else:
+            self._existing(None)  # refused before anything is built: one line
             self.run = self._new_run()
-            try:
-                self._show_settings()
-                self._existing(None)
-            except BaseException:
-                self.run.close()
-                raise
+            self._show_settings()
         assert self.total_timesteps is not None
         self._prepare_dir()
         self._write_metadata(start_step)
