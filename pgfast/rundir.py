@@ -259,13 +259,17 @@ class TrainSession:
         shutil.rmtree(self.out_dir / "tb", ignore_errors=True)
         checkpoint.remove_leftovers(self.out_dir)
 
-    def _train(self) -> Run:
-        """Train to ``total_timesteps``; returns the Run. Raises
-        :class:`~pgfast.session.Interrupted` when stopped by SIGINT/SIGTERM or
-        by the stop flag (after saving the run's latest consistent state)."""
-        # everything that can fail on the arguments fails before the directory is touched
-        start_step: Optional[int] = None
-        if self.resume is not None:
+    def _open_run(self) -> Optional[int]:
+        """Build the new run or load the resumed one into ``self.run`` (everything that can
+        fail on the arguments fails before the directory is written), settle the directory and
+        say how training starts; returns the resumed step (None for a new run)."""
+        if self.resume is None:
+            self._existing(None)  # refused before anything is built: one line
+            self.run = self._new_run()
+            self._show_settings()
+            self._prepare_dir()
+            self._write_metadata(None)
+        else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", InexactResumeWarning)  # said through log below
                 resumed, loaded = checkpoint.load_with_fallback(
@@ -276,31 +280,33 @@ class TrainSession:
                     raise ValueError(f"--resume: {what} {given} differs from the checkpoint's {saved} "
                                      f"({loaded}); drop it or give {saved}")
             self.run = resumed
-            start_step = resumed.global_step
             if self.total_timesteps is None:
                 self.total_timesteps = int(resumed.config.total_timesteps)
             self._show_settings()
             self._existing(loaded)
-        else:
-            self._existing(None)  # refused before anything is built: one line
-            self.run = self._new_run()
-            self._show_settings()
-        assert self.total_timesteps is not None
-        self._prepare_dir()
-        self._write_metadata(start_step)
-        if self.resume is not None:
+            self._prepare_dir()
+            self._write_metadata(resumed.global_step)
             if loaded.parent.resolve() == self.out_dir.resolve():
                 checkpoint.settle(loaded, self.log)
-            self.log(f"resuming from {self.resume} at step {start_step}")
-            if self.run.resume_note is not None:
-                self.log(f"note: {self.run.resume_note}")
-        target = self.total_timesteps
+            self.log(f"resuming from {self.resume} at step {resumed.global_step}")
+            if resumed.resume_note is not None:
+                self.log(f"note: {resumed.resume_note}")
+        assert self.total_timesteps is not None
         batch = int(self.run.config.batch_size)
-        left = target - self.run.global_step
+        left = self.total_timesteps - self.run.global_step
         if self.budget_note and left > 0 and left % batch:
             n = max(left // batch, 1 if self.run.global_step == 0 else 0)
             self.log(f"note: {left} steps to go is not a multiple of the batch ({batch} steps per iteration): "
                      f"training runs {n} iteration(s), to step {self.run.global_step + n * batch}")
+        return None if self.resume is None else self.run.global_step
+
+    def _train(self) -> Run:
+        """Train to ``total_timesteps``; returns the Run. Raises
+        :class:`~pgfast.session.Interrupted` when stopped by SIGINT/SIGTERM or
+        by the stop flag (after saving the run's latest consistent state)."""
+        start_step = self._open_run()
+        assert self.total_timesteps is not None and self.run is not None
+        target = self.total_timesteps
         csv_log = CsvLog(self.out_dir / PROGRESS_NAME, resume_step=start_step)
         tb = TensorBoardLog(self.out_dir / "tb", self.tensorboard, resume_step=start_step)
         bar = None
