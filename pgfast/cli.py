@@ -247,27 +247,10 @@ def _cmd_plot(a: argparse.Namespace) -> int:
     return 0
 
 
-def _quiet_interrupted_pool() -> None:
-    """SQLAlchemy's pool logs an exception met while it returns a connection, with its
-    traceback; a Ctrl-C landing there is the interrupt the command reports in one line, so
-    that record is dropped (every other one is still printed)."""
-    import logging
-
-    pool = logging.getLogger("sqlalchemy.pool")
-    if any(h.get_name() == "pgfast-interrupt-filter" for h in pool.handlers):
-        return
-    handler = logging.StreamHandler()
-    handler.addFilter(lambda r: not (r.exc_info and isinstance(r.exc_info[1], KeyboardInterrupt)))
-    handler.set_name("pgfast-interrupt-filter")
-    pool.addHandler(handler)
-    pool.propagate = False
-
-
 def _cmd_tune(a: argparse.Namespace) -> int:
     from pgfast import tune
 
     _check_env(a.env_id)
-    _quiet_interrupted_pool()
     out = Path(a.out or f"runs/tune-{a.algo.lower()}-{a.env_id.replace('/', '_').replace(':', '_')}")
     try:
         tune.tune(a.algo, a.env_id, trials=a.trials, budget=a.budget, out=out, seeds=a.seeds, backend=a.backend,
