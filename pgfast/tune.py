@@ -11,7 +11,9 @@ every trial runs to the end).
 
 The study lives in SQLite (``--storage``, default ``OUT/tune.db``), so an interrupted
 search resumes where it stopped: finished and pruned trials count towards ``--trials``,
-a trial cut off mid-way is marked failed and not counted. Several ``pgfast tune``
+a trial cut off mid-way is marked failed and not counted (Ctrl-C ends
+the running trial at the end of its training iteration, so the storage is never left
+mid-write; a second Ctrl-C stops at once). Several ``pgfast tune``
 processes may share one storage (Optuna's way to scale): each running trial records a
 heartbeat every ``heartbeat_interval`` seconds (default 30); a trial whose heartbeat is
 older than twice that is stale (its process died): it is marked failed and queued once
@@ -37,6 +39,7 @@ Outputs under ``out``: ``best.json`` (value, settings, trial number), ``best_pre
 from __future__ import annotations
 
 import math
+import signal
 import threading
 import warnings
 from contextlib import contextmanager
@@ -44,11 +47,13 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from pgfast import algos
+from pgfast.session import SignalGuard, StopFlag
 from pgfast.trainer import train
 from pgfast.tune_report import at_budget, write_outputs, write_trials
 from pgfast.tune_space import SEARCH_SPACES, TuneError, check_space, sample_params
 
-__all__ = ["SEARCH_SPACES", "SCORES", "TuneError", "TuneFailed", "sample_params", "evaluate_params", "tune",
+__all__ = ["SEARCH_SPACES", "SCORES", "TuneError", "TuneFailed", "TrialInterrupted", "sample_params",
+           "evaluate_params", "tune",
            "HEARTBEAT_INTERVAL", "MAX_FAILURES"]
 
 HEARTBEAT_INTERVAL = 30
@@ -68,6 +73,11 @@ SCORES: Dict[str, Callable[[Sequence[float]], float]] = {
 
 class TuneFailed(RuntimeError):
     """The search stopped: ``max_failures`` trials in a row failed (the message names the last)."""
+
+
+class TrialInterrupted(Exception):
+    """A trial stopped by Ctrl-C at the end of a training iteration (it fails, is not counted,
+    and the search stops)."""
 
 
 class _TrialFailed(Exception):
@@ -92,23 +102,30 @@ def _check_env(env_id: str) -> None:
 
 def evaluate_params(algo: str, env_id: str, params: Dict[str, Any], budget: int, seeds: Sequence[int],
                     report: Optional[Callable[[int, float], None]] = None,
-                    eval_episodes: int = 10, score: str = "mean") -> Dict[str, Any]:
+                    eval_episodes: int = 10, score: str = "mean",
+                    stop: Optional[StopFlag] = None) -> Dict[str, Any]:
     """Train ``params`` for ``budget`` steps on each seed; returns the scores
     (``value`` is the ``score`` entry of :data:`SCORES` applied to the per-seed deterministic
     returns).
 
     ``report(step, value)`` gets the mean recent training return after every
-    iteration (``step`` counts the steps of all seeds so far) and may raise to stop."""
+    iteration (``step`` counts the steps of all seeds so far) and may raise to stop.
+    ``stop``: once requested, training ends at the end of its iteration and
+    :class:`TrialInterrupted` is raised."""
     det, sto = [], []
     done = 0
     for seed in seeds:
-        def cb(row: Dict[str, Any], offset: int = done) -> None:
+        def cb(row: Dict[str, Any], offset: int = done) -> bool:
             value = row.get("episodic_return")
             if report is not None and value is not None and math.isfinite(float(value)):
                 report(offset + int(row["global_step"]), float(value))
+            return not (stop is not None and stop.requested)
 
         run = train(algo, env_id, total_timesteps=budget, seed=int(seed), device="cpu", callback=cb,
                     **params)
+        if stop is not None and stop.requested:
+            run.close()
+            raise TrialInterrupted("interrupted (Ctrl-C)")
         det.append(run.evaluate(episodes=eval_episodes, deterministic=True)[0])
         sto.append(run.evaluate(episodes=eval_episodes, deterministic=False)[0])
         done += int(run.global_step)
@@ -264,6 +281,7 @@ class _Search:
         self.seeds, self.score, self.max_failures, self.outdir, self.log = seeds, score, max_failures, outdir, log
         self.streak: List[Tuple[int, str]] = []  # this process's failed trials in a row: (number, reason)
         self.current: Optional[int] = None  # the number of the local trial this process runs
+        self.stop = StopFlag()  # Ctrl-C (local backend): the trial ends with its iteration
 
     def outcome(self, number: int, failed: bool, reason: Optional[str]) -> None:
         """Count a finished trial of this process; stop after ``max_failures`` failures in a row."""
@@ -308,9 +326,12 @@ class _Search:
                     raise optuna.TrialPruned()
 
             res = evaluate_params(self.name, self.env_id, params, self.budget, self.seeds, report=report,
-                                  score=self.score)
+                                  score=self.score, stop=self.stop)
             value = self.checked(res)
         except optuna.TrialPruned:
+            raise
+        except TrialInterrupted as ex:  # not caught by optimize(): the trial fails, the search stops
+            trial.set_user_attr("fail_reason", str(ex))
             raise
         except _TrialFailed as ex:
             trial.set_user_attr("fail_reason", str(ex))
@@ -333,12 +354,21 @@ class _Search:
         """Run trials one at a time in this process until ``trials`` count."""
         from optuna.trial import TrialState
 
-        while _counted(self.study, self.budget) < trials:
-            self.current = None
-            self.study.optimize(self.objective, n_trials=1, catch=(_TrialFailed,))
-            for ft in self.study.get_trials(deepcopy=False):
-                if ft.number == self.current:
-                    self.outcome(ft.number, ft.state == TrialState.FAIL, ft.user_attrs.get("fail_reason"))
+        # Ctrl-C sets self.stop instead of raising in the middle of a storage write (which could
+        # leave SQLite locked): the running trial ends with its training iteration and is
+        # recorded as failed, then KeyboardInterrupt stops the search; a second Ctrl-C raises at once
+        with SignalGuard(self.stop, (signal.SIGINT,), only_if_default=True):
+            while _counted(self.study, self.budget) < trials and not self.stop.requested:
+                self.current = None
+                try:
+                    self.study.optimize(self.objective, n_trials=1, catch=(_TrialFailed,))
+                except TrialInterrupted:
+                    break
+                for ft in self.study.get_trials(deepcopy=False):
+                    if ft.number == self.current:
+                        self.outcome(ft.number, ft.state == TrialState.FAIL, ft.user_attrs.get("fail_reason"))
+        if self.stop.requested:
+            raise KeyboardInterrupt
 
     def run_ray(self, trials: int, workers: int, address: Optional[str], heartbeat_interval: int) -> None:
         """Run ``workers`` trials per round as Ray tasks until ``trials`` count."""
