@@ -77,10 +77,11 @@ def mlp_native_reason(policy: Any, device: Any, what: str) -> Optional[str]:
         return f"{serves}; this policy is {type(policy).__name__}"
     if getattr(policy, "activation", None) not in ACTIVATIONS:
         return f"{serves}; this policy's activation is {getattr(policy, 'activation', None)!r}"
-    ws, _ = policy.native_layers()
-    if len(ws) > MAX_LAYERS:
-        return f"{serves}, of at most {MAX_LAYERS} layers; this policy has {len(ws)}"
-    bad = sorted({str(w.dtype) for w in ws if w.dtype != np.float32})
+    (wa, _), (wc, _) = policy.native_layers()
+    if max(len(wa), len(wc)) > MAX_LAYERS:
+        return (f"{serves}, of at most {MAX_LAYERS} layers; this policy's actor has {len(wa)}, "
+                f"its critic {len(wc)}")
+    bad = sorted({str(w.dtype) for w in wa + wc if w.dtype != np.float32})
     if bad:
         return f"{serves}; this policy's parameters are {', '.join(bad)}"
     return None
