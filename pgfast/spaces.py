@@ -228,7 +228,8 @@ def make_policy(obs_space: Any, action_space: Any, cfg: Any, raw_obs_space: Opti
     """The actor-critic for a (checked) ``obs_space`` as the buffer stores it (after
     :class:`FlattenObservations`) and ``action_space``, from the Config fields
     ``hidden_sizes, actor_hidden_sizes, critic_hidden_sizes, activation, ortho_init, log_std_init,
-    norm_obs, clip_obs, encoder, share_encoder``: :class:`pgfast.nn.ActorCritic` where :func:`torch_path_reason` is None,
+    norm_obs, clip_obs, encoder, share_encoder``: :class:`pgfast.nn.ActorCritic` where
+    :func:`torch_path_reason` is None,
     :class:`pgfast.nn.modular.ModularActorCritic` otherwise. ``raw_obs_space``: the env's
     own space (defaults to ``obs_space``)."""
     from pgfast.nn import ActorCritic
