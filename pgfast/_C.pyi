@@ -194,6 +194,7 @@ def value_fit(
     minibatch_size: int,
     epochs: int,
     max_grad_norm: float,
+    norm_width: int = 1,
 ) -> Tuple[float, int]: ...
 def vpg_step(
     *,

@@ -46,7 +46,8 @@ py::tuple value_fit(const py::list& weights, const py::list& biases,
                     const std::string& activation, const py::list& exp_avg,
                     const py::list& exp_avg_sq, int64_t step, double lr, const py::tuple& betas,
                     double eps, py::handle obs_obj, py::handle ret_obj, py::object perm_obj,
-                    int64_t minibatch_size, int64_t epochs, double max_grad_norm) {
+                    int64_t minibatch_size, int64_t epochs, double max_grad_norm,
+                    int64_t norm_width) {
   std::vector<py::array> written;
   pg::Net critic = adam_net(weights, biases, py::none(), activation, "", 1, exp_avg, exp_avg_sq,
                             0, written);
@@ -69,6 +70,8 @@ py::tuple value_fit(const py::list& weights, const py::list& biases,
   s.epochs = epochs;
   s.minibatch_size = minibatch_size;
   s.max_grad_norm = float(max_grad_norm);
+  if (norm_width < 1 || norm_width > (int64_t(1) << 20)) value_error("norm_width must be in [1, 2^20]");
+  s.norm_width = norm_width;
   const int64_t* pp = perm_obj.is_none() ? nullptr : cptr<int64_t>(perm);
   double loss = 0.0;
   try {
@@ -233,12 +236,15 @@ void bind_pg(py::module_& m) {
         py::arg("activation"), py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("step"),
         py::arg("lr"), py::arg("betas"), py::arg("eps"), py::arg("obs"), py::arg("ret"),
         py::arg("perm"), py::arg("minibatch_size"), py::arg("epochs"),
-        py::arg("max_grad_norm"),
+        py::arg("max_grad_norm"), py::arg("norm_width") = 1,
         "Value regression of pgfast.nn.ActorCritic's critic in place (weights[i] float32 "
         "[d_in, d_out], biases[i] [d_out], one output column: the value): epochs x minibatches "
         "of 0.5 mean((V - ret)^2), one Adam step each (moments exp_avg/exp_avg_sq: the value "
         "optimiser's, weights..., biases..., after `step` steps). obs float32 [B, obs_dim] (normalised), ret float32 [B], perm int64 "
-        "[epochs, B] or None (rows in order). Returns (last minibatch's loss, new step).");
+        "[epochs, B] or None (rows in order). The clip's norm (max_grad_norm > 0) reads the "
+        "output layer's gradient as column 0 of norm_width columns (the actor's out_dim: the sum "
+        "of the stacked layout of earlier releases, whose runs this repeats bit for bit). "
+        "Returns (last minibatch's loss, new step).");
   m.def("vpg_step", &vpg_step, py::kw_only(), py::arg("weights"), py::arg("biases"),
         py::arg("log_std"), py::arg("activation"), py::arg("exp_avg"), py::arg("exp_avg_sq"),
         py::arg("step"), py::arg("lr"), py::arg("betas"), py::arg("eps"), py::arg("obs"),

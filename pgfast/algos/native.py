@@ -79,6 +79,8 @@ def value_fit_native(policy: ActorCritic, cfg: Any, gen: torch.Generator, opt: F
                      x: np.ndarray, returns: torch.Tensor) -> float:
     """:meth:`AlgoBase.fit_value` in one C++ call: the same epochs, minibatches and
     permutations (drawn from ``gen`` in the same order); returns the last minibatch's loss.
+    The clip's norm sums as the stacked layout of earlier releases did (``norm_width``: the
+    actor's out_dim), so their seeded runs repeat bit for bit.
     ``x``: :func:`policy_input` ``[B, d]``; ``returns`` ``[B]``."""
     B = x.shape[0]
     nmb = cfg.num_minibatches
@@ -91,6 +93,6 @@ def value_fit_native(policy: ActorCritic, cfg: Any, gen: torch.Generator, opt: F
     ret = returns.detach().to(torch.float32).contiguous().numpy()
     loss, step = _C.value_fit(**critic_views(policy), obs=x, ret=ret, perm=perm,
                               minibatch_size=B // nmb, epochs=cfg.update_epochs,
-                              max_grad_norm=cfg.max_grad_norm, **args)
+                              max_grad_norm=cfg.max_grad_norm, norm_width=policy.out_dim, **args)
     set_steps(opt, step)
     return float(loss)
