@@ -147,6 +147,24 @@ def test_value_fit_checks_its_input():
         _C.value_fit(**dict(args, weights=aw, biases=ab))
     with pytest.raises(ValueError, match="exp_avg"):
         _C.value_fit(**dict(args, exp_avg=args["exp_avg"][:-1]))
+    with pytest.raises(ValueError, match="norm_width"):
+        _C.value_fit(**dict(args, norm_width=0))
+    # the clip's norm with the output column read as column 0 of 2 (the stacked layout's sum):
+    # the same step to float rounding as the plain sum
+    rng = np.random.default_rng(0)
+    big = dict(args, obs=rng.normal(size=(8, 4)).astype(np.float32),
+               ret=np.full(8, 50.0, np.float32), max_grad_norm=0.01)
+    states = []
+    for width in (1, 2):
+        run2 = Run("vpg", "CartPole-v1", make_config("vpg", critic_hidden_sizes=(16,)), seed=0,
+                   device="cpu")
+        _, (w2, b2) = run2.policy.native_layers()
+        o2 = run2.updater.optimizers["v"]
+        _C.value_fit(**dict(big, weights=w2, biases=b2, exp_avg=[t.numpy() for t in o2.exp_avg],
+                            exp_avg_sq=[t.numpy() for t in o2.exp_avg_sq], norm_width=width))
+        states.append([p.detach().clone() for p in run2.policy.critic_params_for_grad()])
+    for p, q in zip(*states):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
     with pytest.raises(TypeError):
         _C.value_fit(*args.values())  # keyword-only
 
