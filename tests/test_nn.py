@@ -348,3 +348,14 @@ def test_critic_and_actor_parameter_groups():
     (aw, ab), (cw, cb) = ac.layer_tensors()
     assert ac.critic_params_for_grad() == list(cw) + list(cb)
     assert ac.actor_params_for_grad() == list(aw) + list(ab) + [ac.log_std]
+
+
+def test_modular_actor_critic_takes_actor_and_critic_sizes():
+    from pgfast.nn.modular import ModularActorCritic
+    m = ModularActorCritic((5,), gym.spaces.MultiDiscrete([3, 2]), (8,), actor_hidden_sizes=(4, 4),
+                           critic_hidden_sizes=(16,))
+    lin = [tuple(x.weight.shape) for x in m.pi_net if isinstance(x, torch.nn.Linear)]
+    assert lin == [(4, 5), (4, 4), (5, 4)]
+    assert [tuple(x.weight.shape) for x in m.v_net if isinstance(x, torch.nn.Linear)] == [(16, 5), (1, 16)]
+    pi, v = m(torch.randn(3, 5))
+    assert pi.shape == (3, 5) and v.shape == (3,)
