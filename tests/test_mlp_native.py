@@ -122,6 +122,10 @@ def test_the_parser_names_the_network_and_checks_the_critic():
                 log_std=None, activation="tanh", obs=x, actions=None,
                 values=np.zeros(2, np.float32), logp=None)
     _C.policy_evaluate(**args)
+    ro = [a.copy() for a in cw]
+    for a in ro:
+        a.setflags(write=False)
+    _C.policy_evaluate(**dict(args, critic_weights=ro))  # only read: read-only arrays do
     with pytest.raises(ValueError, match=r"critic_weights must end in 1 output"):
         _C.policy_evaluate(**dict(args, critic_weights=aw, critic_biases=ab))
     with pytest.raises(ValueError, match=r"critic_weights\[1\] has d_in"):

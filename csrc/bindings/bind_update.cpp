@@ -41,10 +41,10 @@ void finite(const char* name, double x) {
   if (!std::isfinite(x)) value_error(std::string(name) + " must be finite");
 }
 
-// The actor (with log_std) and the critic (one output column) of pgfast.nn.ActorCritic, read
-// and written in place; with exp_avg / exp_avg_sq the one Adam over both (the actor's
-// tensors weights..., biases..., log_std, then the critic's weights..., biases...). Every array
-// is in `keep`.
+// The actor (with log_std) and the critic (one output column) of pgfast.nn.ActorCritic; with
+// exp_avg / exp_avg_sq (an update) written in place with the one Adam over both (the actor's
+// tensors weights..., biases..., log_std, then the critic's weights..., biases...), without
+// them only read. Every array is in `keep`.
 struct Nets {
   ActorCritic net;
   update::Adam adam;
@@ -55,16 +55,18 @@ void parse_nets(Nets& n, const py::list& actor_weights, const py::list& actor_bi
                 const py::list& critic_weights, const py::list& critic_biases,
                 const py::object& log_std, const std::string& activation,
                 const py::object& exp_avg, const py::object& exp_avg_sq) {
-  const bool with_adam = !exp_avg.is_none();
+  const bool with_adam = !exp_avg.is_none();  // an update (written), else read only
   pg::Net actor = adam_net(actor_weights, actor_biases, log_std, activation, "actor_", 0, exp_avg,
-                           exp_avg_sq, 0, n.keep);
+                           exp_avg_sq, 0, n.keep, with_adam);
   pg::Net critic = adam_net(critic_weights, critic_biases, py::none(), activation, "critic_", 1,
-                            exp_avg, exp_avg_sq, size_t(actor.opt.count), n.keep);
+                            exp_avg, exp_avg_sq, size_t(actor.opt.count), n.keep, with_adam);
   if (critic.net.dims[0] != actor.net.dims[0]) {
     value_error("actor_weights[0] and critic_weights[0] must have the same d_in (obs_dim)");
   }
-  if (with_adam) require_moments(exp_avg, exp_avg_sq, size_t(actor.opt.count + critic.opt.count));
-  require_separate(n.keep);
+  if (with_adam) {
+    require_moments(exp_avg, exp_avg_sq, size_t(actor.opt.count + critic.opt.count));
+    require_separate(n.keep);
+  }
   n.net.actor = actor.net;
   n.net.critic = critic.net;
   n.net.log_std = actor.log_std;

@@ -52,19 +52,20 @@ inline adam::Hyper adam_hyper(int64_t step, double lr, const py::tuple& betas, d
 // Adam state, read and written in place. With exp_avg / exp_avg_sq (lists of the optimiser's
 // moments) the net's tensors weights..., biases..., log_std take the moments at positions
 // first, first + 1, ... of the lists (their parameters' shapes). Every array written is
-// appended to `written`; the caller checks them apart (require_separate).
+// appended to `written`; the caller checks them apart (require_separate). writeable false:
+// parameters only read (no Adam), read-only arrays accepted.
 inline pg::Net adam_net(const py::list& weights, const py::list& biases, const py::object& log_std,
                         const std::string& activation, const std::string& prefix, int out_dim,
                         const py::object& exp_avg, const py::object& exp_avg_sq, size_t first,
-                        std::vector<py::array>& written) {
+                        std::vector<py::array>& written, bool writeable = true) {
   pg::Net n;
   const size_t w0 = written.size();
-  n.net = parse_net(weights, biases, activation, prefix, true, written, out_dim);
+  n.net = parse_net(weights, biases, activation, prefix, writeable, written, out_dim);
   const int L = n.net.num_layers;
   const py::ssize_t K = n.net.out_dim();
   if (!log_std.is_none()) {
-    written.push_back(float_array(log_std, "log_std", {K}, true));
-    n.log_std = mptr<float>(written.back());
+    written.push_back(float_array(log_std, "log_std", {K}, writeable));
+    n.log_std = const_cast<float*>(cptr<float>(written.back()));  // written only if writeable
   }
   const int P = int(written.size() - w0);
   const bool with_adam = !exp_avg.is_none();
@@ -80,7 +81,7 @@ inline pg::Net adam_net(const py::list& weights, const py::list& biases, const p
   for (int q = 0; q < P; ++q) {
     py::array a = written[w0 + size_t(q)];  // a handle: `written` grows below
     const int i = q % L;
-    n.opt.p[q] = mptr<float>(a);
+    n.opt.p[q] = const_cast<float*>(cptr<float>(a));  // checked writeable where it is written
     n.opt.size[q] = q < L ? int64_t(n.net.dims[i]) * n.net.dims[i + 1] : q < 2 * L ? n.net.dims[i + 1] : K;
     if (!with_adam) continue;
     const std::vector<py::ssize_t> shape(a.shape(), a.shape() + a.ndim());
