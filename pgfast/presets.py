@@ -67,11 +67,11 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
         # no 1/2 factor), log_std_init -2, ortho_init False, ReLU, separate
         # [256, 256] policy and value nets -- here made about 4x cheaper for the
         # study's time budget: [128, 128] nets, 10 epochs instead of 20, learning rate
-        # 4e-5 (about 2x the zoo's, for the halved epochs). 1M steps cost ~111 s of CPU
-        # instead of ~450 s; deterministic eval at 1M: 5,586.6 / 5,530.6 / 5,009.3 on
-        # seeds 0-2 (the zoo's settings: 5,534 +/- 85). (CleanRL's ppo_continuous_action
-        # defaults, 1 env x 2048 steps, 32 minibatches, 10 epochs, lr 3e-4, reach ~1,450
-        # on v4 at 1M steps.)
+        # 4e-5 (about 2x the zoo's, for the halved epochs). 1M steps cost ~111 s of CPU,
+        # about a quarter of the zoo's settings; deterministic eval at 1M: 5,586.6 /
+        # 5,530.6 / 5,009.3 on seeds 0-2 (the zoo's settings: 5,534 +/- 85; docs/STUDY.md).
+        # (CleanRL's ppo_continuous_action defaults, 1 env x 2048 steps, 32 minibatches,
+        # 10 epochs, lr 3e-4, reach ~1,450 on v4 at 1M steps.)
         "HalfCheetah-v5": dict(
             num_envs=1, num_steps=512, num_minibatches=8, update_epochs=10, gamma=0.98, gae_lambda=0.92,
             learning_rate=4e-5, anneal_lr=False, ent_coef=0.000401762, clip_coef=0.1, clip_vloss=False,
