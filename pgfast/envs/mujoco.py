@@ -139,6 +139,7 @@ class HalfCheetahVectorEnv(MujocoVectorEnv):
     """HalfCheetah-v5: obs = [qpos[1:], qvel] (17), reward = forward velocity - ctrl cost."""
 
     ENV_ID = "HalfCheetah-v5"
+    CORE_KIND = "forward"
     XML_FILE = "half_cheetah.xml"
     FRAME_SKIP = 5
     QVEL_NOISE = "normal"
@@ -247,6 +248,7 @@ class InvertedPendulumVectorEnv(MujocoVectorEnv):
     """InvertedPendulum-v5: obs = [qpos, qvel] (4); reward 1 while |angle| <= 0.2."""
 
     ENV_ID = "InvertedPendulum-v5"
+    CORE_KIND = "pendulum"
     XML_FILE = "inverted_pendulum.xml"
     FRAME_SKIP = 2
     DEFAULTS = dict(reset_noise_scale=0.01)
@@ -277,6 +279,7 @@ class InvertedDoublePendulumVectorEnv(_DerivedEnv):
     """
 
     ENV_ID = "InvertedDoublePendulum-v5"
+    CORE_KIND = "double_pendulum"
     XML_FILE = "inverted_double_pendulum.xml"
     FRAME_SKIP = 5
     QVEL_NOISE = "normal"

@@ -69,6 +69,7 @@ class SwimmerVectorEnv(MujocoVectorEnv):
     """Swimmer-v5: obs = [qpos[2:], qvel] (8); reward = forward velocity - ctrl cost."""
 
     ENV_ID = "Swimmer-v5"
+    CORE_KIND = "forward"
     XML_FILE = "swimmer.xml"
     FRAME_SKIP = 4
     DEFAULTS = dict(forward_reward_weight=1.0, ctrl_cost_weight=1e-4, reset_noise_scale=0.1,
@@ -141,6 +142,7 @@ class AntVectorEnv(_ContactForceEnv):
     contact cost and termination on the torso height."""
 
     ENV_ID = "Ant-v5"
+    CORE_KIND = "ant"
     XML_FILE = "ant.xml"
     FRAME_SKIP = 5
     QVEL_NOISE = "normal"
@@ -245,6 +247,7 @@ class HumanoidVectorEnv(_HumanoidBase):
     outside the healthy height."""
 
     ENV_ID = "Humanoid-v5"
+    CORE_KIND = "humanoid"
     XML_FILE = "humanoid.xml"
     FRAME_SKIP = 5
     DERIVED = _HumanoidBase.DERIVED + ("xipos",)  # [N, nbody, 3]
@@ -294,6 +297,7 @@ class HumanoidStandupVectorEnv(_HumanoidBase):
     """
 
     ENV_ID = "HumanoidStandup-v5"
+    CORE_KIND = "standup"
     XML_FILE = "humanoidstandup.xml"
     FRAME_SKIP = 5
     DEFAULTS = dict(uph_cost_weight=1.0, ctrl_cost_weight=0.1, impact_cost_weight=0.5e-6,
