@@ -13,7 +13,9 @@ ValueError with the reason where it cannot apply: never a silent fallback) or ``
 :func:`choose` is the one rule; :func:`rollout_native_reason` and the algorithms'
 ``native_update_reason`` say why the C++ path cannot serve a run (None: it can). The chosen
 paths are the Run's ``paths``, run.json's ``"paths"`` and part of the settings line of
-``pgfast train`` (:func:`describe`).
+``pgfast train`` (:func:`describe`), with ``"env"``, how the rollout steps the env
+(:func:`env_path`: ``"core"``, a native env's C++ core stepped inside the C++ rollout with no
+Python per step; ``"step_into"`` or ``"step"``, one Python call per step).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 
 from pgfast import _C
 
-__all__ = ["BACKENDS", "PATHS", "MAX_LAYERS", "ACTIVATIONS", "check_backend", "choose", "mlp_native_reason",
+__all__ = ["BACKENDS", "PATHS", "ENV_PATHS", "env_path", "MAX_LAYERS", "ACTIVATIONS", "check_backend", "choose", "mlp_native_reason",
            "space_reason", "rollout_native_reason", "describe"]
 
 BACKENDS = ("auto", "native", "torch")
@@ -32,6 +34,9 @@ BACKENDS = ("auto", "native", "torch")
 
 PATHS = ("native", "torch")
 """What :func:`choose` returns: the path that runs."""
+
+ENV_PATHS = ("core", "step_into", "step")
+"""What :func:`env_path` returns: how the rollout steps the env."""
 
 MAX_LAYERS: int = _C.MLP_MAX_LAYERS
 """Most layers the C++ MLP takes (defined once in C++, csrc/mlp.hpp)."""
@@ -108,6 +113,18 @@ def rollout_native_reason(env: Any, policy: Any, device: Any, obs_shape: Any = N
     return None
 
 
+def env_path(native_rollout: bool, env: Any) -> str:
+    """How the rollout steps ``env``: ``"core"`` (the native rollout steps the env's C++ core,
+    ``env.native_core()``, from C++: no Python per step), ``"step_into"`` (one call of the env's
+    ``step_into`` per step) or ``"step"`` (``env.step`` and a copy per step)."""
+    core = env.native_core() if native_rollout and hasattr(env, "native_core") else None
+    if isinstance(core, _C.RolloutEnv):
+        return "core"
+    return "step_into" if getattr(env, "step_into", None) is not None else "step"
+
+
 def describe(paths: Dict[str, str]) -> str:
-    """``"rollout native, update torch"``: the paths as the settings line shows them."""
-    return f"rollout {paths['rollout']}, update {paths['update']}"
+    """``"rollout native, update torch, env core"``: the paths as the settings line shows them
+    (``env`` where recorded)."""
+    env = f", env {paths['env']}" if "env" in paths else ""
+    return f"rollout {paths['rollout']}, update {paths['update']}{env}"

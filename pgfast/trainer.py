@@ -44,7 +44,7 @@ from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple, U
 import numpy as np
 import torch
 
-from pgfast import checkpoint, evaluation, numerics, runstate
+from pgfast import backends, checkpoint, evaluation, numerics, runstate
 from pgfast.algos import config_help, explained_variance, get_algo
 from pgfast.buffer import RewardScaler, RolloutBuffer
 from pgfast.rollout import Collector
@@ -163,9 +163,11 @@ class Run:
             self.env.close()
             raise
         self.collector.reset(seed=self.seed)
-        self.paths = {"rollout": "native" if self.collector.native else "torch", "update": update_path}
+        self.paths = {"rollout": "native" if self.collector.native else "torch", "update": update_path,
+                      "env": backends.env_path(self.collector.native, self.env)}
         """Which implementation serves the rollout and the update ("native": C++, or "torch"),
-        as ``rollout_backend`` and ``update_backend`` chose (:mod:`pgfast.backends`)."""
+        as ``rollout_backend`` and ``update_backend`` chose, and how the env is stepped
+        (``"env"``: :func:`pgfast.backends.env_path`) (:mod:`pgfast.backends`)."""
         self.global_step = 0
         self.iteration = 0
         self.history: List[Dict[str, Any]] = []

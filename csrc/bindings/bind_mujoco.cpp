@@ -304,7 +304,7 @@ class PyMjVecEnv final : public RolloutEnv {
       mask[i] = pending[i];
       if (!pending[i]) continue;
       ids.push_back(i);
-      for (int64_t j = 0; j < d; ++j) fin[i * d + j] = double(obs[i * d + j]);
+      core_->write_obs_of(i, fin + i * d);  // float64, whatever obs's dtype
     }
     if (!ids.empty()) {
       draw_states(ids);

@@ -101,6 +101,12 @@ class MjVecEnv {
     });
   }
 
+  // The observation of env i from its current data.
+  template <class O>
+  void write_obs_of(int64_t i, O* out) const {
+    mj_write_obs(task_, dims_, sims_[size_t(i)], out);
+  }
+
   // Observations of every env from its current data.
   template <class O>
   void write_obs(O* obs) const {

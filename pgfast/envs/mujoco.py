@@ -131,8 +131,9 @@ class _DerivedEnv(MujocoVectorEnv):
 
     def _core_set_state(self, states):
         super()._core_set_state(states)  # runs mj_forward on every env
-        self._capture(None)
-        self._write_obs(self._obs)
+        if self._core is None:
+            self._capture(None)
+            self._write_obs(self._obs)
 
 
 class HalfCheetahVectorEnv(MujocoVectorEnv):
