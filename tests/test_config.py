@@ -146,9 +146,9 @@ def test_train_prints_which_settings_it_uses(tmp_path, capsys):
     assert cli.main(argv) == 0
     err = capsys.readouterr().err.splitlines()
     assert err[0] == ("settings: preset ppo/CartPole-v1; --set num_envs=2, num_steps=16, num_minibatches=1, "
-                      "update_epochs=1; paths: rollout native, update native")
+                      "update_epochs=1; paths: rollout native, update native, env core")
     meta = json.loads((tmp_path / "r" / "run.json").read_text())
-    assert "settings: " + meta["settings"] + "; paths: rollout native, update native" == err[0]
+    assert "settings: " + meta["settings"] + "; paths: rollout native, update native, env core" == err[0]
     assert (meta["algo"], meta["env_id"], meta["seed"]) == ("ppo", "CartPole-v1", 0)
     assert meta["config"]["num_envs"] == 2 and meta["config"]["total_timesteps"] == 64
     assert meta["resumes"] == [] and meta["pgfast_version"] == pgfast.__version__
