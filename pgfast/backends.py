@@ -26,7 +26,8 @@ import numpy as np
 
 from pgfast import _C
 
-__all__ = ["BACKENDS", "PATHS", "ENV_PATHS", "env_path", "MAX_LAYERS", "ACTIVATIONS", "check_backend", "choose", "mlp_native_reason",
+__all__ = ["BACKENDS", "PATHS", "ENV_PATHS", "env_path",
+           "MAX_LAYERS", "ACTIVATIONS", "check_backend", "choose", "mlp_native_reason",
            "space_reason", "rollout_native_reason", "describe"]
 
 BACKENDS = ("auto", "native", "torch")

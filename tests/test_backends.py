@@ -34,7 +34,8 @@ def test_auto_native_torch_on_cpu(algo):
     assert auto.paths == {"rollout": "native", "update": "native", "env": "core"}  # PPO, VPG and TRPO have a C++ update
     assert auto.collector.native and auto.collector.native_eval
     torch_ = _run(algo, rollout_backend="torch", update_backend="torch")
-    assert torch_.paths == {"rollout": "torch", "update": "torch", "env": "step_into"} and not torch_.collector.native_eval
+    assert torch_.paths == {"rollout": "torch", "update": "torch", "env": "step_into"}
+    assert not torch_.collector.native_eval
     assert _run(algo, rollout_backend="native", update_backend="torch").paths["rollout"] == "native"
     assert _run(algo, update_backend="native").paths["update"] == "native"  # every algorithm has a C++ update
 
@@ -129,7 +130,8 @@ def test_checkpoint_keeps_the_backends_and_an_old_checkpoint_loads(tmp_path):
     run = pgfast.train("ppo", "CartPole-v1", seed=0, device="cpu", rollout_backend="torch", **SMALL)
     run.save(tmp_path / "a.pt")
     back = pgfast.load(tmp_path / "a.pt")
-    assert back.paths == {"rollout": "torch", "update": "native", "env": "step_into"} and back.config.rollout_backend == "torch"
+    assert back.paths == {"rollout": "torch", "update": "native", "env": "step_into"}
+    assert back.config.rollout_backend == "torch"
     back.learn(32)
     # the same checkpoint as an earlier release wrote it: native_rollout/native_update/fast_grads
     ck = checkpoint.read(tmp_path / "a.pt")

@@ -11,6 +11,10 @@ https://github.com/Farama-Foundation/Gymnasium/blob/main/gymnasium/envs/mujoco/a
 (and ``humanoid_v5.py``, ``humanoidstandup_v5.py``, ``swimmer_v5.py``, ``reacher_v5.py``,
 ``pusher_v5.py`` and ``mujoco_env.py`` next to it).
 
+All but Reacher and Pusher run on the C++ engine by default (:mod:`pgfast.envs.mujoco_core`,
+which calls ``mj_rnePostConstraint`` after each step as gymnasium does); the rest of this
+docstring describes their NumPy form on the batch engine (``engine="batch"``).
+
 Derived data, read as gymnasium reads it after ``mj_step``: body positions (``xpos``,
 ``xipos``), ``cinert``, ``cvel`` and ``qfrc_actuator`` describe the last evaluation of
 the step (for the RK4 models, the last Runge-Kutta stage) and are bound from the batch.
