@@ -209,7 +209,7 @@ class CoreEngine:
         for row, d in zip(state, self.datas):
             mj.mj_getState(model, d, row, self._spec)
         derived = {name: np.stack([getattr(d, name).copy() for d in self.datas])
-                   for name in DERIVED_FIELDS}
+                   for name in DERIVED_FIELDS if getattr(self.datas[0], name).size}  # (no empty bytes)
         return {"state": state, "derived": derived}
 
     def load(self, state: np.ndarray, derived: Dict[str, Any]) -> None:
