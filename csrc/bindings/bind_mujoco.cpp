@@ -86,10 +86,6 @@ double* field(const py::handle& obj, const char* name, int64_t size,
   return mptr<double>(a);
 }
 
-py::array own_out(py::object obj, const char* name, std::vector<py::ssize_t> shape) {
-  return checked_out(obj, name, shape);
-}
-
 class PyMjVecEnv final : public RolloutEnv {
  public:
   PyMjVecEnv(const std::string& library, py::object model, py::list datas, const MjTask& task,
@@ -127,40 +123,24 @@ class PyMjVecEnv final : public RolloutEnv {
     if (envs::MjKind(task.kind) == envs::MjKind::kDoublePendulum && nsite < 1) {
       value_error("InvertedDoublePendulum needs a site");
     }
-    std::vector<MjArrays> sims(static_cast<size_t>(n_));
-    const int nb = dims_.nbody;
-    for (int64_t i = 0; i < n_; ++i) {
-      py::handle d = datas[size_t(i)];
-      MjArrays& a = sims[size_t(i)];
-      a.data = reinterpret_cast<void*>(py::cast<uintptr_t>(d.attr("_address")));
-      a.qpos = field(d, "qpos", dims_.nq, keep_);
-      a.qvel = field(d, "qvel", dims_.nv, keep_);
-      a.ctrl = field(d, "ctrl", dims_.nu, keep_);
-      a.xpos = field(d, "xpos", 3 * nb, keep_);
-      a.xipos = field(d, "xipos", 3 * nb, keep_);
-      a.cinert = field(d, "cinert", 10 * nb, keep_);
-      a.cvel = field(d, "cvel", 6 * nb, keep_);
-      a.qfrc_actuator = field(d, "qfrc_actuator", dims_.nv, keep_);
-      a.cfrc_ext = field(d, "cfrc_ext", 6 * nb, keep_);
-      a.site_xpos = field(d, "site_xpos", 3 * nsite, keep_);
-      a.qfrc_constraint = field(d, "qfrc_constraint", dims_.nv, keep_);
-    }
+    std::vector<MjArrays> sims;
+    for (int64_t i = 0; i < n_; ++i) sims.push_back(sim_arrays(datas[size_t(i)], nsite));
     const py::ssize_t n = py::ssize_t(n_), o = py::ssize_t(obs_dim);
-    obs_ = own_out(obs, "obs", {n, o});
+    obs_ = checked_out(obs, "obs", {n, o});
     require_dtype<double>(obs_, "obs", "float64");
-    rew_ = own_out(rew, "rew", {n});
+    rew_ = checked_out(rew, "rew", {n});
     require_dtype<double>(rew_, "rew", "float64");
-    term_ = own_out(term, "term", {n});
+    term_ = checked_out(term, "term", {n});
     require_dtype<bool>(term_, "term", "bool");
-    trunc_ = own_out(trunc, "trunc", {n});
+    trunc_ = checked_out(trunc, "trunc", {n});
     require_dtype<bool>(trunc_, "trunc", "bool");
-    fin_ = own_out(final_obs, "final_obs", {n, o});
+    fin_ = checked_out(final_obs, "final_obs", {n, o});
     require_dtype<double>(fin_, "final_obs", "float64");
-    mask_ = own_out(final_mask, "final_mask", {n});
+    mask_ = checked_out(final_mask, "final_mask", {n});
     require_dtype<bool>(mask_, "final_mask", "bool");
-    elapsed_ = own_out(elapsed, "elapsed", {n});
+    elapsed_ = checked_out(elapsed, "elapsed", {n});
     require_dtype<int64_t>(elapsed_, "elapsed", "int64");
-    pending_ = own_out(pending, "pending", {n});
+    pending_ = checked_out(pending, "pending", {n});
     require_dtype<bool>(pending_, "pending", "bool");
     require_disjoint({{&obs_, "obs"}, {&rew_, "rew"}, {&term_, "term"}, {&trunc_, "trunc"},
                       {&fin_, "final_obs"}, {&mask_, "final_mask"}, {&elapsed_, "elapsed"},
@@ -169,6 +149,25 @@ class PyMjVecEnv final : public RolloutEnv {
                                       py::cast<uintptr_t>(model.attr("_address"))),
                              dims_, task, std::move(sims), int(frame_skip), max_episode_steps,
                              mode, threads, mptr<int64_t>(elapsed_), mptr<bool>(pending_)));
+  }
+
+  // One MjData's address and the views of the arrays the tasks read (sizes checked).
+  MjArrays sim_arrays(py::handle d, int nsite) {
+    const int nb = dims_.nbody;
+    MjArrays a;
+    a.data = reinterpret_cast<void*>(py::cast<uintptr_t>(d.attr("_address")));
+    a.qpos = field(d, "qpos", dims_.nq, keep_);
+    a.qvel = field(d, "qvel", dims_.nv, keep_);
+    a.ctrl = field(d, "ctrl", dims_.nu, keep_);
+    a.xpos = field(d, "xpos", 3 * nb, keep_);
+    a.xipos = field(d, "xipos", 3 * nb, keep_);
+    a.cinert = field(d, "cinert", 10 * nb, keep_);
+    a.cvel = field(d, "cvel", 6 * nb, keep_);
+    a.qfrc_actuator = field(d, "qfrc_actuator", dims_.nv, keep_);
+    a.cfrc_ext = field(d, "cfrc_ext", 6 * nb, keep_);
+    a.site_xpos = field(d, "site_xpos", 3 * nsite, keep_);
+    a.qfrc_constraint = field(d, "qfrc_constraint", dims_.nv, keep_);
+    return a;
   }
 
   int64_t num_envs() const override { return n_; }
