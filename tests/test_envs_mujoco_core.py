@@ -219,3 +219,50 @@ def test_extension_works_without_mujoco():
     assert "ImportError:" in out.stdout and "pip install" in out.stdout
     with open(_C.__file__, "rb") as f:
         assert b"libmujoco.so" not in f.read()  # no DT_NEEDED entry (the path comes from Python)
+
+
+def test_core_checks_its_inputs():
+    """pgfast._C.MujocoVecEnv refuses what would make it read or write out of bounds: arrays of
+    the wrong size, MjData of another model, bad reset states, env ids out of range, a missing
+    library."""
+    from pgfast.envs.mujoco_core import core_library, task_settings
+
+    env = pgfast.make_vec("Hopper-v5", num_envs=2, seed=0)
+    n, w = 2, env.nq + env.nv
+
+    def good(ids):
+        return np.tile(np.concatenate([env.init_qpos, env.init_qvel]), (len(ids), 1))
+
+    def make(**over):
+        kw = dict(library=core_library(mujoco), model=env.model,
+                  datas=[mujoco.MjData(env.model) for _ in range(n)], task=task_settings(env),
+                  frame_skip=4, max_episode_steps=10, autoreset_mode="same_step", num_threads=1,
+                  obs=np.zeros((n, env.obs_dim)), rew=np.zeros(n), term=np.zeros(n, bool),
+                  trunc=np.zeros(n, bool), final_obs=np.zeros((n, env.obs_dim)),
+                  final_mask=np.zeros(n, bool), elapsed=np.zeros(n, np.int64),
+                  pending=np.zeros(n, bool), draw=good)
+        kw.update(over)
+        return _C.MujocoVecEnv(**kw)
+
+    core = make()
+    core.reset(np.arange(n, dtype=np.int64))
+    core.step(np.zeros((n, env.nu), np.float32))
+    for bad_draw in (lambda ids: np.zeros((len(ids), w - 1)), lambda ids: np.full((len(ids), w), np.nan)):
+        with pytest.raises(ValueError, match="draw"):
+            make(draw=bad_draw).reset(np.arange(n, dtype=np.int64))
+    with pytest.raises(ValueError, match="ids"):
+        core.reset(np.array([n], dtype=np.int64))
+    with pytest.raises(ValueError):
+        core.step(np.zeros((n, env.nu + 1), np.float32))
+    with pytest.raises(ValueError, match="finite"):
+        core.step(np.full((n, env.nu), np.inf))
+    ant = pgfast.make_vec("Ant-v5", num_envs=1).model
+    with pytest.raises(ValueError, match="qpos"):
+        make(datas=[mujoco.MjData(ant) for _ in range(n)])
+    with pytest.raises(ValueError, match="obs"):
+        make(obs=np.zeros((n, env.obs_dim + 1)))
+    with pytest.raises(ValueError, match="autoreset_mode"):
+        make(autoreset_mode="later")
+    with pytest.raises(ImportError, match="libmujoco"):
+        make(library="/nonexistent/libmujoco.so")
+    env.close()
