@@ -168,6 +168,10 @@ class MujocoTask:
     include_cvel: bool
     include_qfrc_actuator: bool
     include_cfrc_ext: bool
+    bodies: Tuple[int, int, int]
+    dist_weight: float
+    near_weight: float
+    norm_fma: bool
 
     def __init__(self) -> None: ...
 

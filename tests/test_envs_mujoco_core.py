@@ -22,11 +22,13 @@ import torch  # noqa: E402
 
 import pgfast  # noqa: E402
 from pgfast import _C, backends  # noqa: E402
+from pgfast.envs.mujoco_core import norm_uses_fma  # noqa: E402
 from test_envs_mujoco import _bad_calls  # noqa: E402
 
 CORE_IDS = ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5",
-            "HumanoidStandup-v5", "Swimmer-v5", "InvertedPendulum-v5", "InvertedDoublePendulum-v5"]
-BATCH_ONLY = ["Reacher-v5", "Pusher-v5"]
+            "HumanoidStandup-v5", "Swimmer-v5", "InvertedPendulum-v5", "InvertedDoublePendulum-v5",
+            "Reacher-v5", "Pusher-v5"]
+ARMS = ["Reacher-v5", "Pusher-v5"]  # C++ where numpy's norm sums as norm_uses_fma() can tell
 
 
 @pytest.fixture(autouse=True)
@@ -46,6 +48,8 @@ def _eq(a, b, what):
 def test_cpp_engine_matches_gymnasium(env_id):
     """Lockstep with gymnasium's SyncVectorEnv (next_step autoresets, seeded resets), bit for bit."""
     n, steps = 3, 300 if env_id.startswith("Humanoid") else 600
+    if env_id in ARMS and norm_uses_fma() is None:  # pragma: no cover - depends on numpy's BLAS
+        pytest.skip("numpy's norm sums in an order the C++ engine does not know")
     env = pgfast.make_vec(env_id, num_envs=n, seed=0)
     assert env.engine == "cpp" and env.native_core() is None  # next_step mode: no rollout core
     ref = gym.make_vec(env_id, n, vectorization_mode="sync")
@@ -66,7 +70,7 @@ def test_cpp_engine_matches_gymnasium(env_id):
 
 
 @pytest.mark.parametrize("mode", ["next_step", "same_step", "disabled"])
-@pytest.mark.parametrize("env_id", ["Hopper-v5", "Ant-v5", "InvertedDoublePendulum-v5"])
+@pytest.mark.parametrize("env_id", ["Hopper-v5", "Ant-v5", "InvertedDoublePendulum-v5", "Pusher-v5"])
 def test_cpp_engine_matches_batch_engine(env_id, mode):
     """Against the batch engine (the NumPy reference) in every autoreset mode, with set_state
     nudges, masked resets and step_into into float32 arrays; 1 and 2 threads."""
@@ -162,10 +166,9 @@ def test_bad_input_raises_and_changes_nothing():
         _eq(x, y, "after the bad calls")
     with pytest.raises(ValueError, match="engine must be"):
         pgfast.make_vec("Ant-v5", num_envs=1, engine="fast")
-    for env_id in BATCH_ONLY:
-        with pytest.raises(ValueError, match="engine='cpp'"):
-            pgfast.make_vec(env_id, num_envs=1, engine="cpp")
-        assert pgfast.make_vec(env_id, num_envs=1).engine == "batch"
+    for env_id in ARMS:
+        assert pgfast.make_vec(env_id, num_envs=1).engine == ("batch" if norm_uses_fma() is None else "cpp")
+        assert pgfast.make_vec(env_id, num_envs=1, engine="batch").engine == "batch"
 
 
 def test_native_rollout_steps_the_core():

@@ -14,7 +14,9 @@
 #include <dlfcn.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -120,6 +122,9 @@ class PyMjVecEnv final : public RolloutEnv {
     if (obs_dim < 1) value_error("unknown MuJoCo task kind " + std::to_string(task.kind));
     if (!(task.dt > 0.0) || !(task.timestep > 0.0)) value_error("dt and timestep must be > 0");
     if (task.main_body < 0 || task.main_body >= dims_.nbody) value_error("main_body out of range");
+    for (int b : task.bodies) {
+      if (b < 0 || b >= dims_.nbody) value_error("bodies out of range");
+    }
     if (envs::MjKind(task.kind) == envs::MjKind::kDoublePendulum && nsite < 1) {
       value_error("InvertedDoublePendulum needs a site");
     }
@@ -379,7 +384,16 @@ void bind_task(py::module_& m) {
       .def_readwrite("include_cinert", &MjTask::include_cinert)
       .def_readwrite("include_cvel", &MjTask::include_cvel)
       .def_readwrite("include_qfrc_actuator", &MjTask::include_qfrc_actuator)
-      .def_readwrite("include_cfrc_ext", &MjTask::include_cfrc_ext);
+      .def_readwrite("include_cfrc_ext", &MjTask::include_cfrc_ext)
+      .def_property(
+          "bodies", [](const MjTask& t) { return py::make_tuple(t.bodies[0], t.bodies[1], t.bodies[2]); },
+          [](MjTask& t, const std::vector<int>& b) {
+            if (b.size() != 3) value_error("bodies must hold 3 body ids");
+            std::copy(b.begin(), b.end(), t.bodies);
+          })
+      .def_readwrite("dist_weight", &MjTask::dist_weight)
+      .def_readwrite("near_weight", &MjTask::near_weight)
+      .def_readwrite("norm_fma", &MjTask::norm_fma);
 }
 
 }  // namespace

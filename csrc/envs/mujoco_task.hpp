@@ -2,7 +2,8 @@
 // on one simulation's arrays, exactly as gymnasium's v5 envs compute them:
 // https://github.com/Farama-Foundation/Gymnasium/blob/main/gymnasium/envs/mujoco/half_cheetah_v5.py
 // (and hopper_v5.py, walker2d_v5.py, swimmer_v5.py, ant_v5.py, humanoid_v5.py,
-// humanoidstandup_v5.py, inverted_pendulum_v5.py, inverted_double_pendulum_v5.py).
+// humanoidstandup_v5.py, inverted_pendulum_v5.py, inverted_double_pendulum_v5.py,
+// reacher_v5.py, pusher_v5.py).
 //
 // MuJoCo itself stays opaque here: a simulation is its mjModel* / mjData*
 // (void*) and the addresses of the mjData arrays a task reads (MjArrays), and
@@ -40,6 +41,8 @@ enum class MjKind : int {
   kStandup = 3,     // HumanoidStandup: height reward
   kPendulum = 4,    // InvertedPendulum
   kDoublePendulum = 5,  // InvertedDoublePendulum
+  kReacher = 6,     // Reacher: fingertip to target
+  kPusher = 7,      // Pusher: arm tip to object to goal
 };
 
 // A task's settings (gymnasium's keyword arguments, read by pgfast/envs/mujoco_core.py).
@@ -62,6 +65,9 @@ struct MjTask {
   int main_body = 1;         // Ant's body whose x velocity is rewarded
   bool include_cinert = true, include_cvel = true, include_qfrc_actuator = true,
        include_cfrc_ext = true;  // observation parts (Ant: cfrc_ext only)
+  int bodies[3] = {0, 0, 0};  // Reacher: fingertip, target; Pusher: tips_arm, object, goal
+  double dist_weight = 1.0, near_weight = 0.0;  // Reacher / Pusher reward weights
+  bool norm_fma = false;  // np.linalg.norm of 3 values sums with fused multiply-adds (BLAS)
 };
 
 // The model's sizes and the constants a task reads.
@@ -154,8 +160,40 @@ inline int mj_obs_dim(const MjTask& t, const MjDims& d) {
       return d.nq + d.nv;
     case MjKind::kDoublePendulum:
       return 1 + 2 * (d.nq - 1) + d.nv + 1;
+    case MjKind::kReacher:
+      return d.nq >= 2 && d.nv >= 2 ? 2 + 2 + (d.nq - 2) + 2 + 2 : -1;
+    case MjKind::kPusher:
+      return d.nq >= 7 && d.nv >= 7 ? 7 + 7 + 9 : -1;
   }
   return -1;
+}
+
+// Reacher's and Pusher's observations.
+template <class O>
+void mj_write_arm_obs(const MjTask& t, const MjDims& d, const MjArrays& a, O* out) {
+  int k = 0;
+  if (MjKind(t.kind) == MjKind::kReacher) {
+    for (int j = 0; j < 2; ++j) out[k++] = O(std::cos(a.qpos[j]));
+    for (int j = 0; j < 2; ++j) out[k++] = O(std::sin(a.qpos[j]));
+    for (int j = 2; j < d.nq; ++j) out[k++] = O(a.qpos[j]);
+    for (int j = 0; j < 2; ++j) out[k++] = O(a.qvel[j]);
+    const double *f = a.xpos + 3 * t.bodies[0], *g = a.xpos + 3 * t.bodies[1];
+    for (int j = 0; j < 2; ++j) out[k++] = O(f[j] - g[j]);
+    return;
+  }
+  for (int j = 0; j < 7; ++j) out[k++] = O(a.qpos[j]);
+  for (int j = 0; j < 7; ++j) out[k++] = O(a.qvel[j]);
+  for (int b = 0; b < 3; ++b) {
+    for (int j = 0; j < 3; ++j) out[k++] = O(a.xpos[3 * t.bodies[b] + j]);
+  }
+}
+
+// np.linalg.norm(p - q) of 3-vectors: sqrt of a BLAS dot, summed in order with fused
+// multiply-adds where numpy's BLAS uses them (norm_fma, found by pgfast/envs/mujoco_core.py).
+inline double mj_norm3(const double* p, const double* q, bool fma) {
+  const double v0 = p[0] - q[0], v1 = p[1] - q[1], v2 = p[2] - q[2];
+  if (fma) return std::sqrt(std::fma(v2, v2, std::fma(v1, v1, v0 * v0)));
+  return std::sqrt((v0 * v0 + v1 * v1) + v2 * v2);
 }
 
 // Writes the observation [mj_obs_dim] of one simulation into out.
@@ -166,6 +204,10 @@ void mj_write_obs(const MjTask& t, const MjDims& d, const MjArrays& a, O* out) {
   auto put = [&](const double* src, int n) {
     for (int j = 0; j < n; ++j) out[k++] = O(src[j]);
   };
+  if (kind == MjKind::kReacher || kind == MjKind::kPusher) {
+    mj_write_arm_obs(t, d, a, out);
+    return;
+  }
   if (kind == MjKind::kDoublePendulum) {
     out[k++] = O(a.qpos[0]);
     for (int j = 1; j < d.nq; ++j) out[k++] = O(std::sin(a.qpos[j]));
@@ -206,6 +248,17 @@ double mj_ctrl_cost(double weight, const A* action, int nu) {
   }
 }
 
+// Reacher's and Pusher's control reward: -np.sum(np.square(action)) * weight (float32
+// arithmetic for a float32 action).
+template <class A>
+double mj_neg_ctrl(double weight, const A* action, int nu) {
+  if constexpr (sizeof(A) == 4) {
+    return double(-np_sum_squares<float>(action, nu) * float(weight));
+  } else {
+    return -np_sum_squares<double>(action, nu) * weight;
+  }
+}
+
 // Healthy rules of the locomotion tasks (Hopper, Walker2d, Ant, Humanoid).
 inline bool mj_healthy(const MjTask& t, const MjDims& d, const MjArrays& a) {
   bool ok = true;
@@ -243,6 +296,16 @@ double mj_reward(const MjTask& t, const MjDims& d, const MjArrays& a, const A* a
     const double dist = 0.01 * np_pow2(x) + np_pow2(y - 2.0);
     const double vel = 1e-3 * np_pow2(a.qvel[1]) + 5e-3 * np_pow2(a.qvel[2]);
     return (t.healthy_reward * double(!*terminated) - dist) - vel;
+  }
+  if (kind == MjKind::kReacher || kind == MjKind::kPusher) {  // gymnasium: -|v| * w, -sum(a^2) * w
+    const double* x = a.xpos;
+    const double ctrl = mj_neg_ctrl(t.ctrl_weight, action, d.nu);
+    if (kind == MjKind::kReacher) {
+      return -mj_norm3(x + 3 * t.bodies[0], x + 3 * t.bodies[1], t.norm_fma) * t.dist_weight + ctrl;
+    }
+    const double near = -mj_norm3(x + 3 * t.bodies[1], x + 3 * t.bodies[0], t.norm_fma) * t.near_weight;
+    const double dist = -mj_norm3(x + 3 * t.bodies[1], x + 3 * t.bodies[2], t.norm_fma) * t.dist_weight;
+    return (dist + ctrl) + near;
   }
   const int n_cfrc = 6 * d.nbody;
   if (kind == MjKind::kStandup) {

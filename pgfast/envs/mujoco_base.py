@@ -31,6 +31,7 @@ from pgfast.envs.mujoco_core import (  # noqa: F401  (mujoco_available re-export
     _load_model,
     core_library,
     mujoco_available,
+    norm_uses_fma,
 )
 from pgfast.envs.native import NativeVectorEnv, SeedRows
 
@@ -180,9 +181,11 @@ class MujocoVectorEnv(NativeVectorEnv):
             raise ValueError(f"engine must be 'auto', 'cpp' or 'batch', got {engine!r}")
         if engine == "batch":
             return None
-        library = core_library(mujoco) if self.CORE_KIND else None
+        unsure = self.CORE_KIND in ("reacher", "pusher") and norm_uses_fma() is None
+        library = core_library(mujoco) if self.CORE_KIND and not unsure else None
         if engine == "cpp" and library is None:
-            why = "has no C++ form" if not self.CORE_KIND else "found no libmujoco in the mujoco package"
+            why = ("has no C++ form" if not self.CORE_KIND else "cannot match numpy's norm here"
+                   if unsure else "found no libmujoco in the mujoco package")
             raise ValueError(f"engine='cpp': {self.ENV_ID} {why}; use engine='batch'")
         return library
 

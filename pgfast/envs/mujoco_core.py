@@ -1,9 +1,9 @@
 """The C++ engine of the native MuJoCo envs: every step in one C++ call, no Python per step.
 
 :class:`CoreEngine` backs a :class:`pgfast.envs.mujoco_base.MujocoVectorEnv` whose task
-has a C++ form (``CORE_KIND``): HalfCheetah, Hopper, Walker2d, Swimmer, Ant, Humanoid,
-HumanoidStandup, InvertedPendulum and InvertedDoublePendulum (Reacher and Pusher keep
-the batch engine). Each env is one :class:`mujoco.MjData` of the shared model; the
+has a C++ form (``CORE_KIND``): all eleven tasks (Reacher and Pusher where this numpy's norm
+of a 3-vector sums as :func:`norm_uses_fma` can tell, else they keep the batch engine).
+Each env is one :class:`mujoco.MjData` of the shared model; the
 extension (:class:`pgfast._C.MujocoVecEnv`, ``csrc/envs/mujoco_vec.hpp``) steps them on
 ``num_threads`` threads (bit-identical for any count) with MuJoCo's own C functions,
 found at run time in the ``libmujoco`` this ``mujoco`` package loaded (the extension
@@ -27,7 +27,8 @@ import numpy as np
 
 from pgfast import _C
 
-__all__ = ["CoreEngine", "core_library", "task_settings", "DERIVED_FIELDS", "mujoco_available"]
+__all__ = ["CoreEngine", "core_library", "task_settings", "DERIVED_FIELDS", "mujoco_available",
+           "norm_uses_fma"]
 
 
 def _import_mujoco(env_id: str = "a MuJoCo env"):
@@ -93,7 +94,31 @@ DERIVED_FIELDS = ("xpos", "xipos", "cinert", "cvel", "qfrc_actuator", "cfrc_ext"
 """The MjData fields a task reads besides qpos/qvel (kept in pickles: they describe the last
 step's final evaluation, which the integration state does not reproduce)."""
 
-_KINDS = {"forward": 0, "ant": 1, "humanoid": 2, "standup": 3, "pendulum": 4, "double_pendulum": 5}
+_KINDS = {"forward": 0, "ant": 1, "humanoid": 2, "standup": 3, "pendulum": 4, "double_pendulum": 5,
+          "reacher": 6, "pusher": 7}
+_NORM_SUMS: List[Optional[bool]] = []  # the cached result of norm_uses_fma()
+
+
+def norm_uses_fma() -> Optional[bool]:
+    """How ``np.linalg.norm`` sums a 3-vector here (a BLAS dot product): True for fused
+    multiply-adds in order (``fma(x2, x2, fma(x1, x1, x0 * x0))``), False for plain products and
+    sums in order, None for neither (then Reacher and Pusher keep the batch engine, whose
+    NumPy norms match gymnasium's whatever the BLAS does). Checked on fixed random vectors
+    with exact rational arithmetic; cached."""
+    if not _NORM_SUMS:
+        from fractions import Fraction
+
+        def fma(a: float, b: float, c: float) -> float:
+            return float(Fraction(a) * Fraction(b) + Fraction(c))
+
+        fused = plain = True
+        for v in np.random.default_rng(12345).standard_normal((256, 3)):
+            x0, x1, x2 = (float(x) for x in v)
+            got = float(np.linalg.norm(v))
+            fused &= got == float(np.sqrt(fma(x2, x2, fma(x1, x1, x0 * x0))))
+            plain &= got == float(np.sqrt((x0 * x0 + x1 * x1) + x2 * x2))
+        _NORM_SUMS.append(True if fused else False if plain else None)
+    return _NORM_SUMS[0]
 
 
 def core_library(mujoco: Any) -> Optional[str]:
@@ -132,6 +157,14 @@ def task_settings(env: Any) -> Any:
         t.force_lo, t.force_hi = env._contact_force_range
         t.main_body = int(env._main_body)
         t.include_cfrc_ext = bool(env._include_cfrc)
+    if kind in ("reacher", "pusher"):
+        w = env._weights
+        ids = [int(i) for i in env._ids] + [0]
+        t.bodies = (ids[0], ids[1], ids[2])
+        t.dist_weight = float(w["reward_dist_weight"])
+        t.near_weight = float(w.get("reward_near_weight", 0.0))
+        t.ctrl_weight = float(w["reward_control_weight"])
+        t.norm_fma = bool(norm_uses_fma())
     if kind in ("humanoid", "standup"):
         weight, rng = (("_contact_cost_weight", "_contact_cost_range") if kind == "humanoid"
                        else ("_impact_cost_weight", "_impact_cost_range"))

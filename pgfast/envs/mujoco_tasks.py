@@ -11,9 +11,8 @@ https://github.com/Farama-Foundation/Gymnasium/blob/main/gymnasium/envs/mujoco/a
 (and ``humanoid_v5.py``, ``humanoidstandup_v5.py``, ``swimmer_v5.py``, ``reacher_v5.py``,
 ``pusher_v5.py`` and ``mujoco_env.py`` next to it).
 
-All but Reacher and Pusher run on the C++ engine by default (:mod:`pgfast.envs.mujoco_core`,
-which calls ``mj_rnePostConstraint`` after each step as gymnasium does); the rest of this
-docstring describes their NumPy form on the batch engine (``engine="batch"``).
+They run on the C++ engine by default (:mod:`pgfast.envs.mujoco_core`); what follows is
+their NumPy form on the batch engine (``engine="batch"``), the reference it is tested against.
 
 Derived data, read as gymnasium reads it after ``mj_step``: body positions (``xpos``,
 ``xipos``), ``cinert``, ``cvel`` and ``qfrc_actuator`` describe the last evaluation of
@@ -352,6 +351,7 @@ class ReacherVectorEnv(_ArmEnv):
     (10); reward = -|fingertip - target| - |action|^2; 50-step time limit."""
 
     ENV_ID = "Reacher-v5"
+    CORE_KIND = "reacher"
     XML_FILE = "reacher.xml"
     FRAME_SKIP = 2
     MAX_EPISODE_STEPS = 50
@@ -395,6 +395,7 @@ class PusherVectorEnv(_ArmEnv):
     -|object - goal| - 0.1 |action|^2 - 0.5 |object - tips_arm|; 100-step time limit."""
 
     ENV_ID = "Pusher-v5"
+    CORE_KIND = "pusher"
     XML_FILE = "pusher_v5.xml"
     FRAME_SKIP = 5
     MAX_EPISODE_STEPS = 100
