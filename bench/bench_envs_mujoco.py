@@ -103,18 +103,22 @@ def test_halfcheetah_steps_per_s(benchmark, n, threads):
     benchmark.pedantic(run, rounds=5, warmup_rounds=1)
     gym_env = _gymnasium_env(n)
     pool_env, why = _envpool_env(n, threads)
-    fns = {"pgfast": run, "gymnasium_sync": _stepper(gym_env.step, actions)}
+    batch_env = pgfast.make_vec(ENV_ID, num_envs=n, seed=0, num_threads=threads, engine="batch")
+    fns = {"pgfast": run, "gymnasium_sync": _stepper(gym_env.step, actions),
+           "batch_engine": _stepper(batch_env.step, actions)}
     if pool_env is not None:
         fns["envpool"] = _stepper(pool_env.step, actions)
     sps = {name: n * k / t for name, t in _interleaved_best(fns).items()}
-    for e in (env, gym_env, pool_env):
+    for e in (env, gym_env, pool_env, batch_env):
         if e is not None:
             e.close()
     ours, gym_sps, pool_sps = sps["pgfast"], sps["gymnasium_sync"], sps.get("envpool")
 
     info = benchmark.extra_info
-    info.update(env_id=ENV_ID, num_envs=n, num_threads=threads, pgfast_steps_per_s=ours,
-                gymnasium_sync_steps_per_s=gym_sps, speedup_vs_gymnasium_sync=ours / gym_sps)
+    info.update(env_id=ENV_ID, num_envs=n, num_threads=threads, engine=env.engine, pgfast_steps_per_s=ours,
+                gymnasium_sync_steps_per_s=gym_sps, speedup_vs_gymnasium_sync=ours / gym_sps,
+                batch_engine_steps_per_s=sps["batch_engine"],
+                speedup_vs_batch_engine=ours / sps["batch_engine"])
     if pool_sps is not None:
         info.update(envpool_steps_per_s=pool_sps, speedup_vs_envpool=ours / pool_sps)
     else:
@@ -123,7 +127,8 @@ def test_halfcheetah_steps_per_s(benchmark, n, threads):
     if target is not None:
         info.update({f"target_vs_{k}": v for k, v in target.items()})
     print(f"\n[{ENV_ID} {n} envs {threads} thr] pgfast {ours:,.0f} steps/s; "
-          f"{ours / gym_sps:.2f}x gymnasium sync ({gym_sps:,.0f})"
+          f"{ours / gym_sps:.2f}x gymnasium sync ({gym_sps:,.0f}); "
+          f"{ours / sps['batch_engine']:.2f}x the batch engine ({sps['batch_engine']:,.0f})"
           + (f"; {ours / pool_sps:.2f}x envpool ({pool_sps:,.0f})" if pool_sps else f"; {why}"))
     if STRICT and target is not None:
         assert ours / gym_sps >= target["gymnasium_sync"]
@@ -154,19 +159,24 @@ def test_task_steps_per_s(benchmark, env_id, threads):
     run = _stepper(env.step, actions)
     benchmark.pedantic(run, rounds=3, warmup_rounds=1)
     gym_env = _gymnasium_env(n, env_id)
-    fns = {"pgfast": run, "gymnasium_sync": _stepper(gym_env.step, actions)}
+    batch_env = pgfast.make_vec(env_id, num_envs=n, seed=0, num_threads=threads, engine="batch")
+    fns = {"pgfast": run, "gymnasium_sync": _stepper(gym_env.step, actions),
+           "batch_engine": _stepper(batch_env.step, actions)}
     sps = {name: n * k / t for name, t in _interleaved_best(fns).items()}
-    env.close()
-    gym_env.close()
+    for e in (env, gym_env, batch_env):
+        e.close()
     ours, gym_sps = sps["pgfast"], sps["gymnasium_sync"]
     info = benchmark.extra_info
-    info.update(env_id=env_id, num_envs=n, num_threads=threads, pgfast_steps_per_s=ours,
-                gymnasium_sync_steps_per_s=gym_sps, speedup_vs_gymnasium_sync=ours / gym_sps)
+    info.update(env_id=env_id, num_envs=n, num_threads=threads, engine=env.engine, pgfast_steps_per_s=ours,
+                gymnasium_sync_steps_per_s=gym_sps, speedup_vs_gymnasium_sync=ours / gym_sps,
+                batch_engine_steps_per_s=sps["batch_engine"],
+                speedup_vs_batch_engine=ours / sps["batch_engine"])
     target = TASK_TARGETS.get((env_id, threads))
     if target is not None:
         info["target_vs_gymnasium_sync"] = target
     print(f"\n[{env_id} {n} envs {threads} thr] pgfast {ours:,.0f} steps/s; "
-          f"{ours / gym_sps:.2f}x gymnasium sync ({gym_sps:,.0f})")
+          f"{ours / gym_sps:.2f}x gymnasium sync ({gym_sps:,.0f}); "
+          f"{ours / sps['batch_engine']:.2f}x the batch engine ({sps['batch_engine']:,.0f})")
     if STRICT and target is not None:
         assert ours / gym_sps >= target
 
