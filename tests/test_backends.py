@@ -76,7 +76,7 @@ def test_native_refused_for_a_gymnasium_env_without_step_into():
 @pytest.mark.parametrize("algo", ["ppo", "vpg"])
 def test_native_refused_on_cuda(algo):
     run = _run(algo, device="cuda")
-    assert run.paths == {"rollout": "torch", "update": "torch"}
+    assert run.paths == {"rollout": "torch", "update": "torch", "env": "step_into"}
     with pytest.raises(ValueError, match=r"rollout_backend='native': the C\+\+ rollout .* on CPU.*this run is on cuda"):
         _run(algo, device="cuda", rollout_backend="native")
     if algo == "ppo":

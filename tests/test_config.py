@@ -187,7 +187,7 @@ def test_actor_and_critic_sizes_flow_from_the_command_line_to_the_policy():
         (aw, _), (cw, _) = run.policy.layer_tensors()
         assert [tuple(w.shape) for w in aw] == [(3, 8), (8, 1)]
         assert [tuple(w.shape) for w in cw] == [(3, 32), (32, 16), (16, 1)]
-        assert run.paths == {"rollout": "native", "update": "native"}
+        assert run.paths == {"rollout": "native", "update": "native", "env": "core"}
         run.learn(run.config.num_envs * run.config.num_steps)
         run.close()
     # a saved config of an earlier release (no such fields) still loads
