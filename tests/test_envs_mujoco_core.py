@@ -269,3 +269,20 @@ def test_core_checks_its_inputs():
     with pytest.raises(ImportError, match="libmujoco"):
         make(library="/nonexistent/libmujoco.so")
     env.close()
+
+
+def test_a_closed_or_dropped_env_releases_its_core():
+    """No reference cycle keeps the C++ core (its threads and simulations) alive."""
+    import gc
+    import weakref
+
+    env = pgfast.make_vec("Hopper-v5", num_envs=2, seed=0, num_threads=2)
+    engine = weakref.ref(env._core)
+    env.close()
+    gc.collect()
+    assert engine() is None
+    env = pgfast.make_vec("Hopper-v5", num_envs=2, seed=0, num_threads=2)
+    engine = weakref.ref(env._core)
+    del env
+    gc.collect()
+    assert engine() is None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import glob
 import os
+import weakref
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -175,6 +176,18 @@ def task_settings(env: Any) -> Any:
     return t
 
 
+def _weak_draw(engine: "weakref.ReferenceType[CoreEngine]") -> Any:
+    """The core's draw callable: it refers to its engine weakly, since a reference cycle through
+    the extension object (engine -> core -> draw -> engine) is never collected (the core would
+    keep its threads and simulations for the life of the process)."""
+    def draw(ids: np.ndarray) -> np.ndarray:
+        owner = engine()
+        if owner is None:  # pragma: no cover - the engine outlives every call of its core
+            raise RuntimeError("the MuJoCo env of this core was released")
+        return owner._draw(ids)
+    return draw
+
+
 class CoreEngine:
     """The simulations of one env (one MjData each) and their C++ core.
 
@@ -198,7 +211,7 @@ class CoreEngine:
             autoreset_mode=env.autoreset_mode, num_threads=env.num_threads, obs=env._obs,
             rew=env._rew, term=env._term, trunc=env._trunc, final_obs=self._fin,
             final_mask=self._mask, elapsed=env._elapsed, pending=env._needs_reset,
-            draw=self._draw)
+            draw=_weak_draw(weakref.ref(self)))
         if self.core.obs_dim != env.obs_dim:  # pragma: no cover - the two agree by construction
             raise RuntimeError(f"{env.ENV_ID}: C++ obs_dim {self.core.obs_dim} != {env.obs_dim}")
 
