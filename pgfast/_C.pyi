@@ -1,6 +1,6 @@
 """Type stub of the pgfast._C extension module (tested to match its exports)."""
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -56,7 +56,11 @@ def classic_envs() -> Dict[str, Dict[str, Any]]:
     """gymnasium id -> state_dim, obs_dim, discrete, max_episode_steps, params,
     reset_options, reset_defaults."""
 
-class ClassicVecEnv:
+class RolloutEnv:
+    """A native env core the native rollout steps from C++ (no Python per step):
+    ClassicVecEnv and MujocoVecEnv."""
+
+class ClassicVecEnv(RolloutEnv):
     """Native vector env core of one classic-control env."""
 
     def __init__(
@@ -131,6 +135,91 @@ class ClassicVecEnv:
     def final_mask(self) -> npt.NDArray[np.bool_]: ...
 
 # ---- the one C++ MLP's limits (csrc/mlp.hpp)
+
+class MujocoTask:
+    """Settings of one MuJoCo task for MujocoVecEnv (csrc/envs/mujoco_task.hpp; set by
+    pgfast/envs/mujoco_core.py)."""
+
+    kind: int
+    skip: int
+    clip_qvel: bool
+    dt: float
+    timestep: float
+    forward_weight: float
+    ctrl_weight: float
+    contact_weight: float
+    healthy_reward: float
+    terminate_when_unhealthy: bool
+    check_state: bool
+    state_lo: float
+    state_hi: float
+    check_z: bool
+    z_lo: float
+    z_hi: float
+    check_angle: bool
+    angle_lo: float
+    angle_hi: float
+    force_lo: float
+    force_hi: float
+    cost_lo: float
+    cost_hi: float
+    main_body: int
+    include_cinert: bool
+    include_cvel: bool
+    include_qfrc_actuator: bool
+    include_cfrc_ext: bool
+    bodies: Tuple[int, int, int]
+    dist_weight: float
+    near_weight: float
+    norm_fma: bool
+
+    def __init__(self) -> None: ...
+
+class MujocoVecEnv(RolloutEnv):
+    """C++ core of the native MuJoCo envs (pgfast/envs/mujoco_core.py): N MjData of one
+    MjModel (the `mujoco` package's objects), stepped with the libmujoco at `library`."""
+
+    def __init__(
+        self,
+        *,
+        library: str,
+        model: Any,
+        datas: List[Any],
+        task: MujocoTask,
+        frame_skip: int,
+        max_episode_steps: int,
+        autoreset_mode: str,
+        num_threads: int,
+        obs: npt.NDArray[np.float64],
+        rew: npt.NDArray[np.float64],
+        term: npt.NDArray[np.bool_],
+        trunc: npt.NDArray[np.bool_],
+        final_obs: npt.NDArray[np.float64],
+        final_mask: npt.NDArray[np.bool_],
+        elapsed: npt.NDArray[np.int64],
+        pending: npt.NDArray[np.bool_],
+        draw: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.float64]],
+    ) -> None: ...
+    def reset(self, ids: npt.NDArray[np.int64]) -> None: ...
+    def step(self, actions: npt.NDArray[np.floating]) -> None: ...
+    def step_into(
+        self,
+        actions: npt.NDArray[np.floating],
+        obs_out: npt.NDArray[np.floating],
+        rew_out: npt.NDArray[np.floating],
+        term_out: npt.NDArray[np.bool_],
+        trunc_out: npt.NDArray[np.bool_],
+    ) -> None: ...
+    def get_state(self) -> npt.NDArray[np.float64]: ...
+    def set_state(self, states: npt.NDArray[np.float64]) -> None: ...
+    @property
+    def obs_dim(self) -> int: ...
+    @property
+    def num_envs(self) -> int: ...
+    @property
+    def threads_used(self) -> int: ...
+    @property
+    def items_by_workers(self) -> int: ...
 
 MLP_MAX_LAYERS: int
 MLP_ACTIVATIONS: Tuple[str, ...]

@@ -13,7 +13,9 @@ ValueError with the reason where it cannot apply: never a silent fallback) or ``
 :func:`choose` is the one rule; :func:`rollout_native_reason` and the algorithms'
 ``native_update_reason`` say why the C++ path cannot serve a run (None: it can). The chosen
 paths are the Run's ``paths``, run.json's ``"paths"`` and part of the settings line of
-``pgfast train`` (:func:`describe`).
+``pgfast train`` (:func:`describe`), with ``"env"``, how the rollout steps the env
+(:func:`env_path`: ``"core"``, a native env's C++ core stepped inside the C++ rollout with no
+Python per step; ``"step_into"`` or ``"step"``, one Python call per step).
 """
 
 from __future__ import annotations
@@ -24,14 +26,18 @@ import numpy as np
 
 from pgfast import _C
 
-__all__ = ["BACKENDS", "PATHS", "MAX_LAYERS", "ACTIVATIONS", "AUTO_CUDA_WIDTH", "check_backend", "choose",
-           "mlp_native_reason", "space_reason", "rollout_native_reason", "auto_device", "describe", "describe_device"]
+__all__ = ["BACKENDS", "PATHS", "ENV_PATHS", "MAX_LAYERS", "ACTIVATIONS", "AUTO_CUDA_WIDTH", "check_backend",
+           "choose", "mlp_native_reason", "space_reason", "rollout_native_reason", "env_path", "auto_device",
+           "describe", "describe_device"]
 
 BACKENDS = ("auto", "native", "torch")
 """Values of the Config fields ``rollout_backend`` and ``update_backend``."""
 
 PATHS = ("native", "torch")
 """What :func:`choose` returns: the path that runs."""
+
+ENV_PATHS = ("core", "step_into", "step")
+"""What :func:`env_path` returns: how the rollout steps the env."""
 
 MAX_LAYERS: int = _C.MLP_MAX_LAYERS
 """Most layers the C++ MLP takes (defined once in C++, csrc/mlp.hpp)."""
@@ -115,6 +121,16 @@ def rollout_native_reason(env: Any, policy: Any, device: Any, obs_shape: Any = N
     return None
 
 
+def env_path(native_rollout: bool, env: Any) -> str:
+    """How the rollout steps ``env``: ``"core"`` (the native rollout steps the env's C++ core,
+    ``env.native_core()``, from C++: no Python per step), ``"step_into"`` (one call of the env's
+    ``step_into`` per step) or ``"step"`` (``env.step`` and a copy per step)."""
+    core = env.native_core() if native_rollout and hasattr(env, "native_core") else None
+    if isinstance(core, _C.RolloutEnv):
+        return "core"
+    return "step_into" if getattr(env, "step_into", None) is not None else "step"
+
+
 def auto_device(config: Any, space_note: Optional[str], cuda_available: bool) -> Tuple[str, str]:
     """``device="auto"``'s choice for a run with ``config`` whose spaces need the torch path for
     ``space_note`` (None: they do not): ``(device, why)``, ``device`` "cpu" or "cuda".
@@ -152,5 +168,7 @@ def describe_device(run: Any) -> str:
 
 
 def describe(paths: Dict[str, str]) -> str:
-    """``"rollout native, update torch"``: the paths as the settings line shows them."""
-    return f"rollout {paths['rollout']}, update {paths['update']}"
+    """``"rollout native, update torch, env core"``: the paths as the settings line shows them
+    (``env`` where recorded)."""
+    env = f", env {paths['env']}" if "env" in paths else ""
+    return f"rollout {paths['rollout']}, update {paths['update']}{env}"

@@ -109,7 +109,8 @@ class TorchRollout:
 
 class NativeRollout:
     """The native rollout: the T-step loop in one C++ call (:func:`pgfast._C.rollout_mlp`), the
-    GIL released. It steps a native classic env's C++ core directly (``env.native_core()``: no
+    GIL released. It steps a native env's C++ core directly (``env.native_core()``, a
+    :class:`pgfast._C.RolloutEnv`: the classic envs' and the MuJoCo envs' C++ engine; no
     Python frame per step) and any other ``step_into`` env through that method (one Python call
     per step); the two differ only in the stepper handed to the same call. Rewards are scaled
     after the rollout, in the same order as step by step."""

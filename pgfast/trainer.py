@@ -171,9 +171,11 @@ class Run:
             self.env.close()
             raise
         self.collector.reset(seed=self.seed)
-        self.paths = {"rollout": "native" if self.collector.native else "torch", "update": update_path}
+        self.paths = {"rollout": "native" if self.collector.native else "torch", "update": update_path,
+                      "env": backends.env_path(self.collector.native, self.env)}
         """Which implementation serves the rollout and the update ("native": C++, or "torch"),
-        as ``rollout_backend`` and ``update_backend`` chose (:mod:`pgfast.backends`)."""
+        as ``rollout_backend`` and ``update_backend`` chose, and how the env is stepped
+        (``"env"``: :func:`pgfast.backends.env_path`) (:mod:`pgfast.backends`)."""
         self.global_step = 0
         self.iteration = 0
         self.history: List[Dict[str, Any]] = []

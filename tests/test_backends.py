@@ -31,10 +31,11 @@ def _run(algo: str, env_id: str = "CartPole-v1", device: str = "cpu", **fields) 
 @pytest.mark.parametrize("algo", ["ppo", "vpg", "trpo"])
 def test_auto_native_torch_on_cpu(algo):
     auto = _run(algo)
-    assert auto.paths == {"rollout": "native", "update": "native"}  # PPO, VPG and TRPO have a C++ update
+    assert auto.paths == {"rollout": "native", "update": "native", "env": "core"}  # PPO, VPG and TRPO have a C++ update
     assert auto.collector.native and auto.collector.native_eval
     torch_ = _run(algo, rollout_backend="torch", update_backend="torch")
-    assert torch_.paths == {"rollout": "torch", "update": "torch"} and not torch_.collector.native_eval
+    assert torch_.paths == {"rollout": "torch", "update": "torch", "env": "step_into"}
+    assert not torch_.collector.native_eval
     assert _run(algo, rollout_backend="native", update_backend="torch").paths["rollout"] == "native"
     assert _run(algo, update_backend="native").paths["update"] == "native"  # every algorithm has a C++ update
 
@@ -44,14 +45,15 @@ def test_torch_and_native_paths_train(algo):
     for rollout in ("native", "torch"):
         run = pgfast.train(algo, "CartPole-v1", seed=0, device="cpu", rollout_backend=rollout,
                            update_backend="torch", **SMALL)
-        assert run.paths == {"rollout": rollout, "update": "torch"}
+        assert run.paths == {"rollout": rollout, "update": "torch",
+                             "env": "core" if rollout == "native" else "step_into"}
         assert len(run.history) == 1 and run.history[0]["global_step"] == 32
         run.close()
 
 
 def test_native_refused_with_the_reason_for_a_dict_observation_env():
     run = _run("ppo", "pgfast/DictObs-v0")
-    assert run.paths == {"rollout": "torch", "update": "torch"}
+    assert run.paths == {"rollout": "torch", "update": "torch", "env": "step"}
     with pytest.raises(ValueError, match=r"^rollout_backend='native': the C\+\+ rollout serves Box observations "
                                          r"with Discrete or Box actions \(not here: Dict observations"):
         _run("ppo", "pgfast/DictObs-v0", rollout_backend="native")
@@ -65,7 +67,7 @@ def test_native_refused_for_a_gymnasium_env_without_step_into():
     gym.register("PgfastBackendsCartPole-v0", entry_point="gymnasium.envs.classic_control:CartPoleEnv",
                  max_episode_steps=50)
     run = _run("vpg", "PgfastBackendsCartPole-v0")
-    assert run.paths == {"rollout": "torch", "update": "native"}
+    assert run.paths == {"rollout": "torch", "update": "native", "env": "step"}
     with pytest.raises(ValueError, match=r"^rollout_backend='native': the C\+\+ rollout needs an env with step_into"):
         _run("vpg", "PgfastBackendsCartPole-v0", rollout_backend="native")
 
@@ -74,7 +76,7 @@ def test_native_refused_for_a_gymnasium_env_without_step_into():
 @pytest.mark.parametrize("algo", ["ppo", "vpg"])
 def test_native_refused_on_cuda(algo):
     run = _run(algo, device="cuda")
-    assert run.paths == {"rollout": "torch", "update": "torch"}
+    assert run.paths == {"rollout": "torch", "update": "torch", "env": "step_into"}
     with pytest.raises(ValueError, match=r"rollout_backend='native': the C\+\+ rollout .* on CPU.*this run is on cuda"):
         _run(algo, device="cuda", rollout_backend="native")
     if algo == "ppo":
@@ -128,7 +130,8 @@ def test_checkpoint_keeps_the_backends_and_an_old_checkpoint_loads(tmp_path):
     run = pgfast.train("ppo", "CartPole-v1", seed=0, device="cpu", rollout_backend="torch", **SMALL)
     run.save(tmp_path / "a.pt")
     back = pgfast.load(tmp_path / "a.pt")
-    assert back.paths == {"rollout": "torch", "update": "native"} and back.config.rollout_backend == "torch"
+    assert back.paths == {"rollout": "torch", "update": "native", "env": "step_into"}
+    assert back.config.rollout_backend == "torch"
     back.learn(32)
     # the same checkpoint as an earlier release wrote it: native_rollout/native_update/fast_grads
     ck = checkpoint.read(tmp_path / "a.pt")
@@ -140,7 +143,7 @@ def test_checkpoint_keeps_the_backends_and_an_old_checkpoint_loads(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         old = pgfast.load(tmp_path / "old.pt")
-    assert old.paths == {"rollout": "torch", "update": "torch"}
+    assert old.paths == {"rollout": "torch", "update": "torch", "env": "step_into"}
     old.learn(32)
     for r in (run, back, old):
         r.close()
@@ -157,16 +160,17 @@ def test_run_json_and_the_settings_line_carry_the_paths(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("settings: preset vpg/CartPole-v1; --set num_envs=2, num_steps=16, rollout_backend=torch, "
                              "update_backend=torch")
-    assert err[0].endswith("; paths: rollout torch, update torch; device: cpu")
+    assert err[0].endswith("; paths: rollout torch, update torch, env step_into; device: cpu")
     meta = json.loads((out / "run.json").read_text())
-    assert meta["paths"] == {"rollout": "torch", "update": "torch"}
+    assert meta["paths"] == {"rollout": "torch", "update": "torch", "env": "step_into"}
     assert meta["config"]["rollout_backend"] == "torch"
     assert cli.main(["train", "--resume", str(out), "--total-timesteps", "96", "--no-progress",
                      "--no-tensorboard", "--eval-episodes", "0"]) == 0
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == "settings: as the run saved them; paths: rollout torch, update torch; device: cpu"
+    assert err[0] == "settings: as the run saved them; paths: rollout torch, update torch, env step_into; device: cpu"
     meta = json.loads((out / "run.json").read_text())
-    assert meta["resumes"][0]["paths"] == meta["paths"] == {"rollout": "torch", "update": "torch"}
+    assert meta["resumes"][0]["paths"] == meta["paths"] == {"rollout": "torch", "update": "torch",
+                                                            "env": "step_into"}
 
 
 # ---- device="auto" -----------------------------------------------------------------------
@@ -211,6 +215,6 @@ def test_auto_device_in_run_and_settings_line(tmp_path, capsys, monkeypatch):
             "--out", str(out), "--no-progress", "--no-tensorboard", "--eval-episodes", "0", "--device", "auto"]
     assert cli.main(argv) == 0
     err = capsys.readouterr().err.splitlines()
-    assert err[0].endswith("; paths: rollout native, update native; device: cpu (auto: the C++ paths serve "
+    assert err[0].endswith("; paths: rollout native, update native, env core; device: cpu (auto: the C++ paths serve "
                            "this MLP on CPU (widest hidden layer 64 < 1024 units))")
     assert json.loads((out / "run.json").read_text())["device"].startswith("cpu (auto: ")

@@ -146,9 +146,9 @@ def test_train_prints_which_settings_it_uses(tmp_path, capsys):
     assert cli.main(argv) == 0
     err = capsys.readouterr().err.splitlines()
     assert err[0] == ("settings: preset ppo/CartPole-v1; --set num_envs=2, num_steps=16, num_minibatches=1, "
-                      "update_epochs=1; paths: rollout native, update native; device: cpu")
+                      "update_epochs=1; paths: rollout native, update native, env core; device: cpu")
     meta = json.loads((tmp_path / "r" / "run.json").read_text())
-    assert "settings: " + meta["settings"] + "; paths: rollout native, update native; device: cpu" == err[0]
+    assert "settings: " + meta["settings"] + "; paths: rollout native, update native, env core; device: cpu" == err[0]
     assert meta["device"] == "cpu"
     assert (meta["algo"], meta["env_id"], meta["seed"]) == ("ppo", "CartPole-v1", 0)
     assert meta["config"]["num_envs"] == 2 and meta["config"]["total_timesteps"] == 64
@@ -187,7 +187,7 @@ def test_actor_and_critic_sizes_flow_from_the_command_line_to_the_policy():
         (aw, _), (cw, _) = run.policy.layer_tensors()
         assert [tuple(w.shape) for w in aw] == [(3, 8), (8, 1)]
         assert [tuple(w.shape) for w in cw] == [(3, 32), (32, 16), (16, 1)]
-        assert run.paths == {"rollout": "native", "update": "native"}
+        assert run.paths == {"rollout": "native", "update": "native", "env": "core"}
         run.learn(run.config.num_envs * run.config.num_steps)
         run.close()
     # a saved config of an earlier release (no such fields) still loads

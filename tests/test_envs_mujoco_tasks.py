@@ -99,8 +99,8 @@ def test_align_set_state_step(env_id):
     not state (the body positions of the last stage before the step, cfrc_ext): their
     reference continues from a copy of the env's whole MjData.
     """
-    n = 8
-    env = pgfast.make_vec(env_id, num_envs=n, seed=3, num_threads=2)
+    n = 8  # the batch engine's internals (the C++ engine's: tests/test_envs_mujoco_core.py)
+    env = pgfast.make_vec(env_id, num_envs=n, seed=3, num_threads=2, engine="batch")
     ref = _gym_env(env_id)
     ref.reset(seed=0)
     rng = np.random.default_rng(1)
@@ -301,8 +301,8 @@ def test_kwargs_follow_gymnasium(env_id):
 
 
 def test_bad_input_raises_and_changes_nothing():
-    env = pgfast.make_vec("Ant-v5", num_envs=3, seed=2)
-    twin = pgfast.make_vec("Ant-v5", num_envs=3, seed=2)
+    env = pgfast.make_vec("Ant-v5", num_envs=3, seed=2, engine="batch")  # reads the batch's cfrc_ext copy
+    twin = pgfast.make_vec("Ant-v5", num_envs=3, seed=2, engine="batch")
     rng = np.random.default_rng(0)
     for t in range(5):
         actions = _actions(rng, env, 3, t)

@@ -41,6 +41,12 @@ FLAT_CASES = [S.Discrete(5), S.Discrete(4, start=2), S.MultiDiscrete([3, 2, 4]),
               S.Box(0, 1, (3, 2)), S.Tuple((S.Discrete(3), S.Box(-1, 1, (2,)))), NESTED]
 
 
+def _paths(run):
+    """The rollout and update paths (the env's stepping, paths["env"], is tested in test_backends)."""
+    assert run.paths["env"] in ("core", "step_into", "step")
+    return {k: run.paths[k] for k in ("rollout", "update")}
+
+
 # ---------------------------------------------------------------- observations
 
 
@@ -103,11 +109,11 @@ def _policy(env_id: str, **fields: Any) -> Any:
 
 def test_policy_and_paths_per_space() -> None:
     cart = _policy("CartPole-v1")
-    assert isinstance(cart.policy, ActorCritic) and cart.paths == {"rollout": "native", "update": "native"}
+    assert isinstance(cart.policy, ActorCritic) and _paths(cart) == {"rollout": "native", "update": "native"}
     assert cart.space_note is None
     img = _policy("pgfast/ImageObs-v0")
     assert isinstance(img.policy, ModularActorCritic) and isinstance(img.policy.pi_encoder, NatureCNN)
-    assert img.paths == {"rollout": "torch", "update": "torch"} and img.space_note == "image observations"
+    assert _paths(img) == {"rollout": "torch", "update": "torch"} and img.space_note == "image observations"
     assert img.policy.obs_rms is None and img.policy.shared and img.policy.v_encoder is None
     assert not any(p is q for p in img.policy.critic_params_for_grad() for q in img.policy.pi_encoder.parameters())
     sep = _policy("pgfast/ImageObs-v0", share_encoder=False)
@@ -320,7 +326,7 @@ def test_checkpoint_resumes_exactly(algo: str, env_id: str, tmp_path: Any) -> No
                                        ("Taxi-v4", {})])
 def test_gymnasium_toy_text_envs_train(env_id: str, kw: Dict[str, Any]) -> None:
     run = pgfast.train("ppo", env_id, total_timesteps=256, seed=0, num_envs=4, num_steps=32, env_kwargs=kw)
-    assert run.paths == {"rollout": "torch", "update": "torch"}
+    assert _paths(run) == {"rollout": "torch", "update": "torch"}
     assert run.buffer.obs.shape[-1] == S.flatdim(gym.make(env_id).observation_space)
     assert math.isfinite(run.evaluate(episodes=2)[0])
     run.close()

@@ -107,7 +107,10 @@ void bind_envs(py::module_& m) {
         "The native classic-control envs by gymnasium id: state_dim, obs_dim, discrete, "
         "max_episode_steps, params (constructor parameter names), reset_options (the two "
         "reset-option names) and reset_defaults.");
-  py::class_<E>(m, "ClassicVecEnv", "Native vector env core of one classic-control env.")
+  py::class_<RolloutEnv>(m, "RolloutEnv",
+                         "A native env core the native rollout steps from C++ (no Python per "
+                         "step): pgfast._C.ClassicVecEnv and pgfast._C.MujocoVecEnv.");
+  py::class_<E, RolloutEnv>(m, "ClassicVecEnv", "Native vector env core of one classic-control env.")
       .def(py::init(&make_classic), py::arg("env_id"), py::arg("num_envs"),
            py::arg("same_step") = false, py::arg("num_threads") = 1,
            py::arg("max_episode_steps") = py::none(), py::arg("params") = py::none())

@@ -71,11 +71,11 @@ bool rollout_mlp(py::object step_into, const py::list& weights, const py::list& 
                  py::object high_obj, py::object env_actions_obj, py::object obs_mean_obj,
                  py::object obs_inv_std_obj,
                  double obs_clip) {
-  VecEnvCore* core = nullptr;
-  if (py::isinstance<VecEnvCore>(step_into)) {
-    core = step_into.cast<VecEnvCore*>();
+  RolloutEnv* core = nullptr;
+  if (py::isinstance<RolloutEnv>(step_into)) {
+    core = step_into.cast<RolloutEnv*>();
   } else if (!PyCallable_Check(step_into.ptr())) {
-    type_error("step_into must be callable or a pgfast._C.ClassicVecEnv");
+    type_error("step_into must be callable or a native env core (pgfast._C.RolloutEnv)");
   }
   std::vector<py::array> keep;
   const Mlp m = actor_mlp(weights, biases, activation, keep);
@@ -124,7 +124,7 @@ bool rollout_mlp(py::object step_into, const py::list& weights, const py::list& 
     }
     // the core's own final_obs / final_mask buffers (same_step mode)
     core_fin = checked_in(core->final_obs(), "the core's final_obs", {N, D0});
-    require_dtype<float>(core_fin, "the core's final_obs", "float32");
+    float_dtype(core_fin, "the core's final_obs");  // float32 or float64
     core_mask = checked_in(core->final_mask(), "the core's final_mask", {N});
     require_dtype<bool>(core_mask, "the core's final_mask", "bool");
     require_disjoint({{&obs, "obs"}, {&rew, "rewards"}, {&term, "terminated"},
@@ -196,14 +196,17 @@ bool rollout_mlp(py::object step_into, const py::list& weights, const py::list& 
     for (int64_t i = 0; i < N; ++i) any = any || tr[i];
     if (!any) continue;
     if (core != nullptr) {  // the core's own buffers (same_step mode)
-      const float* src = cptr<float>(core_fin);
       const bool* mask = cptr<bool>(core_mask);
-      for (int64_t i = 0; i < N; ++i) {
-        if (tr[i] && mask[i]) {
-          std::memcpy(fin_p + (t * N + i) * D0, src + i * D0, size_t(D0) * sizeof(float));
+      dispatch<float, double>(float_dtype(core_fin, "final_obs"), [&](auto ft) {
+        using F = typename decltype(ft)::type;
+        const F* src = cptr<F>(core_fin);
+        for (int64_t i = 0; i < N; ++i) {
+          if (!(tr[i] && mask[i])) continue;
+          float* dst = fin_p + (t * N + i) * D0;
+          for (int64_t j = 0; j < D0; ++j) dst[j] = float(src[i * D0 + j]);
           trunc_any = true;
         }
-      }
+      });
       continue;
     }
     // the last observations of the truncated episodes: info["final_obs"] [N, obs_dim]
@@ -253,7 +256,7 @@ void bind_rollout(py::module_& m) {
         "clipped to [low, high] into env_actions for the env), then "
         "info = step_into(actions, obs[t + 1], rewards[t], terminated[t], truncated[t]); where "
         "truncated, info['final_obs'] (float32 [N, obs_dim], valid where info['_final_obs']) "
-        "goes to final_obs[t]. step_into may instead be a native env's core (pgfast._C.ClassicVecEnv, "
+        "goes to final_obs[t]. step_into may instead be a native env's core (pgfast._C.RolloutEnv: ClassicVecEnv or MujocoVecEnv, "
         "same_step mode), stepped from C++ without Python (final observations from its own "
         "buffers). With obs_mean and obs_inv_std (float32 [obs_dim]) the "
         "policy sees clip((obs - obs_mean) * obs_inv_std, -obs_clip, obs_clip) (obs itself is "

@@ -28,6 +28,7 @@
 #include "bindings/checks.hpp"
 #include "bindings/dispatch.hpp"
 #include "bindings/env_params.hpp"
+#include "bindings/rollout_env.hpp"
 #include "envs/vec_env.hpp"
 
 namespace pgfast {
@@ -59,7 +60,7 @@ struct StepOut {
   DType obs_dtype = DType::kF32, rew_dtype = DType::kF64;
 };
 
-class VecEnvCore {
+class VecEnvCore : public RolloutEnv {
  public:
   virtual ~VecEnvCore() = default;
 
@@ -143,14 +144,14 @@ class VecEnvCore {
 
   const char* env_id() const { return env_id_; }
   int state_dim() const { return state_dim_; }
-  int obs_dim() const { return obs_dim_; }
-  int64_t num_envs() const { return n_; }
+  int obs_dim() const override { return obs_dim_; }
+  int64_t num_envs() const override { return n_; }
   py::array obs() const { return own_.obs; }
   py::array rewards() const { return own_.rew; }
   py::array terminated() const { return own_.term; }
   py::array truncated() const { return own_.trunc; }
-  py::array final_obs() const { return final_obs_; }
-  py::array final_mask() const { return final_mask_; }
+  py::array final_obs() const override { return final_obs_; }
+  py::array final_mask() const override { return final_mask_; }
 
   virtual py::array get_state() const = 0;
   virtual void set_state(py::handle states) = 0;
@@ -162,14 +163,6 @@ class VecEnvCore {
   // True if some env ended and awaits a reset (next_step/disabled modes).
   virtual bool any_pending() const = 0;
 
-  // One step for the native rollout, from C++: actions int64 [N] (discrete) or float32
-  // [N, act_dim] (Box), checked as step's are (ValueError, nothing stepped); outputs
-  // float32 obs [N, obs_dim], float32 rew [N], bool term / trunc [N], which the caller
-  // has checked (sizes, no overlap with each other or this env's buffers). GIL held.
-  virtual void step_raw(const void* actions, float* obs, float* rew, bool* term,
-                        bool* trunc) = 0;
-  // Whether actions are int64 [N] (discrete) rather than float32 [N, act_dim].
-  virtual bool discrete() const = 0;
 
  protected:
   VecEnvCore(const char* env_id, int64_t num_envs, int state_dim, int obs_dim)

@@ -6,6 +6,7 @@ namespace pgfast {
 namespace bindings {
 void bind_returns(pybind11::module_& m);
 void bind_envs(pybind11::module_& m);
+void bind_mujoco(pybind11::module_& m);
 void bind_rollout(pybind11::module_& m);
 void bind_update(pybind11::module_& m);
 void bind_pg(pybind11::module_& m);
@@ -16,6 +17,7 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "pgfast C++ kernels: returns/advantages and vectorised environments";
   pgfast::bindings::bind_returns(m);
   pgfast::bindings::bind_envs(m);
+  pgfast::bindings::bind_mujoco(m);
   pgfast::bindings::bind_rollout(m);
   pgfast::bindings::bind_update(m);
   pgfast::bindings::bind_pg(m);

@@ -12,37 +12,35 @@ https://github.com/Farama-Foundation/Gymnasium/blob/main/gymnasium/envs/mujoco/h
 (and ``hopper_v5.py``, ``walker2d_v5.py``, ``inverted_pendulum_v5.py``,
 ``inverted_double_pendulum_v5.py``, ``mujoco_env.py`` next to it).
 
-Engine
-------
-All ``num_envs`` simulations live in one :class:`mujoco.batch.Batch` (MuJoCo >= 4.0):
+Engines
+-------
+By default (``engine="auto"``) every task here runs on the C++ engine
+(:mod:`pgfast.envs.mujoco_core`): one ``MjData`` per env, ``frame_skip`` calls of
+``mj_step`` per env step made from C++ on ``num_threads`` threads, observations, rewards,
+termination, time limits and autoresets computed in C++; the native rollout steps it with
+no Python per step. The extension calls MuJoCo's C functions through the ``libmujoco`` of
+the installed ``mujoco`` package, found at run time, and reads the ``MjData`` arrays
+through the package's own numpy views of them, so it neither links MuJoCo nor depends on
+its struct layouts (a MuJoCo-free wheel, no crash on a version mismatch).
+
+``engine="batch"`` keeps the earlier engine, the NumPy reference the C++ engine is tested
+against: all ``num_envs`` simulations in one :class:`mujoco.batch.Batch` (MuJoCo >= 4.0),
 one state row per simulation (``mjSTATE_INTEGRATION``: qpos, qvel, act, ctrl, the
-solver warm start, ...), stepped by ``frame_skip`` calls of ``mj_step`` per env
-step, in C, on ``num_threads`` threads with the GIL released.  MuJoCo documents
-the batch as bit-identical to a loop over one ``MjData`` per simulation at any
-thread count, so results do not depend on ``num_threads`` and match gymnasium's
-single env bit for bit (tested).  Observations, rewards and termination are then
-computed for all envs at once with NumPy on live views of the state rows (and, for
-InvertedDoublePendulum, of the derived ``site_xpos``/``qfrc_constraint``, which the
-batch copies out one substep behind the state, exactly as ``data`` is after
-``mj_step``).  No per-env Python runs while stepping; the only per-env Python is
-drawing the reset noise of the envs that reset (one NumPy generator per env, so
-that env ``i`` with seed ``s`` draws what gymnasium's env seeded ``s + i`` draws).
+solver warm start, ...), stepped in C on ``num_threads`` threads with the GIL released
+(bit-identical to a loop over one ``MjData`` per simulation at any thread count).
+Observations, rewards and termination are then computed for all envs at once with NumPy
+on live views of the state rows (and, for InvertedDoublePendulum, of the derived
+``site_xpos``/``qfrc_constraint``, which the batch copies out one substep behind the
+state, exactly as ``data`` is after ``mj_step``; its reward squares array entries where
+gymnasium calls ``pow`` on scalars, so it can differ from gymnasium's in the last bit,
+which the C++ engine does not). The contact forces ``cfrc_ext`` (Ant, Humanoid), which
+gymnasium computes with ``mj_rnePostConstraint`` after ``mj_step`` and the batch does not,
+are computed per stepped env from a persistent batch's data (see
+:mod:`pgfast.envs.mujoco_tasks`).
 
-Why this path and not the others (HalfCheetah-v5, random actions, this 2-core
-machine, env-steps/s of the physics alone at 64 envs, 1 / 2 threads):
-``mujoco.batch.Batch`` ~47k / ~93k; ``mujoco.rollout.Rollout`` with
-``skip_checks`` ~32-46k / ~49-84k (it copies each state in and out per call and
-does not carry the solver warm start between calls, so it would not reproduce
-gymnasium's trajectories); EnvPool (own C++ over MuJoCo) ~37k / ~56k.  A binding
-of our own against the ``libmujoco`` and headers in the wheel could at best save
-the NumPy post-processing (~5% at 64 envs), but ``mjModel``/``mjData`` layouts
-change between MuJoCo releases, so the extension would have to be built against
-exactly the MuJoCo installed at run time: a build-time dependency on mujoco and
-a crash on any version mismatch.  The batch keeps the build free of MuJoCo.
-
-The contact forces ``cfrc_ext`` (Ant, Humanoid), which gymnasium computes with
-``mj_rnePostConstraint`` after ``mj_step`` and the batch does not, are computed per
-stepped env from a persistent batch's data (see :mod:`pgfast.envs.mujoco_tasks`).
+Either way the only per-env Python is drawing the reset states of the envs that reset (one
+NumPy generator per env, so that env ``i`` with seed ``s`` draws what gymnasium's env seeded
+``s + i`` draws).
 
 Differences from gymnasium's vector env (by design)
 ---------------------------------------------------
@@ -131,14 +129,16 @@ class _DerivedEnv(MujocoVectorEnv):
 
     def _core_set_state(self, states):
         super()._core_set_state(states)  # runs mj_forward on every env
-        self._capture(None)
-        self._write_obs(self._obs)
+        if self._core is None:
+            self._capture(None)
+            self._write_obs(self._obs)
 
 
 class HalfCheetahVectorEnv(MujocoVectorEnv):
     """HalfCheetah-v5: obs = [qpos[1:], qvel] (17), reward = forward velocity - ctrl cost."""
 
     ENV_ID = "HalfCheetah-v5"
+    CORE_KIND = "forward"
     XML_FILE = "half_cheetah.xml"
     FRAME_SKIP = 5
     QVEL_NOISE = "normal"
@@ -247,6 +247,7 @@ class InvertedPendulumVectorEnv(MujocoVectorEnv):
     """InvertedPendulum-v5: obs = [qpos, qvel] (4); reward 1 while |angle| <= 0.2."""
 
     ENV_ID = "InvertedPendulum-v5"
+    CORE_KIND = "pendulum"
     XML_FILE = "inverted_pendulum.xml"
     FRAME_SKIP = 2
     DEFAULTS = dict(reset_noise_scale=0.01)
@@ -277,6 +278,7 @@ class InvertedDoublePendulumVectorEnv(_DerivedEnv):
     """
 
     ENV_ID = "InvertedDoublePendulum-v5"
+    CORE_KIND = "double_pendulum"
     XML_FILE = "inverted_double_pendulum.xml"
     FRAME_SKIP = 5
     QVEL_NOISE = "normal"

@@ -1,85 +1,41 @@
-"""The batched MuJoCo engine behind pgfast.envs.mujoco's task classes.
+"""The MuJoCo engines behind pgfast.envs.mujoco's task classes.
 
-:class:`MujocoVectorEnv` holds ``num_envs`` simulations of one model in a
-:class:`mujoco.batch.Batch` and implements :class:`NativeVectorEnv`'s core hooks
-on it (reset noise, stepping with ``frame_skip``, time limits, autoresets,
-state access, pickling); a task subclass (in ``pgfast/envs/mujoco.py``) adds
-its observation, reward and termination on the batched state. See that
-module's docstring for the engine, the choice of it and the differences from
+:class:`MujocoVectorEnv` holds ``num_envs`` simulations of one model and implements
+:class:`NativeVectorEnv`'s core hooks on them (reset noise, stepping with ``frame_skip``,
+time limits, autoresets, state access, pickling) with one of two engines:
+
+* ``"cpp"`` (:mod:`pgfast.envs.mujoco_core`): one MjData per env, stepped and evaluated in
+  C++ (observations, rewards, termination, autoresets), for every task with a C++ form
+  (``CORE_KIND``); the native rollout steps it with no Python per step.
+* ``"batch"``: a :class:`mujoco.batch.Batch`, with the task subclass's observation, reward
+  and termination computed in NumPy (``_write_obs``, ``_rewards``); the reference the C++
+  engine is tested against, and the engine of Reacher and Pusher.
+
+See ``pgfast/envs/mujoco.py``'s docstring for the batch engine and the differences from
 gymnasium.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
 
+from pgfast.envs.mujoco_core import (  # noqa: F401  (mujoco_available re-exported)
+    DERIVED_FIELDS,
+    CoreEngine,
+    _asset_path,
+    _import_mujoco,
+    _load_model,
+    core_library,
+    mujoco_available,
+    norm_uses_fma,
+)
 from pgfast.envs.native import NativeVectorEnv, SeedRows
 
 __all__ = ["MujocoVectorEnv", "mujoco_available"]
-
-
-def _import_mujoco(env_id: str = "a MuJoCo env"):
-    """Import mujoco and mujoco.batch, or raise a clear ImportError."""
-    try:
-        import mujoco
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise ImportError(
-            f"{env_id} needs the 'mujoco' package (>= 4.0): pip install 'pgfast-rl[mujoco]'") from e
-    try:
-        from mujoco import batch  # noqa: F401  (MuJoCo >= 4.0)
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise ImportError(
-            f"{env_id} needs mujoco >= 4.0 (for mujoco.batch); installed: "
-            f"{getattr(mujoco, '__version__', '?')}. Upgrade with "
-            f"pip install -U 'mujoco>=4.0', or pass backend='gymnasium'") from e
-    return mujoco
-
-
-def mujoco_available() -> bool:
-    """True when the native MuJoCo envs can run (mujoco >= 4.0 importable)."""
-    try:
-        _import_mujoco()
-    except ImportError:
-        return False
-    return True
-
-
-def _asset_path(xml_file: str) -> str:
-    """Resolve an XML name the way gymnasium's ``expand_model_path`` does."""
-    if xml_file.startswith(".") or xml_file.startswith("/"):
-        full = xml_file
-    elif xml_file.startswith("~"):
-        full = os.path.expanduser(xml_file)
-    else:
-        import gymnasium.envs  # the assets ship with gymnasium
-        full = os.path.join(os.path.dirname(gymnasium.envs.__file__), "mujoco", "assets", xml_file)
-    if not os.path.exists(full):
-        raise ValueError(f"xml_file {xml_file!r}: file {full} does not exist")
-    return full
-
-
-def _load_model(mujoco, path: str):
-    """Compile the MJCF at ``path`` exactly as ``MjModel.from_xml_path`` does.
-
-    The deprecated ``<compiler settotalmass>`` attribute (half_cheetah.xml) makes
-    the compiler print a warning and write MUJOCO_LOG.TXT into the working
-    directory; it is applied after compiling instead, with ``mj_setTotalmass`` +
-    ``mj_setConst``, which gives an identical model (tested field by field).
-    """
-    spec = mujoco.MjSpec.from_file(path)
-    total_mass = spec.compiler.settotalmass
-    if total_mass > 0:
-        spec.compiler.settotalmass = -1
-    model = spec.compile()
-    if total_mass > 0:
-        mujoco.mj_setTotalmass(model, total_mass)
-        mujoco.mj_setConst(model, mujoco.MjData(model))
-    return model
 
 
 def _check_out(x: np.ndarray, name: str, shape: Tuple[int, ...], dtypes: Tuple[np.dtype, ...]) -> None:
@@ -119,6 +75,8 @@ class MujocoVectorEnv(NativeVectorEnv):
         max_episode_steps: time limit (gymnasium's TimeLimit), the registered one by default.
         xml_file, frame_skip, reset_noise_scale, ...: the gymnasium env's keyword
             arguments (see ``DEFAULTS`` of each class).
+        engine: ``"auto"`` (C++ where the task has a C++ form, :attr:`engine` says which
+            runs), ``"cpp"`` (ValueError where it cannot apply) or ``"batch"``.
     """
 
     PLAIN_STATE = True  # __getstate__ holds arrays and plain values only (pgfast.envstate)
@@ -130,13 +88,14 @@ class MujocoVectorEnv(NativeVectorEnv):
     DEFAULTS: Dict[str, Any] = {}
     QVEL_NOISE: str = "uniform"  # or "normal": gymnasium's reset noise of qvel
     PERSISTENT: bool = False  # one MjData per simulation (the task reads its derived data)
+    CORE_KIND: str = ""  # the task's C++ form (pgfast.envs.mujoco_core); "" for none
     _ctrl_cost_weight: float  # set by the _configure of tasks with a control cost
 
     def __init__(self, num_envs: int = 1, seed: Optional[int] = None,
                  autoreset_mode: str = "next_step", num_threads: int = 1,
                  max_episode_steps: Optional[int] = None, xml_file: Optional[str] = None,
                  frame_skip: Optional[int] = None, render_mode: Optional[str] = None,
-                 copy: bool = True, **kwargs: Any):
+                 copy: bool = True, engine: str = "auto", **kwargs: Any):
         mujoco = _import_mujoco(self.ENV_ID)
         from mujoco import batch as mj_batch
         if max_episode_steps is None:
@@ -157,9 +116,11 @@ class MujocoVectorEnv(NativeVectorEnv):
         if not isinstance(frame_skip, (int, np.integer)) or isinstance(frame_skip, bool) or frame_skip < 1:
             raise ValueError(f"frame_skip must be a positive int, got {frame_skip!r}")
 
+        library = self._engine_library(mujoco, engine)
         self._ctor = dict(num_envs=num_envs, autoreset_mode=autoreset_mode,
                           num_threads=num_threads, max_episode_steps=max_episode_steps,
-                          xml_file=xml_file, frame_skip=frame_skip, copy=copy, **kwargs)
+                          xml_file=xml_file, frame_skip=frame_skip, copy=copy, engine=engine,
+                          **kwargs)
         self.num_threads = int(num_threads)
         self.frame_skip = int(frame_skip)
         self.max_episode_steps = int(max_episode_steps)
@@ -185,25 +146,55 @@ class MujocoVectorEnv(NativeVectorEnv):
         self._env_id = self.ENV_ID
         if self.num_threads != 1:
             spec_kwargs["num_threads"] = self.num_threads
+        if engine != "auto":
+            spec_kwargs["engine"] = engine
         # gymnasium registers every covered id
         self.spec = self._make_spec(self.ENV_ID, {**spec_kwargs,
                                                   "max_episode_steps": self.max_episode_steps})
         self.autoreset_mode = self.metadata["autoreset_mode"].name.lower()
 
         n = self.num_envs
-        self._batch = mj_batch.Batch(self.model, n, nthread=self.num_threads,
-                                     persistent=self.PERSISTENT)
-        self._qpos = self._batch.bind("qpos")    # [N, nq] live view of the state rows
-        self._qvel = self._batch.bind("qvel")    # [N, nv]
-        self._ctrl = self._batch.bind("ctrl")    # [N, nu]
-        self._bind_outputs()
-        self._stage_none = int(mujoco.mjtStage.mjSTAGE_NONE)
-        self._x_before = np.zeros(n, dtype=np.float64)
         self._elapsed = np.zeros(n, dtype=np.int64)
         self._needs_reset = np.zeros(n, dtype=bool)
         self._rngs: list = [None] * n
+        self.engine = "cpp" if library is not None else "batch"
+        """The engine that steps the simulations: "cpp" or "batch" (see the module docstring)."""
+        self._core: Optional[CoreEngine] = None
+        self._batch: Any = None
+        if library is not None:
+            self._core = CoreEngine(self, mujoco, library)
+        else:
+            self._batch = mj_batch.Batch(self.model, n, nthread=self.num_threads,
+                                         persistent=self.PERSISTENT)
+            self._qpos = self._batch.bind("qpos")    # [N, nq] live view of the state rows
+            self._qvel = self._batch.bind("qvel")    # [N, nv]
+            self._ctrl = self._batch.bind("ctrl")    # [N, nu]
+            self._bind_outputs()
+            self._stage_none = int(mujoco.mjtStage.mjSTAGE_NONE)
+            self._x_before = np.zeros(n, dtype=np.float64)
         if seed is not None:
             self.reset(seed=seed)
+
+    def _engine_library(self, mujoco: Any, engine: str) -> Optional[str]:
+        """The libmujoco path for the C++ engine, None for the batch engine (``engine`` as given)."""
+        if engine not in ("auto", "cpp", "batch"):
+            raise ValueError(f"engine must be 'auto', 'cpp' or 'batch', got {engine!r}")
+        if engine == "batch":
+            return None
+        unsure = self.CORE_KIND in ("reacher", "pusher") and norm_uses_fma() is None
+        library = core_library(mujoco) if self.CORE_KIND and not unsure else None
+        if engine == "cpp" and library is None:
+            why = ("has no C++ form" if not self.CORE_KIND else "cannot match numpy's norm here"
+                   if unsure else "found no libmujoco in the mujoco package")
+            raise ValueError(f"engine='cpp': {self.ENV_ID} {why}; use engine='batch'")
+        return library
+
+    def native_core(self) -> Any:
+        """The C++ core (``pgfast._C.MujocoVecEnv``) a native rollout steps directly: with the
+        C++ engine in "same_step" mode, else None."""
+        if self._core is not None and self._same_step and not self.closed:
+            return self._core.core
+        return None
 
     # ------------------------------------------------------------------ task hooks
     def _configure(self, params: Dict[str, Any]) -> None:
@@ -289,14 +280,22 @@ class MujocoVectorEnv(NativeVectorEnv):
     def _core_reset(self, mask: Optional[np.ndarray], options: Dict[str, Any]) -> None:
         self._check_alive()
         ids = None if mask is None or mask.all() else np.flatnonzero(mask).astype(np.int32)
+        if self._core is not None:
+            return self._core.reset(ids)  # writes every env's obs
         self._reset_envs(ids)
         self._write_obs(self._obs)
 
     def _core_step(self, actions: np.ndarray) -> None:
+        if self._core is not None:
+            self._check_alive()
+            return self._core.step(self._validate_actions(actions))
         self._step(actions)
 
     def _core_step_into(self, actions: np.ndarray, obs: np.ndarray, rew: np.ndarray,
                         term: np.ndarray, trunc: np.ndarray) -> None:
+        if self._core is not None:
+            self._check_alive()
+            return self._core.step_into(self._validate_actions(actions), obs, rew, term, trunc)
         n = self.num_envs
         _check_out(obs, "obs_out", (n, self.obs_dim), (_F32, _F64))
         _check_out(rew, "rew_out", (n,), (_F32, _F64))
@@ -345,6 +344,8 @@ class MujocoVectorEnv(NativeVectorEnv):
 
     def _core_get_state(self) -> np.ndarray:
         self._check_alive()
+        if self._core is not None:
+            return self._core.get_state()
         return np.concatenate([self._qpos, self._qvel], axis=1)
 
     def _core_set_state(self, states: np.ndarray) -> None:
@@ -358,13 +359,15 @@ class MujocoVectorEnv(NativeVectorEnv):
             raise ValueError(f"states must have shape {(self.num_envs, self.nq + self.nv)}, got {states.shape}")
         if not np.isfinite(states).all():
             raise ValueError("states must be finite")
+        for i in range(self.num_envs):
+            if self._rngs[i] is None:
+                self._rngs[i] = seeding.np_random(None)[0]
+        if self._core is not None:
+            return self._core.set_state(states)  # writes the observations
         self._qpos[...] = states[:, :self.nq]
         self._qvel[...] = states[:, self.nq:]
         self._batch.forward()
         self._needs_reset[:] = False
-        for i in range(self.num_envs):
-            if self._rngs[i] is None:
-                self._rngs[i] = seeding.np_random(None)[0]
         self._write_obs(self._obs)
 
     _BUFFERS: Tuple[str, ...] = ("_obs", "_rew", "_term", "_trunc", "_final_obs", "_final_mask")
@@ -375,13 +378,14 @@ class MujocoVectorEnv(NativeVectorEnv):
         random streams and output buffers), so an unpickled copy continues bit for
         bit like the original (and checkpoints keep the time limits)."""
         self._check_alive()
+        engine = self._core.dump() if self._core is not None else {"state": self._batch.state.copy()}
         return {
             "ctor": self._ctor,
-            "state": self._batch.state.copy(),
+            **engine,
             "elapsed": self._elapsed.copy(),
             "needs_reset": self._needs_reset.copy(),
             "rngs": list(self._rngs),
-            "buffers": {k: (None if getattr(self, k) is None else getattr(self, k).copy())
+            "buffers": {k: (None if getattr(self, k, None) is None else getattr(self, k).copy())
                         for k in self._BUFFERS},
             "ready": self._ready,
             "seeded": self._seeded,
@@ -393,12 +397,18 @@ class MujocoVectorEnv(NativeVectorEnv):
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         type(self).__init__(self, **state["ctor"])
-        self._batch.state[...] = state["state"]
+        buffers = state["buffers"]
+        if self._core is not None:  # a batch engine's pickle keeps the derived fields as buffers
+            derived = state.get("derived") or {
+                name: buffers.get("_cfrc" if name == "cfrc_ext" else "_" + name) for name in DERIVED_FIELDS}
+            self._core.load(state["state"], derived)
+        else:
+            self._batch.state[...] = state["state"]
         self._elapsed[:] = state["elapsed"]
         self._needs_reset[:] = state["needs_reset"]
         self._rngs = list(state["rngs"])
-        for k, v in state["buffers"].items():
-            if v is not None:
+        for k, v in buffers.items():
+            if v is not None and getattr(self, k, None) is not None:
                 getattr(self, k)[...] = v
         self._ready = state["ready"]
         self._seeded = state["seeded"]
@@ -412,14 +422,15 @@ class MujocoVectorEnv(NativeVectorEnv):
         return self._obs
 
     def _check_alive(self) -> None:
-        if self._batch is None:
+        if self._batch is None and self._core is None:
             raise RuntimeError(f"{self.ENV_ID} vector env is closed")
 
     def close_extras(self, **kwargs: Any) -> None:
         """Release the simulations and their threads; later calls raise RuntimeError."""
         super().close_extras(**kwargs)
-        self._batch = None
+        self._batch = self._core = None
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.ENV_ID!r}, num_envs={self.num_envs}, "
-                f"num_threads={self.num_threads}, autoreset_mode={self.autoreset_mode!r})")
+                f"num_threads={self.num_threads}, autoreset_mode={self.autoreset_mode!r}, "
+                f"engine={self.engine!r})")

@@ -11,6 +11,9 @@ https://github.com/Farama-Foundation/Gymnasium/blob/main/gymnasium/envs/mujoco/a
 (and ``humanoid_v5.py``, ``humanoidstandup_v5.py``, ``swimmer_v5.py``, ``reacher_v5.py``,
 ``pusher_v5.py`` and ``mujoco_env.py`` next to it).
 
+They run on the C++ engine by default (:mod:`pgfast.envs.mujoco_core`); what follows is
+their NumPy form on the batch engine (``engine="batch"``), the reference it is tested against.
+
 Derived data, read as gymnasium reads it after ``mj_step``: body positions (``xpos``,
 ``xipos``), ``cinert``, ``cvel`` and ``qfrc_actuator`` describe the last evaluation of
 the step (for the RK4 models, the last Runge-Kutta stage) and are bound from the batch.
@@ -69,6 +72,7 @@ class SwimmerVectorEnv(MujocoVectorEnv):
     """Swimmer-v5: obs = [qpos[2:], qvel] (8); reward = forward velocity - ctrl cost."""
 
     ENV_ID = "Swimmer-v5"
+    CORE_KIND = "forward"
     XML_FILE = "swimmer.xml"
     FRAME_SKIP = 4
     DEFAULTS = dict(forward_reward_weight=1.0, ctrl_cost_weight=1e-4, reset_noise_scale=0.1,
@@ -141,6 +145,7 @@ class AntVectorEnv(_ContactForceEnv):
     contact cost and termination on the torso height."""
 
     ENV_ID = "Ant-v5"
+    CORE_KIND = "ant"
     XML_FILE = "ant.xml"
     FRAME_SKIP = 5
     QVEL_NOISE = "normal"
@@ -245,6 +250,7 @@ class HumanoidVectorEnv(_HumanoidBase):
     outside the healthy height."""
 
     ENV_ID = "Humanoid-v5"
+    CORE_KIND = "humanoid"
     XML_FILE = "humanoid.xml"
     FRAME_SKIP = 5
     DERIVED = _HumanoidBase.DERIVED + ("xipos",)  # [N, nbody, 3]
@@ -294,6 +300,7 @@ class HumanoidStandupVectorEnv(_HumanoidBase):
     """
 
     ENV_ID = "HumanoidStandup-v5"
+    CORE_KIND = "standup"
     XML_FILE = "humanoidstandup.xml"
     FRAME_SKIP = 5
     DEFAULTS = dict(uph_cost_weight=1.0, ctrl_cost_weight=0.1, impact_cost_weight=0.5e-6,
@@ -344,6 +351,7 @@ class ReacherVectorEnv(_ArmEnv):
     (10); reward = -|fingertip - target| - |action|^2; 50-step time limit."""
 
     ENV_ID = "Reacher-v5"
+    CORE_KIND = "reacher"
     XML_FILE = "reacher.xml"
     FRAME_SKIP = 2
     MAX_EPISODE_STEPS = 50
@@ -387,6 +395,7 @@ class PusherVectorEnv(_ArmEnv):
     -|object - goal| - 0.1 |action|^2 - 0.5 |object - tips_arm|; 100-step time limit."""
 
     ENV_ID = "Pusher-v5"
+    CORE_KIND = "pusher"
     XML_FILE = "pusher_v5.xml"
     FRAME_SKIP = 5
     MAX_EPISODE_STEPS = 100
