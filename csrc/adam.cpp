@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "clones.hpp"
+#include "dense.hpp"
 
 namespace pgfast {
 namespace adam {
@@ -58,8 +59,11 @@ void step(const Tensors& t, Hyper& h, float max_grad_norm) {
   const float step_size = float(h.lr / bc1);
   const float inv_bc2_sqrt = float(1.0 / std::sqrt(bc2));
   for (int q = 0; q < t.count; ++q) {
-    adam_step(t.p[q], t.g[q], t.m[q], t.v[q], t.size[q], inv_scale, float(h.beta1),
-              float(h.beta2), step_size, inv_bc2_sqrt, float(h.eps));
+    // element for element independent: blocks across the dense threads (csrc/dense.hpp)
+    dense::for_blocks(t.size[q], 16, 8, [&](int64_t i0, int64_t i1) {
+      adam_step(t.p[q] + i0, t.g[q] + i0, t.m[q] + i0, t.v[q] + i0, i1 - i0, inv_scale,
+                float(h.beta1), float(h.beta2), step_size, inv_bc2_sqrt, float(h.eps));
+    });
   }
 }
 

@@ -91,12 +91,7 @@ void backward(const Mlp& m, Trace& t, const float* g_out, float* const* gw, floa
     } else {
       dense::matmul(din, dout, n, h, 1, din, g, gw[i], nullptr);  // H^T g
     }
-    float* gB = gb[i];
-    for (int j = 0; j < dout; ++j) gB[j] = 0.0f;
-    for (int64_t r = 0; r < n; ++r) {
-      const float* gr = g + r * dout;
-      for (int j = 0; j < dout; ++j) gB[j] += gr[j];
-    }
+    dense::column_sums(g, n, dout, gb[i]);
     if (i > 0) {
       dense::transpose(m.w[i], din, dout, t.wt.data());
       dense::matmul(n, din, dout, g, dout, 1, t.wt.data(), next, nullptr);  // g W^T

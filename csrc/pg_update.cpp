@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "dense.hpp"
 #include "dist.hpp"
 
 namespace pgfast {
@@ -60,6 +61,7 @@ void check_perm(const int64_t* perm, int64_t n) {
 
 double value_fit(Net& critic, const Batch& batch, const int64_t* perm, const ValueSettings& s) {
   thread_local Workspace ws;
+  dense::ThreadScope threads(s.num_threads);
   const mlp::Mlp& m = critic.net;
   const int64_t B = batch.size, mb = s.minibatch_size;
   const int d0 = m.dims[0], K = m.out_dim();
@@ -102,6 +104,7 @@ double value_fit(Net& critic, const Batch& batch, const int64_t* perm, const Val
 
 PgStats vpg_step(Net& actor, const Batch& batch, const PgSettings& s) {
   thread_local Workspace ws;
+  dense::ThreadScope threads(s.num_threads);
   const mlp::Mlp& m = actor.net;
   const int64_t n = batch.size;
   const int K = m.out_dim();

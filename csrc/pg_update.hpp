@@ -46,6 +46,7 @@ struct ValueSettings {
   int64_t epochs = 1;
   int64_t minibatch_size = 1;
   float max_grad_norm = 0.0f;  // <= 0: no clipping
+  int num_threads = 1;  // threads of the products (csrc/dense.hpp); results do not depend on it
 };
 
 // The value regression; returns the last minibatch's loss. perm: [epochs, size] or null
@@ -56,6 +57,7 @@ double value_fit(Net& critic, const Batch& batch, const int64_t* perm, const Val
 struct PgSettings {
   float ent_coef = 0.0f;
   float max_grad_norm = 0.0f;
+  int num_threads = 1;  // threads of the products (csrc/dense.hpp); results do not depend on it
 };
 
 struct PgStats {

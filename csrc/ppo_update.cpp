@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "adam.hpp"
+#include "dense.hpp"
 #include "dist.hpp"
 #include "mlp.hpp"
 
@@ -68,8 +69,9 @@ mlp::Mlp ActorCritic::net(int k) const {
 }
 
 void evaluate(const ActorCritic& net, const float* obs, int64_t n, const int64_t* act_discrete,
-              const float* act_box, float* logp, float* values) {
+              const float* act_box, float* logp, float* values, int num_threads) {
   thread_local Workspace ws;
+  dense::ThreadScope threads(num_threads);
   const int L = net.num_layers, d0 = net.dims[0], K = net.dims[L];
   const bool gaussian = net.log_std != nullptr;
   if (logp != nullptr && !gaussian) dist::check_actions(act_discrete, n, K);
@@ -95,6 +97,7 @@ void evaluate(const ActorCritic& net, const float* obs, int64_t n, const int64_t
 Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const int64_t* perm,
                 int64_t mb, const Settings& s, float* logp_last) {
   thread_local Workspace ws;
+  dense::ThreadScope threads(s.num_threads);
   const int L = net.num_layers;
   const int64_t size = batch.size;
   const int d0 = net.dims[0], K = net.dims[L];

@@ -59,7 +59,8 @@ py::tuple ppo_epoch(const py::list& weights, const py::list& biases, py::object 
                     py::handle adv_obj, py::handle ret_obj, py::object perm_obj,
                     int64_t minibatch_size, double clip_coef, double ent_coef, double vf_coef,
                     double max_grad_norm, bool clip_vloss, bool norm_adv,
-                    const std::string& activation, py::handle logp_last_obj, int64_t epochs) {
+                    const std::string& activation, py::handle logp_last_obj, int64_t epochs,
+                    int64_t num_threads) {
   ActorCritic net = layer_dims(weights, biases, activation);
   const size_t L = size_t(net.num_layers);
   std::vector<py::array> keep;
@@ -183,6 +184,7 @@ py::tuple ppo_epoch(const py::list& weights, const py::list& biases, py::object 
   s.max_grad_norm = float(max_grad_norm);
   s.clip_vloss = clip_vloss;
   s.norm_adv = norm_adv;
+  s.num_threads = thread_request(num_threads, 1, "num_threads");
   update::Stats st;
   float* lpl = mptr<float>(logp_last);
   try {
@@ -203,7 +205,8 @@ py::tuple ppo_epoch(const py::list& weights, const py::list& biases, py::object 
 
 void policy_evaluate(const py::list& weights, const py::list& biases, py::object log_std_obj,
                      const std::string& activation, py::handle obs_obj, py::object actions_obj,
-                     py::handle values_obj, py::object logp_obj) {
+                     py::handle values_obj, py::object logp_obj, int64_t num_threads) {
+  const int threads = thread_request(num_threads, 1, "num_threads");
   ActorCritic net = layer_dims(weights, biases, activation);
   const size_t L = size_t(net.num_layers);
   std::vector<py::array> keep;
@@ -253,7 +256,7 @@ void policy_evaluate(const py::list& weights, const py::list& biases, py::object
   float* values_p = mptr<float>(values);
   try {
     py::gil_scoped_release nogil;
-    update::evaluate(net, obs_p, B, a_disc, a_box, logp_p, values_p);
+    update::evaluate(net, obs_p, B, a_disc, a_box, logp_p, values_p, threads);
   } catch (const std::invalid_argument& e) {
     value_error(e.what());
   }
@@ -265,11 +268,11 @@ void bind_update(py::module_& m) {
   bind_mlp_limits(m);
   m.def("policy_evaluate", &policy_evaluate, py::arg("weights"), py::arg("biases"),
         py::arg("log_std"), py::arg("activation"), py::arg("obs"), py::arg("actions"),
-        py::arg("values"), py::arg("logp"),
+        py::arg("values"), py::arg("logp"), py::kw_only(), py::arg("num_threads") = 1,
         "Values (critic) and, if logp is not None, log-probs of actions (int64 [B] / float32 "
         "[B, D]) of pgfast.nn.ActorCritic's stacked layers on obs float32 [B, obs_dim] "
         "(normalised), written to values / logp float32 [B]; row for row the forward "
-        "ppo_epoch uses.");
+        "ppo_epoch uses, on num_threads threads (the same values for any count).");
   m.def("ppo_epoch", &ppo_epoch, py::kw_only(), py::arg("weights"), py::arg("biases"), py::arg("log_std"),
         py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("step"), py::arg("lr"),
         py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("obs"), py::arg("actions"),
@@ -277,6 +280,7 @@ void bind_update(py::module_& m) {
         py::arg("minibatch_size"), py::arg("clip_coef"), py::arg("ent_coef"),
         py::arg("vf_coef"), py::arg("max_grad_norm"), py::arg("clip_vloss"),
         py::arg("norm_adv"), py::arg("activation"), py::arg("logp_last"), py::arg("epochs") = 1,
+        py::arg("num_threads") = 1,
         "One epoch of PPO-clip minibatch steps of pgfast.nn.ActorCritic in place (keyword-only "
         "arguments: clip_coef, ent_coef and vf_coef cannot be swapped by position): weights[i] "
         "float32 [2, d_in, d_out], biases[i] [2, 1, d_out], log_std [D] or None (categorical), "
@@ -286,7 +290,8 @@ void bind_update(py::module_& m) {
         "the last epoch's, the minibatch count the total), "
         "obs float32 [B, obs_dim] (normalised), actions int64 [B] / float32 [B, D], logp_old, "
         "v_old, adv, ret float32 [B]. Writes the last minibatch's log-probs (before its step) "
-        "to logp_last and returns (pg_loss, v_loss, entropy, minibatches) of that minibatch.");
+        "to logp_last and returns (pg_loss, v_loss, entropy, minibatches) of that minibatch. "
+        "The products split across num_threads threads; results are the same for any count.");
 }
 
 }  // namespace bindings

@@ -86,6 +86,6 @@ def value_fit_native(policy: ActorCritic, cfg: Any, gen: torch.Generator, opt: F
     loss, step = _C.value_fit(weights=nv["weights"], biases=nv["biases"],
                               activation=nv["activation"], obs=x, ret=ret, perm=perm,
                               minibatch_size=B // nmb, epochs=cfg.update_epochs,
-                              max_grad_norm=cfg.max_grad_norm, **args)
+                              max_grad_norm=cfg.max_grad_norm, num_threads=cfg.threads, **args)
     set_steps(opt, step)
     return float(loss)
