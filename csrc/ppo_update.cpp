@@ -70,28 +70,34 @@ mlp::Mlp ActorCritic::net(int k) const {
 
 void evaluate(const ActorCritic& net, const float* obs, int64_t n, const int64_t* act_discrete,
               const float* act_box, float* logp, float* values, int num_threads) {
-  thread_local Workspace ws;
   dense::ThreadScope threads(num_threads);
   const int L = net.num_layers, d0 = net.dims[0], K = net.dims[L];
   const bool gaussian = net.log_std != nullptr;
   if (logp != nullptr && !gaussian) dist::check_actions(act_discrete, n, K);
   constexpr int64_t kChunk = 256;
-  prepare(ws, net, std::min(n, kChunk));
   const dist::Terms g = dist::terms(net.log_std, K);
-  for (int64_t start = 0; start < n; start += kChunk) {
-    const int64_t m = std::min(kChunk, n - start);
-    forward(net, obs + start * d0, m, ws);
-    for (int64_t r = 0; r < m; ++r) {
-      const int64_t i = start + r;
-      values[i] = ws.tr[1].out[size_t(r * K)];
-      if (logp != nullptr) {
-        float h = 0.0f;
-        logp[i] = dist::row_logp(ws.tr[0].out.data() + r * K, g,
-                                 gaussian ? act_box + i * K : nullptr,
-                                 gaussian ? 0 : act_discrete[i], ws.g0.data() + r * K, &h);
+  // chunks of rows, independent of each other: blocks of them across the scope's threads, each
+  // thread with its own workspace (the products inside a block stay on its thread)
+  int64_t work = 0;
+  for (int i = 0; i < L; ++i) work += 2 * int64_t(net.dims[i]) * net.dims[i + 1] * kChunk;
+  dense::for_blocks((n + kChunk - 1) / kChunk, 1, work, [&](int64_t c0, int64_t c1) {
+    thread_local Workspace ws;
+    prepare(ws, net, std::min(n, kChunk));
+    for (int64_t start = c0 * kChunk; start < std::min(n, c1 * kChunk); start += kChunk) {
+      const int64_t m = std::min(kChunk, n - start);
+      forward(net, obs + start * d0, m, ws);
+      for (int64_t r = 0; r < m; ++r) {
+        const int64_t i = start + r;
+        values[i] = ws.tr[1].out[size_t(r * K)];
+        if (logp != nullptr) {
+          float h = 0.0f;
+          logp[i] = dist::row_logp(ws.tr[0].out.data() + r * K, g,
+                                   gaussian ? act_box + i * K : nullptr,
+                                   gaussian ? 0 : act_discrete[i], ws.g0.data() + r * K, &h);
+        }
       }
     }
-  }
+  });
 }
 
 Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const int64_t* perm,
