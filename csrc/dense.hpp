@@ -33,9 +33,9 @@ class WorkerPool;
 
 namespace dense {
 
-// The least work (multiply-adds, or element operations) worth a block of its own: ~5 us on
-// one core, several times a hand-off to a worker that is awake.
-constexpr int64_t kMinBlockWork = int64_t(1) << 19;
+// The least work (multiply-adds, or element operations) worth a block of its own: ~2-3 us on
+// one core, a few times a hand-off to a worker that is awake.
+constexpr int64_t kMinBlockWork = int64_t(1) << 18;
 
 // The threads of this thread's dense work for the scope's life: num_threads threads
 // (caller included; <= 1: the caller alone) from the shared pool. Inside another

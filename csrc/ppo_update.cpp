@@ -25,7 +25,7 @@ struct Workspace {
   std::vector<float> gw[kMaxLayers];        // [2, d_i, d_{i+1}]
   std::vector<float> gb[kMaxLayers];        // [2, d_{i+1}]
   std::vector<float> g_log_std;
-  std::vector<float> rows;                  // per-row scalars, 4 n
+  std::vector<float> rows;                  // per-row scalars, 6 n
 };
 
 template <class T>
@@ -45,7 +45,7 @@ void prepare(Workspace& ws, const ActorCritic& net, int64_t nmax) {
     fit(ws.gb[i], size_t(2) * net.dims[i + 1]);
   }
   fit(ws.g_log_std, size_t(K));
-  fit(ws.rows, size_t(4 * nmax));
+  fit(ws.rows, size_t(6 * nmax));
 }
 
 // Actor (k = 0) and critic (k = 1) on X [n, d0], kept in ws.tr[k]. Each row's result
@@ -154,32 +154,41 @@ Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const in
     const float c = s.clip_coef;
     double pg_sum = 0.0, v_sum = 0.0, ent_sum = 0.0;
     std::fill(ws.g_log_std.begin(), ws.g_log_std.begin() + K, 0.0f);
-    for (int64_t r = 0; r < n; ++r) {
-      const int64_t src = row(r);
-      const float* o = out0 + r * K;
-      float* go = gout0 + r * K;
-      const float logp = dist::row_logp(o, g, gaussian ? batch.act_box + src * K : nullptr,
-                                        gaussian ? 0 : batch.act_discrete[src], go, ent_row + r);
-      if (last_mb) logp_last[r] = logp;
-      const float ratio = std::exp(logp - batch.logp_old[src]);
-      const float ra = ratio * A[r];
-      const float rc = std::min(std::max(ratio, 1.0f - c), 1.0f + c) * A[r];
-      g_lp[r] = ra <= rc ? -ra * inv_n : 0.0f;
-      pg_sum -= std::min(ra, rc);
-      const float v = out1[r * K];
-      const float u = v - batch.ret[src];
-      float gv;
-      if (s.clip_vloss) {
-        const float dv = v - batch.v_old[src];
-        const float cdiff = batch.v_old[src] + std::min(std::max(dv, -c), c) - batch.ret[src];
-        const bool use_u = u * u >= cdiff * cdiff;
-        gv = use_u ? u : (std::fabs(dv) <= c ? cdiff : 0.0f);  // torch's clamp: inclusive
-        v_sum += std::max(u * u, cdiff * cdiff);
-      } else {
-        gv = u;
-        v_sum += u * u;
+    // each row on its own (blocks of rows across the threads); the losses' sums after, in order
+    float* pg_row = A + 4 * n;
+    float* v_row = A + 5 * n;
+    dense::for_blocks(n, 16, 64 * (K + 1), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t src = row(r);
+        const float* o = out0 + r * K;
+        float* go = gout0 + r * K;
+        const float logp = dist::row_logp(o, g, gaussian ? batch.act_box + src * K : nullptr,
+                                          gaussian ? 0 : batch.act_discrete[src], go, ent_row + r);
+        if (last_mb) logp_last[r] = logp;
+        const float ratio = std::exp(logp - batch.logp_old[src]);
+        const float ra = ratio * A[r];
+        const float rc = std::min(std::max(ratio, 1.0f - c), 1.0f + c) * A[r];
+        g_lp[r] = ra <= rc ? -ra * inv_n : 0.0f;
+        pg_row[r] = std::min(ra, rc);
+        const float v = out1[r * K];
+        const float u = v - batch.ret[src];
+        float gv;
+        if (s.clip_vloss) {
+          const float dv = v - batch.v_old[src];
+          const float cdiff = batch.v_old[src] + std::min(std::max(dv, -c), c) - batch.ret[src];
+          const bool use_u = u * u >= cdiff * cdiff;
+          gv = use_u ? u : (std::fabs(dv) <= c ? cdiff : 0.0f);  // torch's clamp: inclusive
+          v_row[r] = std::max(u * u, cdiff * cdiff);
+        } else {
+          gv = u;
+          v_row[r] = u * u;
+        }
+        g_v[r] = gv * (s.vf_coef * inv_n);
       }
-      g_v[r] = gv * (s.vf_coef * inv_n);
+    });
+    for (int64_t r = 0; r < n; ++r) {
+      pg_sum -= pg_row[r];
+      v_sum += v_row[r];
     }
     // d loss / d actor output; d loss / d critic output (column 0 only)
     dist::logp_backward(g, n, g_lp, ent_row,
