@@ -31,7 +31,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from pgfast import backends
 
-__all__ = ["BaseConfig", "ADVANTAGES", "MAX_THREADS", "available_threads", "LEGACY_FIELDS", "LEGACY_NOTES", "field_docs", "field_types",
+__all__ = ["BaseConfig", "ADVANTAGES", "MAX_THREADS", "available_threads", "LEGACY_FIELDS", "LEGACY_NOTES",
+           "field_docs", "field_types",
            "check_fields", "did_you_mean", "parse_value", "parse_overrides", "format_help", "RESERVED"]
 
 C = TypeVar("C", bound="BaseConfig")
