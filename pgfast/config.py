@@ -122,7 +122,7 @@ class BaseConfig:
     share_encoder: bool = True
     """actor and critic read one CNN encoder (encoder cnn); False gives each its own"""
     num_threads: int = 1
-    """CPU threads of one run (0: all): C++ update/rollout products, native envs, torch ops; same results"""
+    """CPU threads of one run (0: all): C++ update/rollout products, native envs, torch path; same results"""
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)

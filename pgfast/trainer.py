@@ -28,9 +28,9 @@ played by :mod:`pgfast.evaluation`.
 
 Threads: one run uses ``config.num_threads`` CPU threads (default 1; 0: all the machine's):
 the C++ update and rollout split their matrix products into row blocks across csrc/parallel.hpp's
-one worker pool, a native env steps its envs on them, and :meth:`Run.learn` sets
-``torch.set_num_threads`` to it for its duration (restoring the previous value afterwards;
-small networks run fastest with one intra-op thread, op overhead dominates). The C++ results are
+one worker pool, a native env steps its envs on them, and where a phase runs on the torch path
+:meth:`Run.learn` sets ``torch.set_num_threads`` to it for its duration (else to 1: the native
+paths' torch ops are tiny; the previous value is restored afterwards). The C++ results are
 bit-identical for every thread count.
 """
 
@@ -199,8 +199,8 @@ class Run:
             callback: called as ``callback(row)`` after every iteration with the new
                 history row; returning ``False`` stops training after that iteration.
             torch_threads: intra-op threads during training (restored afterwards); 0 (the
-                default): the run's ``config.num_threads`` (resolved); None leaves torch's
-                setting alone.
+                default): the run's ``config.num_threads`` (resolved) where a phase runs on the
+                torch path, else 1; None leaves torch's setting alone.
             checkpoint_path: if given, :meth:`save` the run there every
                 ``checkpoint_every`` iterations (if > 0) and when training ends or is
                 interrupted by SIGINT (each write is atomic; an exception raised
@@ -256,7 +256,7 @@ class Run:
         old_threads = torch.get_num_threads()
         self.collector.num_threads = cfg.threads  # the C++ forward's threads (config may have changed)
         if torch_threads is not None:
-            torch.set_num_threads(int(torch_threads) or cfg.threads)
+            torch.set_num_threads(int(torch_threads) or self._torch_threads())
         try:
             with guard:
                 t0 = time.perf_counter()
@@ -283,6 +283,12 @@ class Run:
             if torch_threads is not None:
                 torch.set_num_threads(old_threads)
         return self
+
+    def _torch_threads(self) -> int:
+        """torch's intra-op threads for this run: ``config.threads`` where a phase runs on the
+        torch path, else 1 (the native paths' torch ops are tiny, and idle intra-op threads that
+        spin would take the cores of the C++ workers)."""
+        return self.config.threads if "torch" in self.paths.values() else 1
 
     def _iterate(self) -> Dict[str, Any]:
         cfg, buf = self.config, self.buffer

@@ -139,9 +139,11 @@ def test_zero_threads_means_all_the_machine_gives_this_process():
     assert make_config("ppo", num_threads=3).threads == 3
 
 
-def test_learn_sets_torch_threads_to_the_run_s_count_and_restores_it():
-    run = _run("ppo", "CartPole-v1", 2, num_envs=2, num_steps=8, total_timesteps=16)
+@pytest.mark.parametrize("backend,expected", [("native", 1), ("torch", 2)])
+def test_learn_gives_torch_the_run_s_threads_on_the_torch_path_and_restores_them(backend, expected):
+    run = _run("ppo", "CartPole-v1", 2, num_envs=2, num_steps=8, total_timesteps=16,
+               update_backend=backend)
     old = torch.get_num_threads()
     seen = []
     run.learn(callback=lambda row: seen.append(torch.get_num_threads()))
-    assert seen == [2] and torch.get_num_threads() == old
+    assert seen == [expected] and torch.get_num_threads() == old
