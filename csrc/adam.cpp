@@ -40,16 +40,64 @@ double sum_squares_impl(const float* __restrict g, int64_t n) {
   return s;
 }
 
+// lane[l] += g[i + l]^2 over n floats (n a multiple of kLanes), as sum_squares_impl's loop.
+PGFAST_CLONES
+void add_lanes(float* __restrict lane, const float* __restrict g, int64_t n) {
+  constexpr int kLanes = 16;
+  float acc[kLanes];
+  for (int l = 0; l < kLanes; ++l) acc[l] = lane[l];
+  for (int64_t i = 0; i < n; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) acc[l] += g[i + l] * g[i + l];
+  }
+  for (int l = 0; l < kLanes; ++l) lane[l] = acc[l];
+}
+
 }  // namespace
 
 double sum_squares(const float* g, int64_t n) { return sum_squares_impl(g, n); }
 
+double sum_squares_parts(const Part* parts, int count, int64_t len) {
+  constexpr int64_t kLanes = 16;
+  float lane[kLanes] = {};
+  const int64_t nb = len - len % kLanes;
+  for (int c = 0; c < count; ++c) {
+    const Part& p = parts[c];
+    int64_t j = 0;
+    if (p.stride == 1) {  // to a lane boundary, then whole blocks of lanes vectorised
+      for (; j < p.n && (p.off + j) % kLanes != 0 && p.off + j < nb; ++j) {
+        lane[(p.off + j) % kLanes] += p.g[j] * p.g[j];
+      }
+      const int64_t blocks = std::max<int64_t>(0, std::min(p.n - j, nb - (p.off + j))) / kLanes;
+      add_lanes(lane, p.g + j, blocks * kLanes);
+      j += blocks * kLanes;
+    }
+    for (; j < p.n && p.off + j * p.stride < nb; ++j) {
+      lane[(p.off + j * p.stride) % kLanes] += p.g[j] * p.g[j];
+    }
+  }
+  double s = 0.0;
+  for (int l = 0; l < kLanes; ++l) s += lane[l];
+  for (int c = 0; c < count; ++c) {  // the tail, in increasing positions
+    const Part& p = parts[c];
+    for (int64_t j = p.off >= nb ? 0 : (nb - p.off + p.stride - 1) / p.stride; j < p.n; ++j) {
+      s += double(p.g[j]) * p.g[j];
+    }
+  }
+  return s;
+}
+
 void step(const Tensors& t, Hyper& h, float max_grad_norm) {
+  double total = 0.0;
+  if (max_grad_norm > 0.0f) {
+    for (int q = 0; q < t.count; ++q) total += sum_squares_impl(t.g[q], t.size[q]);
+  }
+  step_with_norm(t, h, max_grad_norm, total);
+}
+
+void step_with_norm(const Tensors& t, Hyper& h, float max_grad_norm, double grad_sq) {
   float inv_scale = 1.0f;
   if (max_grad_norm > 0.0f) {
-    double total = 0.0;
-    for (int q = 0; q < t.count; ++q) total += sum_squares_impl(t.g[q], t.size[q]);
-    const float norm = float(std::sqrt(total));
+    const float norm = float(std::sqrt(grad_sq));
     const float scale = std::max(1.0f, (norm + 1e-6f) / max_grad_norm);
     inv_scale = 1.0f / scale;
   }

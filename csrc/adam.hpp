@@ -15,7 +15,8 @@
 namespace pgfast {
 namespace adam {
 
-constexpr int kMaxTensors = 2 * mlp::kMaxLayers + 1;  // weights..., biases..., log_std
+// actor weights..., biases..., log_std, critic weights..., biases... (PPO's one optimiser)
+constexpr int kMaxTensors = 4 * mlp::kMaxLayers + 1;
 
 struct Hyper {
   double lr = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-5;
@@ -36,8 +37,24 @@ struct Tensors {
 // sum of g^2 (16 float lanes, then double).
 double sum_squares(const float* g, int64_t n);
 
-// One step on every tensor (max_grad_norm <= 0: no clip).
+// A gradient's share of the clip's sum of squares, as part of a virtual tensor of zeros: its
+// n floats g[j] at positions off + j * stride.
+struct Part {
+  const float* g = nullptr;
+  int64_t n = 0, off = 0, stride = 1;
+};
+
+// sum_squares of the virtual tensor of `len` floats that parts (in increasing positions, apart)
+// fill, bit for bit: a position's square goes to lane (position % 16), the last len % 16
+// positions are added in double after the lanes, in order (the zeros add nothing).
+double sum_squares_parts(const Part* parts, int count, int64_t len);
+
+// One step on every tensor (max_grad_norm <= 0: no clip); the clip's norm sums each tensor's
+// squares by sum_squares, in double over the tensors in order.
 void step(const Tensors& t, Hyper& h, float max_grad_norm);
+
+// As step with the clip's sum of squares given (grad_sq; unused when max_grad_norm <= 0).
+void step_with_norm(const Tensors& t, Hyper& h, float max_grad_norm, double grad_sq);
 
 }  // namespace adam
 }  // namespace pgfast

@@ -57,6 +57,23 @@ void check_perm(const int64_t* perm, int64_t n) {
   }
 }
 
+// The clip's sum of squares of the critic's gradients, each tensor by adam::sum_squares, the
+// output layer's weight and bias read as column 0 of `width` columns (ValueSettings).
+double value_grad_sq(const Net& critic, int64_t width) {
+  const adam::Tensors& t = critic.opt;
+  const int L = critic.net.num_layers;
+  double total = 0.0;
+  for (int q = 0; q < t.count; ++q) {
+    if (width > 1 && (q == L - 1 || q == 2 * L - 1)) {
+      const adam::Part part{t.g[q], t.size[q], 0, width};
+      total += adam::sum_squares_parts(&part, 1, t.size[q] * width);
+    } else {
+      total += adam::sum_squares(t.g[q], t.size[q]);
+    }
+  }
+  return total;
+}
+
 }  // namespace
 
 double value_fit(Net& critic, const Batch& batch, const int64_t* perm, const ValueSettings& s) {
@@ -95,7 +112,8 @@ double value_fit(Net& critic, const Batch& batch, const int64_t* perm, const Val
         for (int j = 1; j < K; ++j) g[r * K + j] = 0.0f;
       }
       mlp::backward(m, ws.tr, g, ws.gw, ws.gb);
-      adam::step(critic.opt, critic.hyper, s.max_grad_norm);
+      const double grad_sq = s.max_grad_norm > 0.0f ? value_grad_sq(critic, s.norm_width) : 0.0;
+      adam::step_with_norm(critic.opt, critic.hyper, s.max_grad_norm, grad_sq);
       loss = 0.5 * sq / double(n);
     }
   }

@@ -46,6 +46,10 @@ struct ValueSettings {
   int64_t epochs = 1;
   int64_t minibatch_size = 1;
   float max_grad_norm = 0.0f;  // <= 0: no clipping
+  // The clip's norm reads the output layer's gradient (one column) as column 0 of norm_width
+  // columns: the critic's slice of the stacked layout of earlier releases (norm_width: the
+  // actor's out_dim), so such runs repeat bit for bit; 1: the gradients as they are.
+  int64_t norm_width = 1;
   int num_threads = 1;  // threads of the products (csrc/dense.hpp); results do not depend on it
 };
 

@@ -1,6 +1,6 @@
 // The fused PPO update of pgfast.nn.ActorCritic on CPU: one epoch of PPO-clip
 // minibatch steps (forward, loss derivatives, backward, global grad-norm clip,
-// Adam) in one call, for the stacked actor/critic MLP pgfast trains.
+// Adam) in one call, for the actor and critic MLPs pgfast trains.
 //
 // It computes what the torch path of pgfast.algos.ppo.PPO.update computes with
 // fast_grads (ppo_minibatch_grads + FastAdam.step), minibatch for minibatch:
@@ -13,11 +13,17 @@
 //   Adam as torch's fused kernel (lerp first moment, bias corrections, eps
 //   added to sqrt(v) / sqrt(1 - beta2^t)).
 //
-// Layout (torch's, read and written in place): weight i is [2, d_i, d_{i+1}]
-// row-major (index 0 actor, 1 critic), bias i is [2, 1, d_{i+1}], log_std [D]
-// for Gaussian policies; the critic's value is column 0 of its output layer.
-// Adam's moments have the parameters' shapes, in the order weights...,
-// biases..., log_std (torch's Module.parameters() order).
+// Layout (torch's, read and written in place): the actor's and the critic's
+// layers, weight i [d_i, d_{i+1}] row-major and bias i [d_{i+1}] (each network
+// its own sizes), log_std [D] for Gaussian policies; the critic's output is one
+// column, the value. One Adam over every tensor: actor weights..., biases...,
+// log_std, then critic weights..., biases....
+//
+// The clip's norm sums the squared gradients as the stacked layout of earlier
+// releases did (weight i of both networks as one tensor, actor first, the
+// critic's output column at stride out_dim when both have as many layers; then
+// the biases likewise; then log_std), so runs with equal sizes are bit for bit
+// those of that layout.
 //
 // The arithmetic is float32 like torch's, in its own summation order, so the
 // result equals the torch path to float rounding (tested), not bit for bit.
@@ -30,30 +36,23 @@
 
 #include <cstdint>
 
+#include "adam.hpp"
 #include "mlp.hpp"
 
 namespace pgfast {
 namespace update {
 
-using mlp::kMaxLayers;
-
 struct ActorCritic {
-  int num_layers = 0;
-  int dims[kMaxLayers + 1] = {};  // dims[0] = obs_dim, dims[num_layers] = out_dim
-  float* w[kMaxLayers] = {};      // [2, dims[i], dims[i + 1]]
-  float* b[kMaxLayers] = {};      // [2, 1, dims[i + 1]]
-  float* log_std = nullptr;       // [out_dim] (Gaussian), null for a categorical policy
-  mlp::Act act = mlp::Act::kTanh;  // hidden activation
-
-  // Slice k (0 actor, 1 critic) of the stacked layers as the one C++ MLP (csrc/mlp.hpp).
-  mlp::Mlp net(int k) const;
+  mlp::Mlp actor;                 // dims[0] = obs_dim, output out_dim
+  mlp::Mlp critic;                // dims[0] = obs_dim, output 1 (the value)
+  const float* log_std = nullptr;  // [out_dim] (Gaussian), null for a categorical policy
 };
 
+// The one optimiser of both networks: t.p, t.m, t.v, t.size in the order actor weights...,
+// biases..., log_std, critic weights..., biases... (t.g is set by the update).
 struct Adam {
-  float* m[2 * kMaxLayers + 1] = {};  // first moments: weights..., biases..., log_std
-  float* v[2 * kMaxLayers + 1] = {};  // second moments, same order
-  double lr = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-5;
-  int64_t step = 0;  // steps taken so far; each minibatch adds one
+  adam::Tensors t;
+  adam::Hyper hyper;  // hyper.step: steps taken so far; each minibatch adds one
 };
 
 struct Batch {

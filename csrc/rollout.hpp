@@ -1,9 +1,8 @@
 // The policy half of a native rollout: a small MLP actor evaluated on a batch
 // of observations, and action sampling from pre-drawn noise.
 //
-// Layers are read in place from the caller's float32 arrays (the actor slice
-// of pgfast.nn.ActorCritic's stacked [2, d_in, d_out] weights: row-major
-// [d_in, d_out], y = act(x @ W + b)). The hidden activation is tanh or ReLU;
+// Layers are read in place from the caller's float32 arrays (the actor of
+// pgfast.nn.ActorCritic: weights row-major [d_in, d_out], y = act(x @ W + b)). The hidden activation is tanh or ReLU;
 // the output layer is linear.
 //
 // Sampling matches pgfast.nn.ActorCritic.sample_with_noise:

@@ -143,10 +143,14 @@ def policy_forward(
     activation: str,
     obs: npt.NDArray[np.float32],
 ) -> npt.NDArray[np.float32]: ...
+# Every network below is one of pgfast.nn.ActorCritic's (the actor, or the critic ending in one
+# column): weights[i] float32 [d_in, d_out], biases[i] float32 [d_out].
 def ppo_epoch(
     *,
-    weights: List[npt.NDArray[np.float32]],
-    biases: List[npt.NDArray[np.float32]],
+    actor_weights: List[npt.NDArray[np.float32]],
+    actor_biases: List[npt.NDArray[np.float32]],
+    critic_weights: List[npt.NDArray[np.float32]],
+    critic_biases: List[npt.NDArray[np.float32]],
     log_std: Optional[npt.NDArray[np.float32]],
     exp_avg: List[npt.NDArray[np.float32]],
     exp_avg_sq: List[npt.NDArray[np.float32]],
@@ -191,6 +195,7 @@ def value_fit(
     minibatch_size: int,
     epochs: int,
     max_grad_norm: float,
+    norm_width: int = 1,
     num_threads: int = 1,
 ) -> Tuple[float, int]: ...
 def vpg_step(
@@ -249,15 +254,17 @@ def trpo_grad_fvp(
     num_threads: int = 1,
 ) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
 def policy_evaluate(
-    weights: List[npt.NDArray[np.float32]],
-    biases: List[npt.NDArray[np.float32]],
+    *,
+    actor_weights: List[npt.NDArray[np.float32]],
+    actor_biases: List[npt.NDArray[np.float32]],
+    critic_weights: List[npt.NDArray[np.float32]],
+    critic_biases: List[npt.NDArray[np.float32]],
     log_std: Optional[npt.NDArray[np.float32]],
     activation: str,
     obs: npt.NDArray[np.float32],
     actions: Optional[npt.NDArray[Any]],
     values: npt.NDArray[np.float32],
     logp: Optional[npt.NDArray[np.float32]],
-    *,
     num_threads: int = 1,
 ) -> None: ...
 def rollout_mlp(

@@ -24,8 +24,8 @@ import numpy as np
 
 from pgfast import _C
 
-__all__ = ["BACKENDS", "PATHS", "MAX_LAYERS", "ACTIVATIONS", "check_backend", "choose", "mlp_native_reason",
-           "space_reason", "rollout_native_reason", "describe"]
+__all__ = ["BACKENDS", "PATHS", "MAX_LAYERS", "ACTIVATIONS", "AUTO_CUDA_WIDTH", "check_backend", "choose",
+           "mlp_native_reason", "space_reason", "rollout_native_reason", "auto_device", "describe", "describe_device"]
 
 BACKENDS = ("auto", "native", "torch")
 """Values of the Config fields ``rollout_backend`` and ``update_backend``."""
@@ -38,6 +38,12 @@ MAX_LAYERS: int = _C.MLP_MAX_LAYERS
 
 ACTIVATIONS: Tuple[str, ...] = tuple(_C.MLP_ACTIVATIONS)
 """Activations the C++ MLP computes (defined once in C++, csrc/mlp.hpp)."""
+
+
+AUTO_CUDA_WIDTH = 1024
+"""``device="auto"`` trains on CUDA (when there is one) where the C++ paths cannot serve the run, or
+where the widest hidden layer of the actor or critic has at least this many units (the products
+then outweigh the cost of moving each rollout step to the GPU and back); on the CPU otherwise."""
 
 
 def check_backend(field: str, value: Any) -> None:
@@ -71,10 +77,11 @@ def mlp_native_reason(policy: Any, device: Any, what: str) -> Optional[str]:
         return f"{serves}; this policy is {type(policy).__name__}"
     if getattr(policy, "activation", None) not in ACTIVATIONS:
         return f"{serves}; this policy's activation is {getattr(policy, 'activation', None)!r}"
-    ws, _ = policy.native_layers()
-    if len(ws) > MAX_LAYERS:
-        return f"{serves}, of at most {MAX_LAYERS} layers; this policy has {len(ws)}"
-    bad = sorted({str(w.dtype) for w in ws if w.dtype != np.float32})
+    (wa, _), (wc, _) = policy.native_layers()
+    if max(len(wa), len(wc)) > MAX_LAYERS:
+        return (f"{serves}, of at most {MAX_LAYERS} layers; this policy's actor has {len(wa)}, "
+                f"its critic {len(wc)}")
+    bad = sorted({str(w.dtype) for w in wa + wc if w.dtype != np.float32})
     if bad:
         return f"{serves}; this policy's parameters are {', '.join(bad)}"
     return None
@@ -106,6 +113,42 @@ def rollout_native_reason(env: Any, policy: Any, device: Any, obs_shape: Any = N
             and space.dtype != np.float32:
         return f"{what} writes float32 actions; this env's Box actions are {space.dtype}"
     return None
+
+
+def auto_device(config: Any, space_note: Optional[str], cuda_available: bool) -> Tuple[str, str]:
+    """``device="auto"``'s choice for a run with ``config`` whose spaces need the torch path for
+    ``space_note`` (None: they do not): ``(device, why)``, ``device`` "cpu" or "cuda".
+
+    The rule: no CUDA device -> CPU. Spaces the C++ paths cannot serve (images through a CNN,
+    Dict/Tuple observations, MultiDiscrete actions, ...), an activation or a depth the C++ MLP
+    does not compute, or a hidden layer of :data:`AUTO_CUDA_WIDTH` units or more -> CUDA (the
+    torch path runs there). Otherwise (the usual MLP of 64 to 512 units) -> CPU, where the
+    rollout and the update run as C++."""
+    if not cuda_available:
+        return "cpu", "auto: no CUDA device"
+    if space_note is not None:
+        return "cuda", f"auto: the C++ paths cannot serve these spaces ({space_note})"
+    activation = getattr(config, "activation", "tanh")
+    if activation not in ACTIVATIONS:
+        return "cuda", f"auto: the C++ MLP does not compute activation {activation!r}"
+    sizes = [tuple(getattr(config, "hidden_sizes", ()) or ())]
+    for field in ("actor_hidden_sizes", "critic_hidden_sizes"):
+        extra = getattr(config, field, None)
+        if extra is not None:
+            sizes.append(tuple(extra))
+    if max(len(h) for h in sizes) + 1 > MAX_LAYERS:
+        return "cuda", f"auto: more layers than the C++ MLP takes ({MAX_LAYERS})"
+    widest = max((int(w) for h in sizes for w in h), default=0)
+    if widest >= AUTO_CUDA_WIDTH:
+        return "cuda", f"auto: hidden layers of {widest} units (>= {AUTO_CUDA_WIDTH}) pay on CUDA"
+    return "cpu", (f"auto: the C++ paths serve this MLP on CPU (widest hidden layer {widest} "
+                   f"< {AUTO_CUDA_WIDTH} units)")
+
+
+def describe_device(run: Any) -> str:
+    """``"cpu"``, ``"cuda:0"``, or with ``device="auto"`` its reason: ``"cpu (auto: ...)"``."""
+    note = getattr(run, "device_note", None)
+    return str(run.device) + (f" ({note})" if note else "")
 
 
 def describe(paths: Dict[str, str]) -> str:

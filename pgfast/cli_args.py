@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import textwrap
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 from pgfast import __version__, study
 
@@ -76,6 +76,15 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
     p.add_argument("--version", action="version", version=f"pgfast {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    _add_train(sub, help_for)
+    _add_eval(sub)
+    _add_experiment(sub)
+    _add_plot_and_tune(sub)
+    return p
+
+
+def _add_train(sub: Any, help_for: Optional[Tuple[str, Optional[str]]]) -> None:
+    """``pgfast train``'s arguments."""
     t = sub.add_parser("train", help="train one agent", formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog=_train_epilog(help_for), description=textwrap.fill(
         "Train one agent with the env's preset hyperparameters (pgfast/presets.py), overridable with --set. "
@@ -105,6 +114,9 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
     t.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+
+def _add_eval(sub: Any) -> None:
+    """``pgfast eval``'s arguments."""
     e = sub.add_parser("eval", help="evaluate a checkpoint", description=(
         "Evaluate a saved agent for N episodes (deterministic actions by default) and print mean ± std; "
         "optionally record videos of the episodes (gymnasium's RecordVideo; needs an env that renders rgb_array)."))
@@ -122,6 +134,9 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
     e.add_argument("--reference", action="store_true",
                    help="also evaluate in gymnasium's own implementation of the env (cross-check of native envs)")
 
+
+def _add_experiment(sub: Any) -> None:
+    """``pgfast experiment``'s arguments."""
     x = sub.add_parser("experiment", help="run a multi-seed study", description=(
         "Run a study: every (variant, env, seed) is an independent job under OUT/ENV_ID/VARIANT/seedS. A rerun "
         "skips finished jobs and resumes interrupted ones. Writes OUT/summary.csv (final evaluation return per "
@@ -152,6 +167,9 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
                    help="seconds between checkpoints of each job (default 60)")
     x.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
 
+
+def _add_plot_and_tune(sub: Any) -> None:
+    """``pgfast plot``'s and ``pgfast tune``'s arguments."""
     pl = sub.add_parser("plot", help="redraw a study's plots and summary", description=(
         "Redraw OUT/ENV_ID.png and OUT/summary.csv from the logs of a study directory."))
     pl.add_argument("dir", metavar="DIR", help="study output directory")
@@ -182,4 +200,3 @@ def build_parser(help_for: Optional[Tuple[str, Optional[str]]] = None) -> argpar
     tu.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///OUT/tune.db; "
                     "several pgfast tune processes may share one)")
     tu.add_argument("--out", default=None, help="output directory (default runs/tune-ALGO-ENV_ID)")
-    return p

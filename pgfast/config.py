@@ -97,6 +97,10 @@ class BaseConfig:
     """clip of the global gradient norm (0 disables)"""
     hidden_sizes: Tuple[int, ...] = (64, 64)
     """hidden layer widths of the actor and the critic"""
+    actor_hidden_sizes: Optional[Tuple[int, ...]] = None
+    """hidden layer widths of the actor (None: hidden_sizes)"""
+    critic_hidden_sizes: Optional[Tuple[int, ...]] = None
+    """hidden layer widths of the critic (None: hidden_sizes)"""
     activation: str = "tanh"
     """activation of the hidden layers: tanh or relu"""
     ortho_init: bool = True
@@ -125,7 +129,11 @@ class BaseConfig:
     """CPU threads of one run (0: all): C++ update/rollout products, native envs, torch path; same results"""
 
     def __post_init__(self) -> None:
-        self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        """Check the fields and bring the layer widths to tuples of ints."""
+        self.hidden_sizes = _widths("hidden_sizes", self.hidden_sizes)
+        for name in ("actor_hidden_sizes", "critic_hidden_sizes"):
+            if getattr(self, name) is not None:
+                setattr(self, name, _widths(name, getattr(self, name)))
         for name in ("num_envs", "num_steps", "total_timesteps", "num_minibatches",
                      "update_epochs", "nstep"):
             v = getattr(self, name)
@@ -220,6 +228,20 @@ class BaseConfig:
     def to_dict(self) -> Dict[str, Any]:
         """Plain dict of the fields."""
         return dataclasses.asdict(self)
+
+
+def _widths(name: str, value: Any) -> Tuple[int, ...]:
+    """Hidden layer widths as a tuple of ints; ValueError naming ``name`` unless ``value`` is a
+    sequence of positive integers (empty: no hidden layer)."""
+    try:
+        widths = tuple(value)
+        ok = all(not isinstance(h, (bool, str)) and int(h) == h and int(h) >= 1 for h in widths)
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a sequence of positive ints (hidden layer widths), "
+                         f"got {value!r}")
+    return tuple(int(h) for h in widths)
 
 
 def _config_name(cls: type) -> str:

@@ -127,7 +127,7 @@ class NativeRollout:
     def run(self, noise: torch.Tensor, std: Optional[torch.Tensor]) -> bool:
         """As :meth:`TorchRollout.run`, in one C++ call."""
         col = self.col
-        ws, bs = col.policy.native_layers()
+        (ws, bs), _ = col.policy.native_layers()
         assert col.step_into is not None
         extra: Dict[str, Any] = {}
         if col.continuous:
@@ -237,11 +237,12 @@ class Collector:
         float32 ``[B]`` views ``values`` / ``logp`` with :func:`pgfast._C.policy_evaluate`."""
         pol = self.policy
         x = pol.network_input(obs)
-        ws, bs = pol.native_layers()
+        (aw, ab), (cw, cb) = pol.native_layers()
         log_std = pol.log_std.detach().numpy() if pol.log_std is not None else None
-        _C.policy_evaluate(ws, bs, log_std, pol.activation, x.contiguous().numpy(),
-                           None if actions is None else actions.contiguous().numpy(),
-                           values.numpy(), None if logp is None else logp.numpy(),
+        _C.policy_evaluate(actor_weights=aw, actor_biases=ab, critic_weights=cw, critic_biases=cb,
+                           log_std=log_std, activation=pol.activation, obs=x.contiguous().numpy(),
+                           actions=None if actions is None else actions.contiguous().numpy(),
+                           values=values.numpy(), logp=None if logp is None else logp.numpy(),
                            num_threads=self.num_threads)
 
     # ---- start ----------------------------------------------------------------------

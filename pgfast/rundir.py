@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from pgfast import checkpoint
 from pgfast.backends import describe as describe_paths
+from pgfast.backends import describe_device
 from pgfast.algos import get_algo
 from pgfast.logs import PROGRESS_NAME, CsvLog, TensorBoardLog, scalar
 from pgfast.session import CheckpointSchedule, Interrupted, SignalGuard, StopFlag
@@ -236,10 +237,12 @@ class TrainSession:
                 shutil.rmtree(self.out_dir, ignore_errors=True)
 
     def _show_settings(self) -> None:
-        """The settings line (``show_settings``): where the config came from and the paths."""
+        """The settings line (``show_settings``): where the config came from, the paths and the
+        device (with ``device="auto"``'s reason)."""
         assert self.run is not None
         if self.show_settings:
-            self.log(f"settings: {self.settings or 'as the run saved them'}; paths: {describe_paths(self.run.paths)}")
+            self.log(f"settings: {self.settings or 'as the run saved them'}; paths: {describe_paths(self.run.paths)}; "
+                     f"device: {describe_device(self.run)}")
 
     def _existing(self, loaded: Optional[Path]) -> None:
         """Refuse (or, with overwrite, clear) a run found in ``out_dir`` that is not the one resumed."""
@@ -378,6 +381,7 @@ class TrainSession:
                 "pgfast_version": __version__, "created": now, "resumes": [],
             }
         meta["paths"] = dict(self.run.paths)  # the latest start's (pgfast.backends)
+        meta["device"] = describe_device(self.run)
         if start_step is not None:
             meta.setdefault("resumes", []).append({"step": int(start_step), "time": now,
                                                    "total_timesteps": self.total_timesteps,

@@ -227,8 +227,9 @@ def torch_path_reason(obs_space: Any, action_space: Any) -> Optional[str]:
 def make_policy(obs_space: Any, action_space: Any, cfg: Any, raw_obs_space: Optional[Any] = None) -> Any:
     """The actor-critic for a (checked) ``obs_space`` as the buffer stores it (after
     :class:`FlattenObservations`) and ``action_space``, from the Config fields
-    ``hidden_sizes, activation, ortho_init, log_std_init, norm_obs, clip_obs, encoder,
-    share_encoder``: :class:`pgfast.nn.ActorCritic` where :func:`torch_path_reason` is None,
+    ``hidden_sizes, actor_hidden_sizes, critic_hidden_sizes, activation, ortho_init, log_std_init,
+    norm_obs, clip_obs, encoder, share_encoder``: :class:`pgfast.nn.ActorCritic` where
+    :func:`torch_path_reason` is None,
     :class:`pgfast.nn.modular.ModularActorCritic` otherwise. ``raw_obs_space``: the env's
     own space (defaults to ``obs_space``)."""
     from pgfast.nn import ActorCritic
@@ -236,13 +237,15 @@ def make_policy(obs_space: Any, action_space: Any, cfg: Any, raw_obs_space: Opti
 
     raw = obs_space if raw_obs_space is None else raw_obs_space
     encoder = resolve_encoder(raw, getattr(cfg, "encoder", "auto"))
+    sizes = dict(actor_hidden_sizes=getattr(cfg, "actor_hidden_sizes", None),
+                 critic_hidden_sizes=getattr(cfg, "critic_hidden_sizes", None))
     if torch_path_reason(raw, action_space) is None:
         return ActorCritic(int(np.prod(obs_space.shape)), action_space, cfg.hidden_sizes, cfg.activation,
-                           cfg.ortho_init, cfg.log_std_init, cfg.norm_obs, cfg.clip_obs)
+                           cfg.ortho_init, cfg.log_std_init, cfg.norm_obs, cfg.clip_obs, **sizes)
     return ModularActorCritic(obs_space.shape, action_space, cfg.hidden_sizes, cfg.activation,
                               cfg.ortho_init, cfg.log_std_init, cfg.norm_obs, cfg.clip_obs,
                               encoder=encoder, share_encoder=getattr(cfg, "share_encoder", True),
-                              image=is_image_space(raw))
+                              image=is_image_space(raw), **sizes)
 
 
 def rebase_env(env: Any, inner: Any) -> Any:

@@ -47,7 +47,7 @@ from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple, U
 import numpy as np
 import torch
 
-from pgfast import checkpoint, evaluation, numerics, runstate
+from pgfast import backends, checkpoint, evaluation, numerics, runstate
 from pgfast.algos import config_help, explained_variance, get_algo
 from pgfast.buffer import RewardScaler, RolloutBuffer
 from pgfast.rollout import Collector
@@ -63,13 +63,15 @@ PathLike = Union[str, "os.PathLike[str]"]
 _INIT_LOCK = threading.RLock()
 
 
-def _resolve_device(device: Union[str, torch.device]) -> torch.device:
+def _resolve_device(device: Union[str, torch.device]) -> Optional[torch.device]:
+    """The device asked for; None for "auto" (chosen once the run's spaces are known:
+    :func:`pgfast.backends.auto_device`). ValueError/TypeError on anything else."""
     if isinstance(device, torch.device):
         device = str(device)
     if not isinstance(device, str):
         raise TypeError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}")
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return None
     if device == "cpu":
         return torch.device("cpu")
     if device.startswith("cuda"):
@@ -117,7 +119,7 @@ class Run:
         self.env_id = env_id
         self.config = config
         self.seed = int(seed)
-        self.device = _resolve_device(device)
+        asked = _resolve_device(device)
         self.env_kwargs = dict(env_kwargs or {})
         cfg = config
         if cfg.num_envs * cfg.num_steps > 2**22:  # large enough to fail: estimate before allocating
@@ -133,6 +135,14 @@ class Run:
             self.env.close()
             raise
         obs_space: Any = self.env.single_observation_space  # a Box now
+        self.space_note = spaces.torch_path_reason(raw_obs_space, self.env.single_action_space)
+        """Why the C++ paths cannot serve this env's spaces (None: they can)."""
+        self.device_note: Optional[str] = None
+        """Why ``device="auto"`` chose this device (None: the device was asked for)."""
+        if asked is None:
+            dev, self.device_note = backends.auto_device(cfg, self.space_note, torch.cuda.is_available())
+            asked = torch.device(dev)
+        self.device = asked
         # The initialisation runs on one intra-op thread: the QR of orthogonal init can
         # differ in the last bits between thread counts, and a seed must give the same
         # network whatever the caller's torch.set_num_threads setting. torch's global
@@ -150,8 +160,6 @@ class Run:
                 torch.set_num_threads(old_threads)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(self.seed)
-        self.space_note = spaces.torch_path_reason(raw_obs_space, self.env.single_action_space)
-        """Why the C++ paths cannot serve this env's spaces (None: they can)."""
         self.updater = self.algo_cls(self.policy, cfg, self.generator)
         self.updater.space_note = self.space_note
         self.buffer = RolloutBuffer(cfg.num_steps, cfg.num_envs, obs_space.shape,

@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 from contextlib import nullcontext
-from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Union, overload
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 import torch
@@ -108,6 +108,48 @@ def _seed_path(path: PathLike, seed: int) -> str:
     return f"{root}-seed{seed}{ext}"
 
 
+def _check_seeds(seeds: Sequence[Any], threads: Optional[int],
+                 callback: Optional[Callable[..., Any]]) -> Tuple[List[int], int]:
+    """:func:`train_seeds`' seeds as ints (distinct, non-empty) and its thread count (default:
+    one per seed); TypeError/ValueError on bad input."""
+    if any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) for s in seeds):
+        raise TypeError(f"seed must be an int or a list of ints, got {list(seeds)!r}")
+    out = [int(s) for s in seeds]
+    if not out:
+        raise ValueError("seed must be an int or a non-empty list of ints")
+    if len(set(out)) != len(out):
+        raise ValueError(f"seeds must be distinct, got {out}")
+    n_threads = len(out) if threads is None else int(threads)
+    if n_threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable or None")
+    return out, n_threads
+
+
+def _run_threads(worker: Callable[[], None], n: int, stop: StopFlag, torch_threads: Optional[int]) -> None:
+    """Run ``worker`` on ``n`` threads until all return, with torch's intra-op threads set to
+    ``torch_threads`` (restored afterwards); in the main thread, Ctrl-C sets ``stop`` instead
+    of raising (the runs stop at the end of their iteration)."""
+    old_threads = torch.get_num_threads()
+    if torch_threads is not None:
+        torch.set_num_threads(int(torch_threads) or 1)  # 0: one (the runs share the cores)
+    guard: ContextManager[Any] = (SignalGuard(stop, (signal.SIGINT,), only_if_default=True)
+                                  if threading.current_thread() is threading.main_thread()
+                                  else nullcontext())
+    try:
+        with guard:
+            pool = [threading.Thread(target=worker, name=f"pgfast-seed-{i}", daemon=True) for i in range(n)]
+            for t in pool:
+                t.start()
+            for t in pool:
+                while t.is_alive():  # a timed join keeps the main thread responsive to SIGINT
+                    t.join(0.1)
+    finally:
+        if torch_threads is not None:
+            torch.set_num_threads(old_threads)
+
+
 def train_seeds(algo: str, env_id: str, total_timesteps: Optional[int], seeds: Sequence[int],
                 device: Union[str, torch.device] = "auto", tuned: bool = True,
                 env_kwargs: Optional[Dict[str, Any]] = None,
@@ -130,18 +172,7 @@ def train_seeds(algo: str, env_id: str, total_timesteps: Optional[int], seeds: S
     every run at the end of its current iteration, saves the checkpoints and raises
     KeyboardInterrupt. The first error of any run is raised after all runs ended.
     """
-    if any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) for s in seeds):
-        raise TypeError(f"seed must be an int or a list of ints, got {list(seeds)!r}")
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("seed must be an int or a non-empty list of ints")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {seeds}")
-    n_threads = len(seeds) if threads is None else int(threads)
-    if n_threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads!r}")
-    if callback is not None and not callable(callback):
-        raise TypeError("callback must be callable or None")
+    seeds, n_threads = _check_seeds(seeds, threads, callback)
     runs = [_new_run(algo, env_id, total_timesteps, s, device, tuned, env_kwargs, config_fields)
             for s in seeds]
     if checkpoint_path is not None:  # refuse before any run starts
@@ -180,24 +211,7 @@ def train_seeds(algo: str, env_id: str, total_timesteps: Optional[int], seeds: S
                 stop.request()
                 return
 
-    old_threads = torch.get_num_threads()
-    if torch_threads is not None:  # 0: one (the runs share the cores)
-        torch.set_num_threads(int(torch_threads) or 1)
-    guard: ContextManager[Any] = (SignalGuard(stop, (signal.SIGINT,), only_if_default=True)
-                                  if threading.current_thread() is threading.main_thread()
-                                  else nullcontext())
-    try:
-        with guard:
-            pool = [threading.Thread(target=worker, name=f"pgfast-seed-{i}", daemon=True)
-                    for i in range(min(n_threads, len(runs)))]
-            for t in pool:
-                t.start()
-            for t in pool:
-                while t.is_alive():  # a timed join keeps the main thread responsive to SIGINT
-                    t.join(0.1)
-    finally:
-        if torch_threads is not None:
-            torch.set_num_threads(old_threads)
+    _run_threads(worker, min(n_threads, len(runs)), stop, torch_threads)
     if errors:
         raise errors[0]
     if stop.requested:

@@ -11,7 +11,9 @@ every trial runs to the end).
 
 The study lives in SQLite (``--storage``, default ``OUT/tune.db``), so an interrupted
 search resumes where it stopped: finished and pruned trials count towards ``--trials``,
-a trial cut off mid-way is marked failed and not counted. Several ``pgfast tune``
+a trial cut off mid-way is marked failed and not counted (Ctrl-C ends
+the running trial at the end of its training iteration, so the storage is never left
+mid-write; a second Ctrl-C stops at once). Several ``pgfast tune``
 processes may share one storage (Optuna's way to scale): each running trial records a
 heartbeat every ``heartbeat_interval`` seconds (default 30); a trial whose heartbeat is
 older than twice that is stale (its process died): it is marked failed and queued once
@@ -36,10 +38,8 @@ Outputs under ``out``: ``best.json`` (value, settings, trial number), ``best_pre
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import pprint
+import signal
 import threading
 import warnings
 from contextlib import contextmanager
@@ -47,10 +47,13 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from pgfast import algos
+from pgfast.session import SignalGuard, StopFlag
 from pgfast.trainer import train
-from pgfast.tune_space import SEARCH_SPACES, TuneError, check_space, plain_params, sample_params
+from pgfast.tune_report import at_budget, write_outputs, write_trials
+from pgfast.tune_space import SEARCH_SPACES, TuneError, check_space, sample_params
 
-__all__ = ["SEARCH_SPACES", "SCORES", "TuneError", "TuneFailed", "sample_params", "evaluate_params", "tune",
+__all__ = ["SEARCH_SPACES", "SCORES", "TuneError", "TuneFailed", "TrialInterrupted", "sample_params",
+           "evaluate_params", "tune",
            "HEARTBEAT_INTERVAL", "MAX_FAILURES"]
 
 HEARTBEAT_INTERVAL = 30
@@ -70,6 +73,11 @@ SCORES: Dict[str, Callable[[Sequence[float]], float]] = {
 
 class TuneFailed(RuntimeError):
     """The search stopped: ``max_failures`` trials in a row failed (the message names the last)."""
+
+
+class TrialInterrupted(Exception):
+    """A trial stopped by Ctrl-C at the end of a training iteration (it fails, is not counted,
+    and the search stops)."""
 
 
 class _TrialFailed(Exception):
@@ -94,23 +102,30 @@ def _check_env(env_id: str) -> None:
 
 def evaluate_params(algo: str, env_id: str, params: Dict[str, Any], budget: int, seeds: Sequence[int],
                     report: Optional[Callable[[int, float], None]] = None,
-                    eval_episodes: int = 10, score: str = "mean") -> Dict[str, Any]:
+                    eval_episodes: int = 10, score: str = "mean",
+                    stop: Optional[StopFlag] = None) -> Dict[str, Any]:
     """Train ``params`` for ``budget`` steps on each seed; returns the scores
     (``value`` is the ``score`` entry of :data:`SCORES` applied to the per-seed deterministic
     returns).
 
     ``report(step, value)`` gets the mean recent training return after every
-    iteration (``step`` counts the steps of all seeds so far) and may raise to stop."""
+    iteration (``step`` counts the steps of all seeds so far) and may raise to stop.
+    ``stop``: once requested, training ends at the end of its iteration and
+    :class:`TrialInterrupted` is raised."""
     det, sto = [], []
     done = 0
     for seed in seeds:
-        def cb(row: Dict[str, Any], offset: int = done) -> None:
+        def cb(row: Dict[str, Any], offset: int = done) -> bool:
             value = row.get("episodic_return")
             if report is not None and value is not None and math.isfinite(float(value)):
                 report(offset + int(row["global_step"]), float(value))
+            return not (stop is not None and stop.requested)
 
         run = train(algo, env_id, total_timesteps=budget, seed=int(seed), device="cpu", callback=cb,
                     **params)
+        if stop is not None and stop.requested:
+            run.close()
+            raise TrialInterrupted("interrupted (Ctrl-C)")
         det.append(run.evaluate(episodes=eval_episodes, deterministic=True)[0])
         sto.append(run.evaluate(episodes=eval_episodes, deterministic=False)[0])
         done += int(run.global_step)
@@ -177,17 +192,11 @@ def _heartbeats(study: Any, trials: Sequence[Any], interval: int) -> Iterator[No
         thread.join()
 
 
-def _at_budget(t: Any, budget: Optional[int]) -> bool:
-    """Whether trial ``t`` ran at ``budget`` (None: any; trials without the attribute count)."""
-    b = t.user_attrs.get("budget")
-    return budget is None or b is None or int(b) == int(budget)
-
-
 def _counted(study: Any, budget: Optional[int] = None) -> int:
     """Finished and pruned trials (at ``budget``): the ones that count towards ``trials``."""
     from optuna.trial import TrialState
 
-    return sum(_at_budget(t, budget)
+    return sum(at_budget(t, budget)
                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
@@ -196,83 +205,9 @@ def _one_line(ex: BaseException) -> str:
     return (text[0] if text else type(ex).__name__)[:300]
 
 
-def _write_trials(study: Any, algo: str, out: Path) -> List[Any]:
-    """``trials.csv``: every trial with its state, value, budget, settings and failure reason."""
-    trials = study.get_trials(deepcopy=False)
-    with open(out / "trials.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["number", "state", "value", "params", "budget", "fail_reason"])
-        for t in trials:
-            w.writerow([t.number, t.state.name, "" if t.value is None else t.value,
-                        json.dumps(plain_params(algo, t.params)), t.user_attrs.get("budget", ""),
-                        t.user_attrs.get("fail_reason", "")])
-    return trials
-
-
-def _write_outputs(study: Any, algo: str, env_id: str, out: Path, command: str, score: str, budget: int,
-                   log: Callable[[str], None]) -> Dict[str, Any]:
-    from optuna.trial import TrialState
-
-    trials = _write_trials(study, algo, out)
-    here = [t for t in trials if _at_budget(t, budget)]
-    complete = [t for t in here if t.state == TrialState.COMPLETE]
-    pruned = sum(t.state == TrialState.PRUNED for t in here)
-    failed = sum(t.state == TrialState.FAIL for t in here)
-    if not complete:
-        raise TuneError(f"no trial finished at budget {budget}; nothing to report")
-    best = max(complete, key=lambda t: float(t.value))
-    params = plain_params(algo, best.params)
-    result = {"algo": algo, "env_id": env_id, "value": best.value, "trial": best.number,
-              "params": params, "user_attrs": dict(best.user_attrs), "trials": len(trials),
-              "complete": len(complete), "pruned": pruned, "failed": failed, "budget": budget, "score": score}
-    (out / "best.json").write_text(json.dumps(result, indent=1))
-    body = pprint.pformat(params, width=100, sort_dicts=False)
-    others = [f"{n} {what}" for n, what in ((pruned, "pruned"), (failed, "failed")) if n]
-    snippet = (f"# {command}\n# best of {len(complete)} finished trials"
-               + (f" ({', '.join(others)})" if others else "")
-               + f": {score} deterministic eval over seeds {best.value:.1f} (trial {best.number})\n"
-               f"PRESETS[{algo!r}][{env_id!r}] = dict(**{body})\n")
-    (out / "best_preset.py").write_text(snippet)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib.figure import Figure
-
-        xs = [t.number for t in complete]
-        ys = [float(t.value) for t in complete]
-        fig = Figure(figsize=(6.4, 4.0), dpi=80)
-        ax = fig.add_subplot(1, 1, 1)
-        ax.plot(xs, ys, "o", label="trial")
-        ax.plot(xs, [max(ys[: i + 1]) for i in range(len(ys))], "-", label="best so far")
-        ax.set_xlabel("trial")
-        ax.set_ylabel(f"{score} deterministic eval return over seeds")
-        ax.set_title(f"pgfast tune {algo} {env_id}")
-        ax.legend(loc="best")
-        fig.tight_layout()
-        fig.savefig(str(out / "search.png"))
-        result["plot"] = str(out / "search.png")
-    except ImportError:
-        log('plot skipped: matplotlib is not installed (pip install "pgfast-rl[plot]")')
-    log(snippet.rstrip())
-    log(f"best: {out / 'best.json'}; snippet: {out / 'best_preset.py'}")
-    return result
-
-
-def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds: Sequence[int] = (0,),
-         backend: str = "local", address: Optional[str] = None, storage: Optional[str] = None,
-         workers: int = 2, sampler_seed: int = 0, score: str = "mean", prune: bool = True,
-         max_failures: int = MAX_FAILURES, heartbeat_interval: int = HEARTBEAT_INTERVAL,
-         log: Callable[[str], None] = print) -> Dict[str, Any]:
-    """Run (or resume) a search of ``trials`` trials at ``budget``; returns the best result (see
-    module doc). Raises :class:`TuneFailed` after ``max_failures`` failed trials in a row."""
-    try:
-        import optuna
-    except ImportError:
-        raise TuneError('pgfast tune needs Optuna: pip install "pgfast-rl[tune]"') from None
-    from optuna.trial import TrialState
-
-    name = algos.get_algo(algo).name
+def _check_args(name: str, env_id: str, trials: Any, budget: Any, seeds: Sequence[int], backend: str,
+                workers: int, score: str, max_failures: Any, heartbeat_interval: Any) -> None:
+    """Refuse bad arguments of :func:`tune` with a :class:`TuneError` naming the argument."""
     _check_env(env_id)
     if not isinstance(trials, int) or trials < 1:
         raise TuneError(f"trials must be a positive int, got {trials!r}")
@@ -293,9 +228,14 @@ def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds:
     if not isinstance(heartbeat_interval, int) or heartbeat_interval < 1:
         raise TuneError(f"heartbeat_interval must be a positive int (seconds), got {heartbeat_interval!r}")
     check_space(name)
-    outdir = Path(out)
-    outdir.mkdir(parents=True, exist_ok=True)
-    url = storage or f"sqlite:///{(outdir / 'tune.db').resolve()}"
+
+
+def _open_study(name: str, env_id: str, url: str, heartbeat_interval: int, score: str, prune: bool,
+                budget: int, sampler_seed: int) -> Any:
+    """Create or load the Optuna study (maximising, TPE sampler, median pruner unless ``prune`` is
+    off) and fail the stale trials of killed processes (queued again)."""
+    import optuna
+
     # ERROR: Optuna would print a traceback for a trial stopped by Ctrl-C; trials are logged here
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(
@@ -307,12 +247,20 @@ def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds:
     # a resumed search must not replay the random start-up trials it already ran
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.trials), n_startup_trials=4)
     _fail_stale(study)  # trials of a killed process (stale heartbeat): failed, queued again
+    return study
+
+
+def _log_resume(study: Any, url: str, trials: int, budget: int, heartbeat_interval: int,
+                log: Callable[[str], None]) -> None:
+    """Say what a resumed study already holds: counted, failed and running trials, other budgets."""
+    from optuna.trial import TrialState
+
     everything = study.get_trials(deepcopy=False)
     done = _counted(study, budget)
     running = sum(t.state == TrialState.RUNNING for t in everything)
-    failed = sum(t.state == TrialState.FAIL and _at_budget(t, budget) for t in everything)
+    failed = sum(t.state == TrialState.FAIL and at_budget(t, budget) for t in everything)
     other_budgets = sorted({int(t.user_attrs["budget"]) for t in everything
-                            if "budget" in t.user_attrs and not _at_budget(t, budget)})
+                            if "budget" in t.user_attrs and not at_budget(t, budget)})
     if everything:
         log(f"resuming {study.study_name} from {url}: {done} of {trials} trials counted (finished or "
             f"pruned)" + (f"; {failed} interrupted or failed trial(s) not counted, run again" if failed else "")
@@ -321,53 +269,69 @@ def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds:
     if other_budgets:
         log(f"the study also holds trials at budget(s) {', '.join(map(str, other_budgets))}: they inform the "
             f"sampler and the pruner, but only trials at budget {budget} count and are compared")
-    command = (f"pgfast tune {name} {env_id} --trials {trials} --budget {budget} --seeds "
-               f"{' '.join(map(str, seeds))}" + ("" if score == "mean" else f" --score {score}")
-               + (f" --sampler-seed {sampler_seed}" if sampler_seed else "")
-               + ("" if prune else " --no-prune"))
-    streak: List[Tuple[int, str]] = []  # this process's failed trials in a row: (number, reason)
 
-    def outcome(number: int, state: Any, reason: Optional[str]) -> None:
+
+class _Search:
+    """The trial loop of one :func:`tune` call: runs trials until ``trials`` count at ``budget``,
+    locally (one at a time, pruned) or as Ray tasks (``workers`` per round, not pruned)."""
+
+    def __init__(self, study: Any, name: str, env_id: str, budget: int, seeds: Sequence[int], score: str,
+                 max_failures: int, outdir: Path, log: Callable[[str], None]) -> None:
+        self.study, self.name, self.env_id, self.budget = study, name, env_id, budget
+        self.seeds, self.score, self.max_failures, self.outdir, self.log = seeds, score, max_failures, outdir, log
+        self.streak: List[Tuple[int, str]] = []  # this process's failed trials in a row: (number, reason)
+        self.current: Optional[int] = None  # the number of the local trial this process runs
+        self.stop = StopFlag()  # Ctrl-C (local backend): the trial ends with its iteration
+
+    def outcome(self, number: int, failed: bool, reason: Optional[str]) -> None:
         """Count a finished trial of this process; stop after ``max_failures`` failures in a row."""
-        if state != TrialState.FAIL:
-            streak.clear()
+        if not failed:
+            self.streak.clear()
             return
-        streak.append((number, reason or "unknown reason"))
-        log(f"trial {number}: failed: {reason}")
-        if len(streak) >= max_failures:
-            _write_trials(study, name, outdir)
-            raise TuneFailed(f"stopped after {len(streak)} failed trials in a row; the last, trial {number}: "
-                             f"{streak[-1][1]} (all in {outdir / 'trials.csv'})")
+        self.streak.append((number, reason or "unknown reason"))
+        self.log(f"trial {number}: failed: {reason}")
+        if len(self.streak) >= self.max_failures:
+            write_trials(self.study, self.name, self.outdir)
+            raise TuneFailed(f"stopped after {len(self.streak)} failed trials in a row; the last, trial {number}: "
+                             f"{self.streak[-1][1]} (all in {self.outdir / 'trials.csv'})")
 
-    def checked(trial: Any, res: Dict[str, Any]) -> float:
+    @staticmethod
+    def checked(res: Dict[str, Any]) -> float:
+        """The trial's score; a non-finite one fails the trial."""
         value = float(res["value"])
         if not math.isfinite(value):
             raise _TrialFailed(f"the score is {value} (deterministic returns per seed "
                                f"{', '.join(f'{v:.1f}' for v in res['deterministic'])})")
         return value
 
-    current: List[int] = []  # the number of the trial this process runs
+    def objective(self, trial: Any) -> float:
+        """Optuna's objective for a local trial: train, report the curve (pruning), score."""
+        import optuna
+        from optuna.trial import TrialState
 
-    def objective(trial: Any) -> float:
-        current.append(trial.number)
-        trial.set_user_attr("budget", budget)
+        self.current = trial.number
+        trial.set_user_attr("budget", self.budget)
         # as the pruner's start-up: no pruning before two trials at this budget have finished
         # (a study resumed with another budget holds finished trials at other budgets only)
-        may_prune = sum(_at_budget(t, budget) for t in study.get_trials(
+        may_prune = sum(at_budget(t, self.budget) for t in self.study.get_trials(
             deepcopy=False, states=(TrialState.COMPLETE,))) >= 2
         try:
-            params = sample_params(trial, name, budget)
+            params = sample_params(trial, self.name, self.budget)
 
             def report(step: int, value: float) -> None:
                 trial.report(value, step)
                 if may_prune and trial.should_prune():
-                    log(f"trial {trial.number}: pruned at step {step} (training return {value:.1f}, below "
-                        f"the median of earlier trials at that step)")
+                    self.log(f"trial {trial.number}: pruned at step {step} (training return {value:.1f}, "
+                             f"below the median of earlier trials at that step)")
                     raise optuna.TrialPruned()
 
-            res = evaluate_params(name, env_id, params, budget, seeds, report=report, score=score)
-            value = checked(trial, res)
+            res = evaluate_params(self.name, self.env_id, params, self.budget, self.seeds, report=report,
+                                  score=self.score, stop=self.stop)
+            value = self.checked(res)
         except optuna.TrialPruned:
+            raise
+        except TrialInterrupted as ex:  # not caught by optimize(): the trial fails, the search stops
+            trial.set_user_attr("fail_reason", str(ex))
             raise
         except _TrialFailed as ex:
             trial.set_user_attr("fail_reason", str(ex))
@@ -375,21 +339,39 @@ def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds:
         except Exception as ex:  # a trial's failure (a setting that diverges, ...): recorded, not fatal
             trial.set_user_attr("fail_reason", _one_line(ex))
             raise _TrialFailed(_one_line(ex)) from ex
-        trial.set_user_attr("stochastic", res["stochastic"])
-        trial.set_user_attr("deterministic", res["deterministic"])
-        log(f"trial {trial.number}: {res['value']:.1f} ({score} deterministic; per seed "
-            f"{', '.join(f'{v:.1f}' for v in res['deterministic'])}), stochastic "
-            f"{SCORES[score](res['stochastic']):.1f}; {params}")
+        self._record(trial, res)
+        self.log(f"trial {trial.number}: {res['value']:.1f} ({self.score} deterministic; per seed "
+                 f"{', '.join(f'{v:.1f}' for v in res['deterministic'])}), stochastic "
+                 f"{SCORES[self.score](res['stochastic']):.1f}; {params}")
         return value
 
-    if backend == "local":
-        while _counted(study, budget) < trials:
-            current.clear()
-            study.optimize(objective, n_trials=1, catch=(_TrialFailed,))
-            for ft in study.get_trials(deepcopy=False):
-                if current and ft.number == current[0]:
-                    outcome(ft.number, ft.state, ft.user_attrs.get("fail_reason"))
-    else:
+    @staticmethod
+    def _record(trial: Any, res: Dict[str, Any]) -> None:
+        trial.set_user_attr("stochastic", res["stochastic"])
+        trial.set_user_attr("deterministic", res["deterministic"])
+
+    def run_local(self, trials: int) -> None:
+        """Run trials one at a time in this process until ``trials`` count."""
+        from optuna.trial import TrialState
+
+        # Ctrl-C sets self.stop instead of raising in the middle of a storage write (which could
+        # leave SQLite locked): the running trial ends with its training iteration and is
+        # recorded as failed, then KeyboardInterrupt stops the search; a second Ctrl-C raises at once
+        with SignalGuard(self.stop, (signal.SIGINT,), only_if_default=True):
+            while _counted(self.study, self.budget) < trials and not self.stop.requested:
+                self.current = None
+                try:
+                    self.study.optimize(self.objective, n_trials=1, catch=(_TrialFailed,))
+                except TrialInterrupted:
+                    break
+                for ft in self.study.get_trials(deepcopy=False):
+                    if ft.number == self.current:
+                        self.outcome(ft.number, ft.state == TrialState.FAIL, ft.user_attrs.get("fail_reason"))
+        if self.stop.requested:
+            raise KeyboardInterrupt
+
+    def run_ray(self, trials: int, workers: int, address: Optional[str], heartbeat_interval: int) -> None:
+        """Run ``workers`` trials per round as Ray tasks until ``trials`` count."""
         try:
             import ray
         except ImportError:
@@ -397,6 +379,7 @@ def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds:
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         remote = ray.remote(num_cpus=1)(_remote_evaluate)
+        study, budget = self.study, self.budget
         while _counted(study, budget) < trials:
             _fail_stale(study)
             with warnings.catch_warnings():  # Optuna expects heartbeats from optimize(); _heartbeats sends them
@@ -404,8 +387,9 @@ def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds:
                 batch = [study.ask() for _ in range(min(workers, trials - _counted(study, budget)))]
             for t in batch:
                 t.set_user_attr("budget", budget)
-            params = [sample_params(t, name, budget) for t in batch]
-            futures = [remote.remote(name, env_id, p, budget, list(seeds), score) for p in params]
+            params = [sample_params(t, self.name, budget) for t in batch]
+            futures = [remote.remote(self.name, self.env_id, p, budget, list(self.seeds), self.score)
+                       for p in params]
             with _heartbeats(study, batch, heartbeat_interval):
                 results: List[Any] = []
                 for f in futures:
@@ -414,18 +398,53 @@ def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds:
                     except Exception as ex:  # the task raised (or its worker died)
                         results.append(ex)
             for t, p, res in zip(batch, params, results):
-                try:
-                    if isinstance(res, BaseException):
-                        raise _TrialFailed(_one_line(res))
-                    value = checked(t, res)
-                except _TrialFailed as ex:
-                    t.set_user_attr("fail_reason", str(ex))
-                    study.tell(t, state=TrialState.FAIL)
-                    outcome(t.number, TrialState.FAIL, str(ex))
-                    continue
-                t.set_user_attr("stochastic", res["stochastic"])
-                t.set_user_attr("deterministic", res["deterministic"])
-                study.tell(t, value)
-                outcome(t.number, TrialState.COMPLETE, None)
-                log(f"trial {t.number}: {value:.1f} ({score} deterministic); {p}")
-    return _write_outputs(study, name, env_id, outdir, command, score, budget, log)
+                self._tell(t, p, res)
+
+    def _tell(self, t: Any, params: Dict[str, Any], res: Any) -> None:
+        """Record a Ray trial's result (or its failure) in the study."""
+        from optuna.trial import TrialState
+
+        try:
+            if isinstance(res, BaseException):
+                raise _TrialFailed(_one_line(res))
+            value = self.checked(res)
+        except _TrialFailed as ex:
+            t.set_user_attr("fail_reason", str(ex))
+            self.study.tell(t, state=TrialState.FAIL)
+            self.outcome(t.number, True, str(ex))
+            return
+        self._record(t, res)
+        self.study.tell(t, value)
+        self.outcome(t.number, False, None)
+        self.log(f"trial {t.number}: {value:.1f} ({self.score} deterministic); {params}")
+
+
+def tune(algo: str, env_id: str, trials: int, budget: int, out: PathLike, seeds: Sequence[int] = (0,),
+         backend: str = "local", address: Optional[str] = None, storage: Optional[str] = None,
+         workers: int = 2, sampler_seed: int = 0, score: str = "mean", prune: bool = True,
+         max_failures: int = MAX_FAILURES, heartbeat_interval: int = HEARTBEAT_INTERVAL,
+         log: Callable[[str], None] = print) -> Dict[str, Any]:
+    """Run (or resume) a search of ``trials`` trials at ``budget``; returns the best result (see
+    module doc). Raises :class:`TuneFailed` after ``max_failures`` failed trials in a row."""
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise TuneError('pgfast tune needs Optuna: pip install "pgfast-rl[tune]"') from None
+
+    name = algos.get_algo(algo).name
+    _check_args(name, env_id, trials, budget, seeds, backend, workers, score, max_failures, heartbeat_interval)
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    url = storage or f"sqlite:///{(outdir / 'tune.db').resolve()}"
+    study = _open_study(name, env_id, url, heartbeat_interval, score, prune, budget, sampler_seed)
+    _log_resume(study, url, trials, budget, heartbeat_interval, log)
+    command = (f"pgfast tune {name} {env_id} --trials {trials} --budget {budget} --seeds "
+               f"{' '.join(map(str, seeds))}" + ("" if score == "mean" else f" --score {score}")
+               + (f" --sampler-seed {sampler_seed}" if sampler_seed else "")
+               + ("" if prune else " --no-prune"))
+    search = _Search(study, name, env_id, budget, seeds, score, max_failures, outdir, log)
+    if backend == "local":
+        search.run_local(trials)
+    else:
+        search.run_ray(trials, workers, address, heartbeat_interval)
+    return write_outputs(study, name, env_id, outdir, command, score, budget, log)

@@ -37,9 +37,31 @@ CASES = [
 ]
 
 
+def canonical_state(sd):
+    """The policy's state dict in one layout whatever the release: the stacked ``weights.i``
+    ``[2, d_in, d_out]`` / ``biases.i`` ``[2, 1, d_out]`` tensors of releases before separate
+    actor and critic parameters become ``actor_weights.i`` ``[d_in, d_out]``,
+    ``actor_biases.i`` ``[d_out]``, ``critic_weights.i``, ``critic_biases.i`` (the critic's
+    output layer: column 0), so fingerprints of both layouts compare."""
+    out = {}
+    n = sum(1 for k in sd if k.startswith("weights."))
+    for k, v in sd.items():
+        name, _, i = k.partition(".")
+        if name in ("weights", "biases") and v.dim() == 3:
+            last = int(i) == n - 1
+            w = "weights" if name == "weights" else "biases"
+            a, c = (v[0], v[1]) if name == "weights" else (v[0, 0], v[1, 0])
+            out[f"actor_{w}.{i}"] = a
+            out[f"critic_{w}.{i}"] = (c[..., :1] if last else c)
+        else:
+            out[k] = v
+    return out
+
+
 def weights_hash(run) -> str:
     buf = io.BytesIO()
-    sd = {k: v.detach().cpu().contiguous() for k, v in run.policy.state_dict().items()}
+    sd = {k: v.detach().cpu().contiguous()
+          for k, v in canonical_state(run.policy.state_dict()).items()}
     for k in sorted(sd):
         buf.write(k.encode())
         buf.write(sd[k].numpy().tobytes())

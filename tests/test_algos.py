@@ -148,11 +148,11 @@ def test_vpg_without_baseline_uses_rewards_to_go():
     expect = reward_to_go(b.rewards, b.terminated, b.truncated, 0.9)
     assert torch.equal(adv, expect) and torch.equal(ret, expect)
     assert "v" not in run.updater.optimizers
-    critic = [p[1].clone() for p in run.policy.stacked_parameters()]
+    critic = [p.clone() for p in run.policy.critic_params_for_grad()]
     stats = run.updater.update(b, adv, ret)
     assert "value_loss" not in stats
     # no baseline: the critic is never touched
-    assert all(torch.equal(p[1], c) for p, c in zip(run.policy.stacked_parameters(), critic))
+    assert all(torch.equal(p, c) for p, c in zip(run.policy.critic_params_for_grad(), critic))
 
 
 def test_vpg_with_baseline_refits_value_and_uses_rtg_minus_v():
@@ -190,18 +190,18 @@ def _actor_hessian_of_kl(ac, obs):
     """Explicit Hessian of mean KL(pi_theta0 || pi_theta) w.r.t. the flat actor vector."""
     theta0 = ac.actor_vector().double()
     ac = copy.deepcopy(ac)
-    names = [f"weights.{i}" for i in range(len(ac.weights))] + [
-        f"biases.{i}" for i in range(len(ac.biases))]
-    stacked = ac.stacked_parameters()
+    (aw, ab), _ = ac.layer_tensors()
+    names = [f"actor_weights.{i}" for i in range(len(aw))] + [
+        f"actor_biases.{i}" for i in range(len(ab))]
     with torch.no_grad():
         old_out = ac(obs)[0].double()
         old_log_std = ac.log_std.detach().double() if ac.continuous else None
 
     def params_from(theta):
         out, i = {}, 0
-        for n, p in zip(names, list(ac.weights) + list(ac.biases)):
-            k = p[0].numel()
-            out[n] = torch.stack([theta[i:i + k].view_as(p[0]), p[1].detach().double()])
+        for n, p in zip(names, list(aw) + list(ab)):
+            k = p.numel()
+            out[n] = theta[i:i + k].view_as(p)
             i += k
         if ac.continuous:
             out["log_std"] = theta[i:]
@@ -216,7 +216,6 @@ def _actor_hessian_of_kl(ac, obs):
         from pgfast.nn import categorical_kl
         return categorical_kl(old_out, pi).mean()
 
-    assert len(stacked) == len(ac.weights) + len(ac.biases)
     return torch.autograd.functional.hessian(kl_fn, theta0)
 
 

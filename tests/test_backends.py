@@ -157,13 +157,60 @@ def test_run_json_and_the_settings_line_carry_the_paths(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("settings: preset vpg/CartPole-v1; --set num_envs=2, num_steps=16, rollout_backend=torch, "
                              "update_backend=torch")
-    assert err[0].endswith("; paths: rollout torch, update torch")
+    assert err[0].endswith("; paths: rollout torch, update torch; device: cpu")
     meta = json.loads((out / "run.json").read_text())
     assert meta["paths"] == {"rollout": "torch", "update": "torch"}
     assert meta["config"]["rollout_backend"] == "torch"
     assert cli.main(["train", "--resume", str(out), "--total-timesteps", "96", "--no-progress",
                      "--no-tensorboard", "--eval-episodes", "0"]) == 0
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == "settings: as the run saved them; paths: rollout torch, update torch"
+    assert err[0] == "settings: as the run saved them; paths: rollout torch, update torch; device: cpu"
     meta = json.loads((out / "run.json").read_text())
     assert meta["resumes"][0]["paths"] == meta["paths"] == {"rollout": "torch", "update": "torch"}
+
+
+# ---- device="auto" -----------------------------------------------------------------------
+
+
+def test_auto_device_rule():
+    from types import SimpleNamespace
+
+    from pgfast.backends import AUTO_CUDA_WIDTH, auto_device
+
+    small = SimpleNamespace(hidden_sizes=(64, 64), activation="tanh")
+    assert auto_device(small, None, cuda_available=False) == ("cpu", "auto: no CUDA device")
+    dev, why = auto_device(small, None, cuda_available=True)
+    assert dev == "cpu" and "C++ paths serve" in why and "64" in why
+    wide = SimpleNamespace(hidden_sizes=(64, AUTO_CUDA_WIDTH), activation="relu")
+    dev, why = auto_device(wide, None, cuda_available=True)
+    assert dev == "cuda" and str(AUTO_CUDA_WIDTH) in why
+    # a wide critic alone is enough (separate actor and critic sizes)
+    critic = SimpleNamespace(hidden_sizes=(64,), critic_hidden_sizes=(2048,), activation="tanh")
+    assert auto_device(critic, None, cuda_available=True)[0] == "cuda"
+    # spaces the C++ paths cannot serve train on CUDA, and the reason is passed on
+    dev, why = auto_device(small, "Dict observations", cuda_available=True)
+    assert dev == "cuda" and "Dict observations" in why
+    assert auto_device(SimpleNamespace(hidden_sizes=(64,), activation="elu"), None, True)[0] == "cuda"
+    deep = SimpleNamespace(hidden_sizes=(8,) * 12, activation="tanh")
+    assert auto_device(deep, None, cuda_available=True)[0] == "cuda"
+
+
+def test_auto_device_in_run_and_settings_line(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from pgfast import cli
+
+    run = Run("ppo", "CartPole-v1", make_config("ppo", "CartPole-v1", num_envs=2, num_steps=8), device="auto")
+    if not torch.cuda.is_available():
+        assert run.device.type == "cpu" and run.device_note == "auto: no CUDA device"
+    run.close()
+    # with a CUDA device present the rule still keeps this small MLP on the CPU (its C++ paths)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    out = tmp_path / "r"
+    argv = ["train", "ppo", "CartPole-v1", "--total-timesteps", "32", "--set", "num_envs=2", "num_steps=16",
+            "--out", str(out), "--no-progress", "--no-tensorboard", "--eval-episodes", "0", "--device", "auto"]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].endswith("; paths: rollout native, update native; device: cpu (auto: the C++ paths serve "
+                           "this MLP on CPU (widest hidden layer 64 < 1024 units))")
+    assert json.loads((out / "run.json").read_text())["device"].startswith("cpu (auto: ")

@@ -146,9 +146,10 @@ def test_train_prints_which_settings_it_uses(tmp_path, capsys):
     assert cli.main(argv) == 0
     err = capsys.readouterr().err.splitlines()
     assert err[0] == ("settings: preset ppo/CartPole-v1; --set num_envs=2, num_steps=16, num_minibatches=1, "
-                      "update_epochs=1; paths: rollout native, update native")
+                      "update_epochs=1; paths: rollout native, update native; device: cpu")
     meta = json.loads((tmp_path / "r" / "run.json").read_text())
-    assert "settings: " + meta["settings"] + "; paths: rollout native, update native" == err[0]
+    assert "settings: " + meta["settings"] + "; paths: rollout native, update native; device: cpu" == err[0]
+    assert meta["device"] == "cpu"
     assert (meta["algo"], meta["env_id"], meta["seed"]) == ("ppo", "CartPole-v1", 0)
     assert meta["config"]["num_envs"] == 2 and meta["config"]["total_timesteps"] == 64
     assert meta["resumes"] == [] and meta["pgfast_version"] == pgfast.__version__
@@ -160,3 +161,35 @@ def test_train_prints_which_settings_it_uses(tmp_path, capsys):
     assert [r["step"] for r in meta2["resumes"]] == [64] and meta2["resumes"][0]["total_timesteps"] == 128
     assert algos.resolve_settings("ppo", "Pusher-v5")[1].startswith("defaults for Box actions")
     assert algos.resolve_settings("ppo", "Pusher-v5")[0]["num_steps"] == 2048
+
+
+@pytest.mark.parametrize("name", ["hidden_sizes", "actor_hidden_sizes", "critic_hidden_sizes"])
+def test_hidden_sizes_fields_are_checked(name):
+    for bad in ((64, 0), (64, -3), (2.5,), 7, ("64",), (True,)):
+        with pytest.raises(ValueError, match=name):
+            algos.make_config("ppo", **{name: bad})
+    assert getattr(algos.make_config("ppo", **{name: [32, 16.0]}), name) == (32, 16)
+    assert getattr(algos.make_config("ppo", **{name: ()}), name) == ()
+
+
+def test_actor_and_critic_sizes_flow_from_the_command_line_to_the_policy():
+    types = {"ppo": algos.ALGOS["ppo"].Config}
+    got = config.parse_overrides(["critic_hidden_sizes=32,16", "actor_hidden_sizes=none",
+                                  "hidden_sizes=8"], types)["ppo"]
+    assert got == {"critic_hidden_sizes": (32, 16), "actor_hidden_sizes": None, "hidden_sizes": (8,)}
+    assert config.parse_value("()", config.field_types(types["ppo"])["actor_hidden_sizes"]) == ()
+    cfg = algos.make_config("ppo", "Pendulum-v1", **got)
+    assert cfg.to_dict()["critic_hidden_sizes"] == (32, 16)  # what run.json and checkpoints keep
+    assert cfg.actor_hidden_sizes is None
+    for algo in ("ppo", "vpg", "trpo"):
+        run = pgfast.trainer.Run(algo, "Pendulum-v1", algos.make_config(algo, "Pendulum-v1", **got),
+                                 seed=0, device="cpu")
+        (aw, _), (cw, _) = run.policy.layer_tensors()
+        assert [tuple(w.shape) for w in aw] == [(3, 8), (8, 1)]
+        assert [tuple(w.shape) for w in cw] == [(3, 32), (32, 16), (16, 1)]
+        assert run.paths == {"rollout": "native", "update": "native"}
+        run.learn(run.config.num_envs * run.config.num_steps)
+        run.close()
+    # a saved config of an earlier release (no such fields) still loads
+    old = {k: v for k, v in cfg.to_dict().items() if "_hidden_sizes" not in k}
+    assert types["ppo"].from_saved(old).critic_hidden_sizes is None

@@ -77,34 +77,40 @@ def test_gaussian_functions_match_torch_distributions():
 
 
 def _reference_forward(ac, x, k):
-    """Slice k of the fused network as a plain MLP."""
+    """The actor (k = 0) or the critic (k = 1) as a plain loop over its layers."""
+    (aw, ab), (cw, cb) = ac.layer_tensors()
+    w, b = (aw, ab) if k == 0 else (cw, cb)
     h = x
-    for i in range(ac.num_layers):
-        h = h @ ac.weights[i][k] + ac.biases[i][k, 0]
-        if i < ac.num_layers - 1:
+    for i in range(len(w)):
+        h = h @ w[i] + b[i]
+        if i < len(w) - 1:
             h = torch.tanh(h)
     return h
 
 
 @pytest.mark.parametrize("space", [gym.spaces.Discrete(3),
                                    gym.spaces.Box(-1, 1, (2,), dtype=np.float32)])
-def test_actor_critic_fused_equals_two_mlps(space):
+@pytest.mark.parametrize("sizes", [((16, 16), None, None), ((16, 16), (8,), (32, 4, 6))])
+def test_actor_critic_is_two_separate_mlps(space, sizes):
+    hidden, actor_hs, critic_hs = sizes
     torch.manual_seed(0)
-    ac = pnn.ActorCritic(4, space, (16, 16))
+    ac = pnn.ActorCritic(4, space, hidden, actor_hidden_sizes=actor_hs,
+                         critic_hidden_sizes=critic_hs)
+    want_a = hidden if actor_hs is None else actor_hs
+    want_c = hidden if critic_hs is None else critic_hs
+    (aw, ab), (cw, cb) = ac.layer_tensors()
+    out = 3 if isinstance(space, gym.spaces.Discrete) else 2
+    assert [tuple(w.shape) for w in aw] == list(zip((4,) + want_a, want_a + (out,)))
+    assert [tuple(w.shape) for w in cw] == list(zip((4,) + want_c, want_c + (1,)))  # one column
+    assert [tuple(b.shape) for b in cb] == [(d,) for d in want_c + (1,)]
     x = torch.randn(9, 4)
     pi, v = ac(x)
     assert torch.allclose(pi, _reference_forward(ac, x, 0), atol=1e-6)
     assert torch.allclose(v, _reference_forward(ac, x, 1)[:, 0], atol=1e-6)
-    # an actor-only loss has exactly zero gradient on the critic slices and vice versa
-    pi.sum().backward()
-    for p in ac.stacked_parameters():
-        assert torch.all(p.grad[1] == 0) and p.grad[0].abs().sum() > 0
-    ac.zero_grad()
-    ac(x)[1].sum().backward()
-    for p in ac.stacked_parameters():
-        assert torch.all(p.grad[0] == 0) and p.grad[1].abs().sum() > 0
-    if space.__class__ is gym.spaces.Box:
-        assert ac.log_std.grad is None or torch.all(ac.log_std.grad == 0)
+    assert torch.equal(ac.value(x), v)
+    actor, critic = ac.actor_params_for_grad(), ac.critic_params_for_grad()
+    assert not {id(p) for p in actor} & {id(p) for p in critic}
+    assert {id(p) for p in actor + critic} == {id(p) for p in ac.parameters()}
 
 
 def test_actor_critic_act_and_actor_vector_roundtrip():
@@ -115,12 +121,48 @@ def test_actor_critic_act_and_actor_vector_roundtrip():
     vec = ac.actor_vector()
     n_actor = 3 * 8 + 8 * 2 + 8 + 2 + 2  # weights, biases, log_std
     assert vec.numel() == n_actor
-    critic_before = [p[1].clone() for p in ac.stacked_parameters()]
+    critic_before = [p.clone() for p in ac.critic_params_for_grad()]
     ac.set_actor_vector(vec + 1.0)
     assert torch.allclose(ac.actor_vector(), vec + 1.0)
-    assert all(torch.equal(p[1], c) for p, c in zip(ac.stacked_parameters(), critic_before))
+    assert all(torch.equal(p, c) for p, c in zip(ac.critic_params_for_grad(), critic_before))
     with pytest.raises(ValueError, match="entries"):
         ac.set_actor_vector(torch.zeros(n_actor + 1))
+
+
+@pytest.mark.parametrize("ortho_init", [True, False])
+@pytest.mark.parametrize("space", [gym.spaces.Discrete(3),
+                                   gym.spaces.Box(-1, 1, (2,), dtype=np.float32)])
+def test_actor_critic_init_draws_as_the_stacked_layout_did(ortho_init, space):
+    """Equal sizes: the same draws in the same order as the stacked network of earlier
+    releases (per layer the actor's [d_out, d_in] matrix, then the critic's; the critic's
+    output layer a [1, d] matrix), so a seed gives the same weights."""
+    torch.manual_seed(5)
+    ac = pnn.ActorCritic(4, space, (8, 6), ortho_init=ortho_init)
+    out = 3 if isinstance(space, gym.spaces.Discrete) else 2
+    torch.manual_seed(5)
+    dims = (4, 8, 6, out)
+    want = []
+    for i in range(3):
+        for k in range(2):
+            rows = 1 if (i == 2 and k == 1) else dims[i + 1]
+            m = torch.empty(rows, dims[i])
+            if ortho_init:
+                torch.nn.init.orthogonal_(m, (0.01 if k == 0 else 1.0) if i == 2 else math.sqrt(2.0))
+            else:
+                m.uniform_(-1.0 / math.sqrt(dims[i]), 1.0 / math.sqrt(dims[i]))
+            want.append(m.t())
+    (aw, ab), (cw, cb) = ac.layer_tensors()
+    got = [t for pair in zip(aw, cw) for t in pair]
+    assert all(torch.equal(g, w) for g, w in zip(got, want))
+    assert all(torch.all(b == 0) for b in ab + cb)
+
+
+def test_actor_critic_hidden_size_checks():
+    space = gym.spaces.Discrete(2)
+    for name in ("hidden_sizes", "actor_hidden_sizes", "critic_hidden_sizes"):
+        for bad in ((8, 0), (8, -1), (2.5,), 7, (True,)):
+            with pytest.raises(ValueError, match=name):
+                pnn.ActorCritic(3, space, **{name: bad})
 
 
 def test_actor_critic_bad_spaces():
@@ -200,12 +242,44 @@ def test_actor_critic_state_dict_keys_are_those_of_saved_checkpoints(continuous)
     space = gym.spaces.Box(-1, 1, (2,), dtype=np.float32) if continuous else gym.spaces.Discrete(3)
     ac = pnn.ActorCritic(4, space, (8, 8), norm_obs=True)
     keys = ["log_std"] if continuous else []  # own parameters first, then the submodules'
-    keys += ["weights.0", "weights.1", "weights.2", "biases.0", "biases.1", "biases.2"]
+    for net in ("actor", "critic"):
+        keys += [f"{net}_weights.{i}" for i in range(3)] + [f"{net}_biases.{i}" for i in range(3)]
     keys += [f"obs_rms.{k}" for k in ("mean", "var", "count", "mean32", "inv_std32")]
     assert list(ac.state_dict()) == keys  # the parameter order is also the optimiser-state order
     assert [n for n, _ in ac.named_parameters()] == [k for k in keys if "obs_rms" not in k]
-    shapes = [(2, 4, 8), (2, 8, 8), (2, 8, space.shape[0] if continuous else 3)]
-    assert [tuple(ac.state_dict()[f"weights.{i}"].shape) for i in range(3)] == shapes
+    out = space.shape[0] if continuous else 3
+    assert [tuple(ac.state_dict()[f"actor_weights.{i}"].shape) for i in range(3)] == [(4, 8), (8, 8), (8, out)]
+    assert [tuple(ac.state_dict()[f"critic_weights.{i}"].shape) for i in range(3)] == [(4, 8), (8, 8), (8, 1)]
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_actor_critic_loads_the_stacked_state_dict_of_earlier_releases(continuous):
+    """weights.i [2, d_in, d_out] / biases.i [2, 1, d_out] (0 actor, 1 critic; the critic's value
+    in output column 0) load as the separate networks."""
+    space = gym.spaces.Box(-1, 1, (2,), dtype=np.float32) if continuous else gym.spaces.Discrete(3)
+    torch.manual_seed(1)
+    ac = pnn.ActorCritic(4, space, (8, 8))
+    out = 2 if continuous else 3
+    old = {"weights.0": torch.randn(2, 4, 8), "weights.1": torch.randn(2, 8, 8),
+           "weights.2": torch.randn(2, 8, out), "biases.0": torch.randn(2, 1, 8),
+           "biases.1": torch.randn(2, 1, 8), "biases.2": torch.randn(2, 1, out)}
+    if continuous:
+        old["log_std"] = torch.full((2,), -0.5)
+    assert pnn.actor_critic.is_stacked_state(old) and not pnn.actor_critic.is_stacked_state(ac.state_dict())
+    ac.load_state_dict(old)
+    (aw, ab), (cw, cb) = ac.layer_tensors()
+    for i in range(3):
+        assert torch.equal(aw[i], old[f"weights.{i}"][0]) and torch.equal(ab[i], old[f"biases.{i}"][0, 0])
+    assert torch.equal(cw[0], old["weights.0"][1]) and torch.equal(cb[1], old["biases.1"][1, 0])
+    assert torch.equal(cw[2], old["weights.2"][1][:, :1]) and torch.equal(cb[2], old["biases.2"][1, 0, :1])
+    x = torch.randn(5, 4)
+    h = x
+    for i in range(3):  # the old fused forward
+        h = torch.baddbmm(old[f"biases.{i}"], h if h.dim() == 3 else h.expand(2, *h.shape),
+                          old[f"weights.{i}"])
+        h = torch.tanh(h) if i < 2 else h
+    pi, v = ac(x)
+    assert torch.allclose(pi, h[0], atol=1e-5) and torch.allclose(v, h[1, :, 0], atol=1e-5)
 
 
 # --------------------------------------------------------------------------- running statistics
@@ -271,5 +345,17 @@ def test_evaluate_actions_is_forward_plus_log_prob_entropy(continuous):
 
 def test_critic_and_actor_parameter_groups():
     ac = pnn.ActorCritic(2, gym.spaces.Box(-1, 1, (2,), dtype=np.float32), (4,))
-    assert ac.critic_params_for_grad() == ac.stacked_parameters()
-    assert ac.actor_params_for_grad() == ac.stacked_parameters() + [ac.log_std]
+    (aw, ab), (cw, cb) = ac.layer_tensors()
+    assert ac.critic_params_for_grad() == list(cw) + list(cb)
+    assert ac.actor_params_for_grad() == list(aw) + list(ab) + [ac.log_std]
+
+
+def test_modular_actor_critic_takes_actor_and_critic_sizes():
+    from pgfast.nn.modular import ModularActorCritic
+    m = ModularActorCritic((5,), gym.spaces.MultiDiscrete([3, 2]), (8,), actor_hidden_sizes=(4, 4),
+                           critic_hidden_sizes=(16,))
+    lin = [tuple(x.weight.shape) for x in m.pi_net if isinstance(x, torch.nn.Linear)]
+    assert lin == [(4, 5), (4, 4), (5, 4)]
+    assert [tuple(x.weight.shape) for x in m.v_net if isinstance(x, torch.nn.Linear)] == [(16, 5), (1, 16)]
+    pi, v = m(torch.randn(3, 5))
+    assert pi.shape == (3, 5) and v.shape == (3,)

@@ -70,6 +70,14 @@ VPG_CASES = [
     ("Pendulum-v1", dict(activation="relu", hidden_sizes=(48, 20), log_std_init=-0.5,
                          baseline=False, max_grad_norm=0.1)),
     ("MountainCarContinuous-v0", dict(num_minibatches=2, vf_learning_rate=3e-3)),
+    # actor and critic of different sizes (widths and depths, 1 to 3 layers)
+    ("CartPole-v1", dict(actor_hidden_sizes=(32,), critic_hidden_sizes=(48, 24),
+                         num_minibatches=4, max_grad_norm=0.5)),
+    ("CartPole-v1", dict(activation="relu", actor_hidden_sizes=(16, 16), critic_hidden_sizes=(),
+                         baseline=False)),
+    ("Acrobot-v1", dict(actor_hidden_sizes=(), critic_hidden_sizes=(40, 20), num_minibatches=2)),
+    ("Pendulum-v1", dict(activation="relu", actor_hidden_sizes=(24, 24), critic_hidden_sizes=(64,),
+                         log_std_init=-0.5, num_minibatches=4, max_grad_norm=0.1)),
 ]
 
 
@@ -117,8 +125,9 @@ def test_the_path_is_chosen_and_recorded(algo):
 
 
 def test_value_fit_checks_its_input():
-    run = Run("vpg", "CartPole-v1", make_config("vpg"), seed=0, device="cpu")
-    w, b = run.policy.native_layers()
+    run = Run("vpg", "CartPole-v1", make_config("vpg", critic_hidden_sizes=(16,)), seed=0,
+              device="cpu")
+    (aw, ab), (w, b) = run.policy.native_layers()
     opt = run.updater.optimizers["v"]
     args = dict(weights=w, biases=b, activation="tanh", exp_avg=[t.numpy() for t in opt.exp_avg],
                 exp_avg_sq=[t.numpy() for t in opt.exp_avg_sq], step=0, lr=1e-3,
@@ -134,6 +143,28 @@ def test_value_fit_checks_its_input():
         _C.value_fit(**dict(args, exp_avg_sq=args["exp_avg"]))
     with pytest.raises(ValueError, match="'tanh' or 'relu'"):
         _C.value_fit(**dict(args, activation="gelu"))
+    with pytest.raises(ValueError, match="must end in 1 output column"):  # the actor is no critic
+        _C.value_fit(**dict(args, weights=aw, biases=ab))
+    with pytest.raises(ValueError, match="exp_avg"):
+        _C.value_fit(**dict(args, exp_avg=args["exp_avg"][:-1]))
+    with pytest.raises(ValueError, match="norm_width"):
+        _C.value_fit(**dict(args, norm_width=0))
+    # the clip's norm with the output column read as column 0 of 2 (the stacked layout's sum):
+    # the same step to float rounding as the plain sum
+    rng = np.random.default_rng(0)
+    big = dict(args, obs=rng.normal(size=(8, 4)).astype(np.float32),
+               ret=np.full(8, 50.0, np.float32), max_grad_norm=0.01)
+    states = []
+    for width in (1, 2):
+        run2 = Run("vpg", "CartPole-v1", make_config("vpg", critic_hidden_sizes=(16,)), seed=0,
+                   device="cpu")
+        _, (w2, b2) = run2.policy.native_layers()
+        o2 = run2.updater.optimizers["v"]
+        _C.value_fit(**dict(big, weights=w2, biases=b2, exp_avg=[t.numpy() for t in o2.exp_avg],
+                            exp_avg_sq=[t.numpy() for t in o2.exp_avg_sq], norm_width=width))
+        states.append([p.detach().clone() for p in run2.policy.critic_params_for_grad()])
+    for p, q in zip(*states):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
     with pytest.raises(TypeError):
         _C.value_fit(*args.values())  # keyword-only
 
@@ -149,6 +180,13 @@ TRPO_CASES = [
     ("Pendulum-v1", dict(activation="relu", hidden_sizes=(48, 20), log_std_init=-0.5,
                          fvp_subsample=0.3)),
     ("MountainCarContinuous-v0", dict(num_minibatches=2, max_kl=0.05)),
+    # actor and critic of different sizes (widths and depths, 1 to 3 layers)
+    ("CartPole-v1", dict(actor_hidden_sizes=(32,), critic_hidden_sizes=(48, 24, 12))),
+    ("Acrobot-v1", dict(activation="relu", actor_hidden_sizes=(24, 24), critic_hidden_sizes=(),
+                        max_grad_norm=0.5)),
+    ("Pendulum-v1", dict(actor_hidden_sizes=(), critic_hidden_sizes=(40,), num_minibatches=2)),
+    ("Pendulum-v1", dict(activation="relu", actor_hidden_sizes=(16, 16), critic_hidden_sizes=(64,),
+                         log_std_init=-0.5)),
 ]
 
 
@@ -177,7 +215,7 @@ def test_trpo_gradient_and_fisher_vector_products_equal_autograd(env_id, kw):
     vs = torch.randn(3, g_ref.numel(), generator=gen)
     vs[2] = g_ref / g_ref.norm()
     f_ref = torch.stack([fvp(v) for v in vs]).detach()
-    w, b = pol.native_layers()
+    (w, b), _ = pol.native_layers()
     g, f = _C.trpo_grad_fvp(
         weights=w, biases=b, log_std=None if old_ls is None else pol.log_std.detach().numpy(),
         activation=pol.activation, obs=pol.network_input(obs).detach().numpy(),
@@ -209,8 +247,8 @@ def test_trpo_native_takes_the_same_step_as_autograd(env_id, kw):
     d_nat, d_ref = nat.policy.actor_vector() - x0, ref.policy.actor_vector() - x0
     assert float((d_nat - d_ref).norm()) <= 3e-3 * float(d_ref.norm())
     # the value regression, parameters and optimiser state
-    for p, q in zip(nat.policy.stacked_parameters(), ref.policy.stacked_parameters()):
-        torch.testing.assert_close(p[1], q[1], rtol=1e-4, atol=5e-5)
+    for p, q in zip(nat.policy.critic_params_for_grad(), ref.policy.critic_params_for_grad()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=5e-5)
     on, orf = nat.updater.optimizers["v"], ref.updater.optimizers["v"]
     for a, b in zip(on.exp_avg + on.exp_avg_sq, orf.exp_avg + orf.exp_avg_sq):
         scale = float(b.abs().max()) + 1e-12
@@ -225,7 +263,8 @@ def test_trpo_native_takes_the_same_step_as_autograd(env_id, kw):
 def test_trpo_line_search_rejects_and_leaves_the_policy():
     # zero advantages: no candidate improves the surrogate, so both paths reject every one
     nat, ref = _pair("trpo", "CartPole-v1", backtrack_iters=3)
-    before = [p.detach().clone() for p in nat.policy.parameters()]
+    actor = [p.detach().clone() for p in nat.policy.actor_params_for_grad()]
+    critic = [p.detach().clone() for p in nat.policy.critic_params_for_grad()]
     out = []
     for run in (nat, ref):
         _, ret = run.updater.advantages(run.buffer)
@@ -233,14 +272,14 @@ def test_trpo_line_search_rejects_and_leaves_the_policy():
     assert out[0]["line_search_accepted"] == out[1]["line_search_accepted"] == 0.0
     assert out[0]["backtracks"] == out[1]["backtracks"] == 3
     assert out[0]["approx_kl"] == 0.0
-    for p, q in zip(nat.policy.stacked_parameters(), before):
-        assert torch.equal(p[0], q[0])  # the actor slices are untouched (the critic was fit)
-        assert not torch.equal(p[1], q[1]) or p.shape[-1] == 1
+    for p, q in zip(nat.policy.actor_params_for_grad(), actor):
+        assert torch.equal(p, q)  # the actor is untouched (the critic was fit)
+    assert all(not torch.equal(p, q) for p, q in zip(nat.policy.critic_params_for_grad(), critic))
 
 
 def test_trpo_step_checks_its_input():
     run = Run("trpo", "CartPole-v1", make_config("trpo"), seed=0, device="cpu")
-    w, b = run.policy.native_layers()
+    (w, b), _ = run.policy.native_layers()
     args = dict(weights=w, biases=b, log_std=None, activation="tanh",
                 obs=np.zeros((8, 4), np.float32), actions=np.zeros(8, np.int64),
                 logp_old=np.zeros(8, np.float32), adv=np.ones(8, np.float32), max_kl=0.01,
@@ -255,3 +294,55 @@ def test_trpo_step_checks_its_input():
         _C.trpo_step(**dict(args, backtrack_coeff=1.0))
     with pytest.raises(ValueError, match="share memory"):
         _C.trpo_step(**dict(args, obs=w[0].reshape(-1)[:32].reshape(8, 4)))
+
+
+# ---------------------------------------------------------------- separate parameter sets
+
+@pytest.mark.parametrize("algo", ["vpg", "trpo"])
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_each_optimiser_sees_only_its_own_parameters(algo, env_id):
+    """The value optimiser's tensors are the critic's, the policy optimiser's the actor's: a
+    value step with weight decay (decay reaches every tensor an optimiser holds, gradient or
+    not) leaves the actor bit for bit, and an actor step with weight decay the critic."""
+    run = Run(algo, env_id, make_config(algo, update_backend="torch", num_envs=2, num_steps=16,
+                                        critic_hidden_sizes=(24,)), seed=0, device="cpu")
+    run.collector.collect()
+    pol, upd = run.policy, run.updater
+    actor_ids = {id(p) for p in pol.actor_params_for_grad()}
+    critic_ids = {id(p) for p in pol.critic_params_for_grad()}
+    assert {id(p) for p in upd.optimizers["v"].params} == critic_ids
+    if algo == "vpg":
+        assert {id(p) for p in upd.optimizers["pi"].params} == actor_ids
+    obs, act, _, _ = flat_batch(run.buffer)
+    for params, other, loss_fn in (
+            (pol.critic_params_for_grad(), pol.actor_params_for_grad(),
+             lambda: pol.value(obs).square().mean()),
+            (pol.actor_params_for_grad(), pol.critic_params_for_grad(),
+             lambda: -pol.evaluate_actions(obs, act)[0].mean())):
+        before = [p.detach().clone() for p in other]
+        mine = [p.detach().clone() for p in params]
+        opt = torch.optim.AdamW(params, lr=1e-2, weight_decay=0.5)
+        for _ in range(3):
+            opt.zero_grad()
+            loss_fn().backward()
+            opt.step()
+        assert all(torch.equal(p, q) for p, q in zip(other, before))
+        assert all(not torch.equal(p, q) for p, q in zip(params, mine))
+    # and the algorithm's own update: the value fit moves the critic only (torch and C++ paths)
+    for backend in ("torch", "native"):
+        run = Run(algo, env_id, make_config(algo, update_backend=backend, num_envs=2, num_steps=16,
+                                            critic_hidden_sizes=(24,)), seed=0, device="cpu")
+        run.collector.collect()
+        pol = run.policy
+        actor = [p.detach().clone() for p in pol.actor_params_for_grad()]
+        adv, ret = run.updater.advantages(run.buffer)
+        value_opt = run.updater.optimizers["v"]
+        x = pol.network_input(flat_batch(run.buffer)[0]).detach()
+        if backend == "native":
+            from pgfast.algos import native as nat
+            nat.value_fit_native(pol, run.config, run.generator, value_opt, x.numpy(),
+                                 ret.reshape(-1))
+        else:
+            run.updater.fit_value(flat_batch(run.buffer)[0], ret.reshape(-1), value_opt,
+                                  value_opt.params)
+        assert all(torch.equal(p, q) for p, q in zip(pol.actor_params_for_grad(), actor))

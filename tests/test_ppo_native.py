@@ -62,6 +62,13 @@ CASES = [
     ("Pendulum-v1", dict(activation="relu", hidden_sizes=(48, 20), clip_vloss=False,
                          log_std_init=-0.5)),
     ("MountainCarContinuous-v0", dict(num_minibatches=1, max_grad_norm=0.5)),
+    # actor and critic of different sizes (widths and depths, 1 to 3 layers)
+    ("CartPole-v1", dict(actor_hidden_sizes=(32,), critic_hidden_sizes=(48, 24), max_grad_norm=0.05)),
+    ("CartPole-v1", dict(activation="relu", actor_hidden_sizes=(16, 16), critic_hidden_sizes=())),
+    ("Acrobot-v1", dict(actor_hidden_sizes=(), critic_hidden_sizes=(40, 20), ent_coef=0.02)),
+    ("Pendulum-v1", dict(activation="relu", actor_hidden_sizes=(24, 24), critic_hidden_sizes=(64,),
+                         max_grad_norm=0.1, log_std_init=-0.5)),
+    ("Pendulum-v1", dict(actor_hidden_sizes=(20,), critic_hidden_sizes=(12, 12), norm_obs=True)),
 ]
 
 
@@ -131,10 +138,11 @@ def _args(run):
     run.collector.collect()
     obs, act, lp, v = flat_batch(run.buffer)
     B = obs.shape[0]
-    w, b = pol.native_layers()
+    (aw, ab), (cw, cb) = pol.native_layers()
     order = run.updater._native_order()
     return dict(
-        weights=w, biases=b, log_std=None, exp_avg=[opt.exp_avg[i].numpy() for i in order],
+        actor_weights=aw, actor_biases=ab, critic_weights=cw, critic_biases=cb, log_std=None,
+        exp_avg=[opt.exp_avg[i].numpy() for i in order],
         exp_avg_sq=[opt.exp_avg_sq[i].numpy() for i in order], step=0, lr=1e-3, beta1=0.9, beta2=0.999,
         eps=1e-5, obs=obs.numpy().copy(), actions=act.numpy().copy(), logp_old=lp.numpy().copy(),
         v_old=v.numpy().copy(), adv=np.ones(B, np.float32), ret=np.zeros(B, np.float32),
@@ -153,15 +161,20 @@ def _args(run):
     (lambda a: a.update(adv=a["adv"][::2]), ValueError, "adv"),
     (lambda a: a.update(logp_last=np.zeros(3, np.float32)), ValueError, "logp_last"),
     (lambda a: a.update(exp_avg=a["exp_avg"][:-1]), ValueError, "exp_avg"),
-    (lambda a: a.update(exp_avg=[a["weights"][0]] + a["exp_avg"][1:]), ValueError, "share memory"),
+    (lambda a: a.update(exp_avg=[a["actor_weights"][0]] + a["exp_avg"][1:]), ValueError, "share memory"),
+    (lambda a: a.update(critic_weights=a["actor_weights"], critic_biases=a["actor_biases"]), ValueError,
+     "critic_weights must end in 1"),
+    (lambda a: a.update(exp_avg=a["exp_avg"][::-1]), ValueError, "exp_avg.*shape"),
     (lambda a: a.update(log_std=np.zeros(2, np.float32)), ValueError, "exp_avg"),
     (lambda a: a.update(activation="gelu"), ValueError, "activation"),
     (lambda a: a.update(minibatch_size=0), ValueError, "minibatch_size"),
     (lambda a: a.update(clip_coef=float("nan")), ValueError, "clip_coef"),
     (lambda a: a.update(lr=-1.0), ValueError, "lr"),
     (lambda a: a.update(beta1=1.0), ValueError, "beta"),
-    (lambda a: a.update(weights=a["weights"][:1]), ValueError, "d_in|same length"),
-    (lambda a: a.update(weights=[w[:1] for w in a["weights"]]), ValueError, r"\[2, d_in"),
+    (lambda a: a.update(actor_weights=a["actor_weights"][:1]), ValueError, "same length"),
+    (lambda a: a.update(actor_weights=[w[None] for w in a["actor_weights"]]), ValueError,
+     r"actor_weights\[0\] must be \[d_in, d_out\]"),
+    (lambda a: a.update(critic_biases=a["critic_biases"][::-1]), ValueError, r"critic_biases\[0\]"),
     (lambda a: a.update(obs=list(a["obs"])), TypeError, "numpy array"),
 ])
 def test_bad_input_is_rejected_before_anything_is_written(change, exc, match):
@@ -197,12 +210,11 @@ rng = np.random.default_rng(int(sys.argv[1]))
 outcomes = {"ok": 0, "TypeError": 0, "ValueError": 0}
 
 
-def net(obs_dim, hidden, out_dim, gaussian):
+def net(obs_dim, hidden, out_dim):
     dims = [obs_dim] + hidden + [out_dim]
-    w = [rng.normal(size=(2, a, b)).astype(np.float32) for a, b in zip(dims[:-1], dims[1:])]
-    b = [rng.normal(size=(2, 1, d)).astype(np.float32) for d in dims[1:]]
-    ls = rng.normal(size=out_dim).astype(np.float32) if gaussian else None
-    return w, b, ls
+    w = [rng.normal(size=(a, b)).astype(np.float32) for a, b in zip(dims[:-1], dims[1:])]
+    b = [rng.normal(size=d).astype(np.float32) for d in dims[1:]]
+    return w, b
 
 
 def mutate(a):
@@ -240,14 +252,16 @@ for probe in range(int(sys.argv[2])):
     gaussian = bool(rng.integers(2))
     obs_dim, out_dim = int(rng.integers(1, 6)), int(rng.integers(1, 4))
     hidden = [int(h) for h in rng.integers(1, 40, size=rng.integers(0, 3))]
-    w, b, ls = net(obs_dim, hidden, out_dim, gaussian)
+    w, b = net(obs_dim, hidden, out_dim)
+    cw, cb = net(obs_dim, [int(h) for h in rng.integers(1, 40, size=rng.integers(0, 3))], 1)
+    ls = rng.normal(size=out_dim).astype(np.float32) if gaussian else None
     B = int(rng.integers(1, 70))
     obs = rng.normal(size=(B, obs_dim)).astype(np.float32)
     act = (rng.normal(size=(B, out_dim)).astype(np.float32) if gaussian
            else rng.integers(0, out_dim, size=B).astype(np.int64))
-    args = dict(weights=w, biases=b, log_std=ls,
-                exp_avg=[np.zeros_like(x) for x in w + b + ([ls] if gaussian else [])],
-                exp_avg_sq=[np.zeros_like(x) for x in w + b + ([ls] if gaussian else [])],
+    params = w + b + ([ls] if gaussian else []) + cw + cb
+    args = dict(actor_weights=w, actor_biases=b, critic_weights=cw, critic_biases=cb, log_std=ls,
+                exp_avg=[np.zeros_like(x) for x in params], exp_avg_sq=[np.zeros_like(x) for x in params],
                 step=int(rng.integers(0, 5)), lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-5, obs=obs,
                 actions=act, logp_old=rng.normal(size=B).astype(np.float32),
                 v_old=rng.normal(size=B).astype(np.float32), adv=rng.normal(size=B).astype(np.float32),
@@ -260,8 +274,9 @@ for probe in range(int(sys.argv[2])):
     args["logp_last"] = np.zeros(B - mb * (n_mb - 1), np.float32)
     for _ in range(int(rng.integers(0, 3))):  # up to two hostile arguments
         name = str(rng.choice(["obs", "actions", "logp_old", "adv", "ret", "perm", "logp_last",
-                               "weights", "exp_avg", "log_std", "minibatch_size", "epochs"]))
-        if name in ("weights", "exp_avg"):
+                               "actor_weights", "critic_biases", "exp_avg", "log_std",
+                               "minibatch_size", "epochs"]))
+        if name in ("actor_weights", "critic_biases", "exp_avg"):
             lst = list(args[name])
             if lst and rng.integers(2):
                 i = int(rng.integers(len(lst)))
@@ -281,8 +296,9 @@ for probe in range(int(sys.argv[2])):
         if rng.integers(4) == 0:
             values = np.zeros(B, np.float32)
             logp = np.zeros(B, np.float32)
-            _C.policy_evaluate(args["weights"], args["biases"], args["log_std"], args["activation"],
-                               args["obs"], args["actions"], values, logp)
+            _C.policy_evaluate(**{k: args[k] for k in ("actor_weights", "actor_biases", "critic_weights",
+                                                      "critic_biases", "log_std", "activation",
+                                                      "obs", "actions")}, values=values, logp=logp)
         else:
             _C.ppo_epoch(**args)
         outcomes["ok"] += 1
@@ -313,6 +329,6 @@ def test_c_entry_points_take_keyword_arguments_only():
     """ppo_epoch and rollout_mlp take their many settings by name: clip_coef, ent_coef and
     vf_coef cannot be swapped by position."""
     with pytest.raises(TypeError):
-        _C.ppo_epoch([], [], None, [], [], 0, 1e-3, 0.9, 0.999, 1e-8)
+        _C.ppo_epoch([], [], [], [], None, [], [], 0, 1e-3, 0.9, 0.999, 1e-8)
     with pytest.raises(TypeError):
         _C.rollout_mlp(None, [], [], "tanh")

@@ -137,3 +137,83 @@ def test_mujoco_fallback_state_is_captured_exactly():
     np.testing.assert_array_equal(r1, r2)
     env.close()
     fresh.close()
+
+
+# ---------------------------------------------------------------- checkpoints of the stacked layout
+
+def _stack(a: Any, c: Any) -> torch.Tensor:
+    """Actor and critic tensors of one layer as the stacked ``[2, ...]`` tensor of earlier
+    releases (the critic's missing output columns zero, as they stayed there)."""
+    a = a if a is not None else torch.zeros_like(c)
+    out = torch.zeros((2,) + tuple(a.shape), dtype=a.dtype)
+    out[0] = a
+    if c is not None:
+        out[1][..., :c.shape[-1]] = c
+    return out
+
+
+def _as_stacked_checkpoint(ck: Dict[str, Any], run: Run) -> Dict[str, Any]:
+    """A current checkpoint rewritten by hand in the layout of earlier releases: the policy's
+    ``weights.i`` ``[2, d_in, d_out]`` / ``biases.i`` ``[2, 1, d_out]`` and every optimiser's
+    moments over those stacked tensors, in the parameter order that layout gave them."""
+    pol = run.policy
+    L = len(pol.actor_weights)
+    sd = ck["policy"]
+    old = {k: v for k, v in sd.items() if not k.startswith(("actor_", "critic_"))}
+    for i in range(L):
+        old[f"weights.{i}"] = _stack(sd[f"actor_weights.{i}"], sd[f"critic_weights.{i}"])
+        old[f"biases.{i}"] = _stack(sd[f"actor_biases.{i}"][None], sd[f"critic_biases.{i}"][None])
+    name_of = {id(p): n for n, p in pol.named_parameters()}
+    updater = {}
+    for key, st in ck["updater"].items():
+        names = [name_of[id(p)] for p in run.updater.optimizers[key].params]
+        stacked = []
+        if key == "ac" and "log_std" in names:  # Module.parameters(): log_std first
+            stacked.append("log_std")
+        stacked += [f"weights.{i}" for i in range(L)] + [f"biases.{i}" for i in range(L)]
+        if key == "pi" and "log_std" in names:  # actor_params_for_grad(): log_std last
+            stacked.append("log_std")
+        new_st = dict(st)
+        for m in ("exp_avg", "exp_avg_sq"):
+            got = dict(zip(names, st[m]))
+            lst = []
+            for n in stacked:
+                if n == "log_std":
+                    lst.append(got[n])
+                    continue
+                kind, i = n.split(".")
+                a, c = got.get(f"actor_{kind}.{i}"), got.get(f"critic_{kind}.{i}")
+                if kind == "biases":
+                    a, c = (None if a is None else a[None]), (None if c is None else c[None])
+                lst.append(_stack(a, c))
+            new_st[m] = lst
+        new_st["steps"] = [st["steps"][0].clone() for _ in stacked]
+        updater[key] = new_st
+    return dict(ck, policy=old, updater=updater)
+
+
+@pytest.mark.parametrize("algo,env_id,extra", [
+    ("ppo", "CartPole-v1", {}), ("ppo", "Pendulum-v1", {}),
+    ("vpg", "Pendulum-v1", {"baseline": True}), ("vpg", "CartPole-v1", {"baseline": False}),
+    ("trpo", "CartPole-v1", {}),
+])
+def test_a_checkpoint_of_the_stacked_layout_resumes_exactly(algo, env_id, extra, tmp_path):
+    """A format-2 checkpoint of earlier releases (actor and critic stacked in one tensor per
+    layer, optimiser moments over those tensors) loads, weights_only, and the resumed run
+    continues exactly as the uninterrupted one: weights and Adam moments are converted."""
+    kw = dict(TINY, hidden_sizes=(8, 8), num_minibatches=2, **extra)
+    full = pgfast.train(algo, env_id, TOTAL, seed=3, device="cpu", **kw)
+    cfg = pgfast.algos.make_config(algo, env_id, True, total_timesteps=TOTAL, **kw)
+    run = Run(algo, env_id, cfg, seed=3, device="cpu")
+    run.learn(callback=lambda row: False)
+    old = _as_stacked_checkpoint(run.state_dict(), run)
+    assert old["policy"]["weights.0"].dim() == 3 and old["format"] == checkpoint.FORMAT
+    path = str(tmp_path / "old.pt")
+    checkpoint.write(old, path)
+    run.close()
+    resumed = load(path).learn()
+    assert _rows(resumed.history) == _rows(full.history)
+    assert _same_weights(resumed, full)
+    assert "weights.0" not in resumed.policy.state_dict()
+    full.close()
+    resumed.close()

@@ -19,7 +19,7 @@ def _policy(obs_dim, space, hidden=(64, 64), activation="tanh", seed=0, scale=No
     pol = ActorCritic(obs_dim, space, hidden, activation)
     if scale is not None:  # larger weights: exercise saturated tanh / many active ReLUs
         with torch.no_grad():
-            for p in pol.stacked_parameters():
+            for p in [q for n, q in pol.named_parameters() if n != "log_std"]:
                 p.normal_(0.0, scale)
     return pol
 
@@ -32,7 +32,7 @@ def test_policy_forward_matches_torch(activation, hidden, batch):
     x = torch.randn(batch, 4, generator=torch.Generator().manual_seed(1)) * 3
     with torch.no_grad():
         ref = pol(x)[0].numpy()
-    ws, bs = pol.native_layers()
+    (ws, bs), _ = pol.native_layers()
     out = _C.policy_forward(ws, bs, activation, x.numpy())
     assert out.shape == ref.shape and out.dtype == np.float32
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(ref).max()))
@@ -41,8 +41,8 @@ def test_policy_forward_matches_torch(activation, hidden, batch):
 def test_tanh_accuracy():
     x = np.linspace(-30, 30, 400_001, dtype=np.float32)
     x = np.concatenate([x, np.array([0.0, -0.0, 1e-30, -1e-6, 3.9e-4, 4.1e-4], np.float32)])
-    one = np.ones((2, 1, 1), np.float32)
-    zero = np.zeros((2, 1, 1), np.float32)
+    one = np.ones((1, 1), np.float32)
+    zero = np.zeros(1, np.float32)
     y = _C.policy_forward([one, one], [zero, zero], "tanh", x[:, None])[:, 0]
     exact = np.tanh(x.astype(np.float64))
     assert np.abs(y - exact).max() < 5e-7
@@ -51,7 +51,7 @@ def test_tanh_accuracy():
 
 def test_policy_forward_checks():
     pol = _policy(4, gym.spaces.Discrete(2))
-    ws, bs = pol.native_layers()
+    (ws, bs), _ = pol.native_layers()
     x = np.zeros((3, 4), np.float32)
     with pytest.raises(ValueError, match="activation"):
         _C.policy_forward(ws, bs, "gelu", x)
@@ -77,10 +77,11 @@ def _collect_pair(env_id, num_envs, num_steps, rollouts, activation="tanh", scal
             env.native_core = lambda: None
         obs_dim = int(np.prod(env.single_observation_space.shape))
         torch.manual_seed(0)
-        pol = ActorCritic(obs_dim, env.single_action_space, (64, 64), activation, norm_obs=norm)
+        pol = ActorCritic(obs_dim, env.single_action_space, (64, 64), activation, norm_obs=norm,
+                          critic_hidden_sizes=(48,))  # actor and critic of different sizes
         if scale is not None:
             with torch.no_grad():
-                for p in pol.stacked_parameters():
+                for p in [q for n, q in pol.named_parameters() if n != "log_std"]:
                     p.normal_(0.0, scale)
         if norm:
             g = torch.Generator().manual_seed(4)
@@ -152,7 +153,7 @@ def test_native_actions_match_except_float_ties():
     noise = pol.rollout_noise(T, N, torch.Generator().manual_seed(0)).reshape(T * N, -1)
     with torch.no_grad():
         logits = pol(obs)[0]
-    ws, bs = pol.native_layers()
+    (ws, bs), _ = pol.native_layers()
     nat = torch.from_numpy(_C.policy_forward(ws, bs, "tanh", obs.numpy()))
     a_ref = (logits + noise).argmax(-1)
     a_nat = (nat + noise).argmax(-1)
@@ -252,29 +253,34 @@ def test_native_eval_log_probs_and_values_match_torch(env_id):
 def test_policy_evaluate_matches_torch_and_checks_input(continuous, rows):
     space = gym.spaces.Box(-1, 1, (2,), np.float32) if continuous else gym.spaces.Discrete(3)
     torch.manual_seed(1)
-    pol = ActorCritic(5, space, (40, 24), "tanh", log_std_init=-0.3)
+    pol = ActorCritic(5, space, (40, 24), "tanh", log_std_init=-0.3, critic_hidden_sizes=(17,))
     g = torch.Generator().manual_seed(2)
     obs = torch.randn(rows, 5, generator=g)
     act = torch.randn(rows, 2, generator=g) if continuous else torch.randint(0, 3, (rows,),
                                                                              generator=g)
     with torch.no_grad():
         lp_ref, _, v_ref = pol.evaluate_actions(obs, act)
-    ws, bs = pol.native_layers()
     log_std = pol.log_std.detach().numpy() if continuous else None
+    (aw, ab), (cw, cb) = pol.native_layers()
+    nets = dict(actor_weights=aw, actor_biases=ab, critic_weights=cw, critic_biases=cb,
+                activation="tanh")
     v = np.zeros(rows, np.float32)
     lp = np.zeros(rows, np.float32)
-    _C.policy_evaluate(ws, bs, log_std, "tanh", obs.numpy(), act.numpy(), v, lp)
+    _C.policy_evaluate(**nets, log_std=log_std, obs=obs.numpy(), actions=act.numpy(), values=v,
+                       logp=lp)
     np.testing.assert_allclose(v, v_ref.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(lp, lp_ref.numpy(), rtol=1e-5, atol=1e-5)
     v2 = np.zeros(rows, np.float32)  # values only; the same numbers
-    _C.policy_evaluate(ws, bs, log_std, "tanh", obs.numpy(), None, v2, None)
+    _C.policy_evaluate(**nets, log_std=log_std, obs=obs.numpy(), actions=None, values=v2, logp=None)
     assert np.array_equal(v, v2)
     if not continuous:
         bad = act.numpy().copy()
         bad[-1] = 3
         with pytest.raises(ValueError, match="outside"):
-            _C.policy_evaluate(ws, bs, None, "tanh", obs.numpy(), bad, v, lp)
+            _C.policy_evaluate(**nets, log_std=None, obs=obs.numpy(), actions=bad, values=v, logp=lp)
     with pytest.raises(ValueError, match="share memory"):
-        _C.policy_evaluate(ws, bs, log_std, "tanh", obs.numpy(), act.numpy(), v, v)
+        _C.policy_evaluate(**nets, log_std=log_std, obs=obs.numpy(), actions=act.numpy(), values=v,
+                           logp=v)
     with pytest.raises(TypeError):
-        _C.policy_evaluate(ws, bs, log_std, "tanh", obs.double().numpy(), act.numpy(), v, lp)
+        _C.policy_evaluate(**nets, log_std=log_std, obs=obs.double().numpy(), actions=act.numpy(),
+                           values=v, logp=lp)

@@ -28,7 +28,7 @@ def test_each_seed_equals_its_own_run_bit_for_bit(algo, env_id):
         for p, q in zip(run.policy.parameters(), alone.policy.parameters()):
             assert torch.equal(p, q)
     # different seeds really are different runs
-    assert not torch.equal(runs[0].policy.weights[0], runs[1].policy.weights[0])
+    assert not torch.equal(runs[0].policy.actor_weights[0], runs[1].policy.actor_weights[0])
 
 
 def test_rows_reach_the_callback_one_at_a_time_with_their_seed():

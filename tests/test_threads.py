@@ -110,21 +110,28 @@ def test_seeded_training_is_identical_with_one_and_two_threads():
 
 def test_policy_evaluate_is_bit_identical_and_checks_the_thread_count():
     rng = np.random.default_rng(0)
-    dims = [11, 130, 67, 3]
-    ws = [rng.standard_normal((2, dims[i], dims[i + 1])).astype(np.float32) * 0.2 for i in range(3)]
-    bs = [rng.standard_normal((2, 1, dims[i + 1])).astype(np.float32) * 0.1 for i in range(3)]
-    obs = rng.standard_normal((1001, dims[0])).astype(np.float32)
+
+    def layers(dims):
+        return ([rng.standard_normal((dims[i], dims[i + 1])).astype(np.float32) * 0.2
+                 for i in range(len(dims) - 1)],
+                [rng.standard_normal(dims[i + 1]).astype(np.float32) * 0.1 for i in range(len(dims) - 1)])
+
+    aw, ab = layers([11, 130, 67, 3])
+    cw, cb = layers([11, 97, 1])
+    obs = rng.standard_normal((1001, 11)).astype(np.float32)
     acts = rng.integers(0, 3, 1001).astype(np.int64)
+    nets = dict(actor_weights=aw, actor_biases=ab, critic_weights=cw, critic_biases=cb, log_std=None,
+                activation="tanh", obs=obs, actions=acts)
     out = []
     for n in THREADS:
         values, logp = np.zeros(1001, np.float32), np.zeros(1001, np.float32)
-        _C.policy_evaluate(ws, bs, None, "tanh", obs, acts, values, logp, num_threads=n)
+        _C.policy_evaluate(**nets, values=values, logp=logp, num_threads=n)
         out.append((values, logp))
     for values, logp in out[1:]:
         assert np.array_equal(values, out[0][0]) and np.array_equal(logp, out[0][1])
     for bad in (0, -1, MAX_THREADS + 1):
         with pytest.raises(ValueError, match="num_threads"):
-            _C.policy_evaluate(ws, bs, None, "tanh", obs, acts, values, logp, num_threads=bad)
+            _C.policy_evaluate(**nets, values=values, logp=logp, num_threads=bad)
 
 
 @pytest.mark.parametrize("bad", [-1, MAX_THREADS + 1, True, 1.5, "2"])

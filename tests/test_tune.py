@@ -131,8 +131,15 @@ def test_ctrl_c_stops_the_cli_cleanly_and_the_rerun_resumes(tmp_path):
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
     assert "Traceback" not in err and "rerun the same command to resume" in err
-    counted = tune._counted(optuna.load_study(study_name="ppo-CartPole-v1", storage=storage))
+    study = optuna.load_study(study_name="ppo-CartPole-v1", storage=storage)
+    counted = tune._counted(study)
     assert counted < 6
+    # the interrupted trial ended with its training iteration and was recorded (storage left clean:
+    # nothing RUNNING, and the only failure, if any, is the interruption)
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert optuna.trial.TrialState.RUNNING not in states, states
+    assert all(t.user_attrs.get("fail_reason") == "interrupted (Ctrl-C)" for t in study.get_trials(deepcopy=False)
+               if t.state == optuna.trial.TrialState.FAIL)
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr
     assert f"{counted} of 6 trials counted" in done.stdout + done.stderr
@@ -144,7 +151,7 @@ def _fake_evaluate(outcomes):
     score, an exception to raise, or a list of (step, value) reports then a score."""
     queue = list(outcomes)
 
-    def fake(algo, env_id, params, budget, seeds, report=None, eval_episodes=10, score="mean"):
+    def fake(algo, env_id, params, budget, seeds, report=None, eval_episodes=10, score="mean", stop=None):
         what = queue.pop(0) if queue else float(params["learning_rate"]) * 1000
         if isinstance(what, BaseException):
             raise what

@@ -1,5 +1,7 @@
-// pgfast._C's VPG step and value regression (csrc/pg_update.hpp) on pgfast.nn.ActorCritic's
-// stacked layers, in place, with the GIL released. Keyword-only arguments.
+// pgfast._C's VPG step and value regression (csrc/pg_update.hpp) and TRPO's policy step
+// (csrc/trpo_update.hpp) on one network of pgfast.nn.ActorCritic (weights[i] float32
+// [d_in, d_out], biases[i] [d_out]: the actor's, or the critic's for value_fit), in place,
+// with the GIL released. Keyword-only arguments.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -45,10 +47,12 @@ py::tuple value_fit(const py::list& weights, const py::list& biases,
                     const py::list& exp_avg_sq, int64_t step, double lr, const py::tuple& betas,
                     double eps, py::handle obs_obj, py::handle ret_obj, py::object perm_obj,
                     int64_t minibatch_size, int64_t epochs, double max_grad_norm,
-                    int64_t num_threads) {
+                    int64_t norm_width, int64_t num_threads) {
   std::vector<py::array> written;
-  pg::Net critic = stacked_net(weights, biases, py::none(), activation, 1, exp_avg, exp_avg_sq,
-                               written);
+  pg::Net critic = adam_net(weights, biases, py::none(), activation, "", 1, exp_avg, exp_avg_sq,
+                            0, written);
+  require_moments(exp_avg, exp_avg_sq, size_t(critic.opt.count));
+  require_separate(written);
   critic.hyper = adam_hyper(step, lr, betas, eps);
   py::array obs = batch_obs(obs_obj, critic.net.dims[0]);
   const py::ssize_t B = obs.shape(0);
@@ -66,6 +70,8 @@ py::tuple value_fit(const py::list& weights, const py::list& biases,
   s.epochs = epochs;
   s.minibatch_size = minibatch_size;
   s.max_grad_norm = float(max_grad_norm);
+  if (norm_width < 1 || norm_width > (int64_t(1) << 20)) value_error("norm_width must be in [1, 2^20]");
+  s.norm_width = norm_width;
   s.num_threads = thread_request(num_threads, 1, "num_threads");
   const int64_t* pp = perm_obj.is_none() ? nullptr : cptr<int64_t>(perm);
   double loss = 0.0;
@@ -85,8 +91,10 @@ py::tuple vpg_step(const py::list& weights, const py::list& biases, const py::ob
                    py::handle logp_old_obj, py::handle adv_obj, double ent_coef,
                    double max_grad_norm, int64_t num_threads) {
   std::vector<py::array> written;
-  pg::Net actor = stacked_net(weights, biases, log_std, activation, 0, exp_avg, exp_avg_sq,
-                              written);
+  pg::Net actor = adam_net(weights, biases, log_std, activation, "", 0, exp_avg, exp_avg_sq, 0,
+                           written);
+  require_moments(exp_avg, exp_avg_sq, size_t(actor.opt.count));
+  require_separate(written);
   actor.hyper = adam_hyper(step, lr, betas, eps);
   py::array obs = batch_obs(obs_obj, actor.net.dims[0]);
   const py::ssize_t B = obs.shape(0), K = actor.net.out_dim();
@@ -123,7 +131,7 @@ py::tuple vpg_step(const py::list& weights, const py::list& biases, const py::ob
   return py::make_tuple(st.pg_loss, st.entropy, st.approx_kl, actor.hyper.step);
 }
 
-// The actor (slice 0, log_std) and its batch for the TRPO calls; the arrays stay in keep.
+// The actor (its layers and log_std) and its batch for the TRPO calls; the arrays stay in keep.
 struct TrpoArgs {
   pg::Net actor;
   pg::Batch batch;
@@ -135,7 +143,8 @@ void trpo_args(TrpoArgs& t, const py::list& weights, const py::list& biases,
                const py::object& log_std, const std::string& activation, py::handle obs_obj,
                py::handle actions_obj, py::handle logp_old_obj, py::handle adv_obj,
                double ent_coef, double cg_damping, double fvp_subsample) {
-  t.actor = stacked_net(weights, biases, log_std, activation, 0, py::none(), py::none(), t.keep);
+  t.actor = adam_net(weights, biases, log_std, activation, "", 0, py::none(), py::none(), 0, t.keep);
+  require_separate(t.keep);
   const size_t written = t.keep.size();
   py::array obs = batch_obs(obs_obj, t.actor.net.dims[0]);
   const py::ssize_t B = obs.shape(0), K = t.actor.net.out_dim();
@@ -231,19 +240,23 @@ void bind_pg(py::module_& m) {
         py::arg("activation"), py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("step"),
         py::arg("lr"), py::arg("betas"), py::arg("eps"), py::arg("obs"), py::arg("ret"),
         py::arg("perm"), py::arg("minibatch_size"), py::arg("epochs"),
-        py::arg("max_grad_norm"), py::arg("num_threads") = 1,
-        "Value regression of the critic (slice 1) of pgfast.nn.ActorCritic's stacked layers "
-        "in place: epochs x minibatches of 0.5 mean((V - ret)^2), one Adam step each (moments "
-        "exp_avg/exp_avg_sq: the value optimiser's, weights..., biases..., after `step` "
-        "steps). obs float32 [B, obs_dim] (normalised), ret float32 [B], perm int64 "
-        "[epochs, B] or None (rows in order). Returns (last minibatch's loss, new step). "
-        "num_threads: threads of the products (the same results for any count).");
+        py::arg("max_grad_norm"), py::arg("norm_width") = 1, py::arg("num_threads") = 1,
+        "Value regression of pgfast.nn.ActorCritic's critic in place (weights[i] float32 "
+        "[d_in, d_out], biases[i] [d_out], one output column: the value): epochs x minibatches "
+        "of 0.5 mean((V - ret)^2), one Adam step each (moments exp_avg/exp_avg_sq: the value "
+        "optimiser's, weights..., biases..., after `step` steps). obs float32 [B, obs_dim] (normalised), ret float32 [B], perm int64 "
+        "[epochs, B] or None (rows in order). The clip's norm (max_grad_norm > 0) reads the "
+        "output layer's gradient as column 0 of norm_width columns (the actor's out_dim: the sum "
+        "of the stacked layout of earlier releases, whose runs this repeats bit for bit). "
+        "Returns (last minibatch's loss, new step). num_threads: threads of the products (the same "
+        "results for any count).");
   m.def("vpg_step", &vpg_step, py::kw_only(), py::arg("weights"), py::arg("biases"),
         py::arg("log_std"), py::arg("activation"), py::arg("exp_avg"), py::arg("exp_avg_sq"),
         py::arg("step"), py::arg("lr"), py::arg("betas"), py::arg("eps"), py::arg("obs"),
         py::arg("actions"), py::arg("logp_old"), py::arg("adv"), py::arg("ent_coef"),
         py::arg("max_grad_norm"), py::arg("num_threads") = 1,
-        "One VPG step of the actor (slice 0, and log_std) in place: Adam on "
+        "One VPG step of the actor (weights[i] float32 [d_in, d_out], biases[i] [d_out], "
+        "log_std [D] or None) in place: Adam on "
         "-mean(logp A) - ent_coef mean(H) over the whole batch (obs float32 [B, obs_dim] "
         "normalised, actions int64 [B] / float32 [B, D], logp_old and adv float32 [B]). "
         "Returns (pg_loss, entropy, approx_kl after the step, new step). num_threads: threads of "
@@ -254,7 +267,8 @@ void bind_pg(py::module_& m) {
         py::arg("cg_damping"), py::arg("backtrack_iters"), py::arg("backtrack_coeff"),
         py::arg("ent_coef"), py::arg("fvp_subsample") = 1.0,
         py::arg("num_threads") = 1,
-        "TRPO's policy step of the actor (slice 0, and log_std) in place (csrc/trpo_update.hpp): "
+        "TRPO's policy step of the actor (weights[i] float32 [d_in, d_out], biases[i] [d_out], "
+        "log_std [D] or None) in place (csrc/trpo_update.hpp): "
         "surrogate gradient, conjugate gradient on exact Fisher-vector products, KL-constrained "
         "backtracking line search. obs float32 [B, obs_dim] (normalised), actions int64 [B] / "
         "float32 [B, D], logp_old and adv (normalised as wanted) float32 [B]. Returns (surrogate "

@@ -30,25 +30,11 @@ namespace {
 
 using rollout::Mlp;
 
-// The actor slices of ActorCritic's stacked layers: weights[i] float32
-// [2, d_i, d_{i+1}], biases[i] float32 [2, 1, d_{i+1}] (index 0 is the actor).
-// The arrays are kept alive by `keep`.
+// The actor of pgfast.nn.ActorCritic: weights[i] float32 [d_in, d_out], biases[i] float32
+// [d_out] (mlp_args.hpp's parse_net), read only; the arrays are kept alive by `keep`.
 Mlp actor_mlp(const py::list& weights, const py::list& biases, const std::string& activation,
               std::vector<py::array>& keep) {
-  Mlp m = stacked_shape(weights, biases, activation);
-  const size_t L = size_t(m.num_layers);
-  for (size_t i = 0; i < L; ++i) {
-    const py::ssize_t din = m.dims[i], dout = m.dims[i + 1];
-    py::array w = checked_in(weights[i], "weights[i]", {2, din, dout});
-    require_dtype<float>(w, "weights", "float32");
-    py::array b = checked_in(biases[i], "biases[i]", {2, 1, dout});
-    require_dtype<float>(b, "biases", "float32");
-    m.w[i] = cptr<float>(w);  // the actor slice is the first [d_in, d_out] block
-    m.b[i] = cptr<float>(b);
-    keep.push_back(std::move(w));
-    keep.push_back(std::move(b));
-  }
-  return m;
+  return parse_net(weights, biases, activation, "", false, keep);
 }
 
 py::array policy_forward(const py::list& weights, const py::list& biases,
@@ -257,8 +243,8 @@ bool rollout_mlp(py::object step_into, const py::list& weights, const py::list& 
 void bind_rollout(py::module_& m) {
   m.def("policy_forward", &policy_forward, py::arg("weights"), py::arg("biases"),
         py::arg("activation"), py::arg("obs"),
-        "The actor MLP of pgfast.nn.ActorCritic's stacked layers (weights[i] float32 "
-        "[2, d_in, d_out], biases[i] [2, 1, d_out]; slice 0) on obs float32 [B, obs_dim]: "
+        "The actor MLP of pgfast.nn.ActorCritic (weights[i] float32 [d_in, d_out], biases[i] "
+        "[d_out]) on obs float32 [B, obs_dim]: "
         "float32 [B, out_dim], the native rollout's forward.");
   m.def("rollout_mlp", &rollout_mlp, py::kw_only(), py::arg("step_into"), py::arg("weights"),
         py::arg("biases"), py::arg("activation"), py::arg("noise"), py::arg("obs"),

@@ -1,6 +1,6 @@
-// One network of pgfast.nn.ActorCritic's stacked layers (slice k: 0 actor, 1 critic) with its
-// Adam state, as csrc/pg_update.hpp's pg::Net: read and written in place (numpy views of the
-// torch tensors), checked here (shapes, dtypes, no two written arrays sharing memory).
+// One network of pgfast.nn.ActorCritic (the actor or the critic) with its Adam state, as
+// csrc/pg_update.hpp's pg::Net: read and written in place (numpy views of the torch tensors),
+// checked here (shapes, dtypes, no two written arrays sharing memory).
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -48,69 +48,63 @@ inline adam::Hyper adam_hyper(int64_t step, double lr, const py::tuple& betas, d
   return h;
 }
 
-// Slice k of the stacked layers; log_std (None or [out_dim]) belongs to the actor. With
-// exp_avg / exp_avg_sq (lists of the optimiser's moments in the order weights..., biases...,
-// log_std, full stacked shapes) the net's Adam tensors point at slice k of each. Every
-// array written is appended to `written`, pairwise disjoint.
-inline pg::Net stacked_net(const py::list& weights, const py::list& biases,
-                           const py::object& log_std, const std::string& activation, int k,
-                           const py::object& exp_avg, const py::object& exp_avg_sq,
-                           std::vector<py::array>& written) {
+// One network (parse_net: the actor with log_std None or [out_dim], or the critic) with its
+// Adam state, read and written in place. With exp_avg / exp_avg_sq (lists of the optimiser's
+// moments) the net's tensors weights..., biases..., log_std take the moments at positions
+// first, first + 1, ... of the lists (their parameters' shapes). Every array written is
+// appended to `written`; the caller checks them apart (require_separate). writeable false:
+// parameters only read (no Adam), read-only arrays accepted.
+inline pg::Net adam_net(const py::list& weights, const py::list& biases, const py::object& log_std,
+                        const std::string& activation, const std::string& prefix, int out_dim,
+                        const py::object& exp_avg, const py::object& exp_avg_sq, size_t first,
+                        std::vector<py::array>& written, bool writeable = true) {
   pg::Net n;
-  n.net = stacked_shape(weights, biases, activation);
+  const size_t w0 = written.size();
+  n.net = parse_net(weights, biases, activation, prefix, writeable, written, out_dim);
   const int L = n.net.num_layers;
-  const py::ssize_t K = n.net.dims[L];
+  const py::ssize_t K = n.net.out_dim();
+  if (!log_std.is_none()) {
+    written.push_back(float_array(log_std, "log_std", {K}, writeable));
+    n.log_std = const_cast<float*>(cptr<float>(written.back()));  // written only if writeable
+  }
+  const int P = int(written.size() - w0);
   const bool with_adam = !exp_avg.is_none();
-  const bool gaussian = !log_std.is_none();
-  const int P = 2 * L + (gaussian && k == 0 ? 1 : 0);
   py::list m, v;
   if (with_adam) {
     m = py::list(exp_avg);
     v = py::list(exp_avg_sq);
-    const size_t want = size_t(2 * L + (gaussian ? 1 : 0));
-    if (m.size() != want || v.size() != want) {
-      value_error("exp_avg and exp_avg_sq must hold one array per parameter (" +
-                  std::to_string(want) + ")");
+    if (m.size() < first + size_t(P) || v.size() < first + size_t(P)) {
+      value_error("exp_avg and exp_avg_sq must hold one array per parameter");
     }
   }
   n.opt.count = P;
   for (int q = 0; q < P; ++q) {
+    py::array a = written[w0 + size_t(q)];  // a handle: `written` grows below
     const int i = q % L;
-    std::vector<py::ssize_t> shape;
-    int64_t off = 0, size = 0;
-    std::string name;
-    py::handle src;
-    if (q < L) {
-      shape = {2, n.net.dims[i], n.net.dims[i + 1]};
-      size = int64_t(n.net.dims[i]) * n.net.dims[i + 1];
-      name = "weights[" + std::to_string(i) + "]";
-      src = weights[size_t(i)];
-    } else if (q < 2 * L) {
-      shape = {2, 1, n.net.dims[i + 1]};
-      size = n.net.dims[i + 1];
-      name = "biases[" + std::to_string(i) + "]";
-      src = biases[size_t(i)];
-    } else {
-      shape = {K};
-      size = K;
-      name = "log_std";
-      src = log_std;
-    }
-    off = q < 2 * L ? int64_t(k) * size : 0;
-    written.push_back(float_array(src, name, shape, true));
-    float* p = mptr<float>(written.back()) + off;
-    n.opt.p[q] = p;
-    n.opt.size[q] = size;
-    if (q < L) n.net.w[i] = p;
-    else if (q < 2 * L) n.net.b[i] = p;
-    else n.log_std = p;
-    if (with_adam) {
-      written.push_back(float_array(m[size_t(q)], "exp_avg[" + std::to_string(q) + "]", shape, true));
-      n.opt.m[q] = mptr<float>(written.back()) + off;
-      written.push_back(float_array(v[size_t(q)], "exp_avg_sq[" + std::to_string(q) + "]", shape, true));
-      n.opt.v[q] = mptr<float>(written.back()) + off;
-    }
+    n.opt.p[q] = const_cast<float*>(cptr<float>(a));  // checked writeable where it is written
+    n.opt.size[q] = q < L ? int64_t(n.net.dims[i]) * n.net.dims[i + 1] : q < 2 * L ? n.net.dims[i + 1] : K;
+    if (!with_adam) continue;
+    const std::vector<py::ssize_t> shape(a.shape(), a.shape() + a.ndim());
+    const size_t k = first + size_t(q);
+    written.push_back(float_array(m[k], "exp_avg[" + std::to_string(k) + "]", shape, true));
+    n.opt.m[q] = mptr<float>(written.back());
+    written.push_back(float_array(v[k], "exp_avg_sq[" + std::to_string(k) + "]", shape, true));
+    n.opt.v[q] = mptr<float>(written.back());
   }
+  return n;
+}
+
+// exp_avg and exp_avg_sq hold exactly `count` arrays (one per parameter).
+inline void require_moments(const py::object& exp_avg, const py::object& exp_avg_sq, size_t count) {
+  if (py::len(exp_avg) != count || py::len(exp_avg_sq) != count) {
+    value_error("exp_avg and exp_avg_sq must hold one array per parameter (" +
+                std::to_string(count) + "), got " + std::to_string(py::len(exp_avg)) + " and " +
+                std::to_string(py::len(exp_avg_sq)));
+  }
+}
+
+// No two arrays an update writes may share memory.
+inline void require_separate(const std::vector<py::array>& written) {
   for (size_t a = 0; a < written.size(); ++a) {
     for (size_t b = a + 1; b < written.size(); ++b) {
       if (may_overlap(written[a], written[b])) {
@@ -119,7 +113,6 @@ inline pg::Net stacked_net(const py::list& weights, const py::list& biases,
       }
     }
   }
-  return n;
 }
 
 // Batch arrays must not share memory with anything the update writes.

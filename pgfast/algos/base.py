@@ -116,9 +116,20 @@ class AlgoBase:
         return {k: o.state_dict() for k, o in self.optimizers.items()}
 
     def load_state_dict(self, d: Dict[str, Any]) -> None:
-        """Restore optimiser states."""
+        """Restore optimiser states, also those of the stacked actor-critic layout of earlier
+        releases (their moments converted: :meth:`pgfast.nn.ActorCritic.legacy_moments`)."""
         for k, o in self.optimizers.items():
-            o.load_state_dict(d[k])
+            st = d[k]
+            if _stacked_moments(st):
+                convert = getattr(self.policy, "legacy_moments", None)
+                if convert is None:
+                    raise ValueError(f"optimiser state {k!r} has the stacked layout of earlier "
+                                     f"releases, which {type(self.policy).__name__} does not read")
+                steps = st["steps"]
+                st = dict(st, exp_avg=convert(st["exp_avg"], o.params),
+                          exp_avg_sq=convert(st["exp_avg_sq"], o.params),
+                          steps=[steps[0].clone() for _ in o.params] if steps else steps)
+            o.load_state_dict(st)
 
     def fit_value(self, obs: torch.Tensor, returns: torch.Tensor, opt: FastAdam, params: Any) -> torch.Tensor:
         """Regress V(s) on ``returns`` by MSE: update_epochs x num_minibatches Adam steps.
@@ -141,6 +152,13 @@ class AlgoBase:
                 loss.backward()
                 opt.step(cfg.max_grad_norm)
         return loss.detach()
+
+
+def _stacked_moments(state: Any) -> bool:
+    """Whether a saved :class:`FastAdam` state holds moments of the stacked ``[2, d_in, d_out]``
+    layers of earlier releases."""
+    m = state.get("exp_avg") if isinstance(state, dict) else None
+    return isinstance(m, list) and any(getattr(t, "dim", lambda: 0)() == 3 for t in m)
 
 
 def flat_batch(buf: Any) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

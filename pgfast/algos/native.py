@@ -1,7 +1,7 @@
 """What the C++ updates of VPG and TRPO share on the Python side (csrc/pg_update.hpp,
 bound as :func:`pgfast._C.vpg_step`, :func:`pgfast._C.value_fit`): whether they apply, numpy
-views of the stacked layers and of :class:`pgfast.optim.FastAdam`'s state, and the value
-regression with the same permutations as :meth:`pgfast.algos.base.AlgoBase.fit_value`."""
+views of the actor's and the critic's layers and of :class:`pgfast.optim.FastAdam`'s state, and
+the value regression with the same permutations as :meth:`pgfast.algos.base.AlgoBase.fit_value`."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pgfast import _C, backends
 from pgfast.nn import ActorCritic
 from pgfast.optim import FastAdam
 
-__all__ = ["native_update_reason", "net_views", "adam_args", "set_steps", "policy_input",
-           "value_fit_native"]
+__all__ = ["native_update_reason", "net_views", "critic_views", "adam_args", "set_steps",
+           "policy_input", "value_fit_native"]
 
 
 def native_update_reason(policy: Any, optimizers: Sequence[FastAdam]) -> Optional[str]:
@@ -39,11 +39,18 @@ def native_update_reason(policy: Any, optimizers: Sequence[FastAdam]) -> Optiona
 
 
 def net_views(policy: ActorCritic) -> Dict[str, Any]:
-    """``weights``, ``biases`` (numpy views of the stacked layers), ``log_std`` (view or None)
-    and ``activation``: the network arguments of the C++ updates."""
-    w, b = policy.native_layers()
+    """``weights``, ``biases`` (numpy views of the actor's layers ``[d_in, d_out]`` / ``[d_out]``),
+    ``log_std`` (view or None) and ``activation``: the actor arguments of the C++ updates."""
+    (w, b), _ = policy.native_layers()
     log_std = policy.log_std.detach().numpy() if policy.log_std is not None else None
     return {"weights": w, "biases": b, "log_std": log_std, "activation": policy.activation}
+
+
+def critic_views(policy: ActorCritic) -> Dict[str, Any]:
+    """``weights``, ``biases`` (numpy views of the critic's layers, one output column) and
+    ``activation``: the network arguments of :func:`pgfast._C.value_fit`."""
+    _, (w, b) = policy.native_layers()
+    return {"weights": w, "biases": b, "activation": policy.activation}
 
 
 def adam_args(opt: FastAdam) -> Dict[str, Any]:
@@ -72,6 +79,8 @@ def value_fit_native(policy: ActorCritic, cfg: Any, gen: torch.Generator, opt: F
                      x: np.ndarray, returns: torch.Tensor) -> float:
     """:meth:`AlgoBase.fit_value` in one C++ call: the same epochs, minibatches and
     permutations (drawn from ``gen`` in the same order); returns the last minibatch's loss.
+    The clip's norm sums as the stacked layout of earlier releases did (``norm_width``: the
+    actor's out_dim), so their seeded runs repeat bit for bit.
     ``x``: :func:`policy_input` ``[B, d]``; ``returns`` ``[B]``."""
     B = x.shape[0]
     nmb = cfg.num_minibatches
@@ -80,12 +89,11 @@ def value_fit_native(policy: ActorCritic, cfg: Any, gen: torch.Generator, opt: F
         perms: List[torch.Tensor] = [torch.randperm(B, generator=gen)
                                      for _ in range(cfg.update_epochs)]
         perm = torch.stack(perms).numpy()
-    nv = net_views(policy)
     args = adam_args(opt)
     ret = returns.detach().to(torch.float32).contiguous().numpy()
-    loss, step = _C.value_fit(weights=nv["weights"], biases=nv["biases"],
-                              activation=nv["activation"], obs=x, ret=ret, perm=perm,
+    loss, step = _C.value_fit(**critic_views(policy), obs=x, ret=ret, perm=perm,
                               minibatch_size=B // nmb, epochs=cfg.update_epochs,
-                              max_grad_norm=cfg.max_grad_norm, num_threads=cfg.threads, **args)
+                              max_grad_norm=cfg.max_grad_norm, norm_width=policy.out_dim,
+                              num_threads=cfg.threads, **args)
     set_steps(opt, step)
     return float(loss)

@@ -9,8 +9,8 @@ Loss per minibatch (advantages normalised per minibatch if ``norm_adv``)::
 
 ``update_epochs`` epochs of ``num_minibatches`` minibatches, global grad-norm
 clipping, optional early stop of the epochs when the approximate KL of the last
-minibatch exceeds ``target_kl``. Actor and critic are one fused network
-(:class:`pgfast.nn.ActorCritic`), so each minibatch is one forward and one
+minibatch exceeds ``target_kl``. Actor and critic (:class:`pgfast.nn.ActorCritic`, separate
+networks) share one optimiser over the joint loss: each minibatch is one forward and one
 backward pass and one fused Adam step.
 
 Two implementations (``update_backend``, chosen by :mod:`pgfast.backends`): torch autograd
@@ -129,11 +129,11 @@ class PPO(AlgoBase):
         self.base_lrs["ac"] = config.learning_rate
 
     def _native_order(self) -> Optional[List[int]]:
-        """Indices into ``self.params`` in :func:`pgfast._C.ppo_epoch`'s order (weights...,
-        biases..., log_std), or None if some parameter is missing from ``self.params``."""
+        """Indices into ``self.params`` in :func:`pgfast._C.ppo_epoch`'s order (the actor's
+        weights..., biases..., log_std, then the critic's weights..., biases...), or None if
+        ``self.params`` is not exactly the policy's parameters."""
         pol = self.policy
-        w, b = pol.layer_tensors()
-        want = list(w) + list(b) + ([pol.log_std] if pol.log_std is not None else [])
+        want = pol.actor_params_for_grad() + pol.critic_params_for_grad()
         ids = [id(p) for p in self.params]
         if len(want) != len(ids) or any(id(p) not in ids for p in want):
             return None
@@ -207,20 +207,22 @@ class PPO(AlgoBase):
             vals = torch.stack([pg_loss, v_loss, ent]).tolist()
         return _stats(logp, lp0, c, vals, epochs_done)
 
-    def _native_state(self) -> Tuple[List[Any], List[Any], Any, List[Any], List[Any]]:
-        """Numpy views (weights, biases, log_std, exp_avg, exp_avg_sq in ppo_epoch's order),
+    def _native_state(self) -> Dict[str, Any]:
+        """The network and optimiser arguments of :func:`pgfast._C.ppo_epoch` (numpy views:
+        the actor's and the critic's layers, log_std, exp_avg, exp_avg_sq in ppo_epoch's order),
         made again only when a tensor was replaced (``.to()``, a new optimiser state)."""
         pol, opt = self.policy, self.optimizers["ac"]
-        tensors = list(pol.layer_tensors()[0]) + list(pol.layer_tensors()[1]) + \
-            ([pol.log_std] if pol.log_std is not None else []) + list(opt.exp_avg) + list(opt.exp_avg_sq)
+        tensors = list(self.params) + list(opt.exp_avg) + list(opt.exp_avg_sq)
         key = tuple(t.data_ptr() for t in tensors)
         if getattr(self, "_native_key", None) != key:
             order = self._native_order()
             assert order is not None
-            w, b = pol.native_layers()
+            (aw, ab), (cw, cb) = pol.native_layers()
             log_std = pol.log_std.detach().numpy() if pol.log_std is not None else None
-            self._native_views = (w, b, log_std, [opt.exp_avg[i].numpy() for i in order],
-                                  [opt.exp_avg_sq[i].numpy() for i in order])
+            self._native_views = {
+                "actor_weights": aw, "actor_biases": ab, "critic_weights": cw, "critic_biases": cb,
+                "log_std": log_std, "exp_avg": [opt.exp_avg[i].numpy() for i in order],
+                "exp_avg_sq": [opt.exp_avg_sq[i].numpy() for i in order]}
             self._native_key = key
         return self._native_views
 
@@ -236,7 +238,7 @@ class PPO(AlgoBase):
             x_np = pol.network_input(obs).contiguous().numpy()
             batch = [t.detach().contiguous() for t in (act, logp_old, v_old, adv, ret)]
         a_np, lp_np, v_np, adv_np, ret_np = (t.numpy() for t in batch)
-        w, b, log_std, m, v = self._native_state()
+        nets = self._native_state()
         g: Dict[str, Any] = opt.param_groups[0]
         lr, eps = float(g["lr"]), float(g["eps"])
         beta1, beta2 = (float(x) for x in g["betas"])
@@ -257,7 +259,7 @@ class PPO(AlgoBase):
                 perms = [torch.randperm(B, generator=self.gen) for _ in range(per_call)]
                 perm = perms[0] if per_call == 1 else torch.stack(perms)
             pg, vl, ent, done = _C.ppo_epoch(
-                weights=w, biases=b, log_std=log_std, exp_avg=m, exp_avg_sq=v, step=step, lr=lr,
+                **nets, step=step, lr=lr,
                 beta1=beta1, beta2=beta2, eps=eps, obs=x_np, actions=a_np, logp_old=lp_np, v_old=v_np,
                 adv=adv_np, ret=ret_np, perm=None if perm is None else perm.numpy(), minibatch_size=mb,
                 clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef,

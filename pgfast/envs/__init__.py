@@ -7,7 +7,7 @@ Ids with a native implementation get it; any other registered id falls back to
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import gymnasium as gym
 import numpy as np
@@ -32,6 +32,33 @@ def register_native(env_id: str, factory: Callable[..., gym.vector.VectorEnv]) -
 def native_ids() -> list:
     """Ids that have a native vectorised implementation."""
     return sorted(_NATIVE)
+
+
+def _unpack_spec(spec: EnvSpec, num_envs: Any, autoreset_mode: Any, num_threads: Any,
+                 vectorization_mode: Optional[str], vector_kwargs: Optional[Dict[str, Any]],
+                 wrappers: Any, kwargs: Dict[str, Any]) -> Tuple[Any, ...]:
+    """:func:`make_vec`'s arguments with an ``EnvSpec`` (e.g. another vector env's ``env.spec``)
+    in place of an id: the spec's ``num_envs``, ``vector_kwargs``, ``wrappers``, mode, time
+    limit and constructor arguments apply unless given here. Returns ``(env_id, num_envs,
+    autoreset_mode, num_threads, vectorization_mode, vector_kwargs, wrappers, kwargs)``."""
+    spec_kwargs = dict(spec.kwargs)
+    num_envs = spec_kwargs.pop("num_envs", num_envs)
+    spec_mode = spec_kwargs.pop("vectorization_mode", None)
+    vector_kwargs = spec_kwargs.pop("vector_kwargs", vector_kwargs)
+    wrappers = spec_kwargs.pop("wrappers", wrappers)
+    if vectorization_mode is None and spec_mode in ("sync", "async"):
+        vectorization_mode = spec_mode
+    if spec.max_episode_steps != gym.spec(spec.id).max_episode_steps:
+        spec_kwargs.setdefault("max_episode_steps", spec.max_episode_steps)
+    if "autoreset_mode" in spec_kwargs:
+        spec_mode_ = spec_kwargs.pop("autoreset_mode")
+        if autoreset_mode is None:
+            autoreset_mode = spec_mode_
+    kwargs = {**spec_kwargs, **kwargs}
+    if "num_threads" in kwargs:
+        num_threads = kwargs.pop("num_threads")
+    return (spec.id, num_envs, autoreset_mode, num_threads, vectorization_mode, vector_kwargs, wrappers,
+            kwargs)
 
 
 def make_vec(
@@ -87,23 +114,9 @@ def make_vec(
     [N, *obs_shape] ``final_obs`` and its ``_final_obs`` mask.
     """
     if isinstance(env_id, EnvSpec):
-        spec_kwargs = dict(env_id.kwargs)
-        num_envs = spec_kwargs.pop("num_envs", num_envs)
-        spec_mode = spec_kwargs.pop("vectorization_mode", None)
-        vector_kwargs = spec_kwargs.pop("vector_kwargs", vector_kwargs)
-        wrappers = spec_kwargs.pop("wrappers", wrappers)
-        if vectorization_mode is None and spec_mode in ("sync", "async"):
-            vectorization_mode = spec_mode
-        if env_id.max_episode_steps != gym.spec(env_id.id).max_episode_steps:
-            spec_kwargs.setdefault("max_episode_steps", env_id.max_episode_steps)
-        if "autoreset_mode" in spec_kwargs:
-            spec_mode_ = spec_kwargs.pop("autoreset_mode")
-            if autoreset_mode is None:
-                autoreset_mode = spec_mode_
-        kwargs = {**spec_kwargs, **kwargs}
-        if "num_threads" in kwargs:
-            num_threads = kwargs.pop("num_threads")
-        env_id = env_id.id
+        env_id, num_envs, autoreset_mode, num_threads, vectorization_mode, vector_kwargs, wrappers, kwargs = \
+            _unpack_spec(env_id, num_envs, autoreset_mode, num_threads, vectorization_mode, vector_kwargs,
+                         wrappers, kwargs)
     if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, (bool, np.bool_)) \
             or num_envs < 1:
         raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")

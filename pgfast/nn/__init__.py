@@ -3,9 +3,9 @@
 * :mod:`pgfast.nn.distributions`: categorical and diagonal-Gaussian log-probs,
   entropies, KL divergences and samples as plain functions of the network outputs.
 * :mod:`pgfast.nn.networks`: :func:`mlp`, :func:`activation_fn` and the layer-size checks.
-* :mod:`pgfast.nn.actor_critic`: :class:`ActorCritic`, the fused actor-critic the
-  trainer uses (the MLP the C++ paths read), differentiated by autograd
-  (:meth:`ActorCritic.evaluate_actions`).
+* :mod:`pgfast.nn.actor_critic`: :class:`ActorCritic`, the actor-critic the trainer uses
+  (separate actor and critic MLPs, the networks the C++ paths read), differentiated by
+  autograd (:meth:`ActorCritic.evaluate_actions`).
 * :mod:`pgfast.nn.modular`: :class:`pgfast.nn.modular.ModularActorCritic`, the torch-path
   actor-critic for every other space (CNN encoders, multi-categorical actions).
 * :mod:`pgfast.nn.normalization`: the one running-variance update

@@ -1,6 +1,6 @@
 """The actor-critic of the torch path for every space the C++ paths do not serve.
 
-:class:`pgfast.nn.ActorCritic` (stacked MLPs, hand-written gradients, read by the C++
+:class:`pgfast.nn.ActorCritic` (separate actor and critic MLPs, read by the C++
 rollout and update) serves flat Box observations with Discrete/Box actions.
 :class:`ModularActorCritic` serves the rest, with autograd only:
 
@@ -9,7 +9,8 @@ rollout and update) serves flat Box observations with Discrete/Box actions.
 
 * Encoder ``"mlp"``: :class:`pgfast.nn.encoders.FlatEncoder` (flatten; images scaled to
   [0, 1]; running observation normalisation if ``norm_obs``, never for images); the
-  actor and critic MLPs have ``hidden_sizes``.
+  actor and critic MLPs have ``actor_hidden_sizes`` / ``critic_hidden_sizes`` (each
+  ``hidden_sizes`` where None).
 * Encoder ``"cnn"``: :class:`pgfast.nn.encoders.NatureCNN` (512 features); actor and
   critic are linear layers on the features (the Nature/Atari network). With
   ``share_encoder`` actor and critic read one CNN, trained by PPO's joint loss; VPG and
@@ -48,6 +49,8 @@ class ModularActorCritic(PolicyBase):
         action_space: Discrete, 1-D Box, MultiDiscrete or MultiBinary.
         hidden_sizes, activation, ortho_init, log_std_init: as :class:`pgfast.nn.ActorCritic`
             (``hidden_sizes`` and ``activation`` apply to the MLP encoder's networks).
+        actor_hidden_sizes, critic_hidden_sizes: as :class:`pgfast.nn.ActorCritic` (MLP
+            encoder; the CNN's networks are linear).
         norm_obs, clip_obs: running observation normalisation (MLP encoder, not images).
         encoder: "mlp" or "cnn".
         share_encoder: one CNN for actor and critic ("cnn" only; "mlp" has no parameters).
@@ -58,7 +61,9 @@ class ModularActorCritic(PolicyBase):
                  hidden_sizes: Sequence[int] = (64, 64), activation: str = "tanh",
                  ortho_init: bool = True, log_std_init: float = 0.0, norm_obs: bool = False,
                  clip_obs: float = 10.0, encoder: str = "mlp", share_encoder: bool = True,
-                 image: bool = False) -> None:
+                 image: bool = False, actor_hidden_sizes: Optional[Sequence[int]] = None,
+                 critic_hidden_sizes: Optional[Sequence[int]] = None) -> None:
+        """Build the encoder(s), the actor and critic networks and the action head."""
         super().__init__()
         if encoder not in ("mlp", "cnn"):
             raise ValueError(f"encoder must be 'mlp' or 'cnn', got {encoder!r}")
@@ -79,13 +84,15 @@ class ModularActorCritic(PolicyBase):
             self.pi_encoder, feat = cnn, cnn.out_dim
             if not self.shared:
                 self.v_encoder = NatureCNN(self.obs_shape, ortho_init)
-            hs: Tuple[int, ...] = ()
+            hs_a: Tuple[int, ...] = ()
+            hs_c: Tuple[int, ...] = ()
         else:
             flat = FlatEncoder(self.obs_shape, 1.0 / 255.0 if image else 1.0, norm_obs, clip_obs)
             self.pi_encoder, feat = flat, flat.out_dim
-            hs = tuple(hidden_sizes)
-        self.pi_net = mlp(feat, hs, self.out_dim, activation, ortho_init, out_gain=0.01)
-        self.v_net = mlp(feat, hs, 1, activation, ortho_init, out_gain=1.0)
+            hs_a = tuple(hidden_sizes if actor_hidden_sizes is None else actor_hidden_sizes)
+            hs_c = tuple(hidden_sizes if critic_hidden_sizes is None else critic_hidden_sizes)
+        self.pi_net = mlp(feat, hs_a, self.out_dim, activation, ortho_init, out_gain=0.01)
+        self.v_net = mlp(feat, hs_c, 1, activation, ortho_init, out_gain=1.0)
         self.log_std: Optional[nn.Parameter] = (
             nn.Parameter(torch.full((self.out_dim,), float(log_std_init))) if self.continuous else None)
 

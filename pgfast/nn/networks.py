@@ -28,14 +28,19 @@ def activation_fn(name: str) -> Activation:
     return _ACTIVATIONS[name]
 
 
-def _check_sizes(in_dim: Any, hidden_sizes: Sequence[int], out_dim: Any) -> Tuple[int, ...]:
-    """Validate layer sizes; returns the hidden widths as a tuple of ints."""
-    for name, v in (("in_dim", in_dim), ("out_dim", out_dim)):
+def _check_sizes(in_dim: Any, hidden_sizes: Sequence[int], out_dim: Any,
+                 name: str = "hidden_sizes") -> Tuple[int, ...]:
+    """Validate layer sizes (``name``: the hidden widths' name in the message); returns the
+    hidden widths as a tuple of ints."""
+    for what, v in (("in_dim", in_dim), ("out_dim", out_dim)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    hs = tuple(hidden_sizes)
+            raise ValueError(f"{what} must be a positive int, got {v!r}")
+    try:
+        hs = tuple(hidden_sizes)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of positive ints, got {hidden_sizes!r}") from None
     if any(not isinstance(h, (int, np.integer)) or isinstance(h, bool) or h < 1 for h in hs):
-        raise ValueError(f"hidden_sizes must be positive ints, got {hidden_sizes!r}")
+        raise ValueError(f"{name} must be positive ints, got {hidden_sizes!r}")
     return tuple(int(h) for h in hs)
 
 

@@ -58,6 +58,37 @@ def _stamp(t0: Optional[float] = None) -> str:
     return now if t0 is None else f"{now} +{time.monotonic() - t0:7.1f}s"
 
 
+def _finish(job: Job, run: Run, t0: float, say: Log) -> Dict[str, Any]:
+    """Evaluate a trained job (deterministic and stochastic), write its ``result.json`` atomically
+    and return the result."""
+    mean, std = run.evaluate(episodes=int(job.eval_episodes), deterministic=True)
+    s_mean, s_std = run.evaluate(episodes=int(job.eval_episodes), deterministic=False)
+    result = {
+        "key": job.key,
+        "env_id": job.env_id,
+        "variant": job.variant,
+        "algo": job.algo,
+        "seed": job.seed,
+        "global_step": int(run.global_step),
+        "total_timesteps": job.total_timesteps,
+        "eval_episodes": job.eval_episodes,
+        "eval_mean": float(mean),
+        "eval_std": float(std),
+        "eval_stoch_mean": float(s_mean),
+        "eval_stoch_std": float(s_std),
+        "settings": job.settings,
+        "wall_s": time.monotonic() - t0,
+        "status": "done",
+    }
+    d = Path(job.out_dir)
+    tmp = d / (RESULT_NAME + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, d / RESULT_NAME)
+    say(f"[{_stamp()}] done   {job.key}: eval over {job.eval_episodes} episodes: deterministic {mean:.1f} ± "
+        f"{std:.1f}, stochastic {s_mean:.1f} ± {s_std:.1f} ({time.monotonic() - t0:.1f}s)")
+    return result
+
+
 def run_job(job: Job, stop: Optional[StopFlag] = None, on_iteration: Optional[OnIteration] = None,
             log: Optional[Log] = None, progress_interval: float = 60.0) -> Dict[str, Any]:
     """Run one job to completion (or resume it) and write ``result.json``.
@@ -118,31 +149,7 @@ def run_job(job: Job, stop: Optional[StopFlag] = None, on_iteration: Optional[On
     except Interrupted as e:
         say(f"[{_stamp()}] stop   {job.key}: {e}")
         return {"key": job.key, "status": "interrupted", "wall_s": time.monotonic() - t0}
-    mean, std = run.evaluate(episodes=int(job.eval_episodes), deterministic=True)
-    s_mean, s_std = run.evaluate(episodes=int(job.eval_episodes), deterministic=False)
-    result = {
-        "key": job.key,
-        "env_id": job.env_id,
-        "variant": job.variant,
-        "algo": job.algo,
-        "seed": job.seed,
-        "global_step": int(run.global_step),
-        "total_timesteps": job.total_timesteps,
-        "eval_episodes": job.eval_episodes,
-        "eval_mean": float(mean),
-        "eval_std": float(std),
-        "eval_stoch_mean": float(s_mean),
-        "eval_stoch_std": float(s_std),
-        "settings": job.settings,
-        "wall_s": time.monotonic() - t0,
-        "status": "done",
-    }
-    tmp = d / (RESULT_NAME + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, d / RESULT_NAME)
-    say(f"[{_stamp()}] done   {job.key}: eval over {job.eval_episodes} episodes: deterministic {mean:.1f} ± "
-        f"{std:.1f}, stochastic {s_mean:.1f} ± {s_std:.1f} ({time.monotonic() - t0:.1f}s)")
-    return result
+    return _finish(job, run, t0, say)
 
 
 # --------------------------------------------------------------------------- worker side
