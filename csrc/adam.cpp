@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "clones.hpp"
+#include "dense.hpp"
 
 namespace pgfast {
 namespace adam {
@@ -105,10 +106,20 @@ void step_with_norm(const Tensors& t, Hyper& h, float max_grad_norm, double grad
   const double bc2 = 1.0 - std::pow(h.beta2, double(h.step));
   const float step_size = float(h.lr / bc1);
   const float inv_bc2_sqrt = float(1.0 / std::sqrt(bc2));
-  for (int q = 0; q < t.count; ++q) {
-    adam_step(t.p[q], t.g[q], t.m[q], t.v[q], t.size[q], inv_scale, float(h.beta1),
-              float(h.beta2), step_size, inv_bc2_sqrt, float(h.eps));
-  }
+  // every element on its own: the tensors in chunks of kChunk elements, one job of blocks of
+  // chunks across the dense threads (csrc/dense.hpp)
+  constexpr int64_t kChunk = 1 << 14;
+  int64_t first[kMaxTensors + 1] = {};  // chunks of tensors before q
+  for (int q = 0; q < t.count; ++q) first[q + 1] = first[q] + (t.size[q] + kChunk - 1) / kChunk;
+  dense::for_blocks(first[t.count], 1, 8 * kChunk, [&](int64_t c0, int64_t c1) {
+    int q = 0;
+    for (int64_t c = c0; c < c1; ++c) {
+      while (c >= first[q + 1]) ++q;
+      const int64_t i0 = (c - first[q]) * kChunk, i1 = std::min(t.size[q], i0 + kChunk);
+      adam_step(t.p[q] + i0, t.g[q] + i0, t.m[q] + i0, t.v[q] + i0, i1 - i0, inv_scale,
+                float(h.beta1), float(h.beta2), step_size, inv_bc2_sqrt, float(h.eps));
+    }
+  });
 }
 
 }  // namespace adam

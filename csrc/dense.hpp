@@ -13,13 +13,57 @@
 // the baseline and picked at load time (csrc/clones.hpp); -ffp-contract=off
 // keeps the three bit-identical.
 //
+// Threads: while a ThreadScope lives on a thread, the products, activations and
+// for_blocks calls of that thread split into blocks of rows (or of columns, where
+// the rows are too few) across the shared worker pool (csrc/parallel.hpp). A block
+// computes each of its entries exactly as the single-threaded loop does, so every
+// result is bit-identical for any thread count; work too small to pay for the
+// hand-off (under kMinBlockWork multiply-adds a block) stays on the caller.
+//
 // This header sees no Python.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 namespace pgfast {
+
+class SharedPoolLease;  // csrc/parallel.hpp
+class WorkerPool;
+
 namespace dense {
+
+// The least work (multiply-adds, or element operations) worth a block of its own: ~2-3 us on
+// one core, a few times a hand-off to a worker that is awake.
+constexpr int64_t kMinBlockWork = int64_t(1) << 18;
+
+// The threads of this thread's dense work for the scope's life: num_threads threads
+// (caller included; <= 1: the caller alone) from the shared pool. Inside another
+// scope it narrows that scope's threads instead of taking a pool of its own; where
+// the shared pool is busy (another caller holds it) the work stays on the caller,
+// with the same results.
+class ThreadScope {
+ public:
+  explicit ThreadScope(int num_threads);
+  ~ThreadScope();
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  SharedPoolLease* lease_ = nullptr;
+  WorkerPool* prev_pool_ = nullptr;
+  int prev_threads_ = 1;
+};
+
+// The threads the current scope gives (1 outside any).
+int scope_threads();
+
+// fn(i0, i1) over [0, n) in contiguous blocks whose bounds are multiples of
+// `align` (but the last), each at least kMinBlockWork / work_per_unit units:
+// across the current scope's threads, or one call fn(0, n) on the caller. fn must
+// give each unit a result that does not depend on the block it falls in.
+void for_blocks(int64_t n, int64_t align, int64_t work_per_unit,
+                const std::function<void(int64_t, int64_t)>& fn);
 
 // Results narrower than this take matmul_narrow.
 constexpr int kNarrow = 16;
@@ -50,6 +94,9 @@ void relu_loop(float* v, int64_t n);
 // g *= the activation's derivative at its output h: 1 - h^2 (tanh); ReLU: 0 where
 // h <= 0, else g (torch's threshold_backward).
 void act_backward(float* g, const float* h, int64_t n, bool tanh);
+
+// out[j] = sum over r = 0, 1, ..., rows - 1 (in order, from 0) of g[r, j], j < cols.
+void column_sums(const float* g, int64_t rows, int64_t cols, float* out);
 
 }  // namespace dense
 }  // namespace pgfast

@@ -14,6 +14,36 @@ void fit(std::vector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
+// Multiply-adds per row of a forward.
+int64_t row_work(const Mlp& m) {
+  int64_t w = 0;
+  for (int i = 0; i < m.num_layers; ++i) w += int64_t(m.dims[i]) * m.dims[i + 1];
+  return w;
+}
+
+// A narrow layer's transposed weight: scratch of the thread that runs a block of rows.
+float* block_wt(const Mlp& m) {
+  thread_local std::vector<float> wt;
+  fit(wt, size_t(m.max_width()) * size_t(m.max_width()));
+  return wt.data();
+}
+
+// Rows [r0, r1) of a forward through every layer: x and the outputs out[i] ([n, dims[i + 1]],
+// out[num_layers - 1] the network's) at row r0. Rows never depend on each other
+// (csrc/dense.hpp), so blocks of rows on several threads give the whole forward's bits.
+void forward_rows(const Mlp& m, const float* x, float* const* out, int64_t r0, int64_t r1) {
+  const int64_t rows = r1 - r0;
+  float* wt = block_wt(m);
+  const float* in = x + r0 * m.dims[0];
+  for (int i = 0; i < m.num_layers; ++i) {
+    const int dout = m.dims[i + 1];
+    float* y = out[i] + r0 * dout;
+    dense::linear(rows, m.dims[i], dout, in, m.w[i], m.b[i], y, wt);
+    if (i < m.num_layers - 1) activate(m.act, y, rows * dout);
+    in = y;
+  }
+}
+
 }  // namespace
 
 int Mlp::max_width() const {
@@ -49,14 +79,12 @@ void forward(const Mlp& m, const float* x, int64_t n, Trace& t) {
   const int L = m.num_layers;
   t.x = x;
   t.n = n;
-  const float* in = x;
-  for (int i = 0; i < L; ++i) {
-    const int dout = m.dims[i + 1];
-    float* y = i == L - 1 ? t.out.data() : t.h[i + 1].data();
-    dense::linear(n, m.dims[i], dout, in, m.w[i], m.b[i], y, t.wt.data());
-    if (i < L - 1) activate(m.act, y, n * dout);
-    in = y;
-  }
+  float* out[kMaxLayers];
+  for (int i = 0; i < L; ++i) out[i] = i == L - 1 ? t.out.data() : t.h[i + 1].data();
+  // one job: blocks of rows through all layers (the current dense::ThreadScope's threads)
+  dense::for_blocks(n, 8, row_work(m), [&](int64_t r0, int64_t r1) {
+    forward_rows(m, x, out, r0, r1);
+  });
 }
 
 int64_t scratch_size(const Mlp& m, int64_t n) {
@@ -66,16 +94,13 @@ int64_t scratch_size(const Mlp& m, int64_t n) {
 
 void forward_into(const Mlp& m, const float* x, int64_t n, float* out, float* scratch) {
   const int64_t width = m.max_width();
-  float* buf[2] = {scratch, scratch + n * width};
-  float* wt = scratch + 2 * n * width;
-  const float* in = x;
+  float* outs[kMaxLayers];  // ping-pong between two [n, width] buffers, then out
   for (int i = 0; i < m.num_layers; ++i) {
-    const bool last = i == m.num_layers - 1;
-    float* y = last ? out : buf[i & 1];
-    dense::linear(n, m.dims[i], m.dims[i + 1], in, m.w[i], m.b[i], y, wt);
-    if (!last) activate(m.act, y, n * m.dims[i + 1]);
-    in = y;
+    outs[i] = i == m.num_layers - 1 ? out : scratch + (i & 1) * n * width;
   }
+  dense::for_blocks(n, 8, row_work(m), [&](int64_t r0, int64_t r1) {
+    forward_rows(m, x, outs, r0, r1);
+  });
 }
 
 void backward(const Mlp& m, Trace& t, const float* g_out, float* const* gw, float* const* gb) {
@@ -91,16 +116,15 @@ void backward(const Mlp& m, Trace& t, const float* g_out, float* const* gw, floa
     } else {
       dense::matmul(din, dout, n, h, 1, din, g, gw[i], nullptr);  // H^T g
     }
-    float* gB = gb[i];
-    for (int j = 0; j < dout; ++j) gB[j] = 0.0f;
-    for (int64_t r = 0; r < n; ++r) {
-      const float* gr = g + r * dout;
-      for (int j = 0; j < dout; ++j) gB[j] += gr[j];
-    }
+    dense::column_sums(g, n, dout, gb[i]);
     if (i > 0) {
       dense::transpose(m.w[i], din, dout, t.wt.data());
-      dense::matmul(n, din, dout, g, dout, 1, t.wt.data(), next, nullptr);  // g W^T
-      act_backward(m.act, next, h, n * din);
+      const float* wt = t.wt.data();
+      // g W^T and the activation's derivative, one job of row blocks
+      dense::for_blocks(n, 8, int64_t(din) * dout, [&](int64_t r0, int64_t r1) {
+        dense::matmul(r1 - r0, din, dout, g + r0 * dout, dout, 1, wt, next + r0 * din, nullptr);
+        act_backward(m.act, next + r0 * din, h + r0 * din, (r1 - r0) * din);
+      });
       g = next;
       next = next == t.pa.data() ? t.pb.data() : t.pa.data();
     }

@@ -45,10 +45,17 @@ SharedPoolLease::SharedPoolLease(int threads) {
     g_pool_pid = pid;
   }
   pool_ = g_pool;
+  threads_ = std::min(threads, pool_->size());
+  if (threads_ <= 1) pool_ = nullptr;
 }
 
 SharedPoolLease::~SharedPoolLease() {
   if (locked_) g_mu.unlock();
+}
+
+int64_t shared_pool_items_by_workers() {
+  std::lock_guard<std::mutex> lk(g_mu);
+  return g_pool != nullptr ? g_pool->items_by_workers() : 0;
 }
 
 }  // namespace pgfast

@@ -88,13 +88,16 @@ class WorkerPool {
   // check that the threaded path really ran.
   int64_t items_by_workers() const { return worker_items_.load(std::memory_order_relaxed); }
 
-  void run(int64_t n_items, const std::function<void(int64_t)>& body) {
+  // body(item) for every item in [0, n_items) on at most `threads` threads (the
+  // caller and workers 1 .. threads - 1; <= 0 or above size(): all of them).
+  void run(int64_t n_items, const std::function<void(int64_t)>& body, int threads = 0) {
     if (n_items <= 0) return;
+    const int lanes = threads <= 0 ? size() : std::min(threads, size());
     {
       std::lock_guard<std::mutex> lk(mu_);
       job_ = &body;
       n_items_ = n_items;
-      const int lanes = size();
+      job_lanes_ = lanes;
       const int64_t per = (n_items + lanes - 1) / lanes;
       for (int l = 0; l < lanes; ++l) {
         lanes_[l].next.store(std::min(n_items, l * per), std::memory_order_relaxed);
@@ -104,7 +107,7 @@ class WorkerPool {
       generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
-    work(body, n_items, 0);
+    work(body, n_items, 0, lanes);
     if (!spin_until([&] { return done_.load(std::memory_order_acquire) == n_items; })) {
       std::unique_lock<std::mutex> lk(mu_);
       done_cv_.wait(lk, [&] { return done_.load(std::memory_order_acquire) == n_items; });
@@ -139,8 +142,7 @@ class WorkerPool {
   // Runs items until none are left, first from its own lane (the same items
   // every job, so their data stays in this core's cache), then from the
   // others'; returns how many it ran.
-  int64_t work(const std::function<void(int64_t)>& body, int64_t n_items, int lane) {
-    const int lanes = size();
+  int64_t work(const std::function<void(int64_t)>& body, int64_t n_items, int lane, int lanes) {
     int64_t ran = 0;
     for (int j = 0; j < lanes; ++j) {
       Lane& l = lanes_[(lane + j) % lanes];
@@ -164,17 +166,19 @@ class WorkerPool {
       spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
       const std::function<void(int64_t)>* job;
       int64_t n;
+      int lanes;
       {
         std::unique_lock<std::mutex> lk(mu_);
         cv_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen; });
         seen = generation_.load(std::memory_order_acquire);
         if (stop_) return;
-        job = job_;
+        lanes = job_lanes_;
+        job = lane < lanes ? job_ : nullptr;  // a job on fewer threads leaves this one out
         n = n_items_;
         if (job != nullptr) active_.fetch_add(1, std::memory_order_acq_rel);
       }
       if (job != nullptr) {
-        worker_items_.fetch_add(work(*job, n, lane), std::memory_order_relaxed);
+        worker_items_.fetch_add(work(*job, n, lane, lanes), std::memory_order_relaxed);
         active_.fetch_sub(1, std::memory_order_acq_rel);
       }
     }
@@ -185,6 +189,7 @@ class WorkerPool {
   std::condition_variable cv_, done_cv_;
   const std::function<void(int64_t)>* job_ = nullptr;  // guarded by mu_
   int64_t n_items_ = 0;                                 // guarded by mu_
+  int job_lanes_ = 1;                                   // threads of the job; guarded by mu_
   bool stop_ = false;                                   // guarded by mu_
   // Items [start, end) of a lane, start advanced by whoever takes one.
   struct alignas(64) Lane {
@@ -199,15 +204,16 @@ class WorkerPool {
 };
 
 // body(item) for every item in [0, n_items): on the calling thread alone when
-// pool is null or there is a single item, else across the pool.
+// pool is null, threads is 1 or there is a single item, else across the pool
+// (at most `threads` threads, caller included; <= 0: the whole pool).
 template <class Body>
-void parallel_for(WorkerPool* pool, int64_t n_items, Body&& body) {
-  if (pool == nullptr || n_items <= 1) {
+void parallel_for(WorkerPool* pool, int64_t n_items, Body&& body, int threads = 0) {
+  if (pool == nullptr || n_items <= 1 || threads == 1) {
     for (int64_t i = 0; i < n_items; ++i) body(i);
     return;
   }
   // std::ref: the std::function holds a reference, no copy or allocation.
-  pool->run(n_items, std::function<void(int64_t)>(std::ref(body)));
+  pool->run(n_items, std::function<void(int64_t)>(std::ref(body)), threads);
 }
 
 // The process-wide pool for callers that own none (the return kernels), held
@@ -224,10 +230,18 @@ class SharedPoolLease {
   SharedPoolLease& operator=(const SharedPoolLease&) = delete;
 
   WorkerPool* pool() const { return pool_; }
+  // Threads a job of this lease should use (caller included): the count asked
+  // for, at most the pool's size; 1 without a pool.
+  int threads() const { return threads_; }
 
  private:
   bool locked_ = false;
+  int threads_ = 1;
   WorkerPool* pool_ = nullptr;
 };
+
+// Items the shared pool's worker threads (not its callers) have run since it was
+// started: lets tests check that a threaded path really ran.
+int64_t shared_pool_items_by_workers();
 
 }  // namespace pgfast

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "dense.hpp"
 #include "dist.hpp"
 
 namespace pgfast {
@@ -77,6 +78,7 @@ double value_grad_sq(const Net& critic, int64_t width) {
 
 double value_fit(Net& critic, const Batch& batch, const int64_t* perm, const ValueSettings& s) {
   thread_local Workspace ws;
+  dense::ThreadScope threads(s.num_threads);
   const mlp::Mlp& m = critic.net;
   const int64_t B = batch.size, mb = s.minibatch_size;
   const int d0 = m.dims[0], K = m.out_dim();
@@ -120,6 +122,7 @@ double value_fit(Net& critic, const Batch& batch, const int64_t* perm, const Val
 
 PgStats vpg_step(Net& actor, const Batch& batch, const PgSettings& s) {
   thread_local Workspace ws;
+  dense::ThreadScope threads(s.num_threads);
   const mlp::Mlp& m = actor.net;
   const int64_t n = batch.size;
   const int K = m.out_dim();

@@ -50,6 +50,7 @@ struct ValueSettings {
   // columns: the critic's slice of the stacked layout of earlier releases (norm_width: the
   // actor's out_dim), so such runs repeat bit for bit; 1: the gradients as they are.
   int64_t norm_width = 1;
+  int num_threads = 1;  // threads of the products (csrc/dense.hpp); results do not depend on it
 };
 
 // The value regression; returns the last minibatch's loss. perm: [epochs, size] or null
@@ -60,6 +61,7 @@ double value_fit(Net& critic, const Batch& batch, const int64_t* perm, const Val
 struct PgSettings {
   float ent_coef = 0.0f;
   float max_grad_norm = 0.0f;
+  int num_threads = 1;  // threads of the products (csrc/dense.hpp); results do not depend on it
 };
 
 struct PgStats {

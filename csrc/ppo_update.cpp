@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "adam.hpp"
+#include "dense.hpp"
 #include "dist.hpp"
 #include "mlp.hpp"
 
@@ -22,7 +23,7 @@ struct Workspace {
   mlp::Trace tr[2];                             // forward of actor and critic
   std::vector<float> g0, g1;                    // d loss / d output: actor [n, K], critic [n]
   std::vector<float> grad[adam::kMaxTensors];   // the Adam tensors' gradients, in their order
-  std::vector<float> rows;                      // per-row scalars, 4 n
+  std::vector<float> rows;                      // per-row scalars, 6 n
 };
 
 template <class T>
@@ -42,7 +43,7 @@ void prepare(Workspace& ws, const ActorCritic& net, Adam& adam, int64_t nmax) {
     fit(ws.grad[q], size_t(adam.t.size[q]));
     adam.t.g[q] = ws.grad[q].data();
   }
-  fit(ws.rows, size_t(4 * nmax));
+  fit(ws.rows, size_t(6 * nmax));
 }
 
 // Actor and critic on X [n, d0], kept in ws.tr[0] and ws.tr[1]. Each row's result depends
@@ -87,29 +88,38 @@ double stacked_grad_sq(const ActorCritic& net, const adam::Tensors& t) {
 }  // namespace
 
 void evaluate(const ActorCritic& net, const float* obs, int64_t n, const int64_t* act_discrete,
-              const float* act_box, float* logp, float* values) {
-  thread_local Workspace ws;
+              const float* act_box, float* logp, float* values, int num_threads) {
+  dense::ThreadScope threads(num_threads);
   const int d0 = net.actor.dims[0], K = net.actor.out_dim();
   const bool gaussian = net.log_std != nullptr;
   if (logp != nullptr && !gaussian) dist::check_actions(act_discrete, n, K);
   constexpr int64_t kChunk = 256;
-  Adam none;
-  prepare(ws, net, none, std::min(n, kChunk));
   const dist::Terms g = dist::terms(net.log_std, K);
-  for (int64_t start = 0; start < n; start += kChunk) {
-    const int64_t m = std::min(kChunk, n - start);
-    forward(net, obs + start * d0, m, ws);
-    for (int64_t r = 0; r < m; ++r) {
-      const int64_t i = start + r;
-      values[i] = ws.tr[1].out[size_t(r)];
-      if (logp != nullptr) {
-        float h = 0.0f;
-        logp[i] = dist::row_logp(ws.tr[0].out.data() + r * K, g,
-                                 gaussian ? act_box + i * K : nullptr,
-                                 gaussian ? 0 : act_discrete[i], ws.g0.data() + r * K, &h);
+  // chunks of rows, independent of each other: blocks of them across the scope's threads, each
+  // thread with its own workspace (the products inside a block stay on its thread)
+  int64_t work = 0;
+  for (const mlp::Mlp* m : {&net.actor, &net.critic}) {
+    for (int i = 0; i < m->num_layers; ++i) work += int64_t(m->dims[i]) * m->dims[i + 1] * kChunk;
+  }
+  dense::for_blocks((n + kChunk - 1) / kChunk, 1, work, [&](int64_t c0, int64_t c1) {
+    thread_local Workspace ws;
+    Adam none;
+    prepare(ws, net, none, std::min(n, kChunk));
+    for (int64_t start = c0 * kChunk; start < std::min(n, c1 * kChunk); start += kChunk) {
+      const int64_t m = std::min(kChunk, n - start);
+      forward(net, obs + start * d0, m, ws);
+      for (int64_t r = 0; r < m; ++r) {
+        const int64_t i = start + r;
+        values[i] = ws.tr[1].out[size_t(r)];
+        if (logp != nullptr) {
+          float h = 0.0f;
+          logp[i] = dist::row_logp(ws.tr[0].out.data() + r * K, g,
+                                   gaussian ? act_box + i * K : nullptr,
+                                   gaussian ? 0 : act_discrete[i], ws.g0.data() + r * K, &h);
+        }
       }
     }
-  }
+  });
 }
 
 namespace {
@@ -137,31 +147,40 @@ Sums loss_grads(const ActorCritic& net, const Batch& batch, const int64_t* idx, 
   const float c = s.clip_coef;
   Sums sums;
   if (gaussian) std::fill(g_log_std, g_log_std + K, 0.0f);
-  for (int64_t r = 0; r < n; ++r) {
-    const int64_t src = idx != nullptr ? idx[r] : start + r;
-    const float logp = dist::row_logp(out0 + r * K, g, gaussian ? batch.act_box + src * K : nullptr,
-                                      gaussian ? 0 : batch.act_discrete[src], gout0 + r * K,
-                                      ent_row + r);
-    if (logp_out != nullptr) logp_out[r] = logp;
-    const float ratio = std::exp(logp - batch.logp_old[src]);
-    const float ra = ratio * A[r];
-    const float rc = std::min(std::max(ratio, 1.0f - c), 1.0f + c) * A[r];
-    g_lp[r] = ra <= rc ? -ra * inv_n : 0.0f;
-    sums.pg -= std::min(ra, rc);
-    const float v = v_out[r];
-    const float u = v - batch.ret[src];
-    float gv;
-    if (s.clip_vloss) {
-      const float dv = v - batch.v_old[src];
-      const float cdiff = batch.v_old[src] + std::min(std::max(dv, -c), c) - batch.ret[src];
-      const bool use_u = u * u >= cdiff * cdiff;
-      gv = use_u ? u : (std::fabs(dv) <= c ? cdiff : 0.0f);  // torch's clamp: inclusive
-      sums.v += std::max(u * u, cdiff * cdiff);
-    } else {
-      gv = u;
-      sums.v += u * u;
+  // each row on its own (blocks of rows across the threads); the losses' sums after, in order
+  float* pg_row = ws.rows.data() + 4 * n;
+  float* v_row = ws.rows.data() + 5 * n;
+  dense::for_blocks(n, 16, 64 * (K + 1), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t src = idx != nullptr ? idx[r] : start + r;
+      const float logp = dist::row_logp(out0 + r * K, g, gaussian ? batch.act_box + src * K : nullptr,
+                                        gaussian ? 0 : batch.act_discrete[src], gout0 + r * K,
+                                        ent_row + r);
+      if (logp_out != nullptr) logp_out[r] = logp;
+      const float ratio = std::exp(logp - batch.logp_old[src]);
+      const float ra = ratio * A[r];
+      const float rc = std::min(std::max(ratio, 1.0f - c), 1.0f + c) * A[r];
+      g_lp[r] = ra <= rc ? -ra * inv_n : 0.0f;
+      pg_row[r] = std::min(ra, rc);
+      const float v = v_out[r];
+      const float u = v - batch.ret[src];
+      float gv;
+      if (s.clip_vloss) {
+        const float dv = v - batch.v_old[src];
+        const float cdiff = batch.v_old[src] + std::min(std::max(dv, -c), c) - batch.ret[src];
+        const bool use_u = u * u >= cdiff * cdiff;
+        gv = use_u ? u : (std::fabs(dv) <= c ? cdiff : 0.0f);  // torch's clamp: inclusive
+        v_row[r] = std::max(u * u, cdiff * cdiff);
+      } else {
+        gv = u;
+        v_row[r] = u * u;
+      }
+      ws.g1[size_t(r)] = gv * (s.vf_coef * inv_n);
     }
-    ws.g1[size_t(r)] = gv * (s.vf_coef * inv_n);
+  });
+  for (int64_t r = 0; r < n; ++r) {
+    sums.pg -= pg_row[r];
+    sums.v += v_row[r];
   }
   dist::logp_backward(g, n, g_lp, ent_row, idx != nullptr ? batch.act_discrete : batch.act_discrete + start,
                       idx, s.ent_coef, gout0, g_log_std);
@@ -193,6 +212,7 @@ void minibatch_adv(const Batch& batch, const int64_t* idx, int64_t start, int64_
 Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const int64_t* perm,
                 int64_t mb, const Settings& s, float* logp_last) {
   thread_local Workspace ws;
+  dense::ThreadScope threads(s.num_threads);
   const int64_t size = batch.size;
   const int d0 = net.actor.dims[0], K = net.actor.out_dim();
   const int La = net.actor.num_layers, Lc = net.critic.num_layers;

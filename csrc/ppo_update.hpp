@@ -73,6 +73,7 @@ struct Settings {
   float max_grad_norm = 0.0f;  // <= 0: no clipping
   bool clip_vloss = true;
   bool norm_adv = true;  // normalise the advantages of each minibatch
+  int num_threads = 1;  // threads of the products (csrc/dense.hpp); results do not depend on it
 };
 
 struct Stats {
@@ -93,9 +94,10 @@ Stats ppo_epoch(const ActorCritic& net, Adam& adam, const Batch& batch, const in
 // logp is not null, logp[n] = log pi(a | s) of the actions (act_discrete [n] or act_box
 // [n, out_dim]). Row for row bit-identical to the forward ppo_epoch's minibatches take,
 // so a rollout's log-probs computed here give ratio exactly 1 in the first minibatch.
-// Throws std::invalid_argument on an action outside the categorical's support.
+// num_threads: as Settings'. Throws std::invalid_argument on an action outside the
+// categorical's support.
 void evaluate(const ActorCritic& net, const float* obs, int64_t n, const int64_t* act_discrete,
-              const float* act_box, float* logp, float* values);
+              const float* act_box, float* logp, float* values, int num_threads = 1);
 
 }  // namespace update
 }  // namespace pgfast

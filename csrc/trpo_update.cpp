@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "dense.hpp"
 #include "dist.hpp"
 
 namespace pgfast {
@@ -176,12 +177,14 @@ int64_t num_params(const pg::Net& actor) {
 
 void grad_and_fvp(const pg::Net& actor, const pg::Batch& batch, const Settings& s, float* g,
                   const float* vs, int64_t m, float* fvs) {
+  dense::ThreadScope threads(s.num_threads);
   Model md(actor, batch, s);
   md.grad(g);
   for (int64_t i = 0; i < m; ++i) md.fvp(vs + i * md.n, fvs + i * md.n);
 }
 
 Stats step(pg::Net& actor, const pg::Batch& batch, const Settings& s) {
+  dense::ThreadScope threads(s.num_threads);
   Model md(actor, batch, s);
   const int64_t n = md.n, B = batch.size;
   const int K = md.K;

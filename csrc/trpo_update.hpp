@@ -32,6 +32,7 @@ struct Settings {
   float fvp_subsample = 1.0f;  // fraction of the rows the Fisher-vector products use
   int cg_iters = 10;
   int backtrack_iters = 10;
+  int num_threads = 1;  // threads of the products (csrc/dense.hpp); results do not depend on it
 };
 
 struct Stats {

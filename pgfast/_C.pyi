@@ -265,6 +265,7 @@ def ppo_epoch(
     activation: str,
     logp_last: npt.NDArray[np.float32],
     epochs: int = 1,
+    num_threads: int = 1,
 ) -> Tuple[float, float, float, int]: ...
 def value_fit(
     *,
@@ -284,6 +285,7 @@ def value_fit(
     epochs: int,
     max_grad_norm: float,
     norm_width: int = 1,
+    num_threads: int = 1,
 ) -> Tuple[float, int]: ...
 def vpg_step(
     *,
@@ -303,6 +305,7 @@ def vpg_step(
     adv: npt.NDArray[np.float32],
     ent_coef: float,
     max_grad_norm: float,
+    num_threads: int = 1,
 ) -> Tuple[float, float, float, int]: ...
 def trpo_step(
     *,
@@ -321,6 +324,7 @@ def trpo_step(
     backtrack_coeff: float,
     ent_coef: float,
     fvp_subsample: float = 1.0,
+    num_threads: int = 1,
 ) -> Tuple[float, float, float, bool, int]: ...
 def trpo_grad_fvp(
     *,
@@ -336,6 +340,7 @@ def trpo_grad_fvp(
     cg_damping: float,
     fvp_subsample: float,
     vectors: npt.NDArray[np.float32],
+    num_threads: int = 1,
 ) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
 def policy_evaluate(
     *,
@@ -349,6 +354,7 @@ def policy_evaluate(
     actions: Optional[npt.NDArray[Any]],
     values: npt.NDArray[np.float32],
     logp: Optional[npt.NDArray[np.float32]],
+    num_threads: int = 1,
 ) -> None: ...
 def rollout_mlp(
     *,
@@ -370,4 +376,6 @@ def rollout_mlp(
     obs_mean: Optional[npt.NDArray[np.float32]] = None,
     obs_inv_std: Optional[npt.NDArray[np.float32]] = None,
     obs_clip: float = 10.0,
+    num_threads: int = 1,
 ) -> bool: ...
+def shared_pool_items_by_workers() -> int: ...

@@ -22,6 +22,7 @@ import dataclasses
 import difflib
 import inspect
 import math
+import os
 import textwrap
 import typing
 import warnings
@@ -30,7 +31,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from pgfast import backends
 
-__all__ = ["BaseConfig", "ADVANTAGES", "LEGACY_FIELDS", "LEGACY_NOTES", "field_docs", "field_types",
+__all__ = ["BaseConfig", "ADVANTAGES", "MAX_THREADS", "available_threads", "LEGACY_FIELDS", "LEGACY_NOTES",
+           "field_docs", "field_types",
            "check_fields", "did_you_mean", "parse_value", "parse_overrides", "format_help", "RESERVED"]
 
 C = TypeVar("C", bound="BaseConfig")
@@ -45,6 +47,17 @@ LEGACY_FIELDS: Dict[str, Tuple[Optional[str], Dict[bool, str]]] = {
 
 LEGACY_NOTES: Dict[str, str] = {"fast_grads": "the torch update is autograd; update_backend picks C++ or torch"}
 """What :func:`check_fields` says when a removed field is given."""
+
+MAX_THREADS = 1024
+"""The largest ``num_threads`` (the C++ kernels' limit, csrc/parallel.hpp's kMaxThreadRequest)."""
+
+
+def available_threads() -> int:
+    """CPU threads this process may run on (its affinity mask where the OS has one)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    n = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+    return max(1, min(MAX_THREADS, n))
+
 
 ADVANTAGES: Tuple[str, ...] = ("gae", "nstep", "mc")
 """Advantage estimators an algorithm accepts (``BaseConfig.advantage``)."""
@@ -112,6 +125,8 @@ class BaseConfig:
     """observation encoder: auto (a CNN for image observations, else an MLP), mlp or cnn"""
     share_encoder: bool = True
     """actor and critic read one CNN encoder (encoder cnn); False gives each its own"""
+    num_threads: int = 1
+    """CPU threads of one run (0: all): C++ update/rollout products, native envs, torch path; same results"""
 
     def __post_init__(self) -> None:
         """Check the fields and bring the layer widths to tuples of ints."""
@@ -135,6 +150,10 @@ class BaseConfig:
         if self.advantage not in ADVANTAGES:
             raise ValueError(f"advantage must be one of {', '.join(ADVANTAGES)}, got {self.advantage!r}"
                              f"{did_you_mean(str(self.advantage), ADVANTAGES)}")
+        if not isinstance(self.num_threads, int) or isinstance(self.num_threads, bool) \
+                or not 0 <= self.num_threads <= MAX_THREADS:
+            raise ValueError(f"num_threads must be an int in [0, {MAX_THREADS}] (0: all the machine's "
+                             f"threads), got {self.num_threads!r}")
         if self.encoder not in ("auto", "mlp", "cnn"):
             raise ValueError(f"encoder must be one of auto, mlp, cnn, got {self.encoder!r}"
                              f"{did_you_mean(str(self.encoder), ('auto', 'mlp', 'cnn'))}")
@@ -183,6 +202,12 @@ class BaseConfig:
     def minibatch_size(self) -> int:
         """batch_size // num_minibatches."""
         return self.batch_size // self.num_minibatches
+
+    @property
+    def threads(self) -> int:
+        """num_threads resolved: the threads this process may run on where it is 0
+        (:func:`available_threads`), else num_threads."""
+        return self.num_threads if self.num_threads > 0 else available_threads()
 
     @property
     def num_iterations(self) -> int:

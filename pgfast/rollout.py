@@ -141,7 +141,8 @@ class NativeRollout:
         trunc_any = bool(_C.rollout_mlp(
             step_into=self.stepper(), weights=ws, biases=bs, activation=col.policy.activation,
             noise=noise.numpy(), obs=col.obs_np, actions=col.actions_np, rewards=col.rew_np,
-            terminated=col.term_np, truncated=col.trunc_np, final_obs=_np(col.buf.final_obs), **extra))
+            terminated=col.term_np, truncated=col.trunc_np, final_obs=_np(col.buf.final_obs),
+            num_threads=col.num_threads, **extra))
         if col.reward_scaler is not None:  # the same sequence of updates as step by step
             np.copyto(col.raw_rew, col.rew_np)
             col.reward_scaler.scale_rollout(col.rew_np, col.term_np | col.trunc_np)
@@ -171,12 +172,14 @@ class Collector:
             it cannot apply).
         space_note: why the env's spaces need the torch path
             (:func:`pgfast.spaces.torch_path_reason`), for the reason "native" cannot apply.
+        num_threads: threads of the C++ forward's products (rollout and ``native_eval``;
+            the same actions and values for any count).
     """
 
     def __init__(self, env: Any, policy: Any, buffer: RolloutBuffer, generator: torch.Generator,
                  reward_scaler: Optional[RewardScaler] = None, stats_window: int = 100,
                  rollout_backend: str = "torch", native_eval: bool = False,
-                 space_note: Optional[str] = None) -> None:
+                 space_note: Optional[str] = None, num_threads: int = 1) -> None:
         """Check the env against the buffer and make the ``[N]`` row views and trackers."""
         mode = env.metadata.get("autoreset_mode")
         if mode != gym.vector.AutoresetMode.SAME_STEP:
@@ -185,6 +188,7 @@ class Collector:
             raise ValueError(f"env has {env.num_envs} envs, buffer has {buffer.num_envs}")
         self.env, self.policy, self.buf, self.gen = env, policy, buffer, generator
         self.reward_scaler = reward_scaler
+        self.num_threads = int(num_threads)
         self.step_into = getattr(env, "step_into", None)
         self.device = buffer.device
         self.on_cpu = self.device.type == "cpu"
@@ -239,7 +243,8 @@ class Collector:
         _C.policy_evaluate(actor_weights=aw, actor_biases=ab, critic_weights=cw, critic_biases=cb,
                            log_std=log_std, activation=pol.activation, obs=x.contiguous().numpy(),
                            actions=None if actions is None else actions.contiguous().numpy(),
-                           values=values.numpy(), logp=None if logp is None else logp.numpy())
+                           values=values.numpy(), logp=None if logp is None else logp.numpy(),
+                           num_threads=self.num_threads)
 
     # ---- start ----------------------------------------------------------------------
     def reset(self, seed: Optional[int] = None) -> None:

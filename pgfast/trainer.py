@@ -26,9 +26,12 @@ of every iteration and follows a checkpoint schedule; SIGINT is deferred to the
 end of the iteration (a second SIGINT interrupts at once). Evaluation episodes are
 played by :mod:`pgfast.evaluation`.
 
-Threads: small networks run fastest with one intra-op thread on CPU (op overhead
-dominates), so :meth:`Run.learn` sets ``torch.set_num_threads(torch_threads)``
-(default 1) for its duration and restores the previous value afterwards.
+Threads: one run uses ``config.num_threads`` CPU threads (default 1; 0: all the machine's):
+the C++ update and rollout split their matrix products into row blocks across csrc/parallel.hpp's
+one worker pool, a native env steps its envs on them, and where a phase runs on the torch path
+:meth:`Run.learn` sets ``torch.set_num_threads`` to it for its duration (else to 1: the native
+paths' torch ops are tiny; the previous value is restored afterwards). The C++ results are
+bit-identical for every thread count.
 """
 
 from __future__ import annotations
@@ -121,8 +124,10 @@ class Run:
         cfg = config
         if cfg.num_envs * cfg.num_steps > 2**22:  # large enough to fail: estimate before allocating
             _check_memory(env_id, cfg, self.env_kwargs)
+        # a native env steps on the run's threads (at most one per env; env_kwargs may say otherwise)
+        env_threads = {"num_threads": min(cfg.threads, cfg.num_envs)}
         self.env = make_vec(env_id, cfg.num_envs, seed=None, autoreset_mode="same_step",
-                            **self.env_kwargs)
+                            **{**env_threads, **self.env_kwargs})
         raw_obs_space = self.env.single_observation_space
         try:  # non-Box observations are flattened (pgfast.spaces); unsupported spaces raise here
             self.env = spaces.adapt_env(self.env)
@@ -166,7 +171,8 @@ class Run:
             # come from the same C++ forward, so its first ratio is exactly 1
             self.collector = Collector(self.env, self.policy, self.buffer, self.generator, scaler,
                                        rollout_backend=cfg.rollout_backend,
-                                       native_eval=update_path == "native", space_note=self.space_note)
+                                       native_eval=update_path == "native", space_note=self.space_note,
+                                       num_threads=cfg.threads)
         except ValueError:
             self.env.close()
             raise
@@ -190,7 +196,7 @@ class Run:
     # ---- training -------------------------------------------------------------------
     def learn(self, more_timesteps: Optional[int] = None,
               callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
-              torch_threads: Optional[int] = 1, checkpoint_path: Optional[PathLike] = None,
+              torch_threads: Optional[int] = 0, checkpoint_path: Optional[PathLike] = None,
               checkpoint_every: int = 0, stop: Optional[StopFlag] = None,
               schedule: Optional[CheckpointSchedule] = None, overwrite: bool = False) -> "Run":
         """Train until ``config.total_timesteps`` (or for ``more_timesteps`` more env steps).
@@ -202,8 +208,9 @@ class Run:
                 interrupted or loaded run exactly where it stopped).
             callback: called as ``callback(row)`` after every iteration with the new
                 history row; returning ``False`` stops training after that iteration.
-            torch_threads: intra-op threads during training (restored afterwards);
-                None leaves torch's setting alone.
+            torch_threads: intra-op threads during training (restored afterwards); 0 (the
+                default): the run's ``config.num_threads`` (resolved) where a phase runs on the
+                torch path, else 1; None leaves torch's setting alone.
             checkpoint_path: if given, :meth:`save` the run there every
                 ``checkpoint_every`` iterations (if > 0) and when training ends or is
                 interrupted by SIGINT (each write is atomic; an exception raised
@@ -257,8 +264,9 @@ class Run:
         else:
             guard = nullcontext()
         old_threads = torch.get_num_threads()
+        self.collector.num_threads = cfg.threads  # the C++ forward's threads (config may have changed)
         if torch_threads is not None:
-            torch.set_num_threads(int(torch_threads))
+            torch.set_num_threads(int(torch_threads) or self._torch_threads())
         try:
             with guard:
                 t0 = time.perf_counter()
@@ -285,6 +293,12 @@ class Run:
             if torch_threads is not None:
                 torch.set_num_threads(old_threads)
         return self
+
+    def _torch_threads(self) -> int:
+        """torch's intra-op threads for this run: ``config.threads`` where a phase runs on the
+        torch path, else 1 (the native paths' torch ops are tiny, and idle intra-op threads that
+        spin would take the cores of the C++ workers)."""
+        return self.config.threads if "torch" in self.paths.values() else 1
 
     def _iterate(self) -> Dict[str, Any]:
         cfg, buf = self.config, self.buffer

@@ -52,7 +52,7 @@ def train(algo: str, env_id: str, total_timesteps: Optional[int] = None,
           device: Union[str, torch.device] = "auto", tuned: bool = True,
           env_kwargs: Optional[Dict[str, Any]] = None,
           callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
-          torch_threads: Optional[int] = 1, checkpoint_path: Optional[PathLike] = None,
+          torch_threads: Optional[int] = 0, checkpoint_path: Optional[PathLike] = None,
           checkpoint_every: int = 0, overwrite: bool = False, **config_fields: Any) -> Union[Run, List[Run]]:
     """Train ``algo`` ("ppo", "trpo" or "vpg") on ``env_id`` and return the :class:`Run`
     (a list of runs, one per seed, when ``seed`` is a list).
@@ -73,7 +73,8 @@ def train(algo: str, env_id: str, total_timesteps: Optional[int] = None,
             (algo, env_id) when there are any; explicit ``config_fields`` override them.
         env_kwargs: extra keyword arguments for the env constructor.
         callback: ``callback(row)`` after every iteration (see :meth:`Run.learn`).
-        torch_threads: intra-op threads while training (see :meth:`Run.learn`).
+        torch_threads: intra-op threads while training (see :meth:`Run.learn`; 0, the default:
+            the config's ``num_threads``, or 1 for several seeds).
         checkpoint_path, checkpoint_every: periodic checkpoints (see :meth:`Run.learn`).
         overwrite: let ``checkpoint_path`` replace an existing checkpoint (see :meth:`Run.learn`).
         **config_fields: any field of the algorithm's Config (e.g. ``num_envs=8``);
@@ -132,7 +133,7 @@ def _run_threads(worker: Callable[[], None], n: int, stop: StopFlag, torch_threa
     of raising (the runs stop at the end of their iteration)."""
     old_threads = torch.get_num_threads()
     if torch_threads is not None:
-        torch.set_num_threads(int(torch_threads))
+        torch.set_num_threads(int(torch_threads) or 1)  # 0: one (the runs share the cores)
     guard: ContextManager[Any] = (SignalGuard(stop, (signal.SIGINT,), only_if_default=True)
                                   if threading.current_thread() is threading.main_thread()
                                   else nullcontext())

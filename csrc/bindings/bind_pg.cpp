@@ -47,7 +47,7 @@ py::tuple value_fit(const py::list& weights, const py::list& biases,
                     const py::list& exp_avg_sq, int64_t step, double lr, const py::tuple& betas,
                     double eps, py::handle obs_obj, py::handle ret_obj, py::object perm_obj,
                     int64_t minibatch_size, int64_t epochs, double max_grad_norm,
-                    int64_t norm_width) {
+                    int64_t norm_width, int64_t num_threads) {
   std::vector<py::array> written;
   pg::Net critic = adam_net(weights, biases, py::none(), activation, "", 1, exp_avg, exp_avg_sq,
                             0, written);
@@ -72,6 +72,7 @@ py::tuple value_fit(const py::list& weights, const py::list& biases,
   s.max_grad_norm = float(max_grad_norm);
   if (norm_width < 1 || norm_width > (int64_t(1) << 20)) value_error("norm_width must be in [1, 2^20]");
   s.norm_width = norm_width;
+  s.num_threads = thread_request(num_threads, 1, "num_threads");
   const int64_t* pp = perm_obj.is_none() ? nullptr : cptr<int64_t>(perm);
   double loss = 0.0;
   try {
@@ -88,7 +89,7 @@ py::tuple vpg_step(const py::list& weights, const py::list& biases, const py::ob
                    const py::list& exp_avg_sq, int64_t step, double lr, const py::tuple& betas,
                    double eps, py::handle obs_obj, py::handle actions_obj,
                    py::handle logp_old_obj, py::handle adv_obj, double ent_coef,
-                   double max_grad_norm) {
+                   double max_grad_norm, int64_t num_threads) {
   std::vector<py::array> written;
   pg::Net actor = adam_net(weights, biases, log_std, activation, "", 0, exp_avg, exp_avg_sq, 0,
                            written);
@@ -119,6 +120,7 @@ py::tuple vpg_step(const py::list& weights, const py::list& biases, const py::ob
   pg::PgSettings s;
   s.ent_coef = float(ent_coef);
   s.max_grad_norm = float(max_grad_norm);
+  s.num_threads = thread_request(num_threads, 1, "num_threads");
   pg::PgStats st;
   try {
     py::gil_scoped_release nogil;
@@ -179,7 +181,7 @@ py::tuple trpo_step(const py::list& weights, const py::list& biases, const py::o
                     const std::string& activation, py::handle obs, py::handle actions,
                     py::handle logp_old, py::handle adv, double max_kl, int64_t cg_iters,
                     double cg_damping, int64_t backtrack_iters, double backtrack_coeff,
-                    double ent_coef, double fvp_subsample) {
+                    double ent_coef, double fvp_subsample, int64_t num_threads) {
   TrpoArgs t;
   trpo_args(t, weights, biases, log_std, activation, obs, actions, logp_old, adv, ent_coef,
             cg_damping, fvp_subsample);
@@ -193,6 +195,7 @@ py::tuple trpo_step(const py::list& weights, const py::list& biases, const py::o
   t.s.cg_iters = int(std::min<int64_t>(cg_iters, 1 << 30));
   t.s.backtrack_iters = int(std::min<int64_t>(backtrack_iters, 1 << 30));
   t.s.backtrack_coeff = float(backtrack_coeff);
+  t.s.num_threads = thread_request(num_threads, 1, "num_threads");
   trpo::Stats st;
   try {
     py::gil_scoped_release nogil;
@@ -207,10 +210,11 @@ py::tuple trpo_grad_fvp(const py::list& weights, const py::list& biases,
                         const py::object& log_std, const std::string& activation,
                         py::handle obs, py::handle actions, py::handle logp_old, py::handle adv,
                         double ent_coef, double cg_damping, double fvp_subsample,
-                        py::handle vectors_obj) {
+                        py::handle vectors_obj, int64_t num_threads) {
   TrpoArgs t;
   trpo_args(t, weights, biases, log_std, activation, obs, actions, logp_old, adv, ent_coef,
             cg_damping, fvp_subsample);
+  t.s.num_threads = thread_request(num_threads, 1, "num_threads");
   const py::ssize_t n = py::ssize_t(trpo::num_params(t.actor));
   py::array vs = as_array(vectors_obj, "vectors");
   if (vs.ndim() != 2) value_error("vectors must be [m, num_params], got " + shape_str(vs));
@@ -236,7 +240,7 @@ void bind_pg(py::module_& m) {
         py::arg("activation"), py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("step"),
         py::arg("lr"), py::arg("betas"), py::arg("eps"), py::arg("obs"), py::arg("ret"),
         py::arg("perm"), py::arg("minibatch_size"), py::arg("epochs"),
-        py::arg("max_grad_norm"), py::arg("norm_width") = 1,
+        py::arg("max_grad_norm"), py::arg("norm_width") = 1, py::arg("num_threads") = 1,
         "Value regression of pgfast.nn.ActorCritic's critic in place (weights[i] float32 "
         "[d_in, d_out], biases[i] [d_out], one output column: the value): epochs x minibatches "
         "of 0.5 mean((V - ret)^2), one Adam step each (moments exp_avg/exp_avg_sq: the value "
@@ -244,32 +248,36 @@ void bind_pg(py::module_& m) {
         "[epochs, B] or None (rows in order). The clip's norm (max_grad_norm > 0) reads the "
         "output layer's gradient as column 0 of norm_width columns (the actor's out_dim: the sum "
         "of the stacked layout of earlier releases, whose runs this repeats bit for bit). "
-        "Returns (last minibatch's loss, new step).");
+        "Returns (last minibatch's loss, new step). num_threads: threads of the products (the same "
+        "results for any count).");
   m.def("vpg_step", &vpg_step, py::kw_only(), py::arg("weights"), py::arg("biases"),
         py::arg("log_std"), py::arg("activation"), py::arg("exp_avg"), py::arg("exp_avg_sq"),
         py::arg("step"), py::arg("lr"), py::arg("betas"), py::arg("eps"), py::arg("obs"),
         py::arg("actions"), py::arg("logp_old"), py::arg("adv"), py::arg("ent_coef"),
-        py::arg("max_grad_norm"),
+        py::arg("max_grad_norm"), py::arg("num_threads") = 1,
         "One VPG step of the actor (weights[i] float32 [d_in, d_out], biases[i] [d_out], "
         "log_std [D] or None) in place: Adam on "
         "-mean(logp A) - ent_coef mean(H) over the whole batch (obs float32 [B, obs_dim] "
         "normalised, actions int64 [B] / float32 [B, D], logp_old and adv float32 [B]). "
-        "Returns (pg_loss, entropy, approx_kl after the step, new step).");
+        "Returns (pg_loss, entropy, approx_kl after the step, new step). num_threads: threads of "
+        "the products (the same results for any count).");
   m.def("trpo_step", &trpo_step, py::kw_only(), py::arg("weights"), py::arg("biases"),
         py::arg("log_std"), py::arg("activation"), py::arg("obs"), py::arg("actions"),
         py::arg("logp_old"), py::arg("adv"), py::arg("max_kl"), py::arg("cg_iters"),
         py::arg("cg_damping"), py::arg("backtrack_iters"), py::arg("backtrack_coeff"),
         py::arg("ent_coef"), py::arg("fvp_subsample") = 1.0,
+        py::arg("num_threads") = 1,
         "TRPO's policy step of the actor (weights[i] float32 [d_in, d_out], biases[i] [d_out], "
         "log_std [D] or None) in place (csrc/trpo_update.hpp): "
         "surrogate gradient, conjugate gradient on exact Fisher-vector products, KL-constrained "
         "backtracking line search. obs float32 [B, obs_dim] (normalised), actions int64 [B] / "
         "float32 [B, D], logp_old and adv (normalised as wanted) float32 [B]. Returns (surrogate "
-        "at the start, mean KL after, mean entropy after, accepted, backtracks).");
+        "at the start, mean KL after, mean entropy after, accepted, backtracks). num_threads: "
+        "threads of the products (the same results for any count).");
   m.def("trpo_grad_fvp", &trpo_grad_fvp, py::kw_only(), py::arg("weights"), py::arg("biases"),
         py::arg("log_std"), py::arg("activation"), py::arg("obs"), py::arg("actions"),
         py::arg("logp_old"), py::arg("adv"), py::arg("ent_coef"), py::arg("cg_damping"),
-        py::arg("fvp_subsample"), py::arg("vectors"),
+        py::arg("fvp_subsample"), py::arg("vectors"), py::arg("num_threads") = 1,
         "TRPO's pieces at the current parameters, for tests: (g, F v) with g float32 [n] the "
         "surrogate's gradient over the actor's flat parameters (actor_flat order) and F v "
         "float32 [m, n] the damped Fisher-vector products of vectors float32 [m, n].");

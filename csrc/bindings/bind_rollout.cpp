@@ -21,6 +21,7 @@
 #include "bindings/dispatch.hpp"
 #include "bindings/env_core.hpp"
 #include "bindings/mlp_args.hpp"
+#include "dense.hpp"
 #include "rollout.hpp"
 
 namespace pgfast {
@@ -70,7 +71,8 @@ bool rollout_mlp(py::object step_into, const py::list& weights, const py::list& 
                  py::handle trunc_obj, py::handle final_obs_obj, py::object std_obj, py::object low_obj,
                  py::object high_obj, py::object env_actions_obj, py::object obs_mean_obj,
                  py::object obs_inv_std_obj,
-                 double obs_clip) {
+                 double obs_clip, int64_t num_threads) {
+  const int threads = thread_request(num_threads, 1, "num_threads");
   RolloutEnv* core = nullptr;
   if (py::isinstance<RolloutEnv>(step_into)) {
     core = step_into.cast<RolloutEnv*>();
@@ -171,7 +173,10 @@ bool rollout_mlp(py::object step_into, const py::list& weights, const py::list& 
         }
         x = normed.data();
       }
-      mlp::forward_into(m, x, N, out.data(), scratch.data());
+      {
+        dense::ThreadScope scope(threads);  // the forward's products (csrc/dense.hpp)
+        mlp::forward_into(m, x, N, out.data(), scratch.data());
+      }
       if (continuous) {
         rollout::sample_gaussian(out.data(), cptr<float>(std_a), noise_p + t * N * K, N, int(K),
                                  cptr<float>(low), cptr<float>(high),
@@ -250,7 +255,7 @@ void bind_rollout(py::module_& m) {
         py::arg("final_obs"),
         py::arg("std") = py::none(), py::arg("low") = py::none(), py::arg("high") = py::none(),
         py::arg("env_actions") = py::none(), py::arg("obs_mean") = py::none(),
-        py::arg("obs_inv_std") = py::none(), py::arg("obs_clip") = 10.0,
+        py::arg("obs_inv_std") = py::none(), py::arg("obs_clip") = 10.0, py::arg("num_threads") = 1,
         "T-step rollout of the actor MLP in a native env (same_step autoreset): for t < T, "
         "actions[t] from obs[t] and noise[t] (Gumbel-max, or mean + std * noise for Box, "
         "clipped to [low, high] into env_actions for the env), then "
@@ -260,7 +265,8 @@ void bind_rollout(py::module_& m) {
         "same_step mode), stepped from C++ without Python (final observations from its own "
         "buffers). With obs_mean and obs_inv_std (float32 [obs_dim]) the "
         "policy sees clip((obs - obs_mean) * obs_inv_std, -obs_clip, obs_clip) (obs itself is "
-        "stored raw). Returns True if any step truncated.");
+        "stored raw). num_threads: threads of the forward's products (csrc/dense.hpp; the same "
+        "actions for any count); the env steps on its own threads. Returns True if any step truncated.");
 }
 
 }  // namespace bindings

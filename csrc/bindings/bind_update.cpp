@@ -154,7 +154,8 @@ py::tuple ppo_epoch(const py::list& actor_weights, const py::list& actor_biases,
                     py::handle adv, py::handle ret, py::object perm_obj, int64_t minibatch_size,
                     double clip_coef, double ent_coef, double vf_coef, double max_grad_norm,
                     bool clip_vloss, bool norm_adv, const std::string& activation,
-                    py::handle logp_last_obj, int64_t epochs) {
+                    py::handle logp_last_obj, int64_t epochs,
+                    int64_t num_threads) {
   Nets n;
   parse_nets(n, actor_weights, actor_biases, critic_weights, critic_biases, log_std, activation,
              exp_avg, exp_avg_sq);
@@ -174,8 +175,9 @@ py::tuple ppo_epoch(const py::list& actor_weights, const py::list& actor_biases,
     require_apart(n.keep, {&a});
     if (may_overlap(logp_last, a)) value_error("logp_last must not share memory with the batch");
   }
-  const update::Settings s = ppo_settings(clip_coef, ent_coef, vf_coef, max_grad_norm, clip_vloss,
-                                          norm_adv);
+  update::Settings s = ppo_settings(clip_coef, ent_coef, vf_coef, max_grad_norm, clip_vloss,
+                                    norm_adv);
+  s.num_threads = thread_request(num_threads, 1, "num_threads");
   update::Stats st;
   float* lpl = mptr<float>(logp_last);
   try {
@@ -198,7 +200,9 @@ py::tuple ppo_epoch(const py::list& actor_weights, const py::list& actor_biases,
 void policy_evaluate(const py::list& actor_weights, const py::list& actor_biases,
                      const py::list& critic_weights, const py::list& critic_biases,
                      py::object log_std, const std::string& activation, py::handle obs_obj,
-                     py::object actions_obj, py::handle values_obj, py::object logp_obj) {
+                     py::object actions_obj, py::handle values_obj, py::object logp_obj,
+                     int64_t num_threads) {
+  const int threads = thread_request(num_threads, 1, "num_threads");
   Nets n;
   parse_nets(n, actor_weights, actor_biases, critic_weights, critic_biases, log_std, activation,
              py::none(), py::none());
@@ -237,7 +241,7 @@ void policy_evaluate(const py::list& actor_weights, const py::list& actor_biases
   float* values_p = mptr<float>(values);
   try {
     py::gil_scoped_release nogil;
-    update::evaluate(n.net, obs_p, B, a_disc, a_box, logp_p, values_p);
+    update::evaluate(n.net, obs_p, B, a_disc, a_box, logp_p, values_p, threads);
   } catch (const std::invalid_argument& e) {
     value_error(e.what());
   }
@@ -250,12 +254,13 @@ void bind_update(py::module_& m) {
   m.def("policy_evaluate", &policy_evaluate, py::kw_only(), py::arg("actor_weights"),
         py::arg("actor_biases"), py::arg("critic_weights"), py::arg("critic_biases"),
         py::arg("log_std"), py::arg("activation"), py::arg("obs"), py::arg("actions"),
-        py::arg("values"), py::arg("logp"),
+        py::arg("values"), py::arg("logp"), py::arg("num_threads") = 1,
         "Values (the critic) and, if logp is not None, log-probs of actions (int64 [B] / float32 "
         "[B, D]) of pgfast.nn.ActorCritic (each network: weights[i] float32 [d_in, d_out], "
         "biases[i] [d_out]; the critic ends in one column) on obs float32 [B, obs_dim] "
         "(normalised), written to values / logp float32 [B]; row for row the forward "
-        "ppo_epoch uses. Keyword-only arguments.");
+        "ppo_epoch uses, on num_threads threads (the same values for any count). Keyword-only "
+        "arguments.");
   m.def("ppo_epoch", &ppo_epoch, py::kw_only(), py::arg("actor_weights"), py::arg("actor_biases"),
         py::arg("critic_weights"), py::arg("critic_biases"), py::arg("log_std"),
         py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("step"), py::arg("lr"),
@@ -264,6 +269,7 @@ void bind_update(py::module_& m) {
         py::arg("minibatch_size"), py::arg("clip_coef"), py::arg("ent_coef"),
         py::arg("vf_coef"), py::arg("max_grad_norm"), py::arg("clip_vloss"),
         py::arg("norm_adv"), py::arg("activation"), py::arg("logp_last"), py::arg("epochs") = 1,
+        py::arg("num_threads") = 1,
         "One epoch of PPO-clip minibatch steps of pgfast.nn.ActorCritic in place (keyword-only "
         "arguments: clip_coef, ent_coef and vf_coef cannot be swapped by position): the actor's "
         "and the critic's layers (weights[i] float32 [d_in, d_out], biases[i] [d_out]; the "
@@ -275,7 +281,8 @@ void bind_update(py::module_& m) {
         "the last epoch's, the minibatch count the total), "
         "obs float32 [B, obs_dim] (normalised), actions int64 [B] / float32 [B, D], logp_old, "
         "v_old, adv, ret float32 [B]. Writes the last minibatch's log-probs (before its step) "
-        "to logp_last and returns (pg_loss, v_loss, entropy, minibatches) of that minibatch.");
+        "to logp_last and returns (pg_loss, v_loss, entropy, minibatches) of that minibatch. "
+        "The products split across num_threads threads; results are the same for any count.");
 }
 
 }  // namespace bindings

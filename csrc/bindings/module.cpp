@@ -2,6 +2,8 @@
 // envs (bind_envs.cpp). Only the files in csrc/bindings/ include pybind11.
 #include <pybind11/pybind11.h>
 
+#include "parallel.hpp"
+
 namespace pgfast {
 namespace bindings {
 void bind_returns(pybind11::module_& m);
@@ -21,4 +23,7 @@ PYBIND11_MODULE(_C, m) {
   pgfast::bindings::bind_rollout(m);
   pgfast::bindings::bind_update(m);
   pgfast::bindings::bind_pg(m);
+  m.def("shared_pool_items_by_workers", &pgfast::shared_pool_items_by_workers,
+        "Items the shared worker pool's threads (not the callers) have run so far (the return "
+        "kernels' columns, the dense products' blocks): for tests that a threaded path ran.");
 }

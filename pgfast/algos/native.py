@@ -93,6 +93,7 @@ def value_fit_native(policy: ActorCritic, cfg: Any, gen: torch.Generator, opt: F
     ret = returns.detach().to(torch.float32).contiguous().numpy()
     loss, step = _C.value_fit(**critic_views(policy), obs=x, ret=ret, perm=perm,
                               minibatch_size=B // nmb, epochs=cfg.update_epochs,
-                              max_grad_norm=cfg.max_grad_norm, norm_width=policy.out_dim, **args)
+                              max_grad_norm=cfg.max_grad_norm, norm_width=policy.out_dim,
+                              num_threads=cfg.threads, **args)
     set_steps(opt, step)
     return float(loss)

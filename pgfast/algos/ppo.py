@@ -264,7 +264,8 @@ class PPO(AlgoBase):
                 adv=adv_np, ret=ret_np, perm=None if perm is None else perm.numpy(), minibatch_size=mb,
                 clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef,
                 max_grad_norm=cfg.max_grad_norm, clip_vloss=cfg.clip_vloss, norm_adv=cfg.norm_adv and nmb > 1,
-                activation=pol.activation, logp_last=lp_np_last, epochs=per_call)
+                activation=pol.activation, logp_last=lp_np_last, epochs=per_call,
+                num_threads=cfg.threads)
             step += done
             epochs_done += per_call
             vals = [pg, vl, ent]

@@ -237,7 +237,7 @@ class TRPO(AlgoBase):
             **nv, obs=x, actions=a_np, logp_old=lp_np, adv=adv_np, max_kl=cfg.max_kl,
             cg_iters=cfg.cg_iters, cg_damping=cfg.cg_damping, backtrack_iters=cfg.backtrack_iters,
             backtrack_coeff=cfg.backtrack_coeff, ent_coef=cfg.ent_coef,
-            fvp_subsample=cfg.fvp_subsample)
+            fvp_subsample=cfg.fvp_subsample, num_threads=cfg.threads)
         v_loss = nat.value_fit_native(pol, cfg, self.gen, self.optimizers["v"], x, ret)
         return {"policy_loss": -surr0, "value_loss": v_loss, "entropy": ent, "approx_kl": kl,
                 "line_search_accepted": float(accepted), "backtracks": float(k)}

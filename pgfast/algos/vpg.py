@@ -148,7 +148,7 @@ class VPG(AlgoBase):
         a_np, lp_np, adv_np = (t.detach().contiguous().numpy() for t in (act, logp_old, A))
         pg, ent, kl, step = _C.vpg_step(**nv, obs=x, actions=a_np, logp_old=lp_np, adv=adv_np,
                                         ent_coef=cfg.ent_coef, max_grad_norm=cfg.max_grad_norm,
-                                        **nat.adam_args(opt))
+                                        num_threads=cfg.threads, **nat.adam_args(opt))
         nat.set_steps(opt, step)
         out = {"policy_loss": pg, "entropy": ent, "approx_kl": kl}
         if cfg.baseline:
