@@ -38,7 +38,7 @@ def _assert_equal(a, b, what):
 
 def _one_iteration(algo, env_id, num_threads, **kw):
     run = _run(algo, env_id, num_threads, **kw)
-    assert run.paths == {"rollout": "native", "update": "native"}
+    assert run.paths["rollout"] == run.paths["update"] == "native"
     run.collector.collect()
     buf = run.buffer
     rollout = [buf.obs.clone(), buf.actions.clone(), buf.logp.clone(), buf.values.clone()]
