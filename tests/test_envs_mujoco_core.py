@@ -3,7 +3,6 @@ step-for-step parity with gymnasium's v5 envs and with the batch engine (every a
 seeding, set_state), thread-count independence, exact resume from pickles, bad input, the
 native rollout stepping the core with no Python per step, and a base install without mujoco."""
 
-import os
 import pickle
 import subprocess
 import sys
@@ -209,15 +208,15 @@ def test_train_records_the_core_path(tmp_path):
     assert backends.describe(run.paths) == "rollout native, update native, env core"
 
 
-def test_extension_works_without_mujoco():
+def test_extension_works_without_mujoco(tmp_path):
     """_C never links libmujoco: pgfast imports with mujoco blocked, and making a MuJoCo env then
     raises an ImportError that says what to install."""
     code = ("import sys; sys.modules['mujoco'] = None\n"
             "import pgfast, pgfast._C\n"
             "try:\n    pgfast.make_vec('HalfCheetah-v5', num_envs=1)\n"
             "except ImportError as e:\n    print('ImportError:', e)\n")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300)
+    # run outside the source tree: it imports the installed pgfast (a clean clone's tree has no _C)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "ImportError:" in out.stdout and "pip install" in out.stdout
     with open(_C.__file__, "rb") as f:
