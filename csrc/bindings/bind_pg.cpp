@@ -28,20 +28,6 @@ py::array batch_obs(const py::handle& obj, int d0) {
   return float_array(obs, "obs", {B, py::ssize_t(d0)}, false);
 }
 
-// perm None, int64 [B] (epochs 1) or [epochs, B].
-py::array batch_perm(const py::object& obj, py::ssize_t B, int64_t epochs) {
-  if (obj.is_none()) return py::array();
-  py::array p = as_array(obj, "perm");
-  if (p.ndim() == 1) {
-    if (epochs != 1) value_error("perm must be [epochs, B] for epochs > 1");
-    p = checked_in(p, "perm", {B});
-  } else {
-    p = checked_in(p, "perm", {py::ssize_t(epochs), B});
-  }
-  require_dtype<int64_t>(p, "perm", "int64");
-  return p;
-}
-
 py::tuple value_fit(const py::list& weights, const py::list& biases,
                     const std::string& activation, const py::list& exp_avg,
                     const py::list& exp_avg_sq, int64_t step, double lr, const py::tuple& betas,
@@ -60,7 +46,7 @@ py::tuple value_fit(const py::list& weights, const py::list& biases,
   if (epochs < 1) value_error("epochs must be >= 1");
   if (minibatch_size < 1) value_error("minibatch_size must be >= 1");
   require_finite("max_grad_norm", max_grad_norm);
-  py::array perm = batch_perm(perm_obj, B, epochs);
+  py::array perm = checked_perm(perm_obj, B, epochs);
   require_apart(written, {&obs, &ret, &perm});
   pg::Batch batch;
   batch.size = B;

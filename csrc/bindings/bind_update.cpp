@@ -112,18 +112,11 @@ update::Batch ppo_batch(const update::ActorCritic& net, py::handle obs_obj, py::
   return batch;
 }
 
-// perm None, int64 [B] (epochs 1) or [epochs, B]; the array goes to `arrays`.
+// perm None, int64 [B] (epochs 1) or [epochs, B] (checked_perm); the array goes to `arrays`.
 const int64_t* ppo_perm(const py::object& perm_obj, py::ssize_t B, int64_t epochs,
                         std::vector<py::array>& arrays) {
-  if (perm_obj.is_none()) return nullptr;
-  py::array p = as_array(perm_obj, "perm");
-  if (p.ndim() == 1) {
-    if (epochs != 1) value_error("perm must be [epochs, B] for epochs > 1");
-    p = checked_in(p, "perm", {B});
-  } else {
-    p = checked_in(p, "perm", {py::ssize_t(epochs), B});
-  }
-  require_dtype<int64_t>(p, "perm", "int64");
+  py::array p = checked_perm(perm_obj, B, epochs);
+  if (p.size() == 0) return nullptr;
   arrays.push_back(p);
   return cptr<int64_t>(p);
 }

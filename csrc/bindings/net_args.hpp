@@ -115,6 +115,21 @@ inline void require_separate(const std::vector<py::array>& written) {
   }
 }
 
+// A minibatch permutation: None (an empty array), int64 [B] (epochs 1) or [epochs, B]; the
+// one parser of the C++ updates' perm argument (PPO, VPG, TRPO's value fit).
+inline py::array checked_perm(const py::object& obj, py::ssize_t B, int64_t epochs) {
+  if (obj.is_none()) return py::array();
+  py::array p = as_array(obj, "perm");
+  if (p.ndim() == 1) {
+    if (epochs != 1) value_error("perm must be [epochs, B] for epochs > 1");
+    p = checked_in(p, "perm", {B});
+  } else {
+    p = checked_in(p, "perm", {py::ssize_t(epochs), B});
+  }
+  require_dtype<int64_t>(p, "perm", "int64");
+  return p;
+}
+
 // Batch arrays must not share memory with anything the update writes.
 inline void require_apart(const std::vector<py::array>& written,
                           std::initializer_list<const py::array*> batch) {
