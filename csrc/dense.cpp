@@ -170,6 +170,42 @@ void column_sums_impl(const float* __restrict g, int64_t rows, int64_t cols, int
   }
 }
 
+// out[r * K + k] += a[r, :] . rows[r * K + k, :] in kLanes lanes (row_dots_add).
+PGFAST_CLONES
+void row_dots_impl(int64_t n, int K, int d, const float* __restrict a,
+                   const float* __restrict rows, float* __restrict out) {
+  const int db = d - d % kLanes;
+  for (int64_t r = 0; r < n; ++r) {
+    const float* ar = a + r * d;
+    for (int k = 0; k < K; ++k) {
+      const float* b = rows + (r * K + k) * d;
+      float lane[kLanes] = {};
+      for (int j = 0; j < db; j += kLanes) {
+        for (int l = 0; l < kLanes; ++l) lane[l] += ar[j + l] * b[j + l];
+      }
+      float sum = 0.0f;
+      for (int l = 0; l < kLanes; ++l) sum += lane[l];
+      for (int j = db; j < d; ++j) sum += ar[j] * b[j];
+      out[r * K + k] += sum;
+    }
+  }
+}
+
+// out[r, :] = sum over k of u[r * K + k] rows[r * K + k, :] (row_combine).
+PGFAST_CLONES
+void row_combine_impl(int64_t n, int K, int d, const float* __restrict u,
+                      const float* __restrict rows, float* __restrict out) {
+  for (int64_t r = 0; r < n; ++r) {
+    float* o = out + r * d;
+    for (int j = 0; j < d; ++j) o[j] = 0.0f;
+    for (int k = 0; k < K; ++k) {
+      const float c = u[r * K + k];
+      const float* b = rows + (r * K + k) * d;
+      for (int j = 0; j < d; ++j) o[j] += c * b[j];
+    }
+  }
+}
+
 // ---------------------------------------------------------------- threads
 
 // The current scope's pool and threads (csrc/dense.hpp's ThreadScope).
@@ -291,6 +327,18 @@ void act_backward(float* g, const float* h, int64_t n, bool tanh) {
 void column_sums(const float* g, int64_t rows, int64_t cols, float* out) {
   for_blocks(cols, 16, rows, [&](int64_t j0, int64_t j1) {
     column_sums_impl(g + j0, rows, j1 - j0, cols, out + j0);
+  });
+}
+
+void row_dots_add(int64_t n, int K, int d, const float* a, const float* rows, float* out) {
+  for_blocks(n, 1, int64_t(K) * d, [&](int64_t r0, int64_t r1) {
+    row_dots_impl(r1 - r0, K, d, a + r0 * d, rows + r0 * K * d, out + r0 * K);
+  });
+}
+
+void row_combine(int64_t n, int K, int d, const float* u, const float* rows, float* out) {
+  for_blocks(n, 1, int64_t(K) * d, [&](int64_t r0, int64_t r1) {
+    row_combine_impl(r1 - r0, K, d, u + r0 * K, rows + r0 * K * d, out + r0 * d);
   });
 }
 

@@ -78,6 +78,15 @@ void matmul(int64_t M, int64_t N, int64_t K, const float* A, int64_t sa_i, int64
 void matmul_narrow(int64_t M, int64_t N, int64_t K, const float* A, const float* BT, float* C,
                    const float* bias);
 
+// Products of each row with K vectors of its own (TRPO's Jacobian rows, csrc/trpo_update.cpp):
+// out[r * K + k] += a[r, :] . rows[r * K + k, :] over j < d (summed in 16 lanes, then in
+// order), r < n; a [n, d], rows [n * K, d].
+void row_dots_add(int64_t n, int K, int d, const float* a, const float* rows, float* out);
+
+// out[r, j] = sum over k = 0, 1, ..., K - 1 (in order, from 0) of u[r * K + k] *
+// rows[r * K + k, j]: u [n, K], rows [n * K, d], out [n, d].
+void row_combine(int64_t n, int K, int d, const float* u, const float* rows, float* out);
+
 // dst[cols, rows] = src[rows, cols]^T.
 void transpose(const float* src, int64_t rows, int64_t cols, float* dst);
 

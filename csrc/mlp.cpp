@@ -44,6 +44,16 @@ void forward_rows(const Mlp& m, const float* x, float* const* out, int64_t r0, i
   }
 }
 
+// g *= the activation's derivative at h on one short row, inline: dense::act_backward's
+// arithmetic without its per-call dispatch.
+void act_backward_row(Act act, float* __restrict g, const float* __restrict h, int n) {
+  if (act == Act::kTanh) {
+    for (int j = 0; j < n; ++j) g[j] *= 1.0f - h[j] * h[j];
+  } else {
+    for (int j = 0; j < n; ++j) g[j] = h[j] <= 0.0f ? 0.0f : g[j];
+  }
+}
+
 }  // namespace
 
 int Mlp::max_width() const {
@@ -103,6 +113,19 @@ void forward_into(const Mlp& m, const float* x, int64_t n, float* out, float* sc
   });
 }
 
+void layer_grads(const Mlp& m, Trace& t, int i, const float* g, float* gw, float* gb) {
+  const int64_t n = t.n;
+  const int din = m.dims[i], dout = m.dims[i + 1];
+  const float* h = t.input(i);
+  if (dout < dense::kNarrow) {  // (g^T H)^T: rows of H stream, the din columns vectorise
+    dense::matmul(dout, din, n, g, 1, dout, h, t.wt.data(), nullptr);
+    dense::transpose(t.wt.data(), dout, din, gw);
+  } else {
+    dense::matmul(din, dout, n, h, 1, din, g, gw, nullptr);  // H^T g
+  }
+  dense::column_sums(g, n, dout, gb);
+}
+
 void backward(const Mlp& m, Trace& t, const float* g_out, float* const* gw, float* const* gb) {
   const int64_t n = t.n;
   const float* g = g_out;
@@ -110,13 +133,7 @@ void backward(const Mlp& m, Trace& t, const float* g_out, float* const* gw, floa
   for (int i = m.num_layers - 1; i >= 0; --i) {
     const int din = m.dims[i], dout = m.dims[i + 1];
     const float* h = t.input(i);
-    if (dout < dense::kNarrow) {  // (g^T H)^T: rows of H stream, the din columns vectorise
-      dense::matmul(dout, din, n, g, 1, dout, h, t.wt.data(), nullptr);
-      dense::transpose(t.wt.data(), dout, din, gw[i]);
-    } else {
-      dense::matmul(din, dout, n, h, 1, din, g, gw[i], nullptr);  // H^T g
-    }
-    dense::column_sums(g, n, dout, gb[i]);
+    layer_grads(m, t, i, g, gw[i], gb[i]);
     if (i > 0) {
       dense::transpose(m.w[i], din, dout, t.wt.data());
       const float* wt = t.wt.data();
@@ -128,6 +145,44 @@ void backward(const Mlp& m, Trace& t, const float* g_out, float* const* gw, floa
       g = next;
       next = next == t.pa.data() ? t.pb.data() : t.pa.data();
     }
+  }
+}
+
+void output_jacobian(const Mlp& m, Trace& t, std::vector<float>* jac) {
+  const int L = m.num_layers, K = m.out_dim();
+  const int64_t n = t.n;
+  if (L < 2) return;
+  // the last hidden layer: column k of the output weight times the activation's derivative
+  const int dl = m.dims[L - 1];
+  fit(jac[L - 2], size_t(n * K * dl));
+  const float* wl = m.w[L - 1];
+  const float* hl = t.input(L - 1);
+  float* jl = jac[L - 2].data();
+  dense::for_blocks(n, 1, int64_t(K) * dl, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int k = 0; k < K; ++k) {
+        float* row = jl + (r * K + k) * dl;
+        for (int j = 0; j < dl; ++j) row[j] = wl[int64_t(j) * K + k];
+        act_backward_row(m.act, row, hl + r * dl, dl);
+      }
+    }
+  });
+  // earlier layers: d out_k / d z_i = (d out_k / d z_{i+1}) W_{i+1}^T, times act'
+  for (int i = L - 3; i >= 0; --i) {
+    const int din = m.dims[i + 1], dout = m.dims[i + 2];
+    fit(jac[i], size_t(n * K * din));
+    dense::transpose(m.w[i + 1], din, dout, t.wt.data());
+    const float* wt = t.wt.data();
+    const float* src = jac[i + 1].data();
+    const float* h = t.input(i + 1);
+    float* dst = jac[i].data();
+    dense::for_blocks(n, 1, int64_t(K) * din * dout, [&](int64_t r0, int64_t r1) {
+      dense::matmul((r1 - r0) * K, din, dout, src + r0 * K * dout, dout, 1, wt,
+                    dst + r0 * K * din, nullptr);
+      for (int64_t r = r0; r < r1; ++r) {
+        for (int k = 0; k < K; ++k) act_backward_row(m.act, dst + (r * K + k) * din, h + r * din, din);
+      }
+    });
   }
 }
 

@@ -66,6 +66,16 @@ void forward_into(const Mlp& m, const float* x, int64_t n, float* out, float* sc
 // dims[i + 1]] and gb[i] [dims[i + 1]] are overwritten with dL/dW_i, dL/db_i.
 void backward(const Mlp& m, Trace& t, const float* g_out, float* const* gw, float* const* gb);
 
+// dL/dW_i into gw [dims[i], dims[i + 1]] and dL/db_i into gb [dims[i + 1]] for g = dL/dz_i
+// [n, dims[i + 1]] (z_i: layer i's output before the activation), at the last forward in t.
+void layer_grads(const Mlp& m, Trace& t, int i, const float* g, float* gw, float* gb);
+
+// The rows of the output Jacobian at the last forward in t: for each hidden layer i <
+// num_layers - 1, jac[i] [n, out_dim, dims[i + 1]] = d out_k / d z_i of each row r and output
+// k (z_i before the activation; the output layer's is the identity and is not stored).
+// Costs out_dim backwards without the weight gradients.
+void output_jacobian(const Mlp& m, Trace& t, std::vector<float>* jac);
+
 // Forward-mode derivative of the last forward in t along parameter tangents vw[i] (W_i's
 // shape) and vb[i]: d_out [n, out_dim] = J v (the input held fixed).
 void jvp(const Mlp& m, Trace& t, const float* const* vw, const float* const* vb, float* d_out);

@@ -18,6 +18,41 @@ double dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+// Whether the Fisher-vector products go through the output Jacobian's rows: multiply-adds
+// per row of (cg_iters + 1) products each way, plus computing the rows once, and the rows'
+// memory (out_dim x the hidden widths per row) under a cap. Settings::fvp_method forces it.
+bool use_jacobian(const mlp::Mlp& m, int64_t rows, const Settings& s) {
+  if (s.fvp_method != FvpMethod::kAuto) return s.fvp_method == FvpMethod::kJacobian;
+  const int L = m.num_layers, K = m.out_dim();
+  int64_t weights = 0, inner = 0, hidden = 0, once = 0;
+  for (int i = 0; i < L; ++i) weights += int64_t(m.dims[i]) * m.dims[i + 1];
+  for (int i = 1; i < L; ++i) inner += int64_t(m.dims[i]) * m.dims[i + 1];
+  for (int i = 1; i < L; ++i) hidden += m.dims[i];
+  for (int i = 1; i + 1 < L; ++i) once += int64_t(m.dims[i]) * m.dims[i + 1];
+  if (L >= 2) once += m.dims[L - 1];
+  once *= K;
+  // jvp: layer 0 once, later layers twice; backward: the weight gradients and products with
+  // W^T of the later layers
+  const int64_t by_jvp = 2 * (weights + inner);
+  const int64_t by_rows = 2 * weights + 2 * int64_t(K) * hidden;
+  const int64_t products = int64_t(s.cg_iters) + 1;
+  const bool cheaper = products * by_rows + once < products * by_jvp;
+  return cheaper && rows * K * hidden <= (int64_t(1) << 24);
+}
+
+// The buffers of a step, kept by each thread from one call to the next (fresh pages cost
+// more than the products at CartPole's sizes).
+struct Workspace {
+  mlp::Trace tr, trs;
+  std::vector<float> xs, probs, dout, u, keep, rows, out_old, ls_old;
+  std::vector<float> jac[mlp::kMaxLayers];
+};
+
+Workspace& workspace() {
+  thread_local Workspace ws;
+  return ws;
+}
+
 // Everything the step needs at theta_old: the forward of the batch, the surrogate gradient,
 // the Fisher rows; the flat layout of the actor's parameters.
 struct Model {
@@ -29,15 +64,20 @@ struct Model {
   const bool gaussian;
   int64_t n = 0;                      // parameters
   int64_t off[adam::kMaxTensors] = {};
-  mlp::Trace tr, trs;                 // the batch; the Fisher rows (when subsampled)
+  Workspace& ws;
+  mlp::Trace &tr, &trs;               // the batch; the Fisher rows (when subsampled)
   mlp::Trace* fr = nullptr;           // the trace the Fisher-vector products use
   int64_t ns = 0;                     // Fisher rows
-  std::vector<float> xs, probs, dout, u, keep, rows, out_old, ls_old;
+  std::vector<float>&xs, &probs, &dout, &u, &keep, &rows, &out_old, &ls_old;
+  std::vector<float>* jac;            // [kMaxLayers]: the output Jacobian's rows
   dist::Terms terms;
+  bool by_jacobian = false;           // the products through jac
 
   Model(const pg::Net& actor, const pg::Batch& batch, const Settings& st)
       : a(actor), b(batch), s(st), m(actor.net), L(actor.net.num_layers),
-        K(actor.net.out_dim()), gaussian(actor.log_std != nullptr) {
+        K(actor.net.out_dim()), gaussian(actor.log_std != nullptr), ws(workspace()),
+        tr(ws.tr), trs(ws.trs), xs(ws.xs), probs(ws.probs), dout(ws.dout), u(ws.u),
+        keep(ws.keep), rows(ws.rows), out_old(ws.out_old), ls_old(ws.ls_old), jac(ws.jac) {
     for (int q = 0; q < a.opt.count; ++q) {
       off[q] = n;
       n += a.opt.size[q];
@@ -80,6 +120,8 @@ struct Model {
     }
     keep.resize(size_t(B * K));
     rows.resize(size_t(2 * B));
+    by_jacobian = use_jacobian(m, ns, s);
+    if (by_jacobian) mlp::output_jacobian(m, *fr, jac);
   }
 
   float* const* w_of(float* v, float** buf) const {
@@ -126,7 +168,23 @@ struct Model {
     float* vb[mlp::kMaxLayers];
     float* const* tw = w_of(const_cast<float*>(v), vw);
     float* const* tb = b_of(const_cast<float*>(v), vb);
-    mlp::jvp(m, *fr, tw, tb, dout.data());
+    float* wb[mlp::kMaxLayers];
+    float* bb[mlp::kMaxLayers];
+    if (by_jacobian) {
+      jacobian_products(tw, tb, w_of(out, wb), b_of(out, bb));
+    } else {
+      mlp::jvp(m, *fr, tw, tb, dout.data());
+      weigh();
+      mlp::backward(m, *fr, u.data(), w_of(out, wb), b_of(out, bb));
+    }
+    if (gaussian) {
+      for (int j = 0; j < K; ++j) out[off[2 * L] + j] = 2.0f * v[off[2 * L] + j];
+    }
+    for (int64_t i = 0; i < n; ++i) out[i] += s.cg_damping * v[i];
+  }
+
+  // u = M (J v) / ns from dout = J v: M the Fisher of the output distribution per row.
+  void weigh() {
     const float inv_n = 1.0f / float(ns);
     for (int64_t r = 0; r < ns; ++r) {
       const float* d = dout.data() + r * K;
@@ -143,13 +201,30 @@ struct Model {
         for (int j = 0; j < K; ++j) ur[j] = p[j] * (d[j] - pd) * inv_n;
       }
     }
-    float* wb[mlp::kMaxLayers];
-    float* bb[mlp::kMaxLayers];
-    mlp::backward(m, *fr, u.data(), w_of(out, wb), b_of(out, bb));
-    if (gaussian) {
-      for (int j = 0; j < K; ++j) out[off[2 * L] + j] = 2.0f * v[off[2 * L] + j];
+  }
+
+  // J^T M J v through the output Jacobian's rows (jac): J v = sum over layers of
+  // (h_i dW_i + db_i) . d out / d z_i per row; J^T u: each layer's weight gradient of
+  // sum_k u_k d out_k / d z_i. No products through the weights W_i themselves.
+  void jacobian_products(float* const* tw, float* const* tb, float* const* gw,
+                         float* const* gb) {
+    std::fill(dout.begin(), dout.end(), 0.0f);
+    float* t = fr->pc.data();
+    for (int i = 0; i < L; ++i) {
+      const int d = m.dims[i + 1];
+      dense::linear(ns, m.dims[i], d, fr->input(i), tw[i], tb[i], t, fr->wt.data());
+      if (i < L - 1) {
+        dense::row_dots_add(ns, K, d, t, jac[i].data(), dout.data());
+      } else {
+        for (int64_t k = 0; k < ns * K; ++k) dout[size_t(k)] += t[k];
+      }
     }
-    for (int64_t i = 0; i < n; ++i) out[i] += s.cg_damping * v[i];
+    weigh();
+    mlp::layer_grads(m, *fr, L - 1, u.data(), gw[L - 1], gb[L - 1]);
+    for (int i = 0; i < L - 1; ++i) {
+      dense::row_combine(ns, K, m.dims[i + 1], u.data(), jac[i].data(), fr->pa.data());
+      mlp::layer_grads(m, *fr, i, fr->pa.data(), gw[i], gb[i]);
+    }
   }
 };
 

@@ -3,7 +3,8 @@
 //
 //   g      = d/d theta [mean(exp(logp - logp_old) A) + ent_coef mean(H)]
 //   F v    = J^T M J v / n + damping v: J v forward-mode through the MLP (mlp::jvp), M the
-//            Fisher of the output distribution (dist.hpp), J^T by backward; the exact
+//            Fisher of the output distribution (dist.hpp), J^T by backward, or both through
+//            the rows of the output Jacobian (mlp::output_jacobian; FvpMethod); the exact
 //            Hessian of the mean KL(old || theta) at theta = old. On rows r = floor(i B / n),
 //            i < n = max(1, round(fvp_subsample B)) (all rows for fvp_subsample = 1).
 //   x      = conjugate gradient on F x = g (cg_iters, stop when r.r < 1e-10)
@@ -24,6 +25,12 @@
 namespace pgfast {
 namespace trpo {
 
+// How the Fisher-vector products run: forward-mode J v then a backward (kJvp), or through the
+// output Jacobian's rows computed once per step (kJacobian: no products with the weights per
+// vector; out_dim backwards up front), or whichever costs fewer multiply-adds (kAuto). The
+// same products to float rounding.
+enum class FvpMethod : int { kAuto = 0, kJvp = 1, kJacobian = 2 };
+
 struct Settings {
   float max_kl = 0.01f;
   float cg_damping = 0.1f;
@@ -33,6 +40,7 @@ struct Settings {
   int cg_iters = 10;
   int backtrack_iters = 10;
   int num_threads = 1;  // threads of the products (csrc/dense.hpp); results do not depend on it
+  FvpMethod fvp_method = FvpMethod::kAuto;
 };
 
 struct Stats {

@@ -341,6 +341,7 @@ def trpo_grad_fvp(
     fvp_subsample: float,
     vectors: npt.NDArray[np.float32],
     num_threads: int = 1,
+    fvp_method: str = "auto",
 ) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
 def policy_evaluate(
     *,

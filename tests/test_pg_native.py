@@ -190,8 +190,9 @@ TRPO_CASES = [
 ]
 
 
+@pytest.mark.parametrize("method", ["jvp", "jacobian"])
 @pytest.mark.parametrize("env_id,kw", TRPO_CASES)
-def test_trpo_gradient_and_fisher_vector_products_equal_autograd(env_id, kw):
+def test_trpo_gradient_and_fisher_vector_products_equal_autograd(env_id, kw, method):
     run = Run("trpo", env_id, make_config("trpo", update_backend="torch", num_envs=4,
                                           num_steps=32, **kw), seed=5, device="cpu")
     run.collector.collect()
@@ -221,7 +222,7 @@ def test_trpo_gradient_and_fisher_vector_products_equal_autograd(env_id, kw):
         activation=pol.activation, obs=pol.network_input(obs).detach().numpy(),
         actions=act.numpy(), logp_old=logp_old.numpy(), adv=A.detach().numpy(),
         ent_coef=cfg.ent_coef, cg_damping=cfg.cg_damping, fvp_subsample=cfg.fvp_subsample,
-        vectors=vs.numpy())
+        vectors=vs.numpy(), fvp_method=method)
     g_ref = g_ref.detach()
     scale = float(g_ref.abs().max())
     torch.testing.assert_close(torch.from_numpy(g) / scale, g_ref / scale, rtol=1e-4, atol=1e-5)
@@ -231,6 +232,31 @@ def test_trpo_gradient_and_fisher_vector_products_equal_autograd(env_id, kw):
                                    atol=2e-5)
     # the products are not just the damping term
     assert float((f_ref[0] - cfg.cg_damping * vs[0]).abs().max()) > 1e-3 * sc
+
+
+@pytest.mark.parametrize("dims,auto", [((4, 64, 64, 2), "jacobian"), ((6, 64, 64, 64, 3), "jacobian"),
+                                       ((5, 8, 8, 40), "jvp"), ((3, 16, 5), "jvp")])
+def test_trpo_fisher_products_pick_the_cheaper_method(dims, auto):
+    """fvp_method="auto" (what trpo_step runs) is bit for bit the method with fewer
+    multiply-adds: the Jacobian's rows for few outputs, forward-mode J v for many (or no
+    hidden layer to save on); both give the same products to float rounding."""
+    rng = np.random.default_rng(0)
+    B, K = 96, dims[-1]
+    w = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32) for a, b in zip(dims, dims[1:])]
+    b = [(0.1 * rng.standard_normal(d)).astype(np.float32) for d in dims[1:]]
+    n = sum(x.size for x in w) + sum(x.size for x in b)
+    args = dict(weights=w, biases=b, log_std=None, activation="tanh",
+                obs=rng.standard_normal((B, dims[0])).astype(np.float32),
+                actions=rng.integers(0, K, B).astype(np.int64),
+                logp_old=np.full(B, -np.log(K), np.float32),
+                adv=rng.standard_normal(B).astype(np.float32), ent_coef=0.0, cg_damping=0.1,
+                fvp_subsample=1.0, vectors=rng.standard_normal((2, n)).astype(np.float32))
+    out = {m: _C.trpo_grad_fvp(**args, fvp_method=m)[1] for m in ("auto", "jvp", "jacobian")}
+    assert np.array_equal(out["auto"], out[auto])
+    scale = float(np.abs(out["jvp"]).max())
+    np.testing.assert_allclose(out["jacobian"] / scale, out["jvp"] / scale, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="fvp_method"):
+        _C.trpo_grad_fvp(**args, fvp_method="rows")
 
 
 @pytest.mark.parametrize("env_id,kw", TRPO_CASES)

@@ -196,11 +196,19 @@ py::tuple trpo_grad_fvp(const py::list& weights, const py::list& biases,
                         const py::object& log_std, const std::string& activation,
                         py::handle obs, py::handle actions, py::handle logp_old, py::handle adv,
                         double ent_coef, double cg_damping, double fvp_subsample,
-                        py::handle vectors_obj, int64_t num_threads) {
+                        py::handle vectors_obj, int64_t num_threads,
+                        const std::string& fvp_method) {
   TrpoArgs t;
   trpo_args(t, weights, biases, log_std, activation, obs, actions, logp_old, adv, ent_coef,
             cg_damping, fvp_subsample);
   t.s.num_threads = thread_request(num_threads, 1, "num_threads");
+  if (fvp_method == "jvp") {
+    t.s.fvp_method = trpo::FvpMethod::kJvp;
+  } else if (fvp_method == "jacobian") {
+    t.s.fvp_method = trpo::FvpMethod::kJacobian;
+  } else if (fvp_method != "auto") {
+    value_error("fvp_method must be 'auto', 'jvp' or 'jacobian', got '" + fvp_method + "'");
+  }
   const py::ssize_t n = py::ssize_t(trpo::num_params(t.actor));
   py::array vs = as_array(vectors_obj, "vectors");
   if (vs.ndim() != 2) value_error("vectors must be [m, num_params], got " + shape_str(vs));
@@ -264,9 +272,12 @@ void bind_pg(py::module_& m) {
         py::arg("log_std"), py::arg("activation"), py::arg("obs"), py::arg("actions"),
         py::arg("logp_old"), py::arg("adv"), py::arg("ent_coef"), py::arg("cg_damping"),
         py::arg("fvp_subsample"), py::arg("vectors"), py::arg("num_threads") = 1,
+        py::arg("fvp_method") = "auto",
         "TRPO's pieces at the current parameters, for tests: (g, F v) with g float32 [n] the "
         "surrogate's gradient over the actor's flat parameters (actor_flat order) and F v "
-        "float32 [m, n] the damped Fisher-vector products of vectors float32 [m, n].");
+        "float32 [m, n] the damped Fisher-vector products of vectors float32 [m, n]. "
+        "fvp_method: 'jvp' (forward-mode J v, then a backward), 'jacobian' (through the output "
+        "Jacobian's rows) or 'auto' (trpo_step's choice: fewer multiply-adds for cg_iters = 10).");
 }
 
 }  // namespace bindings

@@ -18,8 +18,11 @@ Per iteration, on the whole rollout (advantages from GAE, normalised if ``norm_a
 every row).
 
 Where the C++ update applies (``update_backend``, :mod:`pgfast.backends`; CPU, float32 MLP)
-steps 1-4 run in one C++ call (:func:`pgfast._C.trpo_step`: forward-mode J v through the MLP,
-the output distribution's Fisher, J^T by backward) and step 5 in another
+steps 1-4 run in one C++ call (:func:`pgfast._C.trpo_step`: J v, the output distribution's
+Fisher, J^T; either forward-mode J v and a backward per product, or, where it costs fewer
+multiply-adds (few outputs: CartPole's 2 logits, a 6-dim Gaussian mean), through the rows of
+the output Jacobian computed once per step, which leaves only the products with each layer's
+input per vector) and step 5 in another
 (:func:`pgfast._C.value_fit`); gradients and Fisher-vector products equal autograd's to
 float rounding (tested).
 """
