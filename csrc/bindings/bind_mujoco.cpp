@@ -131,22 +131,14 @@ class PyMjVecEnv final : public RolloutEnv {
     std::vector<MjArrays> sims;
     for (int64_t i = 0; i < n_; ++i) sims.push_back(sim_arrays(datas[size_t(i)], nsite));
     const py::ssize_t n = py::ssize_t(n_), o = py::ssize_t(obs_dim);
-    obs_ = checked_out(obs, "obs", {n, o});
-    require_dtype<double>(obs_, "obs", "float64");
-    rew_ = checked_out(rew, "rew", {n});
-    require_dtype<double>(rew_, "rew", "float64");
-    term_ = checked_out(term, "term", {n});
-    require_dtype<bool>(term_, "term", "bool");
-    trunc_ = checked_out(trunc, "trunc", {n});
-    require_dtype<bool>(trunc_, "trunc", "bool");
-    fin_ = checked_out(final_obs, "final_obs", {n, o});
-    require_dtype<double>(fin_, "final_obs", "float64");
-    mask_ = checked_out(final_mask, "final_mask", {n});
-    require_dtype<bool>(mask_, "final_mask", "bool");
-    elapsed_ = checked_out(elapsed, "elapsed", {n});
-    require_dtype<int64_t>(elapsed_, "elapsed", "int64");
-    pending_ = checked_out(pending, "pending", {n});
-    require_dtype<bool>(pending_, "pending", "bool");
+    obs_ = checked_out_as<double>(obs, "obs", {n, o});
+    rew_ = checked_out_as<double>(rew, "rew", {n});
+    term_ = checked_out_as<bool>(term, "term", {n});
+    trunc_ = checked_out_as<bool>(trunc, "trunc", {n});
+    fin_ = checked_out_as<double>(final_obs, "final_obs", {n, o});
+    mask_ = checked_out_as<bool>(final_mask, "final_mask", {n});
+    elapsed_ = checked_out_as<int64_t>(elapsed, "elapsed", {n});
+    pending_ = checked_out_as<bool>(pending, "pending", {n});
     require_disjoint({{&obs_, "obs"}, {&rew_, "rew"}, {&term_, "term"}, {&trunc_, "trunc"},
                       {&fin_, "final_obs"}, {&mask_, "final_mask"}, {&elapsed_, "elapsed"},
                       {&pending_, "pending"}});
@@ -209,10 +201,8 @@ class PyMjVecEnv final : public RolloutEnv {
     const py::ssize_t n = py::ssize_t(n_);
     py::array o = checked_out(obs, "obs_out", {n, py::ssize_t(obs_dim())});
     py::array r = checked_out(rew, "rew_out", {n});
-    py::array te = checked_out(term, "term_out", {n});
-    require_dtype<bool>(te, "term_out", "bool");
-    py::array tr = checked_out(trunc, "trunc_out", {n});
-    require_dtype<bool>(tr, "trunc_out", "bool");
+    py::array te = checked_out_as<bool>(term, "term_out", {n});
+    py::array tr = checked_out_as<bool>(trunc, "trunc_out", {n});
     require_disjoint({{&o, "obs_out"}, {&r, "rew_out"}, {&te, "term_out"}, {&tr, "trunc_out"},
                       {&fin_, "final_obs"}, {&mask_, "final_mask"}, {&elapsed_, "elapsed"},
                       {&pending_, "pending"}});

@@ -88,32 +88,24 @@ bool rollout_mlp(py::object step_into, const py::list& weights, const py::list& 
   if (T < 1 || N < 1) value_error("noise must have T >= 1 and N >= 1");
   noise = checked_in(noise, "noise", {T, N, K});
   require_dtype<float>(noise, "noise", "float32");
-  py::array obs = checked_out(obs_obj, "obs", {T + 1, N, D0});
-  require_dtype<float>(obs, "obs", "float32");
-  py::array rew = checked_out(rewards_obj, "rewards", {T, N});
-  require_dtype<float>(rew, "rewards", "float32");
-  py::array term = checked_out(term_obj, "terminated", {T, N});
-  require_dtype<bool>(term, "terminated", "bool");
-  py::array trunc = checked_out(trunc_obj, "truncated", {T, N});
-  require_dtype<bool>(trunc, "truncated", "bool");
-  py::array fin = checked_out(final_obs_obj, "final_obs", {T, N, D0});
-  require_dtype<float>(fin, "final_obs", "float32");
+  py::array obs = checked_out_as<float>(obs_obj, "obs", {T + 1, N, D0});
+  py::array rew = checked_out_as<float>(rewards_obj, "rewards", {T, N});
+  py::array term = checked_out_as<bool>(term_obj, "terminated", {T, N});
+  py::array trunc = checked_out_as<bool>(trunc_obj, "truncated", {T, N});
+  py::array fin = checked_out_as<float>(final_obs_obj, "final_obs", {T, N, D0});
   const bool continuous = !std_obj.is_none();
   py::array actions, std_a, low, high, env_act;
   if (continuous) {
-    actions = checked_out(actions_obj, "actions", {T, N, K});
-    require_dtype<float>(actions, "actions", "float32");
+    actions = checked_out_as<float>(actions_obj, "actions", {T, N, K});
     std_a = checked_in(std_obj, "std", {K});
     require_dtype<float>(std_a, "std", "float32");
     low = checked_in(low_obj, "low", {K});
     require_dtype<float>(low, "low", "float32");
     high = checked_in(high_obj, "high", {K});
     require_dtype<float>(high, "high", "float32");
-    env_act = checked_out(env_actions_obj, "env_actions", {N, K});
-    require_dtype<float>(env_act, "env_actions", "float32");
+    env_act = checked_out_as<float>(env_actions_obj, "env_actions", {N, K});
   } else {
-    actions = checked_out(actions_obj, "actions", {T, N});
-    require_dtype<int64_t>(actions, "actions", "int64");
+    actions = checked_out_as<int64_t>(actions_obj, "actions", {T, N});
   }
   require_disjoint({{&obs, "obs"}, {&actions, "actions"}, {&rew, "rewards"},
                     {&term, "terminated"}, {&trunc, "truncated"}, {&fin, "final_obs"}});

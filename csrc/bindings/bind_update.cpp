@@ -26,9 +26,7 @@ using update::ActorCritic;
 // A float32 C-contiguous writeable array of exactly `shape`.
 py::array float_out(const py::handle& obj, const std::string& name,
                     const std::vector<py::ssize_t>& shape) {
-  py::array a = checked_out(obj, name.c_str(), shape);
-  require_dtype<float>(a, name.c_str(), "float32");
-  return a;
+  return checked_out_as<float>(obj, name.c_str(), shape);
 }
 
 py::array float_in(const py::handle& obj, const char* name, const std::vector<py::ssize_t>& shape) {

@@ -197,6 +197,30 @@ inline py::array checked_out(const py::handle& obj, const char* name,
   return a;
 }
 
+// numpy's name of T's dtype, as the messages give it ("float32", "int64", ...).
+template <class T>
+constexpr const char* dtype_name() {
+  constexpr DType k = dtype_v<T>;
+  static_assert(k != DType::kOther, "dtype_name needs a dtype DType names");
+  return k == DType::kBool  ? "bool"
+         : k == DType::kU8  ? "uint8"
+         : k == DType::kI32 ? "int32"
+         : k == DType::kU32 ? "uint32"
+         : k == DType::kI64 ? "int64"
+         : k == DType::kU64 ? "uint64"
+         : k == DType::kF32 ? "float32"
+                            : "float64";
+}
+
+// checked_out, and exactly T's dtype (else TypeError).
+template <class T>
+py::array checked_out_as(const py::handle& obj, const char* name,
+                         const std::vector<py::ssize_t>& shape) {
+  py::array a = checked_out(obj, name, shape);
+  require_dtype<T>(a, name, dtype_name<T>());
+  return a;
+}
+
 // Time-major [T] or [T, N] with T >= 1. Returns (T, N).
 inline std::pair<int64_t, int64_t> time_major_dims(const py::array& a, const char* name) {
   if (a.ndim() != 1 && a.ndim() != 2) {

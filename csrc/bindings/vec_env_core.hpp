@@ -61,12 +61,10 @@ class VecEnvCore : public RolloutEnv {
     StepOut o = check_outputs(obs, rew, term, trunc);
     py::array fo = final_obs_, fm = final_mask_;
     if (!final_obs.is_none()) {
-      fo = checked_out(final_obs, "final_obs", {py::ssize_t(n_), py::ssize_t(obs_dim_)});
-      require_dtype<float>(fo, "final_obs", "float32");
+      fo = checked_out_as<float>(final_obs, "final_obs", {py::ssize_t(n_), py::ssize_t(obs_dim_)});
     }
     if (!final_mask.is_none()) {
-      fm = checked_out(final_mask, "final_mask", {py::ssize_t(n_)});
-      require_dtype<bool>(fm, "final_mask", "bool");
+      fm = checked_out_as<bool>(final_mask, "final_mask", {py::ssize_t(n_)});
     }
     require_disjoint({{&o.obs, "obs"}, {&o.rew, "rew"}, {&o.term, "term"}, {&o.trunc, "trunc"},
                       {&fo, "final_obs"}, {&fm, "final_mask"}});
@@ -200,10 +198,8 @@ class VecEnvCore : public RolloutEnv {
     const DType obs_dtype = float_dtype(o, "obs_out");
     py::array r = checked_out(rew, "rew_out", {n});
     const DType rew_dtype = float_dtype(r, "rew_out");
-    py::array te = checked_out(term, "term_out", {n});
-    require_dtype<bool>(te, "term_out", "bool");
-    py::array tr = checked_out(trunc, "trunc_out", {n});
-    require_dtype<bool>(tr, "trunc_out", "bool");
+    py::array te = checked_out_as<bool>(term, "term_out", {n});
+    py::array tr = checked_out_as<bool>(trunc, "trunc_out", {n});
     return StepOut{std::move(o), std::move(r), std::move(te), std::move(tr), obs_dtype,
                    rew_dtype};
   }
