@@ -87,21 +87,26 @@ void matmul_impl(int64_t M, int64_t N, int64_t K, const float* A, int64_t sa_i, 
 // reassociation.
 constexpr int kLanes = 16;
 
+// a . b over K floats in kLanes lanes, then the lanes and the tail in order.
+inline __attribute__((always_inline)) float lane_dot(const float* __restrict a,
+                                                     const float* __restrict b, int64_t K) {
+  const int64_t Kb = K - K % kLanes;
+  float lane[kLanes] = {};
+  for (int64_t k = 0; k < Kb; k += kLanes) {
+    for (int l = 0; l < kLanes; ++l) lane[l] += a[k + l] * b[k + l];
+  }
+  float sum = 0.0f;
+  for (int l = 0; l < kLanes; ++l) sum += lane[l];
+  for (int64_t k = Kb; k < K; ++k) sum += a[k] * b[k];
+  return sum;
+}
+
 PGFAST_CLONES
 void matmul_narrow_impl(int64_t M, int64_t N, int64_t K, const float* __restrict A,
                    const float* __restrict BT, float* __restrict C, const float* __restrict bias) {
-  const int64_t Kb = K - K % kLanes;
   for (int64_t i = 0; i < M; ++i) {
-    const float* a = A + i * K;
     for (int64_t j = 0; j < N; ++j) {
-      const float* b = BT + j * K;
-      float lane[kLanes] = {};
-      for (int64_t k = 0; k < Kb; k += kLanes) {
-        for (int l = 0; l < kLanes; ++l) lane[l] += a[k + l] * b[k + l];
-      }
-      float sum = 0.0f;
-      for (int l = 0; l < kLanes; ++l) sum += lane[l];
-      for (int64_t k = Kb; k < K; ++k) sum += a[k] * b[k];
+      const float sum = lane_dot(A + i * K, BT + j * K, K);
       C[i * N + j] = bias != nullptr ? sum + bias[j] : sum;
     }
   }
@@ -174,20 +179,8 @@ void column_sums_impl(const float* __restrict g, int64_t rows, int64_t cols, int
 PGFAST_CLONES
 void row_dots_impl(int64_t n, int K, int d, const float* __restrict a,
                    const float* __restrict rows, float* __restrict out) {
-  const int db = d - d % kLanes;
   for (int64_t r = 0; r < n; ++r) {
-    const float* ar = a + r * d;
-    for (int k = 0; k < K; ++k) {
-      const float* b = rows + (r * K + k) * d;
-      float lane[kLanes] = {};
-      for (int j = 0; j < db; j += kLanes) {
-        for (int l = 0; l < kLanes; ++l) lane[l] += ar[j + l] * b[j + l];
-      }
-      float sum = 0.0f;
-      for (int l = 0; l < kLanes; ++l) sum += lane[l];
-      for (int j = db; j < d; ++j) sum += ar[j] * b[j];
-      out[r * K + k] += sum;
-    }
+    for (int k = 0; k < K; ++k) out[r * K + k] += lane_dot(a + r * d, rows + (r * K + k) * d, d);
   }
 }
 
