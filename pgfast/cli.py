@@ -181,26 +181,40 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_variance(a: argparse.Namespace) -> int:
+def _cmd_variance(a: argparse.Namespace, envs: Sequence[str]) -> int:
     from pgfast.study import variance
 
     out = Path(a.out or "runs/variance")
     settings = variance.QUICK if a.quick else variance.FULL
-    print(f"experiment variance{' (quick)' if a.quick else ''}: envs {', '.join(a.envs)}; seed {a.seeds[0]}; "
+    print(f"experiment variance{' (quick)' if a.quick else ''}: envs {', '.join(envs)}; seed {a.seeds[0]}; "
           f"out {out}", flush=True)
-    variance.run_variance(a.envs, out, settings, seed=a.seeds[0], log=lambda m: print(m, flush=True))
+    variance.run_variance(envs, out, settings, seed=a.seeds[0], log=lambda m: print(m, flush=True))
     print(f"table: {out / 'variance.csv'}")
     return 0
+
+
+def _check_needs(name: str) -> None:
+    """Refuse an experiment whose optional packages are missing, before anything is created
+    (found with importlib's finder: nothing is imported)."""
+    import importlib.util
+
+    for module in study.EXPERIMENT_NEEDS.get(name, ()):
+        if importlib.util.find_spec(module) is None:
+            extra = _EXTRAS.get(module, module)
+            raise CLIError(f"the {name} experiment needs the {module!r} package: pip install 'pgfast-rl[{extra}]'")
 
 
 def _cmd_experiment(a: argparse.Namespace) -> int:
     from pgfast import algos as registry
     from pgfast.config import parse_overrides
 
-    for env_id in a.envs:
+    _check_needs(a.name)
+    envs = list(a.envs) if a.envs is not None else list(study.experiment_envs(a.name))
+    total_timesteps = a.total_timesteps if a.total_timesteps is not None else study.experiment_timesteps(a.name)
+    for env_id in envs:
         _check_env(env_id)
     if a.name == "variance":
-        return _cmd_variance(a)
+        return _cmd_variance(a, envs)
     variants = study.EXPERIMENTS[a.name]
     algos = sorted({study.VARIANTS[v].algo for v in variants})
     per_algo = parse_overrides(_flatten(a.overrides), {n: registry.config_class(n) for n in algos})
@@ -209,11 +223,11 @@ def _cmd_experiment(a: argparse.Namespace) -> int:
     for v in variants:
         algo = study.VARIANTS[v].algo
         jobs += study.make_jobs(
-            [v], a.envs, a.seeds, out, total_timesteps=a.total_timesteps, overrides=per_algo[algo],
+            [v], envs, a.seeds, out, total_timesteps=total_timesteps, overrides=per_algo[algo],
             device=a.device, eval_episodes=a.eval_episodes, checkpoint_interval=a.checkpoint_interval,
             tensorboard=not a.no_tensorboard,
         )
-    print(f"experiment {a.name}: variants {', '.join(variants)}; envs {', '.join(a.envs)}; seeds "
+    print(f"experiment {a.name}: variants {', '.join(variants)}; envs {', '.join(envs)}; seeds "
           f"{' '.join(map(str, a.seeds))}; out {out}", flush=True)
     _check_device(a.device)
     try:

@@ -147,11 +147,15 @@ def _add_experiment(sub: Any) -> None:
                    "estimator at fixed policies (OUT/variance.csv and a plot per env; the first seed only)")
     x.add_argument("--quick", action="store_true",
                    help="variance only: the initial policy and fewer repeats (CartPole in about a minute)")
-    x.add_argument("--envs", nargs="+", default=list(study.DEFAULT_ENVS),
-                   help=f"environment ids (default: {' '.join(study.DEFAULT_ENVS)})")
+    x.add_argument("--envs", nargs="+", default=None,
+                   help="environment ids (default "
+                        + "".join(f"for {k}: {' '.join(v)}; " for k, v in study.EXPERIMENT_ENVS.items())
+                        + f"for the others: {' '.join(study.DEFAULT_ENVS)})")
     x.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
     x.add_argument("--total-timesteps", type=_positive_int, default=None,
-                   help="env steps per job (default: per-env study budget from pgfast/presets.py)")
+                   help="env steps per job (default "
+                        + "".join(f"for {k}: {v:,}; " for k, v in study.EXPERIMENT_TIMESTEPS.items())
+                        + "for the others: each env's study budget from pgfast/presets.py)")
     x.add_argument("--workers", type=_positive_int, default=None, help="parallel jobs (default: number of CPUs)")
     x.add_argument("--backend", default="local", choices=["local", "ray"], help="local process pool or Ray tasks")
     x.add_argument("--stack-seeds", action="store_true",

@@ -4,6 +4,7 @@ plot, signals, corrupt checkpoints and the Ray backend (tiny budgets)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -326,6 +327,121 @@ def test_sigterm_stops_a_pool_study_cleanly(tmp_path):
         d = out / key
         assert load_checkpoint(d).global_step == read_progress(d / "progress.csv")[-1]["global_step"]
     assert "rerun the same command" in stderr
+
+
+# ------------------------------------------------------ the mujoco experiment ---
+
+
+def _planned_jobs(monkeypatch, argv):
+    """The jobs `pgfast experiment ...` hands to the runner (which is replaced: nothing trains)."""
+    planned = []
+    monkeypatch.setattr(study, "run_experiment", lambda jobs, **kw: planned.extend(jobs) or [])
+    monkeypatch.setattr(study, "redraw", lambda out, **kw: {})
+    assert cli.main(argv) == 0
+    return planned
+
+
+def test_mujoco_experiment_jobs(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("mujoco")  # the envs without a preset are made once to read their action space
+    from pgfast.presets import CLEANRL_PPO_CONTINUOUS, DEFAULTS_BY_ACTION_SPACE
+
+    jobs = _planned_jobs(monkeypatch, ["experiment", "mujoco", "--out", str(tmp_path / "m")])
+    envs = ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Swimmer-v5", "Reacher-v5",
+            "InvertedPendulum-v5", "InvertedDoublePendulum-v5"]
+    assert len(jobs) == 9 * 2 * 3
+    assert [j.key for j in jobs] == [f"{e}/{v}/seed{s}" for v in ("ppo", "trpo") for e in envs for s in (0, 1, 2)]
+    assert {j.total_timesteps for j in jobs} == {1_000_000}
+    assert {j.algo for j in jobs} == {"ppo", "trpo"}
+    assert f"experiment mujoco: variants ppo, trpo; envs {', '.join(envs)}; seeds 0 1 2" in capsys.readouterr().out
+    # settings: the env's preset where it has one, else the defaults for Box actions
+    by = {(j.variant, j.env_id): j for j in jobs}
+    assert by["ppo", "Hopper-v5"].settings == "preset ppo/Hopper-v5"
+    assert by["ppo", "Walker2d-v5"].config_dict()["gamma"] == 0.995
+    assert by["trpo", "HalfCheetah-v5"].settings == "preset trpo/HalfCheetah-v5"
+    assert by["ppo", "Ant-v5"].settings == "defaults for Box actions (no preset for Ant-v5)"
+    assert by["ppo", "Ant-v5"].config_dict() == dict(CLEANRL_PPO_CONTINUOUS)
+    assert by["trpo", "Humanoid-v5"].config_dict() == DEFAULTS_BY_ACTION_SPACE["Box"]["trpo"]
+    assert Path(jobs[-1].out_dir) == tmp_path / "m" / "InvertedDoublePendulum-v5" / "trpo" / "seed2"
+
+    # --envs, --seeds and --total-timesteps override the experiment's own
+    jobs = _planned_jobs(monkeypatch, ["experiment", "mujoco", "--envs", "Swimmer-v5", "Hopper-v5", "--seeds", "4",
+                                       "--total-timesteps", "5000", "--out", str(tmp_path / "o")])
+    assert [(j.key, j.total_timesteps) for j in jobs] == [
+        ("Swimmer-v5/ppo/seed4", 5000), ("Hopper-v5/ppo/seed4", 5000),
+        ("Swimmer-v5/trpo/seed4", 5000), ("Hopper-v5/trpo/seed4", 5000)]
+    jobs = _planned_jobs(monkeypatch, ["experiment", "mujoco", "--envs", "Hopper-v5", "--seeds", "0",
+                                       "--out", str(tmp_path / "p")])
+    assert [(j.key, j.total_timesteps) for j in jobs] == [("Hopper-v5/ppo/seed0", 1_000_000),
+                                                           ("Hopper-v5/trpo/seed0", 1_000_000)]
+
+
+@pytest.mark.parametrize("name", ["baseline", "ppo-vs-vpg", "all-algos"])
+def test_other_experiments_keep_their_envs_and_budgets(name, tmp_path, monkeypatch, capsys):
+    out = tmp_path / name
+    jobs = _planned_jobs(monkeypatch, ["experiment", name, "--seeds", "0", "1", "--out", str(out)])
+    # exactly the jobs of the study's variants on CartPole, Pendulum and HalfCheetah at their study budgets
+    assert jobs == study.make_jobs(study.EXPERIMENTS[name], ["CartPole-v1", "Pendulum-v1", "HalfCheetah-v5"],
+                                   [0, 1], out)
+    steps = {j.env_id: j.total_timesteps for j in jobs}
+    assert steps == {"CartPole-v1": 100_000, "Pendulum-v1": 300_000, "HalfCheetah-v5": 1_000_000}
+    assert "envs CartPole-v1, Pendulum-v1, HalfCheetah-v5; seeds 0 1" in capsys.readouterr().out
+    jobs = _planned_jobs(monkeypatch, ["experiment", name, "--envs", "CartPole-v1", "--seeds", "0",
+                                       "--total-timesteps", "640", "--out", str(tmp_path / "o")])
+    assert {(j.env_id, j.total_timesteps) for j in jobs} == {("CartPole-v1", 640)}
+    assert len(jobs) == len(study.EXPERIMENTS[name])
+
+
+def test_variance_experiment_keeps_its_envs(tmp_path, monkeypatch):
+    from pgfast.study import variance
+
+    seen = []
+    monkeypatch.setattr(variance, "run_variance", lambda envs, out, settings, **kw: seen.append(list(envs)))
+    assert cli.main(["experiment", "variance", "--quick", "--out", str(tmp_path / "v")]) == 0
+    assert cli.main(["experiment", "variance", "--quick", "--envs", "Acrobot-v1", "--out", str(tmp_path / "w")]) == 0
+    assert seen == [["CartPole-v1", "Pendulum-v1", "HalfCheetah-v5"], ["Acrobot-v1"]]
+
+
+def test_mujoco_experiment_end_to_end(tmp_path, capsys):
+    pytest.importorskip("mujoco")
+    import csv
+
+    out = tmp_path / "study"
+    rc = cli.main(["experiment", "mujoco", "--envs", "InvertedPendulum-v5", "--seeds", "0",
+                   "--total-timesteps", "2048", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "2 jobs: 0 finished, 2 to run" in text
+    for v in ("ppo", "trpo"):
+        d = out / "InvertedPendulum-v5" / v / "seed0"
+        r = json.loads((d / "result.json").read_text())
+        assert r["status"] == "done" and r["global_step"] == 2048 and r["total_timesteps"] == 2048
+        assert r["algo"] == v and math.isfinite(r["eval_mean"]) and 1.0 <= r["eval_mean"] <= 1000.0
+        assert [x["global_step"] for x in read_progress(d / "progress.csv")] == [2048]
+    with open(out / "summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((r["env_id"], r["variant"], r["n"]) for r in rows) == [
+        ("InvertedPendulum-v5", "ppo", "1"), ("InvertedPendulum-v5", "trpo", "1")]
+    md = (out / "summary.md").read_text()
+    assert "| InvertedPendulum-v5 | PPO-clip |" in md and "| InvertedPendulum-v5 | TRPO |" in md
+    png = out / "InvertedPendulum-v5.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+    assert len(study.plot_env(out / "InvertedPendulum-v5").axes[0].get_lines()) == 2  # one line per variant
+
+
+def test_mujoco_experiment_without_mujoco_is_one_line(tmp_path):
+    """In a process where mujoco cannot be imported (as tests/test_messages.py blocks a package),
+    the experiment stops before anything is created, with the extra to install."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import sys\nsys.modules['mujoco'] = None\n")
+    env = _env()
+    env["PYTHONPATH"] = str(site) + os.pathsep + env["PYTHONPATH"]
+    p = subprocess.run([sys.executable, "-m", "pgfast.cli", "experiment", "mujoco", "--seeds", "0", "--out", "study"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip() == ("pgfast experiment: error: the mujoco experiment needs the 'mujoco' package: "
+                                "pip install 'pgfast-rl[mujoco]'")
+    assert not (tmp_path / "study").exists()
 
 
 # ------------------------------------------- issue 10: one-line errors, edges ---

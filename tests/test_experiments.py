@@ -204,6 +204,23 @@ def test_make_jobs_layout_and_errors(tmp_path):
         study.run_experiment(jobs, backend="slurm")
 
 
+def test_experiments_carry_their_envs_and_budgets():
+    assert study.EXPERIMENTS["mujoco"] == ("ppo", "trpo")
+    assert study.experiment_envs("mujoco") == study.MUJOCO_ENVS == (
+        "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Swimmer-v5", "Reacher-v5",
+        "InvertedPendulum-v5", "InvertedDoublePendulum-v5")
+    assert study.experiment_timesteps("mujoco") == 1_000_000
+    assert study.EXPERIMENT_NEEDS["mujoco"] == ("mujoco",)
+    # the other experiments: the default envs, each env's study budget, no optional package
+    assert study.EXPERIMENTS["baseline"] == ("vpg-raw", "vpg", "vpg-baseline")
+    assert study.EXPERIMENTS["ppo-vs-vpg"] == ("vpg-baseline", "ppo")
+    assert study.EXPERIMENTS["all-algos"] == ("vpg", "vpg-baseline", "trpo", "ppo")
+    for name in ("baseline", "ppo-vs-vpg", "all-algos", "variance"):
+        assert study.experiment_envs(name) == study.DEFAULT_ENVS == ("CartPole-v1", "Pendulum-v1", "HalfCheetah-v5")
+        assert study.experiment_timesteps(name) is None
+        assert name not in study.EXPERIMENT_NEEDS
+
+
 def test_job_with_partial_last_rollout_counts_as_done(tmp_path):
     # 100 steps with 64-step rollouts: the run stops at 64, the job is finished
     (job,) = study.make_jobs(["ppo"], ["CartPole-v1"], [0], tmp_path, total_timesteps=100,

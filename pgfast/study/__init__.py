@@ -23,14 +23,16 @@ written at the end, and can be redrawn from the logs alone with :func:`redraw`.
 
 from __future__ import annotations
 
-from pgfast.study.catalogue import (DEFAULT_ENVS, EXPERIMENTS, JOB_NAME, RESULT_NAME, VARIANTS, Job, Variant,
-                                    check_job_dir, job_status, make_jobs)
+from pgfast.study.catalogue import (DEFAULT_ENVS, EXPERIMENT_ENVS, EXPERIMENT_NEEDS, EXPERIMENT_TIMESTEPS,
+                                    EXPERIMENTS, JOB_NAME, MUJOCO_ENVS, RESULT_NAME, VARIANTS, Job, Variant,
+                                    check_job_dir, experiment_envs, experiment_timesteps, job_status, make_jobs)
 from pgfast.study.report import (SUMMARY_FIELDS, aggregate, format_summary, format_summary_markdown, plot_env,
                                  redraw, seed_curves, summarize, t_critical_975, write_summary)
 from pgfast.study.runner import importable_env, run_experiment, run_job
 
 __all__ = [
-    "Variant", "VARIANTS", "EXPERIMENTS", "DEFAULT_ENVS", "Job", "JOB_NAME", "RESULT_NAME", "make_jobs",
+    "Variant", "VARIANTS", "EXPERIMENTS", "DEFAULT_ENVS", "MUJOCO_ENVS", "EXPERIMENT_ENVS", "EXPERIMENT_TIMESTEPS",
+    "EXPERIMENT_NEEDS", "experiment_envs", "experiment_timesteps", "Job", "JOB_NAME", "RESULT_NAME", "make_jobs",
     "job_status", "check_job_dir", "run_job", "run_experiment", "importable_env", "summarize", "SUMMARY_FIELDS",
     "write_summary", "format_summary", "format_summary_markdown", "seed_curves", "aggregate", "plot_env", "redraw",
     "t_critical_975",

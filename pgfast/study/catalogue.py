@@ -17,8 +17,9 @@ from pgfast import algos
 from pgfast.checkpoint import CKPT_NAME, PREV_CKPT_NAME
 from pgfast.config import check_fields
 
-__all__ = ["Variant", "VARIANTS", "EXPERIMENTS", "DEFAULT_ENVS", "RESULT_NAME", "JOB_NAME", "Job", "make_jobs",
-           "job_status", "check_job_dir"]
+__all__ = ["Variant", "VARIANTS", "EXPERIMENTS", "DEFAULT_ENVS", "MUJOCO_ENVS", "EXPERIMENT_ENVS",
+           "EXPERIMENT_TIMESTEPS", "EXPERIMENT_NEEDS", "experiment_envs", "experiment_timesteps", "RESULT_NAME",
+           "JOB_NAME", "Job", "make_jobs", "job_status", "check_job_dir"]
 
 RESULT_NAME = "result.json"
 JOB_NAME = "job.json"
@@ -55,10 +56,40 @@ EXPERIMENTS: Dict[str, Tuple[str, ...]] = {
     "baseline": ("vpg-raw", "vpg", "vpg-baseline"),
     "ppo-vs-vpg": ("vpg-baseline", "ppo"),
     "all-algos": ("vpg", "vpg-baseline", "trpo", "ppo"),
+    "mujoco": ("ppo", "trpo"),
 }
 """Shipped experiments: name -> variant names (one plotted line each)."""
 
 DEFAULT_ENVS: Tuple[str, ...] = ("CartPole-v1", "Pendulum-v1", "HalfCheetah-v5")
+"""The envs of an experiment without its own list in :data:`EXPERIMENT_ENVS`."""
+
+MUJOCO_ENVS: Tuple[str, ...] = (
+    "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Swimmer-v5", "Reacher-v5",
+    "InvertedPendulum-v5", "InvertedDoublePendulum-v5",
+)
+"""The MuJoCo benchmark envs of the ``mujoco`` experiment (docs/MUJOCO.md)."""
+
+EXPERIMENT_ENVS: Dict[str, Tuple[str, ...]] = {"mujoco": MUJOCO_ENVS}
+"""Experiments with their own env list: name -> env ids (the others run :data:`DEFAULT_ENVS`;
+``--envs`` overrides either)."""
+
+EXPERIMENT_TIMESTEPS: Dict[str, int] = {"mujoco": 1_000_000}
+"""Experiments with one step budget for every job: name -> env steps (the others take each env's
+study budget, :data:`pgfast.presets.STUDY_TIMESTEPS`; ``--total-timesteps`` overrides either)."""
+
+EXPERIMENT_NEEDS: Dict[str, Tuple[str, ...]] = {"mujoco": ("mujoco",)}
+"""Experiments that cannot run without optional packages: name -> import names."""
+
+
+def experiment_envs(name: str) -> Tuple[str, ...]:
+    """The env ids experiment ``name`` runs when no ``--envs`` is given."""
+    return EXPERIMENT_ENVS.get(name, DEFAULT_ENVS)
+
+
+def experiment_timesteps(name: str) -> Optional[int]:
+    """The per-job step budget of experiment ``name`` when no ``--total-timesteps`` is given
+    (None: each env's study budget, as :func:`make_jobs` takes it)."""
+    return EXPERIMENT_TIMESTEPS.get(name)
 
 
 @dataclass(frozen=True)
