@@ -101,6 +101,16 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
             clip_coef=0.3, ent_coef=0.0001097994387616024, vf_coef=0.39031425709960693,
             max_grad_norm=0.3,
         ),
+        # RL-Baselines3-Zoo hyperparams/ppo.yml, LunarLander-v2 (the zoo's benchmark.md:
+        # 242 +/- 32 at 1M steps): n_envs 16, n_steps 1024, batch_size 64 (256
+        # minibatches), n_epochs 4, gamma 0.999, gae_lambda 0.98, ent_coef 0.01, SB3's
+        # defaults otherwise (learning rate 3e-4 constant, clip_range 0.2, max_grad_norm
+        # 0.5, no value clipping, vf_coef 0.5 = 1.0 here).
+        "LunarLander-v3": dict(
+            num_envs=16, num_steps=1024, num_minibatches=256, update_epochs=4, gamma=0.999, gae_lambda=0.98,
+            ent_coef=0.01, learning_rate=3e-4, anneal_lr=False, clip_coef=0.2, clip_vloss=False, vf_coef=1.0,
+            max_grad_norm=0.5,
+        ),
         # CleanRL's ppo_continuous_action.py (above), checked with seeds 0-2 in docs/PRESETS.md:
         # MountainCarContinuous >= 93.6 at 300k (observation and reward normalisation make the
         # sparse goal reachable without gSDE), InvertedPendulum 1000 x3 at 98k,

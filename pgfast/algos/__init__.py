@@ -68,7 +68,7 @@ def resolve_settings(algo: str, env_id: Optional[str]) -> Tuple[Dict[str, Any], 
     In order: the env's preset in :data:`pgfast.presets.PRESETS` ("preset ppo/Acrobot-v1"),
     else the defaults for its type of action space in
     :data:`pgfast.presets.DEFAULTS_BY_ACTION_SPACE` ("defaults for Box actions"), else the
-    Config's own defaults ("PPOConfig defaults for Discrete actions (no preset for LunarLander-v3)")."""
+    Config's own defaults ("PPOConfig defaults for Discrete actions (no preset for FrozenLake-v1)")."""
     cls = get_algo(algo)
     if env_id is None:
         return {}, f"{cls.Config.__name__} defaults"
