@@ -317,6 +317,14 @@ void act_backward(float* g, const float* h, int64_t n, bool tanh) {
   });
 }
 
+void act_backward_rows(float* g, const float* h, int64_t n, int K, int d, bool tanh) {
+  for_blocks(n, 1, 2 * int64_t(K) * d, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int k = 0; k < K; ++k) act_backward_impl(g + (r * K + k) * d, h + r * d, d, tanh);
+    }
+  });
+}
+
 void column_sums(const float* g, int64_t rows, int64_t cols, float* out) {
   for_blocks(cols, 16, rows, [&](int64_t j0, int64_t j1) {
     column_sums_impl(g + j0, rows, j1 - j0, cols, out + j0);

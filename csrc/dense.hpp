@@ -104,6 +104,10 @@ void relu_loop(float* v, int64_t n);
 // h <= 0, else g (torch's threshold_backward).
 void act_backward(float* g, const float* h, int64_t n, bool tanh);
 
+// g[r * K + k, :] *= the activation's derivative at h[r, :] (act_backward with each of the
+// n rows of h [n, d] serving K rows of g [n * K, d]): the output Jacobian's rows.
+void act_backward_rows(float* g, const float* h, int64_t n, int K, int d, bool tanh);
+
 // out[j] = sum over r = 0, 1, ..., rows - 1 (in order, from 0) of g[r, j], j < cols.
 void column_sums(const float* g, int64_t rows, int64_t cols, float* out);
 

@@ -44,16 +44,6 @@ void forward_rows(const Mlp& m, const float* x, float* const* out, int64_t r0, i
   }
 }
 
-// g *= the activation's derivative at h on one short row, inline: dense::act_backward's
-// arithmetic without its per-call dispatch.
-void act_backward_row(Act act, float* __restrict g, const float* __restrict h, int n) {
-  if (act == Act::kTanh) {
-    for (int j = 0; j < n; ++j) g[j] *= 1.0f - h[j] * h[j];
-  } else {
-    for (int j = 0; j < n; ++j) g[j] = h[j] <= 0.0f ? 0.0f : g[j];
-  }
-}
-
 }  // namespace
 
 int Mlp::max_width() const {
@@ -158,15 +148,13 @@ void output_jacobian(const Mlp& m, Trace& t, std::vector<float>* jac) {
   const float* wl = m.w[L - 1];
   const float* hl = t.input(L - 1);
   float* jl = jac[L - 2].data();
-  dense::for_blocks(n, 1, int64_t(K) * dl, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      for (int k = 0; k < K; ++k) {
-        float* row = jl + (r * K + k) * dl;
-        for (int j = 0; j < dl; ++j) row[j] = wl[int64_t(j) * K + k];
-        act_backward_row(m.act, row, hl + r * dl, dl);
-      }
+  for (int64_t r = 0; r < n; ++r) {
+    for (int k = 0; k < K; ++k) {
+      float* row = jl + (r * K + k) * dl;
+      for (int j = 0; j < dl; ++j) row[j] = wl[int64_t(j) * K + k];
     }
-  });
+  }
+  dense::act_backward_rows(jl, hl, n, K, dl, m.act == Act::kTanh);
   // earlier layers: d out_k / d z_i = (d out_k / d z_{i+1}) W_{i+1}^T, times act'
   for (int i = L - 3; i >= 0; --i) {
     const int din = m.dims[i + 1], dout = m.dims[i + 2];
@@ -179,9 +167,8 @@ void output_jacobian(const Mlp& m, Trace& t, std::vector<float>* jac) {
     dense::for_blocks(n, 1, int64_t(K) * din * dout, [&](int64_t r0, int64_t r1) {
       dense::matmul((r1 - r0) * K, din, dout, src + r0 * K * dout, dout, 1, wt,
                     dst + r0 * K * din, nullptr);
-      for (int64_t r = r0; r < r1; ++r) {
-        for (int k = 0; k < K; ++k) act_backward_row(m.act, dst + (r * K + k) * din, h + r * din, din);
-      }
+      dense::act_backward_rows(dst + r0 * K * din, h + r0 * din, r1 - r0, K, din,
+                               m.act == Act::kTanh);
     });
   }
 }
