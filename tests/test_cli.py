@@ -343,7 +343,7 @@ def _planned_jobs(monkeypatch, argv):
 
 def test_mujoco_experiment_jobs(tmp_path, monkeypatch, capsys):
     pytest.importorskip("mujoco")  # the envs without a preset are made once to read their action space
-    from pgfast.presets import CLEANRL_PPO_CONTINUOUS, DEFAULTS_BY_ACTION_SPACE
+    from pgfast.presets import CLEANRL_PPO_CONTINUOUS, ZOO_TRPO_MUJOCO
 
     jobs = _planned_jobs(monkeypatch, ["experiment", "mujoco", "--out", str(tmp_path / "m")])
     envs = ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Swimmer-v5", "Reacher-v5",
@@ -360,7 +360,9 @@ def test_mujoco_experiment_jobs(tmp_path, monkeypatch, capsys):
     assert by["trpo", "HalfCheetah-v5"].settings == "preset trpo/HalfCheetah-v5"
     assert by["ppo", "Ant-v5"].settings == "defaults for Box actions (no preset for Ant-v5)"
     assert by["ppo", "Ant-v5"].config_dict() == dict(CLEANRL_PPO_CONTINUOUS)
-    assert by["trpo", "Humanoid-v5"].config_dict() == DEFAULTS_BY_ACTION_SPACE["Box"]["trpo"]
+    assert by["trpo", "Humanoid-v5"].settings == "preset trpo/Humanoid-v5"
+    assert by["trpo", "Humanoid-v5"].config_dict() == ZOO_TRPO_MUJOCO
+    assert by["trpo", "HalfCheetah-v5"].config_dict() == dict(ZOO_TRPO_MUJOCO, max_kl=0.04)
     assert Path(jobs[-1].out_dir) == tmp_path / "m" / "InvertedDoublePendulum-v5" / "trpo" / "seed2"
 
     # --envs, --seeds and --total-timesteps override the experiment's own
