@@ -29,7 +29,7 @@ CASES = [
     ("ppo", "MountainCar-v0", 1_000_000, -130.0),
     ("ppo", "MountainCarContinuous-v0", 300_000, 90.0),
     ("ppo", "InvertedPendulum-v5", 100_000, 950.0),
-    ("ppo", "InvertedDoublePendulum-v5", 500_000, 7_000.0),
+    ("ppo", "InvertedDoublePendulum-v5", 1_000_000, 8_000.0),
     ("ppo", "Hopper-v5", 1_000_000, 2_000.0),
     ("ppo", "Walker2d-v5", 1_000_000, 2_500.0),
     ("ppo", "HalfCheetah-v5", 1_000_000, 4_000.0),

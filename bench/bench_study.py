@@ -41,12 +41,7 @@ CLAIMS = [
     ("pendulum-trpo-mean-200", "Pendulum-v1", "mean", ("trpo",), -200.0),
     ("pendulum-baseline-above-vpg", "Pendulum-v1", "above", ("vpg-baseline", "vpg"), None),
     ("halfcheetah-ppo-mean-5000", "HalfCheetah-v5", "mean", ("ppo",), 5000.0),
-    pytest.param("halfcheetah-ppo-mean-5500", "HalfCheetah-v5", "mean", ("ppo",), 5500.0,
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "issue 21's target, not met within the 10-minute budget: 5,375.5 (5,586.6 / 5,530.6 / "
-                     "5,009.3) in runs/study3; RL-Zoo's [256, 256] x 20-epoch settings reach 5,534 at ~4x "
-                     "the CPU. Strict: when it passes, make it a plain claim and update the README")),
-                 id="halfcheetah-ppo-mean-5500"),
+    ("halfcheetah-ppo-mean-5500", "HalfCheetah-v5", "mean", ("ppo",), 5500.0),
     ("halfcheetah-baseline-above-vpg", "HalfCheetah-v5", "above", ("vpg-baseline", "vpg"), None),
 ]
 

@@ -32,3 +32,20 @@ def child_env():
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["OMP_NUM_THREADS"] = "1"
     return env
+
+
+# A Box-action env id that no preset names (every gymnasium MuJoCo task and classic Box env
+# has one): the tests of the "defaults for Box actions" fallback use it.
+BOX_ENV_WITHOUT_PRESET = "pgfast-tests/PendulumNoPreset-v0"
+
+
+@pytest.fixture
+def box_env_without_preset() -> str:
+    """Register (once) and return :data:`BOX_ENV_WITHOUT_PRESET`: gymnasium's Pendulum
+    under an id that has no preset."""
+    import gymnasium as gym
+
+    if BOX_ENV_WITHOUT_PRESET not in gym.registry:
+        gym.register(BOX_ENV_WITHOUT_PRESET, entry_point="gymnasium.envs.classic_control.pendulum:PendulumEnv",
+                     max_episode_steps=200)
+    return BOX_ENV_WITHOUT_PRESET

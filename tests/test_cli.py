@@ -358,8 +358,9 @@ def test_mujoco_experiment_jobs(tmp_path, monkeypatch, capsys):
     assert by["ppo", "Hopper-v5"].settings == "preset ppo/Hopper-v5"
     assert by["ppo", "Walker2d-v5"].config_dict()["gamma"] == 0.995
     assert by["trpo", "HalfCheetah-v5"].settings == "preset trpo/HalfCheetah-v5"
-    assert by["ppo", "Ant-v5"].settings == "defaults for Box actions (no preset for Ant-v5)"
-    assert by["ppo", "Ant-v5"].config_dict() == dict(CLEANRL_PPO_CONTINUOUS)
+    assert by["ppo", "Ant-v5"].settings == "preset ppo/Ant-v5"
+    assert by["ppo", "Ant-v5"].config_dict() == dict(CLEANRL_PPO_CONTINUOUS, log_std_init=-1.0)
+    assert by["ppo", "Reacher-v5"].config_dict() == dict(CLEANRL_PPO_CONTINUOUS)
     assert by["trpo", "Humanoid-v5"].settings == "preset trpo/Humanoid-v5"
     assert by["trpo", "Humanoid-v5"].config_dict() == ZOO_TRPO_MUJOCO
     assert by["trpo", "HalfCheetah-v5"].config_dict() == dict(ZOO_TRPO_MUJOCO, max_kl=0.04)

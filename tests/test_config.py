@@ -137,7 +137,7 @@ def test_cli_version(capsys):
     assert capsys.readouterr().out.strip() == f"pgfast {pgfast.__version__}"
 
 
-def test_train_prints_which_settings_it_uses(tmp_path, capsys):
+def test_train_prints_which_settings_it_uses(tmp_path, capsys, box_env_without_preset):
     from pgfast import cli
 
     argv = ["train", "ppo", "CartPole-v1", "--total-timesteps", "64", "--set", "num_envs=2", "num_steps=16",
@@ -159,8 +159,8 @@ def test_train_prints_which_settings_it_uses(tmp_path, capsys):
     meta2 = json.loads((tmp_path / "r" / "run.json").read_text())
     assert meta2["settings"] == meta["settings"] and meta2["created"] == meta["created"]
     assert [r["step"] for r in meta2["resumes"]] == [64] and meta2["resumes"][0]["total_timesteps"] == 128
-    assert algos.resolve_settings("ppo", "Pusher-v5")[1].startswith("defaults for Box actions")
-    assert algos.resolve_settings("ppo", "Pusher-v5")[0]["num_steps"] == 2048
+    assert algos.resolve_settings("ppo", box_env_without_preset)[1].startswith("defaults for Box actions")
+    assert algos.resolve_settings("ppo", box_env_without_preset)[0]["num_steps"] == 2048
 
 
 @pytest.mark.parametrize("name", ["hidden_sizes", "actor_hidden_sizes", "critic_hidden_sizes"])

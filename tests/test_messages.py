@@ -70,10 +70,11 @@ def test_message_adds_the_extra_for_a_bare_missing_module():
     assert cli._message(ex, "tune") == "No module named 'optuna' (pip install \"pgfast-rl[tune]\")"
 
 
-def test_settings_line_names_the_missing_preset_for_any_action_space():
+def test_settings_line_names_the_missing_preset_for_any_action_space(box_env_without_preset):
     for algo in ("ppo", "trpo", "vpg"):  # FrozenLake-v1: Discrete actions, no preset
         assert resolve_settings(algo, "FrozenLake-v1")[1].endswith("(no preset for FrozenLake-v1)")
-    assert resolve_settings("ppo", "Pusher-v5")[1] == "defaults for Box actions (no preset for Pusher-v5)"
+    env = box_env_without_preset
+    assert resolve_settings("ppo", env)[1] == f"defaults for Box actions (no preset for {env})"
 
 
 @pytest.fixture(scope="module")
