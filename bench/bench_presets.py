@@ -32,10 +32,13 @@ CASES = [
     ("ppo", "InvertedDoublePendulum-v5", 1_000_000, 8_000.0),
     ("ppo", "Hopper-v5", 1_000_000, 2_000.0),
     ("ppo", "Walker2d-v5", 1_000_000, 2_500.0),
-    ("ppo", "HalfCheetah-v5", 1_000_000, 4_000.0),
+    ("ppo", "HalfCheetah-v5", 1_000_000, 5_000.0),
     ("ppo", "LunarLander-v3", 1_000_000, 200.0),
     ("ppo", "LunarLanderContinuous-v3", 1_000_000, 200.0),
+    ("ppo", "Swimmer-v5", 1_000_000, 140.0),
     ("trpo", "Acrobot-v1", 100_000, -85.0),
+    ("trpo", "HalfCheetah-v5", 1_000_000, 1_500.0),
+    ("trpo", "Hopper-v5", 1_000_000, 2_500.0),
     ("vpg", "Acrobot-v1", 100_000, -100.0),
 ]
 MUJOCO = importlib.util.find_spec("mujoco") is not None
