@@ -1,6 +1,6 @@
 """Learning checks of the presets: minutes to an hour each, so they run only when asked.
 
-    make bench BENCH_ARGS="-m learning"                 # every case (about 1.5 h on 2 cores)
+    make bench BENCH_ARGS="-m learning"                 # every case (about 2.5 h on 2 cores)
     make bench BENCH_ARGS="-m learning -k Acrobot"      # one env (seconds)
 
 Each case trains ALGO on ENV_ID with its preset (``pgfast.train`` with no overrides) for
@@ -36,9 +36,11 @@ CASES = [
     ("ppo", "LunarLander-v3", 1_000_000, 200.0),
     ("ppo", "LunarLanderContinuous-v3", 1_000_000, 200.0),
     ("ppo", "Swimmer-v5", 1_000_000, 140.0),
+    ("ppo", "Ant-v5", 1_000_000, 1_500.0),
     ("trpo", "Acrobot-v1", 100_000, -85.0),
     ("trpo", "HalfCheetah-v5", 1_000_000, 1_500.0),
     ("trpo", "Hopper-v5", 1_000_000, 2_500.0),
+    ("trpo", "Ant-v5", 1_000_000, 1_500.0),
     ("vpg", "Acrobot-v1", 100_000, -100.0),
 ]
 MUJOCO = importlib.util.find_spec("mujoco") is not None
