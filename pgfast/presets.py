@@ -154,7 +154,7 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
         # CleanRL's ppo_continuous_action.py (above), checked with seeds 0-2 in docs/PRESETS.md:
         # MountainCarContinuous >= 93.6 at 300k (observation and reward normalisation make the
         # sparse goal reachable without gSDE), InvertedPendulum 1000 x3 at 98k,
-        # InvertedDoublePendulum >= 8,899 at 500k, Hopper >= 2,657 at 1M. Walker2d takes gamma
+        # Hopper >= 2,657 at 1M, Humanoid >= 682.7, Reacher >= -4.6, Pusher >= -27.8. Walker2d takes gamma
         # 0.995: with CleanRL's 0.99 and the native rollout and update, seed 1 ended at 2,254.6
         # (3,855.1 / 2,254.6 / 5,792.1); 0.995 gives 4,086.3 / 4,297.6 / 4,860.3 at 1M (chosen
         # on seed 1 among two variants, the other num_minibatches=16: 4,150.8).
