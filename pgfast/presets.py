@@ -214,9 +214,11 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
         # 5,231.4 / 3,464.1 / 4,360.1, and the zoo's settings 4,718.8 / 1,028.6 / 4,501.1 (seed
         # 1 learned to stand still).
         "Walker2d-v5": dict(BOX_TRPO, gamma=0.995),
-        # InvertedPendulum-v5: BOX_TRPO (1000 on seeds 0-2 at 1M). With the zoo's settings the
-        # pole fell within 19-205 steps on seeds 0-2 (deterministic, 1M).
+        # InvertedPendulum-v5 and InvertedDoublePendulum-v5: BOX_TRPO (IP 1000 on seeds 0-2 at 1M;
+        # IDP 8,916.6 / 7,976.2 / 9,336.0). With the zoo's settings the pole fell within 19-205
+        # steps on IP (seeds 0-2, deterministic, 1M), and IDP reached 5,758.9 / 5,680.2 (seeds 0-1).
         "InvertedPendulum-v5": BOX_TRPO,
+        "InvertedDoublePendulum-v5": BOX_TRPO,
         # `pgfast tune trpo Acrobot-v1 --trials 24 --budget 100000 --seeds 0 1 2 --score worst
         # --sampler-seed 2 --no-prune` (trial 5 of 24; scored by its worst seed). Deterministic
         # eval at 100k (scripts/check_presets.py, 20 episodes): -82.1 / -78.4 / -82.9 on seeds
