@@ -196,11 +196,14 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
             num_envs=4, num_steps=1024, gamma=0.9, gae_lambda=0.95, max_kl=0.01, learning_rate=1e-3,
             update_epochs=10, num_minibatches=16,
         ),
-        # RL-Zoo's sb3-contrib settings (ZOO_TRPO_MUJOCO above) on every MuJoCo task, with the
-        # zoo's per-env changes: target_kl 0.04 on HalfCheetah, gamma 0.9999 on Swimmer. They
-        # replaced Spinning Up's defaults on HalfCheetah (1 env x 4000 steps, lambda 0.97, 10 CG
-        # iterations, max_kl 0.01: 1,690.3 / 1,603.6 / 1,618.0 on seeds 0-2 at 1M) and the Box
-        # defaults elsewhere (Ant 191.0 / 129.5 / 153.7, Swimmer 129.6 / 127.8 / 117.0).
+        # RL-Zoo's sb3-contrib settings (ZOO_TRPO_MUJOCO above) on every MuJoCo task (Hopper,
+        # Humanoid, HumanoidStandup, Reacher and Pusher as they are), with the zoo's per-env
+        # changes (target_kl 0.04 on HalfCheetah, gamma 0.9999 on Swimmer) and the exceptions
+        # below, each chosen on seeds 0-2 at 1M (docs/PRESETS.md). They replaced Spinning Up's
+        # defaults on HalfCheetah (1 env x 4000 steps, lambda 0.97, 10 CG iterations, max_kl
+        # 0.01: 1,690.3 / 1,603.6 / 1,618.0 on seeds 0-2 at 1M; the zoo's: 4,793.4 / 1,915.2 /
+        # 4,231.3) and the Box defaults elsewhere (e.g. Hopper 3,556.8 / 2,685.9 / 2,043.5, the
+        # zoo's 3,273.6 / 3,080.7 / 3,618.6; Swimmer 129.6 / 127.8 / 117.0).
         **{env_id: ZOO_TRPO_MUJOCO for env_id in MUJOCO_ENVS},
         "HalfCheetah-v5": dict(ZOO_TRPO_MUJOCO, max_kl=0.04),
         "Swimmer-v5": dict(ZOO_TRPO_MUJOCO, gamma=0.9999),
