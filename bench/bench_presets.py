@@ -37,10 +37,13 @@ CASES = [
     ("ppo", "LunarLanderContinuous-v3", 1_000_000, 200.0),
     ("ppo", "Swimmer-v5", 1_000_000, 140.0),
     ("ppo", "Ant-v5", 1_000_000, 1_500.0),
+    ("ppo", "Pusher-v5", 1_000_000, -35.0),
     ("trpo", "Acrobot-v1", 100_000, -85.0),
     ("trpo", "HalfCheetah-v5", 1_000_000, 1_500.0),
     ("trpo", "Hopper-v5", 1_000_000, 2_500.0),
     ("trpo", "Ant-v5", 1_000_000, 1_500.0),
+    ("trpo", "Walker2d-v5", 1_000_000, 3_500.0),
+    ("trpo", "Pusher-v5", 1_000_000, -35.0),
     ("vpg", "Acrobot-v1", 100_000, -100.0),
 ]
 MUJOCO = importlib.util.find_spec("mujoco") is not None
