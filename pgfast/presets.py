@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Dict
 
 __all__ = ["PRESETS", "STUDY_TIMESTEPS", "DEFAULTS_BY_ACTION_SPACE", "CLEANRL_PPO_CONTINUOUS",
-           "ZOO_TRPO_MUJOCO", "BOX_TRPO", "MUJOCO_ENVS"]
+           "ZOO_TRPO_MUJOCO", "BOX_TRPO", "MUJOCO_TASKS"]
 
 # Env-step budgets of the reproduced study (per job).
 STUDY_TIMESTEPS: Dict[str, int] = {
@@ -44,7 +44,7 @@ BOX_TRPO: Dict[str, Any] = dict(
 )
 
 # gymnasium's eleven MuJoCo v5 tasks (each has a PPO and a TRPO preset below).
-MUJOCO_ENVS = (
+MUJOCO_TASKS = (
     "Ant-v5", "HalfCheetah-v5", "Hopper-v5", "Humanoid-v5", "HumanoidStandup-v5", "InvertedDoublePendulum-v5",
     "InvertedPendulum-v5", "Pusher-v5", "Reacher-v5", "Swimmer-v5", "Walker2d-v5",
 )
@@ -162,7 +162,7 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
         # Every MuJoCo task starts from CleanRL's settings (InvertedPendulum, Hopper, Humanoid,
         # HumanoidStandup, Reacher and Pusher use them as they are); the changes below are
         # named with what they were chosen on (docs/PRESETS.md, docs/MUJOCO.md).
-        **{env_id: CLEANRL_PPO_CONTINUOUS for env_id in MUJOCO_ENVS if env_id != "HalfCheetah-v5"},
+        **{env_id: CLEANRL_PPO_CONTINUOUS for env_id in MUJOCO_TASKS if env_id != "HalfCheetah-v5"},
         "Walker2d-v5": dict(CLEANRL_PPO_CONTINUOUS, gamma=0.995),
         # Ant-v5 with log_std_init -1 (std 0.37): at std 1 the control cost (~2.6 per step)
         # outweighs the healthy reward (1 per step); CleanRL's settings as they are gave
@@ -204,7 +204,7 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
         # 0.01: 1,690.3 / 1,603.6 / 1,618.0 on seeds 0-2 at 1M; the zoo's: 4,793.4 / 1,915.2 /
         # 4,231.3) and the Box defaults elsewhere (e.g. Hopper 3,556.8 / 2,685.9 / 2,043.5, the
         # zoo's 3,273.6 / 3,080.7 / 3,618.6; Swimmer 129.6 / 127.8 / 117.0).
-        **{env_id: ZOO_TRPO_MUJOCO for env_id in MUJOCO_ENVS},
+        **{env_id: ZOO_TRPO_MUJOCO for env_id in MUJOCO_TASKS},
         "HalfCheetah-v5": dict(ZOO_TRPO_MUJOCO, max_kl=0.04),
         "Swimmer-v5": dict(ZOO_TRPO_MUJOCO, gamma=0.9999),
         # Ant-v5 with log_std_init -1 (std 0.37 instead of 1): at std 1 the control cost

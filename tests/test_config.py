@@ -193,3 +193,19 @@ def test_actor_and_critic_sizes_flow_from_the_command_line_to_the_policy():
     # a saved config of an earlier release (no such fields) still loads
     old = {k: v for k, v in cfg.to_dict().items() if "_hidden_sizes" not in k}
     assert types["ppo"].from_saved(old).critic_hidden_sizes is None
+
+
+def test_every_mujoco_task_has_a_ppo_and_a_trpo_preset():
+    from pgfast import presets
+
+    assert len(presets.MUJOCO_TASKS) == 11 and len(set(presets.MUJOCO_TASKS)) == 11
+    for env_id in presets.MUJOCO_TASKS:
+        for algo in ("ppo", "trpo"):
+            fields, source = algos.resolve_settings(algo, env_id)
+            assert source == f"preset {algo}/{env_id}"
+            algos.make_config(algo, **fields)  # every preset is a valid Config
+    # the zoo's per-env changes and the exceptions chosen on seeds 0-2 (docs/PRESETS.md)
+    trpo = presets.PRESETS["trpo"]
+    assert trpo["HalfCheetah-v5"]["max_kl"] == 0.04 and trpo["Swimmer-v5"]["gamma"] == 0.9999
+    assert trpo["Hopper-v5"] == presets.ZOO_TRPO_MUJOCO
+    assert trpo["InvertedPendulum-v5"] == presets.BOX_TRPO == presets.DEFAULTS_BY_ACTION_SPACE["Box"]["trpo"]
