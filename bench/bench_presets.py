@@ -4,7 +4,7 @@
     make bench BENCH_ARGS="-m learning -k Acrobot"      # one env (seconds)
 
 Each case trains ALGO on ENV_ID with its preset (``pgfast.train`` with no overrides) for
-STEPS env steps, one test per seed 0, 1, 2 (fewer where CASE_SEEDS says), and requires the deterministic evaluation
+STEPS env steps, one test per seed 0, 1, 2, and requires the deterministic evaluation
 return over 20 episodes to reach the target on every seed. Without ``-m learning`` the
 cases are skipped with that reason (bench/conftest.py), so ``make test``'s smoke run of
 bench/ does not train for an hour. ``python scripts/check_presets.py ALGO ENV_ID --steps N``
@@ -47,16 +47,13 @@ CASES = [
     ("trpo", "Pusher-v5", 1_000_000, -35.0),
     ("vpg", "Acrobot-v1", 100_000, -100.0),
 ]
-# cases run on fewer seeds (their training is long): (algo, env id) -> seeds
-CASE_SEEDS = {("ppo", "BipedalWalker-v3"): (0, 1)}
-PARAMS = [pytest.param(a, e, n, t, s, id=f"{a}-{e}-seed{s}")
-          for a, e, n, t in CASES for s in CASE_SEEDS.get((a, e), SEEDS)]
 MUJOCO = importlib.util.find_spec("mujoco") is not None
 BOX2D = importlib.util.find_spec("Box2D") is not None
 
 
 @pytest.mark.learning
-@pytest.mark.parametrize("algo,env_id,steps,target,seed", PARAMS)
+@pytest.mark.parametrize("seed", SEEDS, ids=[f"seed{s}" for s in SEEDS])
+@pytest.mark.parametrize("algo,env_id,steps,target", CASES, ids=[f"{a}-{e}" for a, e, _, _ in CASES])
 def test_preset_reaches_its_target(algo, env_id, steps, target, seed):
     if env_id.endswith("-v5") and not MUJOCO:
         pytest.skip('needs MuJoCo: pip install "pgfast-rl[mujoco]"')
