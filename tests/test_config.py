@@ -207,5 +207,8 @@ def test_every_mujoco_task_has_a_ppo_and_a_trpo_preset():
     # the zoo's per-env changes and the exceptions chosen on seeds 0-2 (docs/PRESETS.md)
     trpo = presets.PRESETS["trpo"]
     assert trpo["HalfCheetah-v5"]["max_kl"] == 0.04 and trpo["Swimmer-v5"]["gamma"] == 0.9999
-    assert trpo["Hopper-v5"] == presets.ZOO_TRPO_MUJOCO
+    assert trpo["Humanoid-v5"] == presets.ZOO_TRPO_MUJOCO
+    assert trpo["Hopper-v5"] == dict(presets.ZOO_TRPO_MUJOCO, gamma=0.995)
+    assert trpo["Walker2d-v5"] == dict(presets.BOX_TRPO, gamma=0.995, num_minibatches=16)
+    assert trpo["Swimmer-v5"]["num_envs"] * trpo["Swimmer-v5"]["num_steps"] == 2048
     assert trpo["InvertedPendulum-v5"] == presets.BOX_TRPO == presets.DEFAULTS_BY_ACTION_SPACE["Box"]["trpo"]
